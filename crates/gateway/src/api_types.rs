@@ -1,0 +1,298 @@
+//! The admin API's request and response bodies, shared by the server (`api.rs`) and the CLI
+//! (`cli.rs`) so both sides validate with the same code. Directory values travel as the policy
+//! crate's model types; requests carry strings so a bad value is reported by name, not by serde.
+
+use ipnet::IpNet;
+use portcullis_policy::names;
+use portcullis_policy::{
+    Connector, ConnectorType, DirectSendScope, DomainType, OrgSettings, RejectDirectSend, SpoofAction,
+};
+use serde::{Deserialize, Serialize};
+
+/// Every error response: `{"error": "..."}` naming the bad value.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewTenant {
+    pub name: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct NewDomain {
+    pub domain: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub domain_type: Option<String>,
+    #[serde(default)]
+    pub match_subdomains: bool,
+}
+
+/// `PATCH /org`: only the fields present change.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct OrgPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_direct_send: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_send_scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub honor_dmarc: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arc_trusted_sealers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_send_allow_dkim_aligned: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spoof_action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_services: Option<Vec<String>>,
+}
+
+/// `POST /connectors` (with `name`) and `PATCH /connectors/{name}`: only the fields present change;
+/// list fields replace the whole list.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ConnectorPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub connector_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_ips: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_names: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_domains: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_tls: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restrict_domains_to_ip: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restrict_domains_to_cert: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// Query parameters of `GET /trace`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct TraceParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// A humantime duration (`2h`, `7d`): records received since then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// RFC 3339 bounds (start inclusive, end exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+pub const TRACE_STATUSES: &[&str] =
+    &["pending", "delivered", "quarantined", "rejected", "deferred", "failed"];
+
+// ---- validation shared by server and CLI: each error names the bad value ----
+
+pub fn parse_tenant_name(s: &str) -> Result<String, String> {
+    if names::is_valid_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "invalid tenant name {s:?}: use 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
+        ))
+    }
+}
+
+pub fn parse_domain(s: &str) -> Result<String, String> {
+    names::normalize_domain(s).ok_or_else(|| format!("invalid domain {s:?}"))
+}
+
+pub fn parse_domain_type(s: &str) -> Result<DomainType, String> {
+    match s {
+        "authoritative" => Ok(DomainType::Authoritative),
+        "internal-relay" => Ok(DomainType::InternalRelay),
+        _ => Err(format!("invalid domain type {s:?}: expected authoritative or internal-relay")),
+    }
+}
+
+pub fn parse_reject_direct_send(s: &str) -> Result<RejectDirectSend, String> {
+    match s {
+        "on" => Ok(RejectDirectSend::On),
+        "off" => Ok(RejectDirectSend::Off),
+        "audit" => Ok(RejectDirectSend::Audit),
+        _ => Err(format!("invalid reject-direct-send mode {s:?}: expected on, off or audit")),
+    }
+}
+
+pub fn parse_direct_send_scope(s: &str) -> Result<DirectSendScope, String> {
+    match s {
+        "envelope" => Ok(DirectSendScope::Envelope),
+        "envelope-and-header" => Ok(DirectSendScope::EnvelopeAndHeader),
+        _ => Err(format!(
+            "invalid direct-send scope {s:?}: expected envelope or envelope-and-header"
+        )),
+    }
+}
+
+pub fn parse_spoof_action(s: &str) -> Result<SpoofAction, String> {
+    match s {
+        "junk" => Ok(SpoofAction::Junk),
+        "quarantine" => Ok(SpoofAction::Quarantine),
+        "none" => Ok(SpoofAction::None),
+        _ => Err(format!("invalid spoof action {s:?}: expected junk, quarantine or none")),
+    }
+}
+
+pub fn parse_on_off(what: &str, s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("invalid value {s:?} for {what}: expected on or off")),
+    }
+}
+
+pub fn parse_connector_name(s: &str) -> Result<String, String> {
+    if names::is_valid_connector_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "invalid connector name {s:?}: use 1-64 characters of letters, digits, space, '.', '_', '-'"
+        ))
+    }
+}
+
+pub fn parse_connector_type(s: &str) -> Result<ConnectorType, String> {
+    match s {
+        "partner" => Ok(ConnectorType::Partner),
+        "on-premises" => Ok(ConnectorType::OnPremises),
+        _ => Err(format!("invalid connector type {s:?}: expected partner or on-premises")),
+    }
+}
+
+/// An IPv4 or IPv6 CIDR; a bare address means a single host (/32 or /128). Host bits are cleared.
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let t = s.trim();
+    if let Ok(net) = t.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    t.parse::<std::net::IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("invalid CIDR {s:?}: expected e.g. 192.0.2.0/24 or 2001:db8::/32"))
+}
+
+pub fn parse_cert_name(s: &str) -> Result<String, String> {
+    names::normalize_cert_name_pattern(s)
+        .ok_or_else(|| format!("invalid certificate name {s:?}: expected mail.example.com or *.example.com"))
+}
+
+pub fn parse_sender_domain(s: &str) -> Result<String, String> {
+    names::normalize_sender_domain_pattern(s)
+        .ok_or_else(|| format!("invalid sender domain {s:?}: expected *, example.com or *.example.com"))
+}
+
+impl OrgPatch {
+    /// Applies the patch to `settings`, validating every field; `services` are the trusted
+    /// sending services the operator configured.
+    pub fn apply(&self, settings: &mut OrgSettings, services: &[String]) -> Result<(), String> {
+        if let Some(v) = &self.reject_direct_send {
+            settings.reject_direct_send = parse_reject_direct_send(v)?;
+        }
+        if let Some(v) = &self.direct_send_scope {
+            settings.direct_send_scope = parse_direct_send_scope(v)?;
+        }
+        if let Some(v) = self.honor_dmarc {
+            settings.honor_dmarc = v;
+        }
+        if let Some(list) = &self.arc_trusted_sealers {
+            settings.arc_trusted_sealers =
+                list.iter().map(|d| parse_domain(d)).collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = self.direct_send_allow_dkim_aligned {
+            settings.direct_send_allow_dkim_aligned = v;
+        }
+        if let Some(v) = &self.spoof_action {
+            settings.spoof_action = parse_spoof_action(v)?;
+        }
+        if let Some(list) = &self.trust_services {
+            for s in list {
+                if !services.iter().any(|k| k == s) {
+                    return Err(format!(
+                        "unknown trusted service {s:?}: the operator configured {}",
+                        if services.is_empty() { "none".to_string() } else { services.join(", ") }
+                    ));
+                }
+            }
+            settings.trust_services = list.clone();
+        }
+        Ok(())
+    }
+}
+
+impl ConnectorPatch {
+    /// Applies the patch to `c`, validating every field and the combination.
+    pub fn apply(&self, c: &mut Connector) -> Result<(), String> {
+        if let Some(v) = &self.connector_type {
+            c.connector_type = parse_connector_type(v)?;
+        }
+        if let Some(list) = &self.sender_ips {
+            c.sender_ips = list.iter().map(|s| parse_cidr(s)).collect::<Result<_, _>>()?;
+        }
+        if let Some(list) = &self.tls_cert_names {
+            c.tls_cert_names = list.iter().map(|s| parse_cert_name(s)).collect::<Result<_, _>>()?;
+        }
+        if let Some(list) = &self.sender_domains {
+            c.sender_domains = list.iter().map(|s| parse_sender_domain(s)).collect::<Result<_, _>>()?;
+            if c.sender_domains.is_empty() {
+                c.sender_domains = portcullis_policy::default_sender_domains();
+            }
+        }
+        if let Some(v) = self.require_tls {
+            c.require_tls = v;
+        }
+        if let Some(v) = self.restrict_domains_to_ip {
+            c.restrict_domains_to_ip = v;
+        }
+        if let Some(v) = self.restrict_domains_to_cert {
+            c.restrict_domains_to_cert = v;
+        }
+        if let Some(v) = self.enabled {
+            c.enabled = v;
+        }
+        if c.restrict_domains_to_ip && c.sender_ips.is_empty() {
+            return Err(format!(
+                "connector {:?}: restrict-domains-to-ip needs at least one --sender-ip",
+                c.name
+            ));
+        }
+        if c.restrict_domains_to_cert && c.tls_cert_names.is_empty() {
+            return Err(format!(
+                "connector {:?}: restrict-domains-to-cert needs at least one --tls-cert-name",
+                c.name
+            ));
+        }
+        if (c.restrict_domains_to_ip || c.restrict_domains_to_cert)
+            && c.connector_type != ConnectorType::Partner
+        {
+            return Err(format!(
+                "connector {:?}: restrict-domains-to-ip/cert apply to partner connectors only",
+                c.name
+            ));
+        }
+        if c.sender_ips.is_empty() && c.tls_cert_names.is_empty() {
+            return Err(format!(
+                "connector {:?}: needs at least one --sender-ip or --tls-cert-name",
+                c.name
+            ));
+        }
+        Ok(())
+    }
+}

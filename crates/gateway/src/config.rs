@@ -1,0 +1,345 @@
+//! Configuration in two steps (ripgrep style): the TOML file is parsed into a raw, all-optional
+//! form that rejects unknown keys, then validated into [`Config`] with every default filled in.
+//! Every error names the file, the key and the reason; command-line flags override the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use portcullis_policy::RejectDirectSend;
+use serde::Deserialize;
+
+use crate::api_types::{parse_cert_name, parse_cidr, parse_reject_direct_send};
+use crate::cli::ServeArgs;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    hostname: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    smtp: RawSmtp,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    dns: RawDns,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    trace: RawTrace,
+    #[serde(default)]
+    delivery: RawDelivery,
+    #[serde(default)]
+    tenants: RawTenants,
+    #[serde(default)]
+    services: std::collections::BTreeMap<String, RawService>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    listen: Option<String>,
+    max_message_size: Option<u64>,
+    max_recipients: Option<u64>,
+    max_line_length: Option<u64>,
+    max_commands: Option<u64>,
+    max_errors: Option<u64>,
+    idle_timeout: Option<String>,
+    max_connections: Option<u64>,
+    max_connections_per_ip: Option<u64>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    nameservers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrace {
+    retention: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    default_route: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenants {
+    default_reject_direct_send: Option<String>,
+    lock_reject_direct_send: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    #[serde(default)]
+    sender_ips: Vec<String>,
+    #[serde(default)]
+    tls_cert_names: Vec<String>,
+}
+
+/// A trusted sending service (`[services.NAME]`) tenants may opt into with `trust_services`.
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub name: String,
+    pub sender_ips: Vec<IpNet>,
+    pub tls_cert_names: Vec<String>,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub smtp_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    pub max_line_length: usize,
+    pub max_commands: usize,
+    pub max_errors: usize,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub shutdown_grace: Duration,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// DNS servers for email authentication (SPEC §4); validated now, used by the auth work.
+    #[allow(dead_code)]
+    pub nameservers: Vec<SocketAddr>,
+    pub storage_url: String,
+    pub trace_retention: Duration,
+    /// Root of the Maildir tree.
+    pub maildir_root: PathBuf,
+    pub default_reject_direct_send: RejectDirectSend,
+    pub lock_reject_direct_send: bool,
+    pub services: Vec<Service>,
+}
+
+/// A configuration error, already phrased for the operator.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Config {
+    /// Reads `--config` (if any), applies flags, validates.
+    pub fn load(args: &ServeArgs, data_dir_flag: Option<&Path>) -> Result<Config, ConfigError> {
+        let (raw, file) = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("{}: cannot read config file: {e}", path.display()))
+                })?;
+                let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+                    ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end()))
+                })?;
+                (raw, path.display().to_string())
+            }
+            None => (RawConfig::default(), "(defaults)".to_string()),
+        };
+        validate(raw, &file, args, data_dir_flag)
+    }
+}
+
+fn validate(
+    raw: RawConfig,
+    file: &str,
+    args: &ServeArgs,
+    data_dir_flag: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let err = |key: &str, reason: String| ConfigError(format!("{file}: key `{key}`: {reason}"));
+    let addr = |key: &str, v: &Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+        let s = v.as_deref().unwrap_or(default);
+        s.parse().map_err(|_| err(key, format!("invalid address {s:?} (expected e.g. 127.0.0.1:2525)")))
+    };
+    let duration = |key: &str, v: &Option<String>, default: &str| -> Result<Duration, ConfigError> {
+        let s = v.as_deref().unwrap_or(default);
+        humantime::parse_duration(s)
+            .map_err(|e| err(key, format!("invalid duration {s:?}: {e} (expected e.g. 5m, 90d)")))
+    };
+    let positive = |key: &str, v: Option<u64>, default: u64| -> Result<usize, ConfigError> {
+        match v.unwrap_or(default) {
+            0 => Err(err(key, "must be greater than 0".into())),
+            n => usize::try_from(n).map_err(|_| err(key, format!("{n} is too large"))),
+        }
+    };
+
+    let hostname = match raw.hostname {
+        Some(h) => portcullis_policy::names::normalize_domain(&h)
+            .or_else(|| (h == "localhost").then(|| h.clone()))
+            .ok_or_else(|| err("hostname", format!("invalid host name {h:?}")))?,
+        None => hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    let data_dir = data_dir_flag
+        .map(Path::to_path_buf)
+        .or(raw.data_dir)
+        .unwrap_or_else(|| PathBuf::from("portcullis-data"));
+
+    let smtp_listen = match args.smtp_listen {
+        Some(a) => a,
+        None => addr("smtp.listen", &raw.smtp.listen, "127.0.0.1:2525")?,
+    };
+    let admin_listen = match args.admin_listen {
+        Some(a) => a,
+        None => addr("admin.listen", &raw.admin.listen, "127.0.0.1:8025")?,
+    };
+    let max_line_length = positive("smtp.max_line_length", raw.smtp.max_line_length, 2048)?;
+    if max_line_length < 512 {
+        return Err(err("smtp.max_line_length", "must be at least 512 (RFC 5321 §4.5.3.1.4)".into()));
+    }
+
+    let nameservers = raw
+        .dns
+        .nameservers
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.parse::<SocketAddr>().map_err(|_| err("dns.nameservers", format!("invalid address {s:?} (expected \"127.0.0.1:5353\")"))))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let storage_url = match raw.storage.url {
+        Some(u) if u.starts_with("sqlite:") || u.starts_with("postgres:") || u.starts_with("postgresql:") => u,
+        Some(u) => return Err(err("storage.url", format!("unsupported url {u:?} (expected sqlite://… or postgres://…)"))),
+        None => format!("sqlite://{}", data_dir.join("portcullis.db").display()),
+    };
+
+    let maildir_root = match raw.delivery.default_route {
+        None => data_dir.join("mail"),
+        Some(r) => match r.strip_prefix("maildir:") {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => {
+                return Err(err(
+                    "delivery.default_route",
+                    format!("unsupported route {r:?}: this version delivers to maildir:PATH only"),
+                ));
+            }
+        },
+    };
+
+    let default_reject_direct_send = match &raw.tenants.default_reject_direct_send {
+        Some(s) => parse_reject_direct_send(s).map_err(|e| err("tenants.default_reject_direct_send", e))?,
+        None => RejectDirectSend::Off,
+    };
+
+    let mut services = Vec::new();
+    for (name, s) in raw.services {
+        let key = |k: &str| format!("services.{name}.{k}");
+        let sender_ips = s
+            .sender_ips
+            .iter()
+            .map(|v| parse_cidr(v).map_err(|e| err(&key("sender_ips"), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls_cert_names = s
+            .tls_cert_names
+            .iter()
+            .map(|v| parse_cert_name(v).map_err(|e| err(&key("tls_cert_names"), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if sender_ips.is_empty() && tls_cert_names.is_empty() {
+            return Err(err(&format!("services.{name}"), "needs sender_ips or tls_cert_names".into()));
+        }
+        services.push(Service { name, sender_ips, tls_cert_names });
+    }
+
+    if raw.tls.cert_file.is_some() != raw.tls.key_file.is_some() {
+        return Err(err("tls.cert_file", "tls.cert_file and tls.key_file go together".into()));
+    }
+
+    Ok(Config {
+        hostname,
+        data_dir,
+        smtp_listen,
+        admin_listen,
+        max_message_size: positive("smtp.max_message_size", raw.smtp.max_message_size, 25 * 1024 * 1024)?,
+        max_recipients: positive("smtp.max_recipients", raw.smtp.max_recipients, 100)?,
+        max_line_length,
+        max_commands: positive("smtp.max_commands", raw.smtp.max_commands, 10_000)?,
+        max_errors: positive("smtp.max_errors", raw.smtp.max_errors, 20)?,
+        idle_timeout: duration("smtp.idle_timeout", &raw.smtp.idle_timeout, "5m")?,
+        max_connections: positive("smtp.max_connections", raw.smtp.max_connections, 1000)?,
+        max_connections_per_ip: positive("smtp.max_connections_per_ip", raw.smtp.max_connections_per_ip, 20)?,
+        shutdown_grace: duration("smtp.shutdown_grace", &raw.smtp.shutdown_grace, "30s")?,
+        tls_cert_file: raw.tls.cert_file,
+        tls_key_file: raw.tls.key_file,
+        tls_client_ca_file: raw.tls.client_ca_file,
+        nameservers,
+        storage_url,
+        trace_retention: duration("trace.retention", &raw.trace.retention, "90d")?,
+        maildir_root,
+        default_reject_direct_send,
+        lock_reject_direct_send: raw.tenants.lock_reject_direct_send.unwrap_or(false),
+        services,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        validate(raw, "p.toml", &ServeArgs::default(), None).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.smtp_listen.to_string(), "127.0.0.1:2525");
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:8025");
+        assert!(c.storage_url.ends_with("portcullis-data/portcullis.db"));
+        assert_eq!(c.trace_retention, Duration::from_secs(90 * 86400));
+    }
+
+    #[test]
+    fn errors_name_file_key_and_reason() {
+        let cases = [
+            ("[smtp]\nlisten = \"nowhere\"", "p.toml: key `smtp.listen`: invalid address \"nowhere\""),
+            ("[smtp]\nidle_timeout = \"soon\"", "key `smtp.idle_timeout`: invalid duration \"soon\""),
+            ("[smtp]\nmax_recipients = 0", "key `smtp.max_recipients`: must be greater than 0"),
+            ("[tenants]\ndefault_reject_direct_send = \"maybe\"", "key `tenants.default_reject_direct_send`: invalid reject-direct-send mode \"maybe\""),
+            ("[services.x]\nsender_ips = [\"10.0.0.0/33\"]", "key `services.x.sender_ips`: invalid CIDR \"10.0.0.0/33\""),
+            ("[storage]\nurl = \"mysql://x\"", "key `storage.url`: unsupported url"),
+        ];
+        for (text, want) in cases {
+            let got = load(text).unwrap_err();
+            assert!(got.contains(want), "{text:?}: {got}");
+        }
+        assert!(load("[smtp]\nlisten_port = 25").unwrap_err().contains("listen_port"));
+    }
+}

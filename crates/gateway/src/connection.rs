@@ -1,0 +1,510 @@
+//! One SMTP connection: drives the sans-IO `smtp::Session` over a socket, gathers the facts
+//! (peer, TLS, envelope, headers), asks `policy` for verdicts, spools accepted copies and records
+//! the trace. Reply texts come from the smtp crate's table or the verdicts' single mapping.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use portcullis_policy::{
+    Attribution, DataFacts, DataVerdict, DirectSend, Directory, PeerFacts, RcptFacts, RcptVerdict,
+    decide_data, decide_rcpt,
+};
+use portcullis_smtp::{Address, Reply, ReversePath, Session, SessionConfig, Stage, Step, reply};
+use portcullis_store::{TraceRecipient, TraceRecord, TraceTls};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::delivery::Delivery;
+use crate::directory::Live;
+use crate::message::{HeaderFacts, header_facts, header_value, strip_own_headers};
+use crate::spool::{Envelope, Spool};
+use crate::tls::{Tls, TlsInfo};
+use crate::trace::{TraceSender, event, micros, rfc3339};
+
+/// Everything a connection needs, shared by all connections.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub session_config: Arc<SessionConfig>,
+    pub directory: Arc<Live>,
+    pub tls: Option<Tls>,
+    pub spool: Spool,
+    pub trace: TraceSender,
+    pub delivery: Delivery,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Closed,
+}
+
+impl Stream {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+            Stream::Closed => Ok(0),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(bytes).await,
+            Stream::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Stream::Closed => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+            Stream::Closed => Ok(()),
+        };
+    }
+}
+
+/// One tenant's share of a transaction.
+struct Copy {
+    tenant: String,
+    attribution: Attribution,
+    direct_send: DirectSend,
+    accepted: Vec<String>,
+    record: TraceRecord,
+}
+
+/// The transaction in progress (from MAIL to the end of DATA, RSET or disconnect).
+struct Txn {
+    id: String,
+    dir: Arc<Directory>,
+    from: ReversePath,
+    copies: Vec<Copy>,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    tls: Option<TlsInfo>,
+    txn: Option<Txn>,
+}
+
+/// Serves one connection to its end. Never panics on input; I/O errors end the connection.
+pub async fn handle(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let mut stream = Stream::Plain(tcp);
+    let mut session = Session::new(shared.session_config.clone());
+    let mut conn = Conn { shared: shared.clone(), peer, tls: None, txn: None };
+    let mut out = Vec::with_capacity(512);
+    let mut buf = vec![0u8; 16 * 1024];
+    session.greeting().write_to(&mut out);
+    let idle = shared.config.idle_timeout;
+
+    loop {
+        match session.step() {
+            Step::Reply(r) => r.write_to(&mut out),
+            Step::NeedInput => {
+                if !out.is_empty() {
+                    if stream.write_all(&out).await.is_err() {
+                        break;
+                    }
+                    out.clear();
+                }
+                // A shutdown interrupts idle waits, but never a message being received.
+                let draining = *shutdown.borrow() && !session.in_data();
+                if draining {
+                    session.on_shutdown();
+                    continue;
+                }
+                let read = tokio::select! {
+                    r = tokio::time::timeout(idle, stream.read(&mut buf)) => r,
+                    _ = shutdown.changed(), if !session.in_data() => {
+                        session.on_shutdown();
+                        continue;
+                    }
+                };
+                match read {
+                    Err(_) => session.on_timeout(),
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => session.feed(&buf[..n]),
+                }
+            }
+            Step::StartTls => {
+                if stream.write_all(&out).await.is_err() {
+                    break;
+                }
+                out.clear();
+                let (Some(tls), Stream::Plain(tcp)) =
+                    (shared.tls.as_ref(), std::mem::replace(&mut stream, Stream::Closed))
+                else {
+                    break;
+                };
+                match tokio::time::timeout(idle, tls.acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => {
+                        conn.tls = Some(tls.info(s.get_ref().1));
+                        stream = Stream::Tls(Box::new(s));
+                        session.tls_established();
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            Step::Decide(stage) => {
+                let r = conn.decide(&session, stage).await;
+                session.answer(r);
+            }
+            Step::Close => {
+                if !out.is_empty() {
+                    let _ = stream.write_all(&out).await;
+                }
+                stream.shutdown().await;
+                break;
+            }
+        }
+    }
+    conn.finish_txn().await;
+}
+
+impl Conn {
+    async fn decide(&mut self, session: &Session, stage: Stage) -> Reply {
+        match stage {
+            Stage::Mail { from, .. } => {
+                self.finish_txn().await;
+                self.txn = Some(Txn {
+                    id: new_trace_id(),
+                    dir: self.shared.directory.get(),
+                    from,
+                    copies: Vec::new(),
+                });
+                reply::SENDER_OK
+            }
+            Stage::Rcpt { to } => self.rcpt(session, to),
+            Stage::Data { message } => self.data(session, message).await,
+        }
+    }
+
+    fn peer_facts(&self) -> PeerFacts {
+        PeerFacts {
+            ip: self.peer.ip(),
+            tls: self.tls.is_some(),
+            cert_names: self.tls.as_ref().map(|t| t.trusted_names.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn rcpt(&mut self, session: &Session, to: Address) -> Reply {
+        let peer = self.peer_facts();
+        let Some(txn) = self.txn.as_mut() else {
+            return reply::NEED_MAIL_BEFORE_RCPT;
+        };
+        let facts = RcptFacts {
+            peer: &peer,
+            p1_domain: txn.from.domain(),
+            rcpt_domain: to.domain(),
+        };
+        let verdict = decide_rcpt(&txn.dir, &facts);
+        let r = verdict.reply();
+        let rcpt = to.to_string();
+        let Some(tenant) = verdict.tenant() else {
+            // No tenant owns the domain: nobody may see this refusal but the operator's log.
+            tracing::info!(peer = %self.peer, from = %txn.from, rcpt, reply = %r, "relay refused");
+            return r;
+        };
+        let copy = match txn.copies.iter().position(|c| c.tenant == tenant) {
+            Some(i) => &mut txn.copies[i],
+            None => {
+                let record = new_record(&txn.id, tenant, self.peer, session, self.tls.as_ref(), &txn.from);
+                txn.copies.push(Copy {
+                    tenant: tenant.to_string(),
+                    attribution: Attribution::Anonymous,
+                    direct_send: DirectSend::No,
+                    accepted: Vec::new(),
+                    record,
+                });
+                txn.copies.last_mut().expect("just pushed")
+            }
+        };
+        match &verdict {
+            RcptVerdict::NoTenant => unreachable!("handled above"),
+            RcptVerdict::RestrictedPartner { connector, .. } => {
+                event(&mut copy.record, "REJECT", format!("{rcpt}: {r} (partner connector \"{connector}\" restricts this sender domain)"));
+            }
+            RcptVerdict::DirectSendRefused { .. } => {
+                copy.record.direct_send = true;
+                event(&mut copy.record, "REJECT", format!("{rcpt}: {r} (anonymous sender uses an accepted domain of the tenant)"));
+            }
+            RcptVerdict::Accept { attribution, direct_send, .. } => {
+                copy.attribution = attribution.clone();
+                copy.direct_send = *direct_send;
+                copy.record.attribution =
+                    if attribution.is_anonymous() { "anonymous" } else { "connector" }.into();
+                copy.record.connector = attribution.connector().map(str::to_string);
+                copy.record.direct_send |= direct_send.is_direct_send();
+                if *direct_send == DirectSend::Audit
+                    && !copy.record.events.iter().any(|e| e.event == "AUDIT")
+                {
+                    event(&mut copy.record, "AUDIT", format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED));
+                }
+                copy.accepted.push(rcpt.clone());
+            }
+        }
+        let status = if r.is_positive() { "pending" } else { "rejected" };
+        copy.record.recipients.push(TraceRecipient {
+            address: rcpt,
+            status: status.into(),
+            reply: r.to_string(),
+        });
+        r
+    }
+
+    async fn data(&mut self, session: &Session, message: Vec<u8>) -> Reply {
+        let Some(mut txn) = self.txn.take() else {
+            return reply::NEED_MAIL_BEFORE_DATA;
+        };
+        let facts = header_facts(&message);
+        let body = strip_own_headers(&message);
+        let size = message.len() as u64;
+        let host = self.shared.config.hostname.clone();
+        let mut refusal: Option<Reply> = None;
+        let mut to_store: Vec<(Envelope, Vec<u8>)> = Vec::new();
+
+        for copy in txn.copies.iter_mut() {
+            fill_header_facts(&mut copy.record, &facts, size);
+            if copy.accepted.is_empty() {
+                copy.record.status = "rejected".into();
+                continue;
+            }
+            let verdict = decide_data(
+                &txn.dir,
+                &DataFacts {
+                    tenant: &copy.tenant,
+                    attribution: &copy.attribution,
+                    direct_send: copy.direct_send,
+                    header_from_domain: facts.from_domain.as_deref(),
+                    // Authentication results arrive with the email-authentication work (SPEC §4).
+                    arc_pass_sealer: None,
+                    dkim_aligned_with_p1: false,
+                },
+            );
+            match verdict {
+                DataVerdict::DirectSendRefused { header } => {
+                    let r = verdict.reply().expect("refusals have a reply");
+                    let why = if header { "P2 From: domain" } else { "envelope sender" };
+                    event(&mut copy.record, "REJECT", format!("DATA: {r} (anonymous {why} uses an accepted domain of the tenant)"));
+                    copy.record.direct_send = true;
+                    refuse_recipients(&mut copy.record, &r);
+                    copy.record.status = "rejected".into();
+                    refusal.get_or_insert(r);
+                }
+                DataVerdict::Accept { direct_send, audit, exemption } => {
+                    copy.record.direct_send |= direct_send;
+                    if let Some(why) = &exemption {
+                        event(&mut copy.record, "AUDIT", format!("direct send exempted: {why}"));
+                    }
+                    if audit.is_some() && !copy.record.events.iter().any(|e| e.event == "AUDIT") {
+                        event(&mut copy.record, "AUDIT", format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED));
+                    }
+                    let headers = added_headers(&host, self.peer, session, self.tls.as_ref(), &txn.id, copy, audit.is_some());
+                    let mut full = Vec::with_capacity(headers.len() + body.len());
+                    full.extend_from_slice(headers.as_bytes());
+                    full.extend_from_slice(&body);
+                    copy.record.status = "pending".into();
+                    event(&mut copy.record, "RECEIVE", format!("received from [{}] by {host}, {size} bytes", self.peer.ip()));
+                    to_store.push((
+                        Envelope {
+                            trace_id: txn.id.clone(),
+                            tenant: copy.tenant.clone(),
+                            mail_from: reverse_path_text(&txn.from),
+                            recipients: copy.accepted.clone(),
+                            trace: copy.record.clone(),
+                        },
+                        full,
+                    ));
+                }
+            }
+        }
+
+        let reply = if to_store.is_empty() {
+            refusal.unwrap_or(reply::NO_VALID_RECIPIENTS)
+        } else {
+            let spool = self.shared.spool.clone();
+            let stored = tokio::task::spawn_blocking(move || {
+                let mut done = Vec::new();
+                for (env, msg) in &to_store {
+                    match spool.store(env, msg) {
+                        Ok(entry) => done.push(entry),
+                        Err(e) => {
+                            for entry in &done {
+                                let _ = spool.remove(entry);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(done)
+            })
+            .await;
+            match stored {
+                Ok(Ok(entries)) => {
+                    // Durable: now the trace and the delivery may learn of it.
+                    for entry in entries {
+                        self.shared.trace.send(entry.envelope.trace.clone()).await;
+                        self.shared.delivery.submit(entry);
+                    }
+                    for copy in txn.copies.iter().filter(|c| c.record.status != "pending") {
+                        self.shared.trace.send(copy.record.clone()).await;
+                    }
+                    return reply::queued(&txn.id);
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(trace_id = %txn.id, "spool write failed: {e:#}");
+                    reply::TEMPORARY_ERROR
+                }
+                Err(e) => {
+                    tracing::error!(trace_id = %txn.id, "spool task failed: {e}");
+                    reply::TEMPORARY_ERROR
+                }
+            }
+        };
+        // Nothing was accepted: every copy is recorded with the final reply.
+        for copy in txn.copies.iter_mut() {
+            if copy.record.status == "pending" {
+                copy.record.status = "deferred".into();
+                refuse_recipients(&mut copy.record, &reply);
+                event(&mut copy.record, "DEFER", format!("DATA: {reply}"));
+            }
+            self.shared.trace.send(copy.record.clone()).await;
+        }
+        reply
+    }
+
+    /// Records a transaction that ended without a message (RSET, new MAIL, disconnect): only
+    /// tenants with refused recipients get a record, so refusals are visible in the trace.
+    async fn finish_txn(&mut self) {
+        let Some(txn) = self.txn.take() else { return };
+        for mut copy in txn.copies {
+            if copy.record.recipients.iter().all(|r| r.status != "rejected") {
+                continue;
+            }
+            for r in copy.record.recipients.iter_mut().filter(|r| r.status == "pending") {
+                r.status = "abandoned".into();
+                r.reply = "transaction ended before DATA".into();
+            }
+            copy.record.status = "rejected".into();
+            self.shared.trace.send(copy.record).await;
+        }
+    }
+}
+
+fn refuse_recipients(record: &mut TraceRecord, r: &Reply) {
+    for rcpt in record.recipients.iter_mut().filter(|x| x.status == "pending") {
+        rcpt.status = if r.is_transient() { "deferred" } else { "rejected" }.into();
+        rcpt.reply = r.to_string();
+    }
+}
+
+fn fill_header_facts(record: &mut TraceRecord, facts: &HeaderFacts, size: u64) {
+    record.header_from = facts.from.clone();
+    record.message_id = facts.message_id.clone();
+    record.subject = facts.subject.clone();
+    record.size = size;
+}
+
+fn reverse_path_text(from: &ReversePath) -> String {
+    match from {
+        ReversePath::Null => "<>".into(),
+        ReversePath::Address(a) => a.to_string(),
+    }
+}
+
+fn new_record(
+    id: &str,
+    tenant: &str,
+    peer: SocketAddr,
+    session: &Session,
+    tls: Option<&TlsInfo>,
+    from: &ReversePath,
+) -> TraceRecord {
+    let now = SystemTime::now();
+    TraceRecord {
+        trace_id: id.to_string(),
+        tenant: tenant.to_string(),
+        received_at: rfc3339(now),
+        received_at_us: micros(now),
+        client_ip: peer.ip().to_canonical().to_string(),
+        helo: session.helo().map(str::to_string),
+        tls: tls.map(|t| TraceTls {
+            version: t.version.clone(),
+            cipher: t.cipher.clone(),
+            client_cert_subject: t.client_cert_subject.clone(),
+            client_cert_trusted: t.client_cert_trusted,
+        }),
+        mail_from: reverse_path_text(from),
+        attribution: "anonymous".into(),
+        status: "rejected".into(),
+        ..Default::default()
+    }
+}
+
+/// `Received`, `Authentication-Results` and our `X-Portcullis-*` headers for one tenant copy.
+fn added_headers(
+    host: &str,
+    peer: SocketAddr,
+    session: &Session,
+    tls: Option<&TlsInfo>,
+    id: &str,
+    copy: &Copy,
+    audit: bool,
+) -> String {
+    let helo = header_value(session.helo().unwrap_or("unknown"));
+    let utf8 = session.mail_params().is_some_and(|p| p.smtputf8);
+    let proto = match (utf8, tls.is_some()) {
+        (false, false) => "ESMTP",
+        (false, true) => "ESMTPS",
+        (true, false) => "UTF8SMTP",
+        (true, true) => "UTF8SMTPS",
+    };
+    let tls_comment = tls
+        .map(|t| format!(" (version={} cipher={})", t.version, t.cipher))
+        .unwrap_or_default();
+    let for_clause = match copy.accepted.as_slice() {
+        [one] => format!("\r\n\tfor <{}>", header_value(one)),
+        _ => String::new(),
+    };
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000");
+    let mut h = format!(
+        "Received: from {helo} ([{ip}])\r\n\tby {host} (Portcullis) with {proto}{tls_comment}\r\n\tid {id}{for_clause};\r\n\t{date}\r\n",
+        ip = peer.ip().to_canonical(),
+    );
+    // No authentication methods run yet: RFC 8601 says "none" (SPEC §4 fills this in).
+    h.push_str(&format!("Authentication-Results: {host}; none\r\n"));
+    h.push_str(&format!(
+        "X-Portcullis-Attribution: tenant={}; auth-as={}; connector=\"{}\"\r\n",
+        copy.tenant,
+        copy.attribution.auth_as(),
+        header_value(copy.attribution.connector().unwrap_or("")),
+    ));
+    if audit {
+        h.push_str("X-Portcullis-Direct-Send: audit\r\n");
+    }
+    h
+}
+
+/// Sortable, unique, filename- and URL-safe: 13 hex digits of microseconds + 8 random.
+fn new_trace_id() -> String {
+    let us = micros(SystemTime::now()) as u64;
+    format!("{us:013X}{:08X}", rand::random::<u32>())
+}

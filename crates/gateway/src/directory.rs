@@ -1,0 +1,75 @@
+//! The live directory: the current immutable `policy::Directory` behind an atomic pointer.
+//! Admin API writes rebuild it before answering, so a change applies to the very next SMTP
+//! transaction; a poller notices writes made by other nodes sharing the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use portcullis_policy::{Connector, ConnectorType, Directory};
+use portcullis_store::{DirectoryData, Store};
+
+use crate::config::Service;
+
+pub struct Live {
+    current: ArcSwap<Directory>,
+    store: Store,
+    services: Vec<Service>,
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl Live {
+    pub async fn load(store: Store, services: Vec<Service>) -> anyhow::Result<Arc<Live>> {
+        let data = store.load_directory().await?;
+        let dir = build(data, &services);
+        Ok(Arc::new(Live { current: ArcSwap::from_pointee(dir), store, services, reload: Default::default() }))
+    }
+
+    /// The snapshot to decide with (cheap; hold it for one decision or one transaction).
+    pub fn get(&self) -> Arc<Directory> {
+        self.current.load_full()
+    }
+
+    /// Rebuilds from the store if the generation moved (or always with `force`).
+    pub async fn refresh(&self, force: bool) -> anyhow::Result<()> {
+        let _guard = self.reload.lock().await;
+        if !force && self.store.directory_generation().await? == self.get().version {
+            return Ok(());
+        }
+        let data = self.store.load_directory().await?;
+        self.current.store(Arc::new(build(data, &self.services)));
+        Ok(())
+    }
+
+    /// Polls for changes made by other nodes.
+    pub fn spawn_poller(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let live = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = live.refresh(false).await {
+                    tracing::warn!("directory refresh failed: {e}");
+                }
+            }
+        })
+    }
+}
+
+/// Builds the snapshot; trusted services a tenant opted into become connectors named
+/// `service:NAME`, so attribution treats them like any other connector.
+fn build(data: DirectoryData, services: &[Service]) -> Directory {
+    let mut connectors = data.connectors;
+    for t in &data.tenants {
+        for name in &t.settings.trust_services {
+            if let Some(s) = services.iter().find(|s| &s.name == name) {
+                let mut c = Connector::new(&t.name, &format!("service:{}", s.name));
+                c.connector_type = ConnectorType::Partner;
+                c.sender_ips = s.sender_ips.clone();
+                c.tls_cert_names = s.tls_cert_names.clone();
+                connectors.push(c);
+            }
+        }
+    }
+    Directory::build(data.generation, data.tenants, data.domains, connectors)
+}

@@ -1,0 +1,26 @@
+//! `portcullis`: the gateway (`serve`) and the admin CLI for a running gateway (everything else).
+//! Thin on purpose: parsing lives in `cli`, the server in `server`.
+
+mod api;
+mod api_types;
+mod cli;
+mod config;
+mod directory;
+mod message;
+mod server;
+mod connection;
+mod delivery;
+mod spool;
+mod tls;
+mod trace;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let code = match &cli.command {
+        cli::Command::Serve(args) => server::main(args, cli.data_dir.as_deref()),
+        _ => cli::run_client(&cli),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,277 @@
+//! `portcullis serve`: sets up the data directory, store, directory snapshot, TLS, spool,
+//! trace writer and delivery, then runs the SMTP listener and the admin API until SIGTERM/SIGINT.
+//!
+//! Graceful shutdown (mini-redis recipe): a watch channel tells the accept loop to stop and every
+//! idle session to say `421 4.3.2`; sessions receiving a message finish it; after
+//! `smtp.shutdown_grace` the remaining ones are dropped (nothing acknowledged is lost: a `250`
+//! is only sent once the spool holds the message). Then the trace is flushed and we exit 0.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use portcullis_smtp::{SessionConfig, reply};
+use portcullis_store::Store;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::connection::{self, Shared};
+use crate::delivery::Delivery;
+use crate::directory::Live;
+use crate::spool::{Spool, write_private};
+use crate::tls::Tls;
+
+/// Entry point of `portcullis serve`; returns the exit code.
+pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
+    let config = match Config::load(args, data_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    ensure_admin_token(&config.data_dir)?;
+
+    let store = Store::connect(&config.storage_url)
+        .await
+        .with_context(|| format!("opening storage {}", config.storage_url))?;
+    let directory = Live::load(store.clone(), config.services.clone()).await?;
+    let poller = directory.spawn_poller(Duration::from_millis(500));
+    let tls = Tls::load(&config)?;
+    let spool = Spool::open(config.data_dir.join("spool"))?;
+    let recovered = spool.recover()?;
+    if !recovered.is_empty() {
+        tracing::info!(count = recovered.len(), "delivering messages left in the spool");
+    }
+    let (trace, trace_task) = crate::trace::start(store.clone());
+    let delivery = Delivery::start(
+        spool.clone(),
+        config.maildir_root.clone(),
+        config.hostname.clone(),
+        trace.clone(),
+        recovered,
+    );
+    let retention = spawn_retention(store.clone(), config.trace_retention);
+
+    let smtp = TcpListener::bind(config.smtp_listen)
+        .await
+        .with_context(|| format!("binding SMTP listener {}", config.smtp_listen))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("binding admin API {}", config.admin_listen))?;
+    // Tests and scripts read this line to learn the bound ports (`--smtp-listen 127.0.0.1:0`).
+    println!(
+        "portcullis: SMTP on {}, admin API on http://{}, data in {}",
+        smtp.local_addr()?,
+        admin.local_addr()?,
+        config.data_dir.display()
+    );
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let session_config = Arc::new(SessionConfig {
+        hostname: config.hostname.clone(),
+        max_line_length: config.max_line_length,
+        max_message_size: config.max_message_size,
+        max_recipients: config.max_recipients,
+        max_commands: config.max_commands,
+        max_errors: config.max_errors,
+        offer_starttls: true,
+    });
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        session_config,
+        directory: directory.clone(),
+        tls: Some(tls),
+        spool,
+        trace: trace.clone(),
+        delivery,
+    });
+
+    let api_state = crate::api::State::new(store.clone(), directory.clone(), config.clone())?;
+    let mut api_shutdown = shutdown_rx.clone();
+    let api = tokio::spawn(async move {
+        let app = crate::api::router(api_state);
+        axum::serve(admin, app)
+            .with_graceful_shutdown(async move {
+                let _ = api_shutdown.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new connections, finishing sessions in flight");
+        let _ = shutdown_tx.send(true);
+    });
+
+    accept_loop(smtp, shared, shutdown_rx).await;
+
+    poller.abort();
+    retention.abort();
+    let _ = api.await;
+    trace.flush().await;
+    drop(trace);
+    trace_task.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let config = shared.config.clone();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Default::default();
+    let mut sessions = JoinSet::new();
+    let session_rx = shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (mut tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let ip = peer.ip().to_canonical();
+                let admitted = match slots.clone().try_acquire_owned() {
+                    Err(_) => Err(reply::too_many_connections(&config.hostname)),
+                    Ok(permit) => {
+                        let mut map = per_ip.lock().expect("not poisoned");
+                        let n = map.entry(ip).or_insert(0);
+                        if *n >= config.max_connections_per_ip {
+                            Err(reply::too_many_connections_from_address(&config.hostname))
+                        } else {
+                            *n += 1;
+                            Ok(IpSlot { map: per_ip.clone(), ip, _permit: permit })
+                        }
+                    }
+                };
+                match admitted {
+                    Ok(guard) => {
+                        let shared = shared.clone();
+                        let rx = session_rx.clone();
+                        sessions.spawn(async move {
+                            connection::handle(shared, tcp, peer, rx).await;
+                            drop(guard);
+                        });
+                    }
+                    Err(r) => {
+                        tokio::spawn(async move {
+                            let mut out = Vec::new();
+                            r.write_to(&mut out);
+                            let _ = tcp.write_all(&out).await;
+                            let _ = tcp.shutdown().await;
+                        });
+                    }
+                }
+            }
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+    drop(listener);
+    let grace = tokio::time::sleep(config.shutdown_grace);
+    tokio::pin!(grace);
+    while !sessions.is_empty() {
+        tokio::select! {
+            _ = sessions.join_next() => {}
+            _ = &mut grace => {
+                tracing::warn!(sessions = sessions.len(), "shutdown grace period over; dropping sessions");
+                sessions.abort_all();
+                break;
+            }
+        }
+    }
+}
+
+/// Releases a per-IP connection slot when the session ends.
+struct IpSlot {
+    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().expect("not poisoned");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn spawn_retention(store: Store, retention: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let cutoff = SystemTime::now().checked_sub(retention).unwrap_or(SystemTime::UNIX_EPOCH);
+            match store.purge_traces(crate::trace::micros(cutoff)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "purged trace records past retention"),
+                Err(e) => tracing::warn!("trace retention purge failed: {e}"),
+            }
+        }
+    })
+}
+
+/// Creates `<data_dir>/admin.token` (mode 0600) on first start.
+fn ensure_admin_token(data_dir: &Path) -> anyhow::Result<()> {
+    let path = data_dir.join("admin.token");
+    if path.exists() {
+        return Ok(());
+    }
+    let token: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    write_private(&path, format!("{token}\n").as_bytes())?;
+    tracing::info!(file = %path.display(), "created the admin token");
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! The spool: where a message lives from the moment it is accepted until every recipient has a
+//! final outcome. One entry per tenant copy: `<id>.<tenant>.msg` (the message as delivered,
+//! headers included) and `<id>.<tenant>.env` (the envelope and its trace record, JSON). The `.env`
+//! is written last (tmp → fsync → rename → fsync dir), so an entry is complete iff it exists;
+//! `250` is sent only after that. Delivery removes the entry; on start, leftovers are delivered
+//! again (at-least-once: a crash between delivery and removal can duplicate, never lose).
+//!
+//! Maildir delivery (the embedded default route) writes `tmp/` → fsync → rename into `new/`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+use portcullis_store::TraceRecord;
+use serde::{Deserialize, Serialize};
+
+/// The envelope of one tenant copy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    pub trace_id: String,
+    pub tenant: String,
+    /// `<>` for the null sender.
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    /// The trace record as of acceptance, so delivery (also after a restart) can complete it.
+    pub trace: TraceRecord,
+}
+
+#[derive(Clone, Debug)]
+pub struct Spool {
+    dir: PathBuf,
+}
+
+/// A spooled entry, identified by its file stem `<id>.<tenant>`.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub stem: String,
+    pub envelope: Envelope,
+}
+
+impl Spool {
+    pub fn open(dir: PathBuf) -> anyhow::Result<Spool> {
+        fs::create_dir_all(&dir).with_context(|| format!("creating spool {}", dir.display()))?;
+        Ok(Spool { dir })
+    }
+
+    fn paths(&self, stem: &str) -> (PathBuf, PathBuf) {
+        (self.dir.join(format!("{stem}.msg")), self.dir.join(format!("{stem}.env")))
+    }
+
+    /// Writes one copy durably. Blocking: call from `spawn_blocking`.
+    pub fn store(&self, envelope: &Envelope, message: &[u8]) -> anyhow::Result<Entry> {
+        let stem = format!("{}.{}", envelope.trace_id, envelope.tenant);
+        let (msg, env) = self.paths(&stem);
+        write_durable(&msg, message)?;
+        let json = serde_json::to_vec(envelope).expect("envelopes serialize");
+        write_durable(&env, &json)?;
+        sync_dir(&self.dir)?;
+        Ok(Entry { stem, envelope: envelope.clone() })
+    }
+
+    pub fn read_message(&self, entry: &Entry) -> anyhow::Result<Vec<u8>> {
+        let (msg, _) = self.paths(&entry.stem);
+        fs::read(&msg).with_context(|| format!("reading {}", msg.display()))
+    }
+
+    /// Removes a finished entry (envelope first, so a crash leaves no half entry that counts).
+    pub fn remove(&self, entry: &Entry) -> anyhow::Result<()> {
+        let (msg, env) = self.paths(&entry.stem);
+        fs::remove_file(&env).with_context(|| format!("removing {}", env.display()))?;
+        let _ = fs::remove_file(&msg);
+        Ok(())
+    }
+
+    /// Complete entries left by a previous run; half-written ones (no `.env`) are discarded,
+    /// since they were never acknowledged.
+    pub fn recover(&self) -> anyhow::Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        for item in fs::read_dir(&self.dir)? {
+            let path = item?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if let Some(stem) = name.strip_suffix(".env") {
+                let bytes = fs::read(&path)?;
+                match serde_json::from_slice::<Envelope>(&bytes) {
+                    Ok(envelope) => entries.push(Entry { stem: stem.to_string(), envelope }),
+                    Err(e) => tracing::error!(file = %path.display(), "unreadable spool envelope, left in place: {e}"),
+                }
+            } else if name.ends_with(".tmp") {
+                let _ = fs::remove_file(&path);
+            } else if let Some(stem) = name.strip_suffix(".msg") {
+                if !self.dir.join(format!("{stem}.env")).exists() {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.stem.cmp(&b.stem));
+        Ok(entries)
+    }
+}
+
+/// Writes `path` via a temporary file, fsyncs it and renames it into place.
+fn write_durable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+    drop(f);
+    fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Creates a file readable only by its owner (the admin token, the TLS key).
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// The directory name of a recipient's mailbox: the lower-cased address with anything outside
+/// `[a-z0-9._+=@-]` percent-encoded, so no address can escape the tree or collide.
+pub fn mailbox_dir_name(address: &str) -> String {
+    let mut out = String::with_capacity(address.len());
+    for b in address.to_lowercase().bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'=' | b'@' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.starts_with('.') {
+        out.replace_range(0..1, "%2E");
+    }
+    out
+}
+
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
+
+/// Delivers `message` into `<root>/<tenant>/<mailbox>/new/` for each recipient, prefixed with
+/// the per-recipient `Return-Path` and `Delivered-To` an MDA adds. Returns the file paths.
+pub fn deliver_maildir(
+    root: &Path,
+    hostname: &str,
+    envelope: &Envelope,
+    message: &[u8],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    for rcpt in &envelope.recipients {
+        let mailbox = root.join(&envelope.tenant).join(mailbox_dir_name(rcpt));
+        for sub in ["tmp", "new", "cur"] {
+            fs::create_dir_all(mailbox.join(sub))
+                .with_context(|| format!("creating {}", mailbox.join(sub).display()))?;
+        }
+        let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
+        let unique = format!(
+            "{}.M{}P{}Q{}_{}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            n,
+            envelope.trace_id,
+            hostname.replace(['/', ':'], "_")
+        );
+        let tmp = mailbox.join("tmp").join(&unique);
+        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let return_path = if envelope.mail_from == "<>" {
+            "<>".to_string()
+        } else {
+            format!("<{}>", envelope.mail_from)
+        };
+        write!(f, "Return-Path: {return_path}\r\nDelivered-To: {rcpt}\r\n")?;
+        f.write_all(message)?;
+        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+        drop(f);
+        let new = mailbox.join("new").join(&unique);
+        fs::rename(&tmp, &new).with_context(|| format!("moving into {}", new.display()))?;
+        sync_dir(&mailbox.join("new"))?;
+        written.push(new);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_names_cannot_escape() {
+        assert_eq!(mailbox_dir_name("Bob@Contoso.com"), "bob@contoso.com");
+        assert_eq!(mailbox_dir_name("a/../b@x.com"), "a%2F..%2Fb@x.com");
+        assert_eq!(mailbox_dir_name(".hidden@x.com"), "%2Ehidden@x.com");
+    }
+
+    #[test]
+    fn store_recover_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        let env = Envelope {
+            trace_id: "T1".into(),
+            tenant: "contoso".into(),
+            mail_from: "a@x.org".into(),
+            recipients: vec!["b@contoso.com".into()],
+            trace: TraceRecord::default(),
+        };
+        let e = spool.store(&env, b"Subject: x\r\n\r\nhi\r\n").unwrap();
+        // A half-written entry from a crash is discarded on recovery.
+        fs::write(dir.path().join("spool/T2.contoso.msg"), b"partial").unwrap();
+        let found = spool.recover().unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].stem, "T1.contoso");
+        assert!(!dir.path().join("spool/T2.contoso.msg").exists());
+        let paths = deliver_maildir(&dir.path().join("mail"), "mx", &env, &spool.read_message(&e).unwrap()).unwrap();
+        let text = fs::read_to_string(&paths[0]).unwrap();
+        assert!(text.starts_with("Return-Path: <a@x.org>\r\nDelivered-To: b@contoso.com\r\nSubject: x"));
+        assert!(paths[0].starts_with(dir.path().join("mail/contoso/b@contoso.com/new")));
+        spool.remove(&e).unwrap();
+        assert!(spool.recover().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,96 @@
+//! The trace writer: SMTP sessions hand records to a channel and never wait on the database;
+//! one task writes them in batches (one transaction per batch). Records of one transaction are
+//! sent in order (received → delivered), so a later state never gets overwritten by an earlier.
+
+use std::time::{Duration, SystemTime};
+
+use portcullis_store::{Store, TraceEvent, TraceRecord};
+use tokio::sync::mpsc;
+
+const BATCH: usize = 256;
+const LINGER: Duration = Duration::from_millis(50);
+
+enum Msg {
+    Record(Box<TraceRecord>),
+    /// Answered once everything queued before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct TraceSender {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl TraceSender {
+    /// Queues a record. Waits only if the writer is thousands of records behind (back-pressure
+    /// instead of unbounded memory).
+    pub async fn send(&self, record: TraceRecord) {
+        if self.tx.send(Msg::Record(Box::new(record))).await.is_err() {
+            tracing::error!("trace writer stopped; record dropped");
+        }
+    }
+
+    /// Waits until every record queued so far is written (used at shutdown).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Starts the writer; it ends (after writing everything queued) when every sender is dropped.
+pub fn start(store: Store) -> (TraceSender, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Msg>(8192);
+    let task = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut waiters = Vec::new();
+        loop {
+            match rx.recv().await {
+                None => break,
+                Some(Msg::Record(r)) => batch.push(*r),
+                Some(Msg::Flush(w)) => waiters.push(w),
+            }
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while batch.len() < BATCH && waiters.is_empty() {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(Msg::Record(r))) => batch.push(*r),
+                    Ok(Some(Msg::Flush(w))) => waiters.push(w),
+                    _ => break,
+                }
+            }
+            let mut attempt = 0;
+            while !batch.is_empty()
+                && let Err(e) = store.upsert_traces(&batch).await {
+                attempt += 1;
+                tracing::warn!(attempt, records = batch.len(), "trace batch failed: {e}");
+                if attempt >= 5 {
+                    tracing::error!(records = batch.len(), "trace batch dropped after 5 attempts");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            batch.clear();
+            for w in waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    });
+    (TraceSender { tx }, task)
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_micros(t).to_string()
+}
+
+pub fn micros(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+pub fn event(record: &mut TraceRecord, event: &str, detail: impl Into<String>) {
+    record.events.push(TraceEvent {
+        at: rfc3339(SystemTime::now()),
+        event: event.to_string(),
+        detail: detail.into(),
+    });
+}

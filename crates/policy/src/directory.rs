@@ -1,0 +1,118 @@
+//! The directory snapshot: an immutable, indexed view of every tenant, accepted domain and
+//! connector. Built once per change (by the gateway, from the store) and shared behind an atomic
+//! pointer, so a decision never waits on the database and always sees one consistent version.
+
+use std::collections::HashMap;
+
+use crate::model::{AcceptedDomain, Connector, Tenant};
+use crate::names::is_same_or_subdomain;
+
+/// One tenant with everything the decisions need.
+#[derive(Clone, Debug)]
+pub struct TenantEntry {
+    pub tenant: Tenant,
+    pub domains: Vec<AcceptedDomain>,
+    /// Sorted by name, so ties between equally good matches break by name.
+    pub connectors: Vec<Connector>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Directory {
+    tenants: HashMap<String, TenantEntry>,
+    /// Accepted domain -> index into its tenant's `domains`.
+    domains: HashMap<String, (String, usize)>,
+    /// A version number, increasing with every rebuild (shown in logs and `simulate`).
+    pub version: u64,
+}
+
+impl Directory {
+    /// Builds the snapshot. Domains or connectors naming an unknown tenant are ignored (the store's
+    /// foreign keys make that impossible; the core stays total anyway).
+    pub fn build(
+        version: u64,
+        tenants: Vec<Tenant>,
+        domains: Vec<AcceptedDomain>,
+        connectors: Vec<Connector>,
+    ) -> Directory {
+        let mut map: HashMap<String, TenantEntry> = tenants
+            .into_iter()
+            .map(|t| {
+                let entry = TenantEntry { tenant: t, domains: Vec::new(), connectors: Vec::new() };
+                (entry.tenant.name.clone(), entry)
+            })
+            .collect();
+        let mut index = HashMap::new();
+        for d in domains {
+            if let Some(entry) = map.get_mut(&d.tenant) {
+                index.insert(d.domain.clone(), (d.tenant.clone(), entry.domains.len()));
+                entry.domains.push(d);
+            }
+        }
+        for c in connectors {
+            if let Some(entry) = map.get_mut(&c.tenant) {
+                entry.connectors.push(c);
+            }
+        }
+        for entry in map.values_mut() {
+            entry.connectors.sort_by(|a, b| a.name.cmp(&b.name));
+            entry.domains.sort_by(|a, b| a.domain.cmp(&b.domain));
+        }
+        // Indexes were taken before sorting; rebuild them against the sorted order.
+        index.clear();
+        for entry in map.values() {
+            for (i, d) in entry.domains.iter().enumerate() {
+                index.insert(d.domain.clone(), (entry.tenant.name.clone(), i));
+            }
+        }
+        Directory { tenants: map, domains: index, version }
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<&TenantEntry> {
+        self.tenants.get(name)
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &TenantEntry> {
+        self.tenants.values()
+    }
+
+    /// SPEC §2 tenant resolution: exact accepted domain first, then the nearest parent with
+    /// `match_subdomains`. `domain` must be lower case.
+    pub fn resolve(&self, domain: &str) -> Option<(&TenantEntry, &AcceptedDomain)> {
+        let domain = domain.trim_end_matches('.');
+        if let Some(hit) = self.lookup(domain) {
+            return Some(hit);
+        }
+        let mut rest = domain;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some((t, d)) = self.lookup(parent) {
+                if d.match_subdomains {
+                    return Some((t, d));
+                }
+            }
+            rest = parent;
+        }
+        None
+    }
+
+    fn lookup(&self, domain: &str) -> Option<(&TenantEntry, &AcceptedDomain)> {
+        let (tenant, i) = self.domains.get(domain)?;
+        let t = self.tenants.get(tenant)?;
+        Some((t, &t.domains[*i]))
+    }
+
+    /// Is `domain` (the P1 or P2 domain) one of `tenant`'s own domains, by the same resolution
+    /// rules as recipients? This is the "direct send" test of SPEC §1.
+    pub fn is_own_domain(&self, tenant: &str, domain: &str) -> bool {
+        let domain = domain.to_ascii_lowercase();
+        matches!(self.resolve(&domain), Some((t, _)) if t.tenant.name == tenant)
+    }
+}
+
+impl TenantEntry {
+    /// Does any accepted domain of this tenant cover `domain` (lower case)?
+    pub fn covers(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| {
+            d.domain == domain || (d.match_subdomains && is_same_or_subdomain(domain, &d.domain))
+        })
+    }
+}

@@ -1,0 +1,18 @@
+//! The pure core of Portcullis: who owns a recipient domain, which inbound connector vouches for a
+//! transaction, and what the decision table of SPEC §2 says about it.
+//!
+//! Deliberately absent: I/O, clocks, async, logging. Every function is total — bad or missing facts
+//! are values (e.g. no certificate, null sender), never errors or panics.
+
+pub mod attribution;
+pub mod decide;
+pub mod directory;
+pub mod model;
+pub mod names;
+
+pub use attribution::{Attribution, MatchedBy, PeerFacts};
+pub use decide::{
+    AuditReason, DataFacts, DataVerdict, DirectSend, RcptFacts, RcptVerdict, decide_data, decide_rcpt,
+};
+pub use directory::{Directory, TenantEntry};
+pub use model::*;

@@ -1,0 +1,155 @@
+//! Directory data as the administrator sees it: tenants, their settings, accepted domains and
+//! inbound connectors. These are the values the store persists and the admin API exchanges.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// How a tenant treats anonymous mail that uses its own domains as P1 sender (SPEC §2 rows 3–4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RejectDirectSend {
+    #[default]
+    Off,
+    Audit,
+    On,
+}
+
+/// Which sender addresses row 3 looks at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirectSendScope {
+    /// P1 (`MAIL FROM`) only, at RCPT time.
+    #[default]
+    Envelope,
+    /// P1 at RCPT time and the P2 `From:` domain at end of DATA.
+    EnvelopeAndHeader,
+}
+
+/// What happens to anonymous mail failing authentication while claiming the tenant's P2 domain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpoofAction {
+    #[default]
+    Junk,
+    Quarantine,
+    None,
+}
+
+/// Per-tenant settings (`portcullis org show|set`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OrgSettings {
+    pub reject_direct_send: RejectDirectSend,
+    pub direct_send_scope: DirectSendScope,
+    pub honor_dmarc: bool,
+    pub arc_trusted_sealers: Vec<String>,
+    pub direct_send_allow_dkim_aligned: bool,
+    pub spoof_action: SpoofAction,
+    pub trust_services: Vec<String>,
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        OrgSettings {
+            reject_direct_send: RejectDirectSend::Off,
+            direct_send_scope: DirectSendScope::Envelope,
+            honor_dmarc: true,
+            arc_trusted_sealers: Vec::new(),
+            direct_send_allow_dkim_aligned: false,
+            spoof_action: SpoofAction::Junk,
+            trust_services: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub name: String,
+    pub settings: OrgSettings,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainType {
+    #[default]
+    Authoritative,
+    InternalRelay,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedDomain {
+    /// Lower-case ASCII, no trailing dot.
+    pub domain: String,
+    pub tenant: String,
+    #[serde(rename = "type", default)]
+    pub domain_type: DomainType,
+    #[serde(default)]
+    pub match_subdomains: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorType {
+    #[default]
+    Partner,
+    OnPremises,
+}
+
+impl ConnectorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorType::Partner => "partner",
+            ConnectorType::OnPremises => "on-premises",
+        }
+    }
+}
+
+/// An inbound connector: "mail from these IPs / with this certificate name is ours or our partner's".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connector {
+    pub tenant: String,
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub connector_type: ConnectorType,
+    #[serde(default)]
+    pub sender_ips: Vec<IpNet>,
+    #[serde(default)]
+    pub tls_cert_names: Vec<String>,
+    /// `*` (every sender, including the null sender), `*.x.com` (x.com and its subdomains) or `x.com`.
+    #[serde(default = "default_sender_domains")]
+    pub sender_domains: Vec<String>,
+    #[serde(default)]
+    pub require_tls: bool,
+    #[serde(default)]
+    pub restrict_domains_to_ip: bool,
+    #[serde(default)]
+    pub restrict_domains_to_cert: bool,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+pub fn default_sender_domains() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Connector {
+    /// A connector with the SPEC §7 defaults (partner, every sender domain, enabled).
+    pub fn new(tenant: &str, name: &str) -> Connector {
+        Connector {
+            tenant: tenant.to_string(),
+            name: name.to_string(),
+            connector_type: ConnectorType::Partner,
+            sender_ips: Vec::new(),
+            tls_cert_names: Vec::new(),
+            sender_domains: default_sender_domains(),
+            require_tls: false,
+            restrict_domains_to_ip: false,
+            restrict_domains_to_cert: false,
+            enabled: true,
+        }
+    }
+}

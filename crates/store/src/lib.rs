@@ -1,0 +1,103 @@
+//! The only SQL in Portcullis. One schema and one set of queries that run unchanged on SQLite (the
+//! embedded default) and PostgreSQL, through sqlx's `Any` driver: `$n` placeholders (SQLite accepts
+//! them too), `TEXT`/`BIGINT` columns only, booleans and lists inside JSON documents.
+//!
+//! Every query that touches tenant data is scoped by tenant (tenant isolation invariant).
+
+mod directory;
+pub use directory::DirectoryData;
+mod schema;
+mod trace;
+
+pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+/// Errors of the store, each with the value that caused it so the admin API can name it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named object does not exist (in that tenant).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The named object exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A stored document could not be decoded (written by a newer version, or edited by hand).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Store {
+    /// Connects to `sqlite://path` (created if missing) or `postgres://…` and applies migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Corrupt(format!(
+                "unsupported storage url {url:?} (expected sqlite://… or postgres://…)"
+            )));
+        };
+        let url = match backend {
+            // Create the file on first start; the rest of the defaults (foreign keys on, busy
+            // timeout) are sqlx's.
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            }
+            _ => url.to_string(),
+        };
+        let max = if backend == Backend::Sqlite { 4 } else { 8 };
+        let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
+        let store = Store { pool, backend };
+        schema::migrate(&store).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("directory values always serialize")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+impl Store {
+    /// Runs one administrative statement (tests create and drop scratch databases with it).
+    #[doc(hidden)]
+    pub async fn execute_admin(&self, sql: &str) -> Result<()> {
+        use sqlx::Executor;
+        self.pool.execute(sqlx::AssertSqlSafe(sql.to_string())).await?;
+        Ok(())
+    }
+}

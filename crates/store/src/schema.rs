@@ -1,0 +1,88 @@
+//! Migrations: an ordered list of statements, applied once each and recorded in
+//! `schema_migrations`. Plain portable SQL, so one list serves both backends.
+
+use sqlx::Executor;
+
+use crate::{Backend, Result, Store};
+
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE tenants (
+            name TEXT PRIMARY KEY,
+            settings TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+    ),
+    (
+        2,
+        "CREATE TABLE accepted_domains (
+            domain TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+            doc TEXT NOT NULL
+        )",
+    ),
+    (
+        3,
+        "CREATE TABLE connectors (
+            tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (tenant, name)
+        )",
+    ),
+    (4, "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)"),
+    (5, "INSERT INTO meta (key, value) VALUES ('directory_generation', 1)"),
+    (
+        6,
+        "CREATE TABLE trace (
+            tenant TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            client_ip TEXT NOT NULL,
+            mail_from TEXT NOT NULL,
+            message_id TEXT,
+            status TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (tenant, trace_id)
+        )",
+    ),
+    (7, "CREATE INDEX trace_by_time ON trace (tenant, received_at)"),
+    (
+        8,
+        "CREATE TABLE trace_recipients (
+            tenant TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            address TEXT NOT NULL,
+            PRIMARY KEY (tenant, trace_id, address)
+        )",
+    ),
+    (9, "CREATE INDEX trace_recipients_by_address ON trace_recipients (tenant, address)"),
+];
+
+pub(crate) async fn migrate(store: &Store) -> Result<()> {
+    let pool = &store.pool;
+    if store.backend == Backend::Sqlite {
+        // WAL lets trace batches and directory reads proceed without blocking each other.
+        pool.execute("PRAGMA journal_mode = WAL").await?;
+    }
+    pool.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+        .await?;
+    for (version, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        let done: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_none() {
+            tx.execute(*sql).await?;
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Message trace records (SPEC §6). The JSON form of [`TraceRecord`] is the user-facing contract;
+//! the table keeps it whole in `record` and copies the filterable fields into columns.
+
+use serde::{Deserialize, Serialize};
+use sqlx::AssertSqlSafe;
+
+use crate::{Result, Store, from_json, to_json};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceTls {
+    pub version: String,
+    pub cipher: String,
+    pub client_cert_subject: Option<String>,
+    pub client_cert_trusted: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceAuth {
+    pub spf: Option<String>,
+    pub dkim: Option<String>,
+    pub dmarc: Option<String>,
+    pub arc: Option<String>,
+    pub compauth: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRecipient {
+    pub address: String,
+    pub status: String,
+    pub reply: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    /// RFC 3339 UTC.
+    pub at: String,
+    pub event: String,
+    pub detail: String,
+}
+
+/// One record per transaction and tenant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRecord {
+    pub trace_id: String,
+    pub tenant: String,
+    /// RFC 3339 UTC.
+    pub received_at: String,
+    pub client_ip: String,
+    pub helo: Option<String>,
+    pub tls: Option<TraceTls>,
+    /// `<>` for the null sender.
+    pub mail_from: String,
+    pub header_from: Option<String>,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub size: u64,
+    /// `anonymous` or `connector`.
+    pub attribution: String,
+    pub connector: Option<String>,
+    pub direct_send: bool,
+    pub auth: TraceAuth,
+    /// pending | delivered | quarantined | rejected | deferred | failed
+    pub status: String,
+    pub recipients: Vec<TraceRecipient>,
+    pub events: Vec<TraceEvent>,
+    /// Receive time in microseconds since the epoch: the indexed form of `received_at`.
+    #[serde(skip)]
+    pub received_at_us: i64,
+}
+
+/// Filters of `portcullis trace`. All optional except the tenant.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TraceQuery {
+    pub tenant: String,
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub client_ip: Option<String>,
+    pub message_id: Option<String>,
+    pub status: Option<String>,
+    /// Inclusive lower and exclusive upper bound, microseconds since the epoch.
+    pub start_us: Option<i64>,
+    pub end_us: Option<i64>,
+    pub limit: u32,
+}
+
+impl Store {
+    /// Inserts or replaces a batch of records in one transaction (the trace writer's unit of work).
+    pub async fn upsert_traces(&self, records: &[TraceRecord]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for r in records {
+            sqlx::query("DELETE FROM trace WHERE tenant = $1 AND trace_id = $2")
+                .bind(&r.tenant)
+                .bind(&r.trace_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM trace_recipients WHERE tenant = $1 AND trace_id = $2")
+                .bind(&r.tenant)
+                .bind(&r.trace_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&r.tenant)
+            .bind(&r.trace_id)
+            .bind(r.received_at_us)
+            .bind(&r.client_ip)
+            .bind(r.mail_from.to_lowercase())
+            .bind(r.message_id.as_deref())
+            .bind(&r.status)
+            .bind(to_json(r))
+            .execute(&mut *tx)
+            .await?;
+            let mut seen = std::collections::HashSet::new();
+            for rcpt in &r.recipients {
+                let a = rcpt.address.to_lowercase();
+                if seen.insert(a.clone()) {
+                    sqlx::query(
+                        "INSERT INTO trace_recipients (tenant, trace_id, address) VALUES ($1, $2, $3)",
+                    )
+                    .bind(&r.tenant)
+                    .bind(&r.trace_id)
+                    .bind(a)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Newest first.
+    pub async fn query_traces(&self, q: &TraceQuery) -> Result<Vec<TraceRecord>> {
+        let mut sql = String::from("SELECT received_at, record FROM trace t WHERE t.tenant = $1");
+        let mut binds: Vec<Bind> = vec![Bind::Text(q.tenant.clone())];
+        let mut push = |cond: &str, v: Bind, sql: &mut String| {
+            binds.push(v);
+            sql.push_str(&cond.replace("$?", &format!("${}", binds.len())));
+        };
+        if let Some(s) = &q.sender {
+            push(" AND t.mail_from = $?", Bind::Text(s.to_lowercase()), &mut sql);
+        }
+        if let Some(r) = &q.recipient {
+            push(
+                " AND EXISTS (SELECT 1 FROM trace_recipients r WHERE r.tenant = t.tenant AND r.trace_id = t.trace_id AND r.address = $?)",
+                Bind::Text(r.to_lowercase()),
+                &mut sql,
+            );
+        }
+        if let Some(ip) = &q.client_ip {
+            push(" AND t.client_ip = $?", Bind::Text(ip.clone()), &mut sql);
+        }
+        if let Some(m) = &q.message_id {
+            push(" AND t.message_id = $?", Bind::Text(m.clone()), &mut sql);
+        }
+        if let Some(s) = &q.status {
+            push(" AND t.status = $?", Bind::Text(s.clone()), &mut sql);
+        }
+        if let Some(s) = q.start_us {
+            push(" AND t.received_at >= $?", Bind::Int(s), &mut sql);
+        }
+        if let Some(e) = q.end_us {
+            push(" AND t.received_at < $?", Bind::Int(e), &mut sql);
+        }
+        let limit = if q.limit == 0 { 100 } else { q.limit.min(10_000) };
+        sql.push_str(&format!(" ORDER BY t.received_at DESC, t.trace_id DESC LIMIT {limit}"));
+        let mut query = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|(at, doc)| {
+                let mut r: TraceRecord = from_json("trace record", &doc)?;
+                r.received_at_us = at;
+                Ok(r)
+            })
+            .collect()
+    }
+
+    pub async fn get_trace(&self, tenant: &str, trace_id: &str) -> Result<Option<TraceRecord>> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT received_at, record FROM trace WHERE tenant = $1 AND trace_id = $2")
+                .bind(tenant)
+                .bind(trace_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(at, doc)| {
+            let mut r: TraceRecord = from_json("trace record", &doc)?;
+            r.received_at_us = at;
+            Ok(r)
+        })
+        .transpose()
+    }
+
+    /// Deletes records received before `before_us`; returns how many.
+    pub async fn purge_traces(&self, before_us: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM trace_recipients WHERE EXISTS (SELECT 1 FROM trace t WHERE t.tenant = trace_recipients.tenant
+               AND t.trace_id = trace_recipients.trace_id AND t.received_at < $1)",
+        )
+        .bind(before_us)
+        .execute(&mut *tx)
+        .await?;
+        let r = sqlx::query("DELETE FROM trace WHERE received_at < $1")
+            .bind(before_us)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    }
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}

@@ -1,0 +1,139 @@
+//! The same scenarios against a real SQLite file and, where reachable, the local PostgreSQL server
+//! (`PORTCULLIS_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`); each PostgreSQL
+//! run gets a database of its own.
+
+use portcullis_policy::{AcceptedDomain, Connector, DomainType, OrgSettings, RejectDirectSend, Tenant};
+use portcullis_store::{Store, StoreError, TraceQuery, TraceRecipient, TraceRecord};
+
+async fn scenario(store: &Store) {
+    let g0 = store.directory_generation().await.unwrap();
+    let t = Tenant { name: "contoso".into(), settings: OrgSettings::default() };
+    store.add_tenant(&t, 1).await.unwrap();
+    assert!(matches!(store.add_tenant(&t, 1).await, Err(StoreError::Conflict(_))));
+    store.add_tenant(&Tenant { name: "fabrikam".into(), settings: OrgSettings::default() }, 1).await.unwrap();
+
+    let d = AcceptedDomain {
+        domain: "contoso.com".into(),
+        tenant: "contoso".into(),
+        domain_type: DomainType::Authoritative,
+        match_subdomains: true,
+    };
+    store.add_domain(&d).await.unwrap();
+    let mut other = d.clone();
+    other.tenant = "fabrikam".into();
+    assert!(matches!(store.add_domain(&other).await, Err(StoreError::Conflict(_))), "one owner per domain");
+    let mut ghost = d.clone();
+    ghost.tenant = "nobody".into();
+    ghost.domain = "ghost.com".into();
+    assert!(matches!(store.add_domain(&ghost).await, Err(StoreError::NotFound(_))));
+
+    let mut c = Connector::new("contoso", "onprem");
+    c.sender_ips = vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
+    store.put_connector(&c, true).await.unwrap();
+    assert!(matches!(store.put_connector(&c, true).await, Err(StoreError::Conflict(_))));
+    c.require_tls = true;
+    store.put_connector(&c, false).await.unwrap();
+    // Tenant isolation: fabrikam cannot touch contoso's connector.
+    assert!(matches!(store.remove_connector("fabrikam", "onprem").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.remove_domain("fabrikam", "contoso.com").await, Err(StoreError::NotFound(_))));
+
+    let mut s = OrgSettings::default();
+    s.reject_direct_send = RejectDirectSend::On;
+    store.set_org_settings("contoso", &s).await.unwrap();
+
+    let dir = store.load_directory().await.unwrap();
+    assert!(dir.generation > g0);
+    assert_eq!(dir.tenants.len(), 2);
+    assert_eq!(dir.tenants[0].settings.reject_direct_send, RejectDirectSend::On);
+    assert_eq!(dir.domains, vec![d.clone()]);
+    assert_eq!(dir.connectors, vec![c.clone()]);
+
+    // Trace: upsert, filters, replace, tenant scoping, purge.
+    let rec = |id: &str, tenant: &str, at: i64, rcpt: &str, status: &str| TraceRecord {
+        trace_id: id.into(),
+        tenant: tenant.into(),
+        received_at: "2026-01-01T00:00:00Z".into(),
+        received_at_us: at,
+        client_ip: "127.0.0.1".into(),
+        mail_from: "Alice@Contoso.com".into(),
+        status: status.into(),
+        attribution: "anonymous".into(),
+        recipients: vec![TraceRecipient { address: rcpt.into(), status: status.into(), reply: "250".into() }],
+        ..Default::default()
+    };
+    store
+        .upsert_traces(&[
+            rec("T1", "contoso", 100, "bob@contoso.com", "rejected"),
+            rec("T2", "contoso", 200, "carol@contoso.com", "pending"),
+            rec("T2", "fabrikam", 200, "dave@fabrikam.com", "pending"),
+        ])
+        .await
+        .unwrap();
+    store.upsert_traces(&[rec("T2", "contoso", 200, "carol@contoso.com", "delivered")]).await.unwrap();
+    let q = |f: &dyn Fn(&mut TraceQuery)| {
+        let mut q = TraceQuery { tenant: "contoso".into(), ..Default::default() };
+        f(&mut q);
+        q
+    };
+    let all = store.query_traces(&q(&|_| {})).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.trace_id.as_str()).collect::<Vec<_>>(), ["T2", "T1"]);
+    assert_eq!(all[0].status, "delivered");
+    let by_rcpt = store.query_traces(&q(&|q| q.recipient = Some("BOB@contoso.com".into()))).await.unwrap();
+    assert_eq!(by_rcpt.len(), 1);
+    let by_sender = store.query_traces(&q(&|q| q.sender = Some("alice@contoso.com".into()))).await.unwrap();
+    assert_eq!(by_sender.len(), 2);
+    let by_status = store.query_traces(&q(&|q| q.status = Some("rejected".into()))).await.unwrap();
+    assert_eq!(by_status[0].trace_id, "T1");
+    let by_time = store.query_traces(&q(&|q| q.start_us = Some(150))).await.unwrap();
+    assert_eq!(by_time.len(), 1);
+    assert!(store.get_trace("contoso", "T2").await.unwrap().is_some());
+    let foreign = store.query_traces(&q(&|q| q.recipient = Some("dave@fabrikam.com".into()))).await.unwrap();
+    assert!(foreign.is_empty(), "tenant isolation");
+    assert_eq!(store.purge_traces(150).await.unwrap(), 1);
+    assert!(store.get_trace("contoso", "T1").await.unwrap().is_none());
+
+    store.remove_tenant("contoso").await.unwrap();
+    let dir = store.load_directory().await.unwrap();
+    assert_eq!(dir.tenants.len(), 1);
+    assert!(dir.domains.is_empty() && dir.connectors.is_empty());
+    assert!(matches!(store.remove_tenant("contoso").await, Err(StoreError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    scenario(&store).await;
+    store.close().await;
+    // Reopening applies no migration twice and keeps the data.
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.load_directory().await.unwrap().tenants.len(), 1);
+}
+
+#[tokio::test]
+async fn postgres_server() {
+    let base = std::env::var("PORTCULLIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin = match Store::connect(&base).await {
+        Ok(s) => s,
+        Err(e) if std::env::var("PORTCULLIS_REQUIRE_POSTGRES").is_ok() => {
+            panic!("PostgreSQL required but unreachable at {base}: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: PostgreSQL unreachable at {base}: {e}");
+            return;
+        }
+    };
+    let name = format!("portcullis_t{}", std::process::id());
+    admin.execute_admin(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+    admin.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let url = match base.rsplit_once('/') {
+        Some((prefix, _)) => format!("{prefix}/{name}"),
+        None => unreachable!(),
+    };
+    let store = Store::connect(&url).await.unwrap();
+    scenario(&store).await;
+    store.close().await;
+    admin.execute_admin(&format!("DROP DATABASE {name}")).await.unwrap();
+}
