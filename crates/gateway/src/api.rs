@@ -32,7 +32,12 @@ impl State {
         let path = config.data_dir.join("admin.token");
         let token = std::fs::read_to_string(&path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        Ok(State { store, live, config, token: token.trim().into() })
+        Ok(State {
+            store,
+            live,
+            config,
+            token: token.trim().into(),
+        })
     }
 }
 
@@ -75,12 +80,20 @@ pub fn router(state: State) -> Router {
         .route("/tenants", get(list_tenants).post(add_tenant))
         .route("/tenants/{t}", get(show_tenant).delete(remove_tenant))
         .route("/tenants/{t}/domains", get(list_domains).post(add_domain))
-        .route("/tenants/{t}/domains/{d}", axum::routing::delete(remove_domain))
+        .route(
+            "/tenants/{t}/domains/{d}",
+            axum::routing::delete(remove_domain),
+        )
         .route("/tenants/{t}/org", get(show_org).patch(set_org))
-        .route("/tenants/{t}/connectors", get(list_connectors).post(add_connector))
+        .route(
+            "/tenants/{t}/connectors",
+            get(list_connectors).post(add_connector),
+        )
         .route(
             "/tenants/{t}/connectors/{c}",
-            get(show_connector).patch(set_connector).delete(remove_connector),
+            get(show_connector)
+                .patch(set_connector)
+                .delete(remove_connector),
         )
         .route("/tenants/{t}/trace", get(list_trace))
         .route("/tenants/{t}/trace/{id}", get(show_trace))
@@ -101,7 +114,11 @@ async fn authorize(Extract(state): Extract<State>, req: Request, next: Next) -> 
         .map(str::trim);
     match presented {
         Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
-        _ => ApiErr(StatusCode::UNAUTHORIZED, "missing or wrong admin token".into()).into_response(),
+        _ => ApiErr(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token".into(),
+        )
+        .into_response(),
     }
 }
 
@@ -125,7 +142,10 @@ async fn changed(state: &State) -> Res<()> {
 }
 
 fn now_unix() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 // ---- tenants ----
@@ -172,7 +192,11 @@ async fn list_domains(
 ) -> Res<Json<Vec<AcceptedDomain>>> {
     tenant(&state, &t)?;
     let dir = state.live.get();
-    Ok(Json(dir.tenant(&t).map(|e| e.domains.clone()).unwrap_or_default()))
+    Ok(Json(
+        dir.tenant(&t)
+            .map(|e| e.domains.clone())
+            .unwrap_or_default(),
+    ))
 }
 
 async fn add_domain(
@@ -218,12 +242,18 @@ async fn set_org(
 ) -> Res<Json<OrgSettings>> {
     let mut settings = tenant(&state, &t)?.settings;
     let before = settings.reject_direct_send;
-    let services: Vec<String> = state.config.services.iter().map(|s| s.name.clone()).collect();
+    let services: Vec<String> = state
+        .config
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     patch.apply(&mut settings, &services).map_err(bad)?;
     if state.config.lock_reject_direct_send && settings.reject_direct_send != before {
         return Err(ApiErr(
             StatusCode::FORBIDDEN,
-            "reject_direct_send is locked by the operator ([tenants] lock_reject_direct_send)".into(),
+            "reject_direct_send is locked by the operator ([tenants] lock_reject_direct_send)"
+                .into(),
         ));
     }
     state.store.set_org_settings(&t, &settings).await?;
@@ -240,14 +270,26 @@ fn connectors(state: &State, t: &str) -> Res<Vec<Connector>> {
     let dir = state.live.get();
     Ok(dir
         .tenant(t)
-        .map(|e| e.connectors.iter().filter(|c| !c.name.starts_with("service:")).cloned().collect())
+        .map(|e| {
+            e.connectors
+                .iter()
+                .filter(|c| !c.name.starts_with("service:"))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default())
 }
 
 fn connector(state: &State, t: &str, name: &str) -> Res<Connector> {
-    connectors(state, t)?.into_iter().find(|c| c.name == name).ok_or_else(|| {
-        ApiErr(StatusCode::NOT_FOUND, format!("connector {name:?} of tenant {t} not found"))
-    })
+    connectors(state, t)?
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            ApiErr(
+                StatusCode::NOT_FOUND,
+                format!("connector {name:?} of tenant {t} not found"),
+            )
+        })
 }
 
 async fn list_connectors(
@@ -286,7 +328,9 @@ async fn set_connector(
 ) -> Res<Json<Connector>> {
     let mut c = connector(&state, &t, &name)?;
     if patch.name.as_deref().is_some_and(|n| n != name) {
-        return Err(bad("renaming a connector is not supported; remove and add it".into()));
+        return Err(bad(
+            "renaming a connector is not supported; remove and add it".into(),
+        ));
     }
     patch.apply(&mut c).map_err(bad)?;
     state.store.put_connector(&c, false).await?;
@@ -320,20 +364,34 @@ fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String> {
     let time = |what: &str, s: &str| -> Result<i64, String> {
         humantime::parse_rfc3339_weak(s)
             .map(crate::trace::micros)
-            .map_err(|_| format!("invalid {what} time {s:?}: expected RFC 3339, e.g. 2026-11-29T10:00:00Z"))
+            .map_err(|_| {
+                format!("invalid {what} time {s:?}: expected RFC 3339, e.g. 2026-11-29T10:00:00Z")
+            })
     };
-    let mut q = TraceQuery { tenant: t.to_string(), limit: p.limit.unwrap_or(100), ..Default::default() };
+    let mut q = TraceQuery {
+        tenant: t.to_string(),
+        limit: p.limit.unwrap_or(100),
+        ..Default::default()
+    };
     q.sender = p.sender.as_ref().map(|s| s.trim().to_lowercase());
     q.recipient = p.recipient.as_ref().map(|s| s.trim().to_lowercase());
     if let Some(ip) = &p.from_ip {
-        let parsed: std::net::IpAddr =
-            ip.trim().parse().map_err(|_| format!("invalid IP address {ip:?}"))?;
+        let parsed: std::net::IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid IP address {ip:?}"))?;
         q.client_ip = Some(parsed.to_canonical().to_string());
     }
-    q.message_id = p.message_id.as_ref().map(|m| m.trim().trim_matches(['<', '>']).to_string());
+    q.message_id = p
+        .message_id
+        .as_ref()
+        .map(|m| m.trim().trim_matches(['<', '>']).to_string());
     if let Some(s) = &p.status {
         if !TRACE_STATUSES.contains(&s.as_str()) {
-            return Err(format!("invalid status {s:?}: expected one of {}", TRACE_STATUSES.join(", ")));
+            return Err(format!(
+                "invalid status {s:?}: expected one of {}",
+                TRACE_STATUSES.join(", ")
+            ));
         }
         q.status = Some(s.clone());
     }
@@ -343,7 +401,9 @@ fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String> {
         }
         let d = humantime::parse_duration(since)
             .map_err(|_| format!("invalid duration {since:?}: expected e.g. 30m, 2h, 7d"))?;
-        let start = SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH);
+        let start = SystemTime::now()
+            .checked_sub(d)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         q.start_us = Some(crate::trace::micros(start));
     }
     if let Some(s) = &p.start {
@@ -360,7 +420,15 @@ async fn show_trace(
     Path((t, id)): Path<(String, String)>,
 ) -> Res<Json<TraceRecord>> {
     tenant(&state, &t)?;
-    state.store.get_trace(&t, &id).await?.map(Json).ok_or_else(|| {
-        ApiErr(StatusCode::NOT_FOUND, format!("trace {id} not found in tenant {t}"))
-    })
+    state
+        .store
+        .get_trace(&t, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiErr(
+                StatusCode::NOT_FOUND,
+                format!("trace {id} not found in tenant {t}"),
+            )
+        })
 }

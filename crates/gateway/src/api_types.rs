@@ -5,7 +5,8 @@
 use ipnet::IpNet;
 use portcullis_policy::names;
 use portcullis_policy::{
-    Connector, ConnectorType, DirectSendScope, DomainType, OrgSettings, RejectDirectSend, SpoofAction,
+    Connector, ConnectorType, DirectSendScope, DomainType, OrgSettings, RejectDirectSend,
+    SpoofAction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -97,8 +98,14 @@ pub struct TraceParams {
     pub limit: Option<u32>,
 }
 
-pub const TRACE_STATUSES: &[&str] =
-    &["pending", "delivered", "quarantined", "rejected", "deferred", "failed"];
+pub const TRACE_STATUSES: &[&str] = &[
+    "pending",
+    "delivered",
+    "quarantined",
+    "rejected",
+    "deferred",
+    "failed",
+];
 
 // ---- validation shared by server and CLI: each error names the bad value ----
 
@@ -120,7 +127,9 @@ pub fn parse_domain_type(s: &str) -> Result<DomainType, String> {
     match s {
         "authoritative" => Ok(DomainType::Authoritative),
         "internal-relay" => Ok(DomainType::InternalRelay),
-        _ => Err(format!("invalid domain type {s:?}: expected authoritative or internal-relay")),
+        _ => Err(format!(
+            "invalid domain type {s:?}: expected authoritative or internal-relay"
+        )),
     }
 }
 
@@ -129,7 +138,9 @@ pub fn parse_reject_direct_send(s: &str) -> Result<RejectDirectSend, String> {
         "on" => Ok(RejectDirectSend::On),
         "off" => Ok(RejectDirectSend::Off),
         "audit" => Ok(RejectDirectSend::Audit),
-        _ => Err(format!("invalid reject-direct-send mode {s:?}: expected on, off or audit")),
+        _ => Err(format!(
+            "invalid reject-direct-send mode {s:?}: expected on, off or audit"
+        )),
     }
 }
 
@@ -148,7 +159,9 @@ pub fn parse_spoof_action(s: &str) -> Result<SpoofAction, String> {
         "junk" => Ok(SpoofAction::Junk),
         "quarantine" => Ok(SpoofAction::Quarantine),
         "none" => Ok(SpoofAction::None),
-        _ => Err(format!("invalid spoof action {s:?}: expected junk, quarantine or none")),
+        _ => Err(format!(
+            "invalid spoof action {s:?}: expected junk, quarantine or none"
+        )),
     }
 }
 
@@ -156,7 +169,9 @@ pub fn parse_on_off(what: &str, s: &str) -> Result<bool, String> {
     match s {
         "on" | "true" | "yes" => Ok(true),
         "off" | "false" | "no" => Ok(false),
-        _ => Err(format!("invalid value {s:?} for {what}: expected on or off")),
+        _ => Err(format!(
+            "invalid value {s:?} for {what}: expected on or off"
+        )),
     }
 }
 
@@ -174,7 +189,9 @@ pub fn parse_connector_type(s: &str) -> Result<ConnectorType, String> {
     match s {
         "partner" => Ok(ConnectorType::Partner),
         "on-premises" => Ok(ConnectorType::OnPremises),
-        _ => Err(format!("invalid connector type {s:?}: expected partner or on-premises")),
+        _ => Err(format!(
+            "invalid connector type {s:?}: expected partner or on-premises"
+        )),
     }
 }
 
@@ -190,13 +207,15 @@ pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
 }
 
 pub fn parse_cert_name(s: &str) -> Result<String, String> {
-    names::normalize_cert_name_pattern(s)
-        .ok_or_else(|| format!("invalid certificate name {s:?}: expected mail.example.com or *.example.com"))
+    names::normalize_cert_name_pattern(s).ok_or_else(|| {
+        format!("invalid certificate name {s:?}: expected mail.example.com or *.example.com")
+    })
 }
 
 pub fn parse_sender_domain(s: &str) -> Result<String, String> {
-    names::normalize_sender_domain_pattern(s)
-        .ok_or_else(|| format!("invalid sender domain {s:?}: expected *, example.com or *.example.com"))
+    names::normalize_sender_domain_pattern(s).ok_or_else(|| {
+        format!("invalid sender domain {s:?}: expected *, example.com or *.example.com")
+    })
 }
 
 impl OrgPatch {
@@ -213,8 +232,10 @@ impl OrgPatch {
             settings.honor_dmarc = v;
         }
         if let Some(list) = &self.arc_trusted_sealers {
-            settings.arc_trusted_sealers =
-                list.iter().map(|d| parse_domain(d)).collect::<Result<_, _>>()?;
+            settings.arc_trusted_sealers = list
+                .iter()
+                .map(|d| parse_domain(d))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(v) = self.direct_send_allow_dkim_aligned {
             settings.direct_send_allow_dkim_aligned = v;
@@ -227,7 +248,11 @@ impl OrgPatch {
                 if !services.iter().any(|k| k == s) {
                     return Err(format!(
                         "unknown trusted service {s:?}: the operator configured {}",
-                        if services.is_empty() { "none".to_string() } else { services.join(", ") }
+                        if services.is_empty() {
+                            "none".to_string()
+                        } else {
+                            services.join(", ")
+                        }
                     ));
                 }
             }
@@ -244,13 +269,22 @@ impl ConnectorPatch {
             c.connector_type = parse_connector_type(v)?;
         }
         if let Some(list) = &self.sender_ips {
-            c.sender_ips = list.iter().map(|s| parse_cidr(s)).collect::<Result<_, _>>()?;
+            c.sender_ips = list
+                .iter()
+                .map(|s| parse_cidr(s))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(list) = &self.tls_cert_names {
-            c.tls_cert_names = list.iter().map(|s| parse_cert_name(s)).collect::<Result<_, _>>()?;
+            c.tls_cert_names = list
+                .iter()
+                .map(|s| parse_cert_name(s))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(list) = &self.sender_domains {
-            c.sender_domains = list.iter().map(|s| parse_sender_domain(s)).collect::<Result<_, _>>()?;
+            c.sender_domains = list
+                .iter()
+                .map(|s| parse_sender_domain(s))
+                .collect::<Result<_, _>>()?;
             if c.sender_domains.is_empty() {
                 c.sender_domains = portcullis_policy::default_sender_domains();
             }

@@ -92,7 +92,10 @@ pub struct ServeArgs {
 #[derive(Subcommand, Debug)]
 pub enum TenantCommand {
     /// Create a tenant
-    Add { name: String },
+    Add {
+        /// Tenant name, e.g. contoso
+        name: String,
+    },
     /// List tenants
     List {
         /// Print the server's JSON
@@ -100,14 +103,19 @@ pub enum TenantCommand {
         json: bool,
     },
     /// Delete a tenant and everything it owns
-    Remove { name: String },
+    Remove {
+        /// Tenant name
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum DomainCommand {
     /// Add an accepted domain
     Add {
+        /// Domain name
         domain: String,
+        /// Tenant name
         #[arg(long)]
         tenant: String,
         /// authoritative (default) or internal-relay
@@ -119,6 +127,7 @@ pub enum DomainCommand {
     },
     /// List accepted domains
     List {
+        /// Tenant name
         #[arg(long)]
         tenant: String,
         /// Print the server's JSON
@@ -127,7 +136,9 @@ pub enum DomainCommand {
     },
     /// Remove an accepted domain
     Remove {
+        /// Domain name
         domain: String,
+        /// Tenant name
         #[arg(long)]
         tenant: String,
     },
@@ -137,6 +148,7 @@ pub enum DomainCommand {
 pub enum OrgCommand {
     /// Show the tenant's settings
     Show {
+        /// Tenant name
         #[arg(long)]
         tenant: String,
         /// Print the server's JSON
@@ -149,6 +161,7 @@ pub enum OrgCommand {
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct OrgSetArgs {
+    /// Tenant name
     #[arg(long)]
     pub tenant: String,
     /// on, off or audit
@@ -181,7 +194,9 @@ pub struct OrgSetArgs {
 pub enum ConnectorCommand {
     /// Create an inbound connector
     Add {
+        /// Connector name
         name: String,
+        /// Tenant name
         #[arg(long)]
         tenant: String,
         #[command(flatten)]
@@ -189,6 +204,7 @@ pub enum ConnectorCommand {
     },
     /// List inbound connectors
     List {
+        /// Tenant name
         #[arg(long)]
         tenant: String,
         /// Print the server's JSON
@@ -197,7 +213,9 @@ pub enum ConnectorCommand {
     },
     /// Show one inbound connector
     Show {
+        /// Connector name
         name: String,
+        /// Tenant name
         #[arg(long)]
         tenant: String,
         /// Print the server's JSON
@@ -206,7 +224,9 @@ pub enum ConnectorCommand {
     },
     /// Change an inbound connector (only the flags given change)
     Set {
+        /// Connector name
         name: String,
+        /// Tenant name
         #[arg(long)]
         tenant: String,
         #[command(flatten)]
@@ -214,7 +234,9 @@ pub enum ConnectorCommand {
     },
     /// Delete an inbound connector
     Remove {
+        /// Connector name
         name: String,
+        /// Tenant name
         #[arg(long)]
         tenant: String,
     },
@@ -264,6 +286,7 @@ pub struct ConnectorFlags {
 pub struct TraceArgs {
     #[command(subcommand)]
     pub command: Option<TraceCommand>,
+    /// Tenant name
     #[arg(long, required = true)]
     pub tenant: Option<String>,
     /// P1 (MAIL FROM) address
@@ -275,6 +298,7 @@ pub struct TraceArgs {
     /// Client IP address
     #[arg(long, value_name = "IP")]
     pub from_ip: Option<String>,
+    /// Message-ID header value
     #[arg(long, value_name = "ID")]
     pub message_id: Option<String>,
     /// pending, delivered, quarantined, rejected, deferred or failed
@@ -301,7 +325,9 @@ pub struct TraceArgs {
 pub enum TraceCommand {
     /// Show one trace record in full
     Show {
+        /// Trace id (from `portcullis trace`)
         trace_id: String,
+        /// Tenant name
         #[arg(long)]
         tenant: String,
         /// Print the server's JSON
@@ -654,13 +680,13 @@ fn plan_trace(t: &TraceArgs) -> Result<Call, String> {
         ),
         None => None,
     };
-    if let Some(s) = &t.status {
-        if !TRACE_STATUSES.contains(&s.as_str()) {
-            return Err(format!(
-                "invalid status {s:?}: expected one of {}",
-                TRACE_STATUSES.join(", ")
-            ));
-        }
+    if let Some(s) = &t.status
+        && !TRACE_STATUSES.contains(&s.as_str())
+    {
+        return Err(format!(
+            "invalid status {s:?}: expected one of {}",
+            TRACE_STATUSES.join(", ")
+        ));
     }
     if let Some(s) = &t.since {
         humantime::parse_duration(s.trim()).map_err(|e| {

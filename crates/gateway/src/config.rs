@@ -184,13 +184,23 @@ fn validate(
     let err = |key: &str, reason: String| ConfigError(format!("{file}: key `{key}`: {reason}"));
     let addr = |key: &str, v: &Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
         let s = v.as_deref().unwrap_or(default);
-        s.parse().map_err(|_| err(key, format!("invalid address {s:?} (expected e.g. 127.0.0.1:2525)")))
+        s.parse().map_err(|_| {
+            err(
+                key,
+                format!("invalid address {s:?} (expected e.g. 127.0.0.1:2525)"),
+            )
+        })
     };
-    let duration = |key: &str, v: &Option<String>, default: &str| -> Result<Duration, ConfigError> {
-        let s = v.as_deref().unwrap_or(default);
-        humantime::parse_duration(s)
-            .map_err(|e| err(key, format!("invalid duration {s:?}: {e} (expected e.g. 5m, 90d)")))
-    };
+    let duration =
+        |key: &str, v: &Option<String>, default: &str| -> Result<Duration, ConfigError> {
+            let s = v.as_deref().unwrap_or(default);
+            humantime::parse_duration(s).map_err(|e| {
+                err(
+                    key,
+                    format!("invalid duration {s:?}: {e} (expected e.g. 5m, 90d)"),
+                )
+            })
+        };
     let positive = |key: &str, v: Option<u64>, default: u64| -> Result<usize, ConfigError> {
         match v.unwrap_or(default) {
             0 => Err(err(key, "must be greater than 0".into())),
@@ -223,7 +233,10 @@ fn validate(
     };
     let max_line_length = positive("smtp.max_line_length", raw.smtp.max_line_length, 2048)?;
     if max_line_length < 512 {
-        return Err(err("smtp.max_line_length", "must be at least 512 (RFC 5321 §4.5.3.1.4)".into()));
+        return Err(err(
+            "smtp.max_line_length",
+            "must be at least 512 (RFC 5321 §4.5.3.1.4)".into(),
+        ));
     }
 
     let nameservers = raw
@@ -231,12 +244,30 @@ fn validate(
         .nameservers
         .unwrap_or_default()
         .iter()
-        .map(|s| s.parse::<SocketAddr>().map_err(|_| err("dns.nameservers", format!("invalid address {s:?} (expected \"127.0.0.1:5353\")"))))
+        .map(|s| {
+            s.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    "dns.nameservers",
+                    format!("invalid address {s:?} (expected \"127.0.0.1:5353\")"),
+                )
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     let storage_url = match raw.storage.url {
-        Some(u) if u.starts_with("sqlite:") || u.starts_with("postgres:") || u.starts_with("postgresql:") => u,
-        Some(u) => return Err(err("storage.url", format!("unsupported url {u:?} (expected sqlite://… or postgres://…)"))),
+        Some(u)
+            if u.starts_with("sqlite:")
+                || u.starts_with("postgres:")
+                || u.starts_with("postgresql:") =>
+        {
+            u
+        }
+        Some(u) => {
+            return Err(err(
+                "storage.url",
+                format!("unsupported url {u:?} (expected sqlite://… or postgres://…)"),
+            ));
+        }
         None => format!("sqlite://{}", data_dir.join("portcullis.db").display()),
     };
 
@@ -254,7 +285,9 @@ fn validate(
     };
 
     let default_reject_direct_send = match &raw.tenants.default_reject_direct_send {
-        Some(s) => parse_reject_direct_send(s).map_err(|e| err("tenants.default_reject_direct_send", e))?,
+        Some(s) => {
+            parse_reject_direct_send(s).map_err(|e| err("tenants.default_reject_direct_send", e))?
+        }
         None => RejectDirectSend::Off,
     };
 
@@ -272,13 +305,23 @@ fn validate(
             .map(|v| parse_cert_name(v).map_err(|e| err(&key("tls_cert_names"), e)))
             .collect::<Result<Vec<_>, _>>()?;
         if sender_ips.is_empty() && tls_cert_names.is_empty() {
-            return Err(err(&format!("services.{name}"), "needs sender_ips or tls_cert_names".into()));
+            return Err(err(
+                &format!("services.{name}"),
+                "needs sender_ips or tls_cert_names".into(),
+            ));
         }
-        services.push(Service { name, sender_ips, tls_cert_names });
+        services.push(Service {
+            name,
+            sender_ips,
+            tls_cert_names,
+        });
     }
 
     if raw.tls.cert_file.is_some() != raw.tls.key_file.is_some() {
-        return Err(err("tls.cert_file", "tls.cert_file and tls.key_file go together".into()));
+        return Err(err(
+            "tls.cert_file",
+            "tls.cert_file and tls.key_file go together".into(),
+        ));
     }
 
     Ok(Config {
@@ -286,14 +329,22 @@ fn validate(
         data_dir,
         smtp_listen,
         admin_listen,
-        max_message_size: positive("smtp.max_message_size", raw.smtp.max_message_size, 25 * 1024 * 1024)?,
+        max_message_size: positive(
+            "smtp.max_message_size",
+            raw.smtp.max_message_size,
+            25 * 1024 * 1024,
+        )?,
         max_recipients: positive("smtp.max_recipients", raw.smtp.max_recipients, 100)?,
         max_line_length,
         max_commands: positive("smtp.max_commands", raw.smtp.max_commands, 10_000)?,
         max_errors: positive("smtp.max_errors", raw.smtp.max_errors, 20)?,
         idle_timeout: duration("smtp.idle_timeout", &raw.smtp.idle_timeout, "5m")?,
         max_connections: positive("smtp.max_connections", raw.smtp.max_connections, 1000)?,
-        max_connections_per_ip: positive("smtp.max_connections_per_ip", raw.smtp.max_connections_per_ip, 20)?,
+        max_connections_per_ip: positive(
+            "smtp.max_connections_per_ip",
+            raw.smtp.max_connections_per_ip,
+            20,
+        )?,
         shutdown_grace: duration("smtp.shutdown_grace", &raw.smtp.shutdown_grace, "30s")?,
         tls_cert_file: raw.tls.cert_file,
         tls_key_file: raw.tls.key_file,
@@ -329,17 +380,39 @@ mod tests {
     #[test]
     fn errors_name_file_key_and_reason() {
         let cases = [
-            ("[smtp]\nlisten = \"nowhere\"", "p.toml: key `smtp.listen`: invalid address \"nowhere\""),
-            ("[smtp]\nidle_timeout = \"soon\"", "key `smtp.idle_timeout`: invalid duration \"soon\""),
-            ("[smtp]\nmax_recipients = 0", "key `smtp.max_recipients`: must be greater than 0"),
-            ("[tenants]\ndefault_reject_direct_send = \"maybe\"", "key `tenants.default_reject_direct_send`: invalid reject-direct-send mode \"maybe\""),
-            ("[services.x]\nsender_ips = [\"10.0.0.0/33\"]", "key `services.x.sender_ips`: invalid CIDR \"10.0.0.0/33\""),
-            ("[storage]\nurl = \"mysql://x\"", "key `storage.url`: unsupported url"),
+            (
+                "[smtp]\nlisten = \"nowhere\"",
+                "p.toml: key `smtp.listen`: invalid address \"nowhere\"",
+            ),
+            (
+                "[smtp]\nidle_timeout = \"soon\"",
+                "key `smtp.idle_timeout`: invalid duration \"soon\"",
+            ),
+            (
+                "[smtp]\nmax_recipients = 0",
+                "key `smtp.max_recipients`: must be greater than 0",
+            ),
+            (
+                "[tenants]\ndefault_reject_direct_send = \"maybe\"",
+                "key `tenants.default_reject_direct_send`: invalid reject-direct-send mode \"maybe\"",
+            ),
+            (
+                "[services.x]\nsender_ips = [\"10.0.0.0/33\"]",
+                "key `services.x.sender_ips`: invalid CIDR \"10.0.0.0/33\"",
+            ),
+            (
+                "[storage]\nurl = \"mysql://x\"",
+                "key `storage.url`: unsupported url",
+            ),
         ];
         for (text, want) in cases {
             let got = load(text).unwrap_err();
             assert!(got.contains(want), "{text:?}: {got}");
         }
-        assert!(load("[smtp]\nlisten_port = 25").unwrap_err().contains("listen_port"));
+        assert!(
+            load("[smtp]\nlisten_port = 25")
+                .unwrap_err()
+                .contains("listen_port")
+        );
     }
 }

@@ -105,7 +105,12 @@ pub async fn handle(
     let _ = tcp.set_nodelay(true);
     let mut stream = Stream::Plain(tcp);
     let mut session = Session::new(shared.session_config.clone());
-    let mut conn = Conn { shared: shared.clone(), peer, tls: None, txn: None };
+    let mut conn = Conn {
+        shared: shared.clone(),
+        peer,
+        tls: None,
+        txn: None,
+    };
     let mut out = Vec::with_capacity(512);
     let mut buf = vec![0u8; 16 * 1024];
     session.greeting().write_to(&mut out);
@@ -113,7 +118,13 @@ pub async fn handle(
 
     loop {
         match session.step() {
-            Step::Reply(r) => r.write_to(&mut out),
+            Step::Reply(r) => {
+                r.write_to(&mut out);
+                // RSET, EHLO or a refusal ended the transaction: record its refusals now.
+                if conn.txn.is_some() && session.mail_from().is_none() {
+                    conn.finish_txn().await;
+                }
+            }
             Step::NeedInput => {
                 if !out.is_empty() {
                     if stream.write_all(&out).await.is_err() {
@@ -145,9 +156,10 @@ pub async fn handle(
                     break;
                 }
                 out.clear();
-                let (Some(tls), Stream::Plain(tcp)) =
-                    (shared.tls.as_ref(), std::mem::replace(&mut stream, Stream::Closed))
-                else {
+                let (Some(tls), Stream::Plain(tcp)) = (
+                    shared.tls.as_ref(),
+                    std::mem::replace(&mut stream, Stream::Closed),
+                ) else {
                     break;
                 };
                 match tokio::time::timeout(idle, tls.acceptor.accept(tcp)).await {
@@ -201,7 +213,11 @@ impl Conn {
         PeerFacts {
             ip: self.peer.ip(),
             tls: self.tls.is_some(),
-            cert_names: self.tls.as_ref().map(|t| t.trusted_names.clone()).unwrap_or_default(),
+            cert_names: self
+                .tls
+                .as_ref()
+                .map(|t| t.trusted_names.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -226,7 +242,14 @@ impl Conn {
         let copy = match txn.copies.iter().position(|c| c.tenant == tenant) {
             Some(i) => &mut txn.copies[i],
             None => {
-                let record = new_record(&txn.id, tenant, self.peer, session, self.tls.as_ref(), &txn.from);
+                let record = new_record(
+                    &txn.id,
+                    tenant,
+                    self.peer,
+                    session,
+                    self.tls.as_ref(),
+                    &txn.from,
+                );
                 txn.copies.push(Copy {
                     tenant: tenant.to_string(),
                     attribution: Attribution::Anonymous,
@@ -240,28 +263,54 @@ impl Conn {
         match &verdict {
             RcptVerdict::NoTenant => unreachable!("handled above"),
             RcptVerdict::RestrictedPartner { connector, .. } => {
-                event(&mut copy.record, "REJECT", format!("{rcpt}: {r} (partner connector \"{connector}\" restricts this sender domain)"));
+                event(
+                    &mut copy.record,
+                    "REJECT",
+                    format!(
+                        "{rcpt}: {r} (partner connector \"{connector}\" restricts this sender domain)"
+                    ),
+                );
             }
             RcptVerdict::DirectSendRefused { .. } => {
                 copy.record.direct_send = true;
-                event(&mut copy.record, "REJECT", format!("{rcpt}: {r} (anonymous sender uses an accepted domain of the tenant)"));
+                event(
+                    &mut copy.record,
+                    "REJECT",
+                    format!("{rcpt}: {r} (anonymous sender uses an accepted domain of the tenant)"),
+                );
             }
-            RcptVerdict::Accept { attribution, direct_send, .. } => {
+            RcptVerdict::Accept {
+                attribution,
+                direct_send,
+                ..
+            } => {
                 copy.attribution = attribution.clone();
                 copy.direct_send = *direct_send;
-                copy.record.attribution =
-                    if attribution.is_anonymous() { "anonymous" } else { "connector" }.into();
+                copy.record.attribution = if attribution.is_anonymous() {
+                    "anonymous"
+                } else {
+                    "connector"
+                }
+                .into();
                 copy.record.connector = attribution.connector().map(str::to_string);
                 copy.record.direct_send |= direct_send.is_direct_send();
                 if *direct_send == DirectSend::Audit
                     && !copy.record.events.iter().any(|e| e.event == "AUDIT")
                 {
-                    event(&mut copy.record, "AUDIT", format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED));
+                    event(
+                        &mut copy.record,
+                        "AUDIT",
+                        format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED),
+                    );
                 }
                 copy.accepted.push(rcpt.clone());
             }
         }
-        let status = if r.is_positive() { "pending" } else { "rejected" };
+        let status = if r.is_positive() {
+            "pending"
+        } else {
+            "rejected"
+        };
         copy.record.recipients.push(TraceRecipient {
             address: rcpt,
             status: status.into(),
@@ -302,27 +351,61 @@ impl Conn {
             match verdict {
                 DataVerdict::DirectSendRefused { header } => {
                     let r = verdict.reply().expect("refusals have a reply");
-                    let why = if header { "P2 From: domain" } else { "envelope sender" };
-                    event(&mut copy.record, "REJECT", format!("DATA: {r} (anonymous {why} uses an accepted domain of the tenant)"));
+                    let why = if header {
+                        "P2 From: domain"
+                    } else {
+                        "envelope sender"
+                    };
+                    event(
+                        &mut copy.record,
+                        "REJECT",
+                        format!(
+                            "DATA: {r} (anonymous {why} uses an accepted domain of the tenant)"
+                        ),
+                    );
                     copy.record.direct_send = true;
                     refuse_recipients(&mut copy.record, &r);
                     copy.record.status = "rejected".into();
                     refusal.get_or_insert(r);
                 }
-                DataVerdict::Accept { direct_send, audit, exemption } => {
+                DataVerdict::Accept {
+                    direct_send,
+                    audit,
+                    exemption,
+                } => {
                     copy.record.direct_send |= direct_send;
                     if let Some(why) = &exemption {
-                        event(&mut copy.record, "AUDIT", format!("direct send exempted: {why}"));
+                        event(
+                            &mut copy.record,
+                            "AUDIT",
+                            format!("direct send exempted: {why}"),
+                        );
                     }
                     if audit.is_some() && !copy.record.events.iter().any(|e| e.event == "AUDIT") {
-                        event(&mut copy.record, "AUDIT", format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED));
+                        event(
+                            &mut copy.record,
+                            "AUDIT",
+                            format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED),
+                        );
                     }
-                    let headers = added_headers(&host, self.peer, session, self.tls.as_ref(), &txn.id, copy, audit.is_some());
+                    let headers = added_headers(
+                        &host,
+                        self.peer,
+                        session,
+                        self.tls.as_ref(),
+                        &txn.id,
+                        copy,
+                        audit.is_some(),
+                    );
                     let mut full = Vec::with_capacity(headers.len() + body.len());
                     full.extend_from_slice(headers.as_bytes());
                     full.extend_from_slice(&body);
                     copy.record.status = "pending".into();
-                    event(&mut copy.record, "RECEIVE", format!("received from [{}] by {host}, {size} bytes", self.peer.ip()));
+                    event(
+                        &mut copy.record,
+                        "RECEIVE",
+                        format!("received from [{}] by {host}, {size} bytes", self.peer.ip()),
+                    );
                     to_store.push((
                         Envelope {
                             trace_id: txn.id.clone(),
@@ -396,10 +479,20 @@ impl Conn {
     async fn finish_txn(&mut self) {
         let Some(txn) = self.txn.take() else { return };
         for mut copy in txn.copies {
-            if copy.record.recipients.iter().all(|r| r.status != "rejected") {
+            if copy
+                .record
+                .recipients
+                .iter()
+                .all(|r| r.status != "rejected")
+            {
                 continue;
             }
-            for r in copy.record.recipients.iter_mut().filter(|r| r.status == "pending") {
+            for r in copy
+                .record
+                .recipients
+                .iter_mut()
+                .filter(|r| r.status == "pending")
+            {
                 r.status = "abandoned".into();
                 r.reply = "transaction ended before DATA".into();
             }
@@ -410,8 +503,17 @@ impl Conn {
 }
 
 fn refuse_recipients(record: &mut TraceRecord, r: &Reply) {
-    for rcpt in record.recipients.iter_mut().filter(|x| x.status == "pending") {
-        rcpt.status = if r.is_transient() { "deferred" } else { "rejected" }.into();
+    for rcpt in record
+        .recipients
+        .iter_mut()
+        .filter(|x| x.status == "pending")
+    {
+        rcpt.status = if r.is_transient() {
+            "deferred"
+        } else {
+            "rejected"
+        }
+        .into();
         rcpt.reply = r.to_string();
     }
 }

@@ -29,7 +29,12 @@ impl Delivery {
         pending: Vec<Entry>,
     ) -> Delivery {
         let (tx, mut rx) = mpsc::unbounded_channel::<Entry>();
-        let worker = Arc::new(Worker { spool, maildir_root, hostname, trace });
+        let worker = Arc::new(Worker {
+            spool,
+            maildir_root,
+            hostname,
+            trace,
+        });
         let limit = Arc::new(Semaphore::new(CONCURRENCY));
         for entry in pending {
             let _ = tx.send(entry);
@@ -81,18 +86,33 @@ impl Worker {
         let mut record = entry.envelope.trace.clone();
         match result {
             Ok(()) => {
-                for r in record.recipients.iter_mut().filter(|r| r.status == "pending") {
+                for r in record
+                    .recipients
+                    .iter_mut()
+                    .filter(|r| r.status == "pending")
+                {
                     r.status = "delivered".into();
                     r.reply = "250 2.0.0 delivered to mailbox".into();
                 }
                 record.status = "delivered".into();
-                event(&mut record, "DELIVER", format!("maildir: {} recipient(s)", entry.envelope.recipients.len()));
+                event(
+                    &mut record,
+                    "DELIVER",
+                    format!("maildir: {} recipient(s)", entry.envelope.recipients.len()),
+                );
                 self.trace.send(record).await;
             }
             Err(e) => {
                 tracing::warn!(trace_id = %record.trace_id, tenant = %record.tenant, "delivery deferred: {e:#}");
                 record.status = "deferred".into();
-                event(&mut record, "DEFER", format!("maildir: {e:#}; retry in {}", humantime::format_duration(backoff)));
+                event(
+                    &mut record,
+                    "DEFER",
+                    format!(
+                        "maildir: {e:#}; retry in {}",
+                        humantime::format_duration(backoff)
+                    ),
+                );
                 self.trace.send(record).await;
                 tokio::spawn(async move {
                     tokio::time::sleep(backoff).await;

@@ -22,7 +22,12 @@ impl Live {
     pub async fn load(store: Store, services: Vec<Service>) -> anyhow::Result<Arc<Live>> {
         let data = store.load_directory().await?;
         let dir = build(data, &services);
-        Ok(Arc::new(Live { current: ArcSwap::from_pointee(dir), store, services, reload: Default::default() }))
+        Ok(Arc::new(Live {
+            current: ArcSwap::from_pointee(dir),
+            store,
+            services,
+            reload: Default::default(),
+        }))
     }
 
     /// The snapshot to decide with (cheap; hold it for one decision or one transaction).

@@ -44,7 +44,9 @@ fn header_section_len(message: &[u8]) -> usize {
     if message.starts_with(b"\r\n") {
         return 2;
     }
-    memfind(message, b"\r\n\r\n").map(|i| i + 4).unwrap_or(message.len())
+    memfind(message, b"\r\n\r\n")
+        .map(|i| i + 4)
+        .unwrap_or(message.len())
 }
 
 fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -67,7 +69,11 @@ pub fn strip_own_headers(message: &[u8]) -> Cow<'_, [u8]> {
     let mut skipping = false;
     let mut pos = 0;
     while pos < end {
-        let line_end = headers[pos..].iter().position(|b| *b == b'\n').map(|i| pos + i + 1).unwrap_or(end);
+        let line_end = headers[pos..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|i| pos + i + 1)
+            .unwrap_or(end);
         let line = &headers[pos..line_end];
         let continuation = matches!(line.first(), Some(b' ' | b'\t'));
         if !continuation {
@@ -86,7 +92,9 @@ pub fn strip_own_headers(message: &[u8]) -> Cow<'_, [u8]> {
 /// Folds nothing and escapes nothing: callers pass values without CR/LF. This strips them anyway
 /// so a header value from the wire can never inject a header line.
 pub fn header_value(s: &str) -> String {
-    s.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -97,8 +105,14 @@ mod tests {
     fn strips_forged_headers_with_continuations() {
         let m = b"X-Portcullis-Attribution: tenant=evil;\r\n connector=\"x\"\r\nSubject: hi\r\nx-portcullis-direct-send: no\r\n\r\nX-Portcullis-Body: stays\r\n";
         let out = strip_own_headers(m);
-        assert_eq!(&*out, b"Subject: hi\r\n\r\nX-Portcullis-Body: stays\r\n".as_slice());
-        assert!(matches!(strip_own_headers(b"Subject: x\r\n\r\nbody"), Cow::Borrowed(_)));
+        assert_eq!(
+            &*out,
+            b"Subject: hi\r\n\r\nX-Portcullis-Body: stays\r\n".as_slice()
+        );
+        assert!(matches!(
+            strip_own_headers(b"Subject: x\r\n\r\nbody"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

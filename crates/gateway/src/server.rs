@@ -44,7 +44,10 @@ pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -75,7 +78,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let spool = Spool::open(config.data_dir.join("spool"))?;
     let recovered = spool.recover()?;
     if !recovered.is_empty() {
-        tracing::info!(count = recovered.len(), "delivering messages left in the spool");
+        tracing::info!(
+            count = recovered.len(),
+            "delivering messages left in the spool"
+        );
     }
     let (trace, trace_task) = crate::trace::start(store.clone());
     let delivery = Delivery::start(
@@ -151,7 +157,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let config = shared.config.clone();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Default::default();
@@ -254,7 +264,9 @@ fn spawn_retention(store: Store, retention: Duration) -> tokio::task::JoinHandle
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            let cutoff = SystemTime::now().checked_sub(retention).unwrap_or(SystemTime::UNIX_EPOCH);
+            let cutoff = SystemTime::now()
+                .checked_sub(retention)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
             match store.purge_traces(crate::trace::micros(cutoff)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(records = n, "purged trace records past retention"),
@@ -270,7 +282,9 @@ fn ensure_admin_token(data_dir: &Path) -> anyhow::Result<()> {
     if path.exists() {
         return Ok(());
     }
-    let token: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let token: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
     write_private(&path, format!("{token}\n").as_bytes())?;
     tracing::info!(file = %path.display(), "created the admin token");
     Ok(())

@@ -48,7 +48,10 @@ impl Spool {
     }
 
     fn paths(&self, stem: &str) -> (PathBuf, PathBuf) {
-        (self.dir.join(format!("{stem}.msg")), self.dir.join(format!("{stem}.env")))
+        (
+            self.dir.join(format!("{stem}.msg")),
+            self.dir.join(format!("{stem}.env")),
+        )
     }
 
     /// Writes one copy durably. Blocking: call from `spawn_blocking`.
@@ -59,7 +62,10 @@ impl Spool {
         let json = serde_json::to_vec(envelope).expect("envelopes serialize");
         write_durable(&env, &json)?;
         sync_dir(&self.dir)?;
-        Ok(Entry { stem, envelope: envelope.clone() })
+        Ok(Entry {
+            stem,
+            envelope: envelope.clone(),
+        })
     }
 
     pub fn read_message(&self, entry: &Entry) -> anyhow::Result<Vec<u8>> {
@@ -81,19 +87,28 @@ impl Spool {
         let mut entries = Vec::new();
         for item in fs::read_dir(&self.dir)? {
             let path = item?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if let Some(stem) = name.strip_suffix(".env") {
                 let bytes = fs::read(&path)?;
                 match serde_json::from_slice::<Envelope>(&bytes) {
-                    Ok(envelope) => entries.push(Entry { stem: stem.to_string(), envelope }),
-                    Err(e) => tracing::error!(file = %path.display(), "unreadable spool envelope, left in place: {e}"),
+                    Ok(envelope) => entries.push(Entry {
+                        stem: stem.to_string(),
+                        envelope,
+                    }),
+                    Err(e) => {
+                        tracing::error!(file = %path.display(), "unreadable spool envelope, left in place: {e}")
+                    }
                 }
             } else if name.ends_with(".tmp") {
                 let _ = fs::remove_file(&path);
-            } else if let Some(stem) = name.strip_suffix(".msg") {
-                if !self.dir.join(format!("{stem}.env")).exists() {
-                    let _ = fs::remove_file(&path);
-                }
+            } else if let Some(stem) = name.strip_suffix(".msg")
+                && !self.dir.join(format!("{stem}.env")).exists()
+            {
+                let _ = fs::remove_file(&path);
             }
         }
         entries.sort_by(|a, b| a.stem.cmp(&b.stem));
@@ -105,8 +120,10 @@ impl Spool {
 fn write_durable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", tmp.display()))?;
     drop(f);
     fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
@@ -127,7 +144,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.sync_all()?;
     Ok(())
 }
@@ -160,7 +178,9 @@ pub fn deliver_maildir(
     message: &[u8],
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     for rcpt in &envelope.recipients {
         let mailbox = root.join(&envelope.tenant).join(mailbox_dir_name(rcpt));
         for sub in ["tmp", "new", "cur"] {
@@ -186,7 +206,8 @@ pub fn deliver_maildir(
         };
         write!(f, "Return-Path: {return_path}\r\nDelivered-To: {rcpt}\r\n")?;
         f.write_all(message)?;
-        f.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
         drop(f);
         let new = mailbox.join("new").join(&unique);
         fs::rename(&tmp, &new).with_context(|| format!("moving into {}", new.display()))?;
@@ -225,9 +246,17 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].stem, "T1.contoso");
         assert!(!dir.path().join("spool/T2.contoso.msg").exists());
-        let paths = deliver_maildir(&dir.path().join("mail"), "mx", &env, &spool.read_message(&e).unwrap()).unwrap();
+        let paths = deliver_maildir(
+            &dir.path().join("mail"),
+            "mx",
+            &env,
+            &spool.read_message(&e).unwrap(),
+        )
+        .unwrap();
         let text = fs::read_to_string(&paths[0]).unwrap();
-        assert!(text.starts_with("Return-Path: <a@x.org>\r\nDelivered-To: b@contoso.com\r\nSubject: x"));
+        assert!(
+            text.starts_with("Return-Path: <a@x.org>\r\nDelivered-To: b@contoso.com\r\nSubject: x")
+        );
         assert!(paths[0].starts_with(dir.path().join("mail/contoso/b@contoso.com/new")));
         spool.remove(&e).unwrap();
         assert!(spool.recover().unwrap().is_empty());

@@ -13,7 +13,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
 
 use crate::config::Config;
 
@@ -72,14 +74,19 @@ impl Tls {
                     .context("building the client certificate verifier")?,
             )
         };
-        let verifier = Arc::new(AskButDoNotRequire { provider: provider.clone() });
+        let verifier = Arc::new(AskButDoNotRequire {
+            provider: provider.clone(),
+        });
         let server = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions")?
             .with_client_cert_verifier(verifier)
             .with_single_cert(certs, key)
             .context("server certificate and key do not match")?;
-        Ok(Tls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)), trust })
+        Ok(Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            trust,
+        })
     }
 
     /// Reads version, cipher and the client certificate's trust and names after a handshake.
@@ -94,7 +101,11 @@ impl Tls {
             .negotiated_cipher_suite()
             .map(|s| s.suite().as_str().unwrap_or("unknown").to_string())
             .unwrap_or_default();
-        let mut info = TlsInfo { version, cipher, ..Default::default() };
+        let mut info = TlsInfo {
+            version,
+            cipher,
+            ..Default::default()
+        };
         let Some(chain) = conn.peer_certificates() else {
             return info;
         };
@@ -104,7 +115,8 @@ impl Tls {
         let (subject, names) = cert_names(end_entity);
         info.client_cert_subject = subject;
         info.client_cert_trusted = self.trust.as_ref().is_some_and(|v| {
-            v.verify_client_cert(end_entity, intermediates, UnixTime::now()).is_ok()
+            v.verify_client_cert(end_entity, intermediates, UnixTime::now())
+                .is_ok()
         });
         if info.client_cert_trusted {
             info.trusted_names = names;
@@ -146,8 +158,12 @@ fn load_pair(
     if certs.is_empty() {
         bail!("{}: tls.cert_file holds no certificate", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("{}: cannot read a private key from tls.key_file", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| {
+        format!(
+            "{}: cannot read a private key from tls.key_file",
+            key.display()
+        )
+    })?;
     Ok((certs, key))
 }
 
@@ -162,7 +178,8 @@ fn self_signed(
         let ck = rcgen::generate_simple_self_signed(vec![hostname.to_string()])
             .context("generating the self-signed certificate")?;
         crate::spool::write_private(&key, ck.signing_key.serialize_pem().as_bytes())?;
-        std::fs::write(&crt, ck.cert.pem()).with_context(|| format!("writing {}", crt.display()))?;
+        std::fs::write(&crt, ck.cert.pem())
+            .with_context(|| format!("writing {}", crt.display()))?;
         tracing::info!(cert = %crt.display(), "generated a self-signed STARTTLS certificate");
     }
     load_pair(&crt, &key)
@@ -228,6 +245,8 @@ impl ClientCertVerifier for AskButDoNotRequire {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -61,11 +61,15 @@ pub fn start(store: Store) -> (TraceSender, tokio::task::JoinHandle<()>) {
             }
             let mut attempt = 0;
             while !batch.is_empty()
-                && let Err(e) = store.upsert_traces(&batch).await {
+                && let Err(e) = store.upsert_traces(&batch).await
+            {
                 attempt += 1;
                 tracing::warn!(attempt, records = batch.len(), "trace batch failed: {e}");
                 if attempt >= 5 {
-                    tracing::error!(records = batch.len(), "trace batch dropped after 5 attempts");
+                    tracing::error!(
+                        records = batch.len(),
+                        "trace batch dropped after 5 attempts"
+                    );
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
@@ -84,7 +88,9 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 pub fn micros(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 pub fn event(record: &mut TraceRecord, event: &str, detail: impl Into<String>) {

@@ -27,7 +27,11 @@ pub enum MatchedBy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Attribution {
     Anonymous,
-    Connector { name: String, kind: ConnectorType, matched_by: MatchedBy },
+    Connector {
+        name: String,
+        kind: ConnectorType,
+        matched_by: MatchedBy,
+    },
 }
 
 impl Attribution {
@@ -53,15 +57,21 @@ impl Attribution {
 
 /// Does the peer's certificate carry a name the connector lists?
 pub(crate) fn cert_matches(c: &Connector, peer: &PeerFacts) -> bool {
-    c.tls_cert_names
-        .iter()
-        .any(|pattern| peer.cert_names.iter().any(|n| cert_name_matches(pattern, n)))
+    c.tls_cert_names.iter().any(|pattern| {
+        peer.cert_names
+            .iter()
+            .any(|n| cert_name_matches(pattern, n))
+    })
 }
 
 /// The longest prefix among the connector's ranges containing the peer IP.
 pub(crate) fn ip_match(c: &Connector, ip: IpAddr) -> Option<u8> {
     let ip = canonical(ip);
-    c.sender_ips.iter().filter(|net| net.contains(&ip)).map(|net| net.prefix_len()).max()
+    c.sender_ips
+        .iter()
+        .filter(|net| net.contains(&ip))
+        .map(|net| net.prefix_len())
+        .max()
 }
 
 /// IPv4-mapped IPv6 peers (`::ffff:192.0.2.1`, seen on dual-stack listeners) match IPv4 ranges.
@@ -73,13 +83,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 pub(crate) fn sender_domain_ok(c: &Connector, p1_domain: Option<&str>) -> bool {
-    c.sender_domains.iter().any(|p| sender_domain_matches(p, p1_domain))
+    c.sender_domains
+        .iter()
+        .any(|p| sender_domain_matches(p, p1_domain))
 }
 
 /// Applies conditions 1–4 of SPEC §2 to every connector of the tenant and picks the winner:
 /// certificate matches beat IP matches, the longest IP prefix beats shorter ones, ties break by
 /// connector name (the slice is sorted by name).
-pub fn attribute(connectors: &[Connector], peer: &PeerFacts, p1_domain: Option<&str>) -> Attribution {
+pub fn attribute(
+    connectors: &[Connector],
+    peer: &PeerFacts,
+    p1_domain: Option<&str>,
+) -> Attribution {
     let mut best: Option<(&Connector, MatchedBy)> = None;
     for c in connectors {
         if !c.enabled || (c.require_tls && !peer.tls) || !sender_domain_ok(c, p1_domain) {
@@ -104,8 +120,10 @@ pub fn attribute(connectors: &[Connector], peer: &PeerFacts, p1_domain: Option<&
     }
     match best {
         None => Attribution::Anonymous,
-        Some((c, matched_by)) => {
-            Attribution::Connector { name: c.name.clone(), kind: c.connector_type, matched_by }
-        }
+        Some((c, matched_by)) => Attribution::Connector {
+            name: c.name.clone(),
+            kind: c.connector_type,
+            matched_by,
+        },
     }
 }

@@ -50,7 +50,11 @@ pub enum RcptVerdict {
     /// Row 3: anonymous direct send while the tenant enforces.
     DirectSendRefused { tenant: String },
     /// Rows 4 and 5.
-    Accept { tenant: String, attribution: Attribution, direct_send: DirectSend },
+    Accept {
+        tenant: String,
+        attribution: Attribution,
+        direct_send: DirectSend,
+    },
 }
 
 impl RcptVerdict {
@@ -85,7 +89,9 @@ pub fn decide_rcpt(dir: &Directory, facts: &RcptFacts<'_>) -> RcptVerdict {
     }
     let attribution = attribute(&entry.connectors, facts.peer, facts.p1_domain);
     let direct = attribution.is_anonymous()
-        && facts.p1_domain.is_some_and(|d| dir.is_own_domain(&tenant, d));
+        && facts
+            .p1_domain
+            .is_some_and(|d| dir.is_own_domain(&tenant, d));
     let settings = &entry.tenant.settings;
     let direct_send = match (direct, settings.reject_direct_send) {
         (false, _) => DirectSend::No,
@@ -94,7 +100,11 @@ pub fn decide_rcpt(dir: &Directory, facts: &RcptFacts<'_>) -> RcptVerdict {
         (true, RejectDirectSend::On) if has_body_exemptions(entry) => DirectSend::Deferred,
         (true, RejectDirectSend::On) => return RcptVerdict::DirectSendRefused { tenant },
     };
-    RcptVerdict::Accept { tenant, attribution, direct_send }
+    RcptVerdict::Accept {
+        tenant,
+        attribution,
+        direct_send,
+    }
 }
 
 /// Row 2. With both restrictions set, the peer must satisfy both (each one refuses on its own).
@@ -166,7 +176,11 @@ impl DataVerdict {
 pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
     let Some(entry) = dir.tenant(facts.tenant) else {
         // The tenant was removed mid-transaction: nothing of its policy applies any more.
-        return DataVerdict::Accept { direct_send: false, audit: None, exemption: None };
+        return DataVerdict::Accept {
+            direct_send: false,
+            audit: None,
+            exemption: None,
+        };
     };
     let s = &entry.tenant.settings;
     let mut direct_send = facts.direct_send.is_direct_send();
@@ -182,7 +196,9 @@ pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
 
     let header_spoof = s.direct_send_scope == DirectSendScope::EnvelopeAndHeader
         && facts.attribution.is_anonymous()
-        && facts.header_from_domain.is_some_and(|d| dir.is_own_domain(facts.tenant, d));
+        && facts
+            .header_from_domain
+            .is_some_and(|d| dir.is_own_domain(facts.tenant, d));
     if header_spoof && exemption.is_none() {
         direct_send = true;
         match s.reject_direct_send {
@@ -194,15 +210,21 @@ pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
             },
         }
     }
-    DataVerdict::Accept { direct_send, audit, exemption }
+    DataVerdict::Accept {
+        direct_send,
+        audit,
+        exemption,
+    }
 }
 
 fn exemption_for(entry: &TenantEntry, facts: &DataFacts<'_>) -> Option<String> {
     let s = &entry.tenant.settings;
-    if let Some(sealer) = facts.arc_pass_sealer {
-        if s.arc_trusted_sealers.iter().any(|t| t.eq_ignore_ascii_case(sealer)) {
-            return Some(format!("trusted ARC sealer {sealer}"));
-        }
+    if let Some(sealer) = facts.arc_pass_sealer
+        && s.arc_trusted_sealers
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(sealer))
+    {
+        return Some(format!("trusted ARC sealer {sealer}"));
     }
     if s.direct_send_allow_dkim_aligned && facts.dkim_aligned_with_p1 {
         return Some("DKIM signature aligned with the envelope sender".into());

@@ -37,7 +37,11 @@ impl Directory {
         let mut map: HashMap<String, TenantEntry> = tenants
             .into_iter()
             .map(|t| {
-                let entry = TenantEntry { tenant: t, domains: Vec::new(), connectors: Vec::new() };
+                let entry = TenantEntry {
+                    tenant: t,
+                    domains: Vec::new(),
+                    connectors: Vec::new(),
+                };
                 (entry.tenant.name.clone(), entry)
             })
             .collect();
@@ -64,7 +68,11 @@ impl Directory {
                 index.insert(d.domain.clone(), (entry.tenant.name.clone(), i));
             }
         }
-        Directory { tenants: map, domains: index, version }
+        Directory {
+            tenants: map,
+            domains: index,
+            version,
+        }
     }
 
     pub fn tenant(&self, name: &str) -> Option<&TenantEntry> {
@@ -84,10 +92,10 @@ impl Directory {
         }
         let mut rest = domain;
         while let Some((_, parent)) = rest.split_once('.') {
-            if let Some((t, d)) = self.lookup(parent) {
-                if d.match_subdomains {
-                    return Some((t, d));
-                }
+            if let Some((t, d)) = self.lookup(parent)
+                && d.match_subdomains
+            {
+                return Some((t, d));
             }
             rest = parent;
         }

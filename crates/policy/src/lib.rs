@@ -12,7 +12,8 @@ pub mod names;
 
 pub use attribution::{Attribution, MatchedBy, PeerFacts};
 pub use decide::{
-    AuditReason, DataFacts, DataVerdict, DirectSend, RcptFacts, RcptVerdict, decide_data, decide_rcpt,
+    AuditReason, DataFacts, DataVerdict, DirectSend, RcptFacts, RcptVerdict, decide_data,
+    decide_rcpt,
 };
 pub use directory::{Directory, TenantEntry};
 pub use model::*;

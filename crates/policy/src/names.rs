@@ -22,7 +22,10 @@ fn is_hostname(d: &str) -> bool {
         if b.is_empty() || b.len() > 63 || b[0] == b'-' || b[b.len() - 1] == b'-' {
             return false;
         }
-        if !b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_') {
+        if !b
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+        {
             return false;
         }
     }
@@ -57,8 +60,9 @@ pub fn is_valid_name(name: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        })
 }
 
 /// Connector names may also carry upper case and spaces (admins name them "Contoso on-prem").
@@ -67,7 +71,9 @@ pub fn is_valid_connector_name(name: &str) -> bool {
     !t.is_empty()
         && t.len() == name.len()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ' '))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ' '))
 }
 
 /// Does `domain` (lower case) fall under `parent`: equal, or a subdomain of it?
@@ -117,7 +123,9 @@ mod tests {
     #[test]
     fn domains() {
         assert_eq!(normalize_domain("Contoso.COM."), Some("contoso.com".into()));
-        for bad in ["", "contoso", "-a.com", "a-.com", "a..com", "a b.com", "*.a.com", "a.com/x"] {
+        for bad in [
+            "", "contoso", "-a.com", "a-.com", "a..com", "a b.com", "*.a.com", "a.com/x",
+        ] {
             assert_eq!(normalize_domain(bad), None, "{bad}");
         }
     }

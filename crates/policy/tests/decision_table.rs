@@ -20,7 +20,13 @@ fn conn(tenant: &str, name: &str, f: impl FnOnce(&mut Connector)) -> Connector {
 }
 
 fn tenant(name: &str, mode: RejectDirectSend) -> Tenant {
-    Tenant { name: name.into(), settings: OrgSettings { reject_direct_send: mode, ..Default::default() } }
+    Tenant {
+        name: name.into(),
+        settings: OrgSettings {
+            reject_direct_send: mode,
+            ..Default::default()
+        },
+    }
 }
 
 fn fixture() -> Directory {
@@ -65,8 +71,12 @@ fn fixture() -> Directory {
             c.sender_ips = vec!["2001:db8::/32".parse().unwrap()];
         }),
         // Two equal /24s: the tie breaks by name ("a-tie" < "b-tie").
-        conn("contoso", "b-tie", |c| c.sender_ips = vec!["172.16.5.0/24".parse().unwrap()]),
-        conn("contoso", "a-tie", |c| c.sender_ips = vec!["172.16.5.0/24".parse().unwrap()]),
+        conn("contoso", "b-tie", |c| {
+            c.sender_ips = vec!["172.16.5.0/24".parse().unwrap()]
+        }),
+        conn("contoso", "a-tie", |c| {
+            c.sender_ips = vec!["172.16.5.0/24".parse().unwrap()]
+        }),
         conn("fabrikam", "restricted", |c| {
             c.sender_ips = vec!["198.18.0.0/15".parse().unwrap()];
             c.sender_domains = vec!["partner.org".into()];
@@ -98,7 +108,15 @@ const fn case(
     rcpt: &'static str,
     expect: &'static str,
 ) -> Case {
-    Case { note, ip, tls: false, cert: &[], from, rcpt, expect }
+    Case {
+        note,
+        ip,
+        tls: false,
+        cert: &[],
+        from,
+        rcpt,
+        expect,
+    }
 }
 
 const fn tls(mut c: Case, cert: &'static [&'static str]) -> Case {
@@ -113,9 +131,15 @@ fn render(v: &RcptVerdict) -> String {
     let head = format!("{} {}", r.code, r.status.unwrap_or(""));
     match v {
         RcptVerdict::NoTenant => head,
-        RcptVerdict::RestrictedPartner { tenant, connector } => format!("{head} {tenant} {connector}"),
+        RcptVerdict::RestrictedPartner { tenant, connector } => {
+            format!("{head} {tenant} {connector}")
+        }
         RcptVerdict::DirectSendRefused { tenant } => format!("{head} {tenant}"),
-        RcptVerdict::Accept { tenant, attribution, direct_send } => {
+        RcptVerdict::Accept {
+            tenant,
+            attribution,
+            direct_send,
+        } => {
             let who = attribution.connector().unwrap_or("anonymous");
             format!("{head} {tenant} {who} {direct_send:?}")
         }
@@ -124,42 +148,249 @@ fn render(v: &RcptVerdict) -> String {
 
 const CASES: &[Case] = &[
     // Row 1
-    case("unknown domain is never relayed", "192.0.2.10", Some("contoso.com"), "example.org", "550 5.7.64"),
-    case("subdomain without match_subdomains", "1.1.1.1", Some("x.org"), "sub.contoso.com", "550 5.7.64"),
+    case(
+        "unknown domain is never relayed",
+        "192.0.2.10",
+        Some("contoso.com"),
+        "example.org",
+        "550 5.7.64",
+    ),
+    case(
+        "subdomain without match_subdomains",
+        "1.1.1.1",
+        Some("x.org"),
+        "sub.contoso.com",
+        "550 5.7.64",
+    ),
     // Row 5 and attribution
-    case("foreign sender, anonymous", "1.1.1.1", Some("x.org"), "contoso.com", "250 2.1.5 contoso anonymous No"),
-    case("subdomain with match_subdomains", "1.1.1.1", Some("x.org"), "a.b.contoso.net", "250 2.1.5 contoso anonymous No"),
-    case("child domain of another tenant wins", "1.1.1.1", Some("x.org"), "wg.contoso.net", "250 2.1.5 woodgrove anonymous No"),
-    case("longest prefix wins", "192.0.2.10", Some("contoso.com"), "contoso.com", "250 2.1.5 contoso onprem-host No"),
-    case("shorter prefix when the longer misses", "192.0.2.11", Some("contoso.com"), "contoso.com", "250 2.1.5 contoso onprem-net No"),
-    case("tie breaks by name", "172.16.5.1", Some("contoso.com"), "contoso.com", "250 2.1.5 contoso a-tie No"),
-    case("IPv6 CIDR", "2001:db8::25", Some("contoso.com"), "contoso.com", "250 2.1.5 contoso v6 No"),
-    case("IPv4-mapped IPv6 peer", "::ffff:192.0.2.10", Some("contoso.com"), "contoso.com", "250 2.1.5 contoso onprem-host No"),
-    tls(case("certificate beats IP", "192.0.2.10", Some("contoso.com"), "contoso.com", "250 2.1.5 contoso z-cert No"), &["mx1.relay.contoso.com"]),
-    tls(case("wildcard covers one label only", "1.1.1.1", Some("contoso.com"), "contoso.com", "550 5.7.68 contoso"), &["a.mx1.relay.contoso.com"]),
-    tls(case("require_tls met", "198.51.100.7", Some("contoso.com"), "contoso.com", "250 2.1.5 contoso tls-only No"), &[]),
-    case("require_tls not met", "198.51.100.7", Some("contoso.com"), "contoso.com", "550 5.7.68 contoso"),
-    case("disabled connector never attributes", "203.0.113.9", Some("contoso.com"), "contoso.com", "550 5.7.68 contoso"),
-    case("sender-domain scope matches subdomain", "10.1.2.3", Some("mail.partner.example"), "contoso.com", "250 2.1.5 contoso scoped No"),
-    case("sender-domain scope excludes others", "10.1.2.3", Some("contoso.com"), "contoso.com", "550 5.7.68 contoso"),
-    case("null sender matches only *", "10.1.2.3", None, "contoso.com", "250 2.1.5 contoso anonymous No"),
+    case(
+        "foreign sender, anonymous",
+        "1.1.1.1",
+        Some("x.org"),
+        "contoso.com",
+        "250 2.1.5 contoso anonymous No",
+    ),
+    case(
+        "subdomain with match_subdomains",
+        "1.1.1.1",
+        Some("x.org"),
+        "a.b.contoso.net",
+        "250 2.1.5 contoso anonymous No",
+    ),
+    case(
+        "child domain of another tenant wins",
+        "1.1.1.1",
+        Some("x.org"),
+        "wg.contoso.net",
+        "250 2.1.5 woodgrove anonymous No",
+    ),
+    case(
+        "longest prefix wins",
+        "192.0.2.10",
+        Some("contoso.com"),
+        "contoso.com",
+        "250 2.1.5 contoso onprem-host No",
+    ),
+    case(
+        "shorter prefix when the longer misses",
+        "192.0.2.11",
+        Some("contoso.com"),
+        "contoso.com",
+        "250 2.1.5 contoso onprem-net No",
+    ),
+    case(
+        "tie breaks by name",
+        "172.16.5.1",
+        Some("contoso.com"),
+        "contoso.com",
+        "250 2.1.5 contoso a-tie No",
+    ),
+    case(
+        "IPv6 CIDR",
+        "2001:db8::25",
+        Some("contoso.com"),
+        "contoso.com",
+        "250 2.1.5 contoso v6 No",
+    ),
+    case(
+        "IPv4-mapped IPv6 peer",
+        "::ffff:192.0.2.10",
+        Some("contoso.com"),
+        "contoso.com",
+        "250 2.1.5 contoso onprem-host No",
+    ),
+    tls(
+        case(
+            "certificate beats IP",
+            "192.0.2.10",
+            Some("contoso.com"),
+            "contoso.com",
+            "250 2.1.5 contoso z-cert No",
+        ),
+        &["mx1.relay.contoso.com"],
+    ),
+    tls(
+        case(
+            "wildcard covers one label only",
+            "1.1.1.1",
+            Some("contoso.com"),
+            "contoso.com",
+            "550 5.7.68 contoso",
+        ),
+        &["a.mx1.relay.contoso.com"],
+    ),
+    tls(
+        case(
+            "require_tls met",
+            "198.51.100.7",
+            Some("contoso.com"),
+            "contoso.com",
+            "250 2.1.5 contoso tls-only No",
+        ),
+        &[],
+    ),
+    case(
+        "require_tls not met",
+        "198.51.100.7",
+        Some("contoso.com"),
+        "contoso.com",
+        "550 5.7.68 contoso",
+    ),
+    case(
+        "disabled connector never attributes",
+        "203.0.113.9",
+        Some("contoso.com"),
+        "contoso.com",
+        "550 5.7.68 contoso",
+    ),
+    case(
+        "sender-domain scope matches subdomain",
+        "10.1.2.3",
+        Some("mail.partner.example"),
+        "contoso.com",
+        "250 2.1.5 contoso scoped No",
+    ),
+    case(
+        "sender-domain scope excludes others",
+        "10.1.2.3",
+        Some("contoso.com"),
+        "contoso.com",
+        "550 5.7.68 contoso",
+    ),
+    case(
+        "null sender matches only *",
+        "10.1.2.3",
+        None,
+        "contoso.com",
+        "250 2.1.5 contoso anonymous No",
+    ),
     // Row 3
-    case("direct send refused", "1.1.1.1", Some("contoso.com"), "contoso.com", "550 5.7.68 contoso"),
-    case("direct send from subdomain of match_subdomains domain", "1.1.1.1", Some("x.contoso.net"), "contoso.com", "550 5.7.68 contoso"),
-    case("P1 subdomain without match_subdomains is foreign", "1.1.1.1", Some("x.contoso.com"), "contoso.com", "250 2.1.5 contoso anonymous No"),
-    case("null sender is never direct send", "1.1.1.1", None, "contoso.com", "250 2.1.5 contoso anonymous No"),
-    case("P2-only spoof accepted at RCPT (P1 foreign)", "1.1.1.1", Some("bulk.example"), "contoso.com", "250 2.1.5 contoso anonymous No"),
-    case("another tenant's domain is not direct send", "1.1.1.1", Some("fabrikam.com"), "contoso.com", "250 2.1.5 contoso anonymous No"),
+    case(
+        "direct send refused",
+        "1.1.1.1",
+        Some("contoso.com"),
+        "contoso.com",
+        "550 5.7.68 contoso",
+    ),
+    case(
+        "direct send from subdomain of match_subdomains domain",
+        "1.1.1.1",
+        Some("x.contoso.net"),
+        "contoso.com",
+        "550 5.7.68 contoso",
+    ),
+    case(
+        "P1 subdomain without match_subdomains is foreign",
+        "1.1.1.1",
+        Some("x.contoso.com"),
+        "contoso.com",
+        "250 2.1.5 contoso anonymous No",
+    ),
+    case(
+        "null sender is never direct send",
+        "1.1.1.1",
+        None,
+        "contoso.com",
+        "250 2.1.5 contoso anonymous No",
+    ),
+    case(
+        "P2-only spoof accepted at RCPT (P1 foreign)",
+        "1.1.1.1",
+        Some("bulk.example"),
+        "contoso.com",
+        "250 2.1.5 contoso anonymous No",
+    ),
+    case(
+        "another tenant's domain is not direct send",
+        "1.1.1.1",
+        Some("fabrikam.com"),
+        "contoso.com",
+        "250 2.1.5 contoso anonymous No",
+    ),
     // Row 4
-    case("audit mode accepts and marks", "1.1.1.1", Some("fabrikam.com"), "fabrikam.com", "250 2.1.5 fabrikam anonymous Audit"),
-    case("off mode records direct send", "1.1.1.1", Some("woodgrove.com"), "woodgrove.com", "250 2.1.5 woodgrove anonymous Allowed"),
+    case(
+        "audit mode accepts and marks",
+        "1.1.1.1",
+        Some("fabrikam.com"),
+        "fabrikam.com",
+        "250 2.1.5 fabrikam anonymous Audit",
+    ),
+    case(
+        "off mode records direct send",
+        "1.1.1.1",
+        Some("woodgrove.com"),
+        "woodgrove.com",
+        "250 2.1.5 woodgrove anonymous Allowed",
+    ),
     // Row 2
-    case("restricted partner from the wrong IP", "1.1.1.1", Some("partner.org"), "fabrikam.com", "550 5.7.51 fabrikam restricted"),
-    case("restricted partner from its IP", "198.19.0.1", Some("partner.org"), "fabrikam.com", "250 2.1.5 fabrikam restricted No"),
-    case("restriction only for its sender domains", "1.1.1.1", Some("other.org"), "fabrikam.com", "250 2.1.5 fabrikam anonymous No"),
-    tls(case("restricted to cert, no cert", "1.1.1.1", Some("certpartner.org"), "fabrikam.com", "550 5.7.51 fabrikam restricted-cert"), &[]),
-    tls(case("restricted to cert, right cert", "1.1.1.1", Some("certpartner.org"), "fabrikam.com", "250 2.1.5 fabrikam restricted-cert No"), &["mx.certpartner.org"]),
-    case("restriction does not apply to the null sender", "1.1.1.1", None, "fabrikam.com", "250 2.1.5 fabrikam anonymous No"),
+    case(
+        "restricted partner from the wrong IP",
+        "1.1.1.1",
+        Some("partner.org"),
+        "fabrikam.com",
+        "550 5.7.51 fabrikam restricted",
+    ),
+    case(
+        "restricted partner from its IP",
+        "198.19.0.1",
+        Some("partner.org"),
+        "fabrikam.com",
+        "250 2.1.5 fabrikam restricted No",
+    ),
+    case(
+        "restriction only for its sender domains",
+        "1.1.1.1",
+        Some("other.org"),
+        "fabrikam.com",
+        "250 2.1.5 fabrikam anonymous No",
+    ),
+    tls(
+        case(
+            "restricted to cert, no cert",
+            "1.1.1.1",
+            Some("certpartner.org"),
+            "fabrikam.com",
+            "550 5.7.51 fabrikam restricted-cert",
+        ),
+        &[],
+    ),
+    tls(
+        case(
+            "restricted to cert, right cert",
+            "1.1.1.1",
+            Some("certpartner.org"),
+            "fabrikam.com",
+            "250 2.1.5 fabrikam restricted-cert No",
+        ),
+        &["mx.certpartner.org"],
+    ),
+    case(
+        "restriction does not apply to the null sender",
+        "1.1.1.1",
+        None,
+        "fabrikam.com",
+        "250 2.1.5 fabrikam anonymous No",
+    ),
 ];
 
 #[test]
@@ -172,10 +403,17 @@ fn decision_table() {
             tls: c.tls,
             cert_names: c.cert.iter().map(|s| s.to_string()).collect(),
         };
-        let facts = RcptFacts { peer: &peer, p1_domain: c.from, rcpt_domain: c.rcpt };
+        let facts = RcptFacts {
+            peer: &peer,
+            p1_domain: c.from,
+            rcpt_domain: c.rcpt,
+        };
         let got = render(&decide_rcpt(&dir, &facts));
         if got != c.expect {
-            failures.push(format!("{}: expected {:?}, got {:?}", c.note, c.expect, got));
+            failures.push(format!(
+                "{}: expected {:?}, got {:?}",
+                c.note, c.expect, got
+            ));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -184,14 +422,39 @@ fn decision_table() {
 #[test]
 fn recipients_in_two_tenants_get_separate_decisions() {
     let dir = fixture();
-    let peer = PeerFacts { ip: "1.1.1.1".parse().unwrap(), tls: false, cert_names: vec![] };
-    let a = decide_rcpt(&dir, &RcptFacts { peer: &peer, p1_domain: Some("contoso.com"), rcpt_domain: "contoso.com" });
-    let b = decide_rcpt(&dir, &RcptFacts { peer: &peer, p1_domain: Some("contoso.com"), rcpt_domain: "woodgrove.com" });
+    let peer = PeerFacts {
+        ip: "1.1.1.1".parse().unwrap(),
+        tls: false,
+        cert_names: vec![],
+    };
+    let a = decide_rcpt(
+        &dir,
+        &RcptFacts {
+            peer: &peer,
+            p1_domain: Some("contoso.com"),
+            rcpt_domain: "contoso.com",
+        },
+    );
+    let b = decide_rcpt(
+        &dir,
+        &RcptFacts {
+            peer: &peer,
+            p1_domain: Some("contoso.com"),
+            rcpt_domain: "woodgrove.com",
+        },
+    );
     assert_eq!(render(&a), "550 5.7.68 contoso");
     assert_eq!(render(&b), "250 2.1.5 woodgrove anonymous No");
 }
 
-fn data(dir: &Directory, tenant: &str, ds: DirectSend, p2: Option<&str>, arc: Option<&str>, dkim: bool) -> DataVerdict {
+fn data(
+    dir: &Directory,
+    tenant: &str,
+    ds: DirectSend,
+    p2: Option<&str>,
+    arc: Option<&str>,
+    dkim: bool,
+) -> DataVerdict {
     let anon = Attribution::Anonymous;
     decide_data(
         dir,
@@ -216,38 +479,134 @@ fn end_of_data_decisions() {
     let dir = Directory::build(
         1,
         vec![t, audit, tenant("woodgrove", RejectDirectSend::On)],
-        vec![dom("contoso", "contoso.com", false), dom("fabrikam", "fabrikam.com", false), dom("woodgrove", "woodgrove.com", false)],
+        vec![
+            dom("contoso", "contoso.com", false),
+            dom("fabrikam", "fabrikam.com", false),
+            dom("woodgrove", "woodgrove.com", false),
+        ],
         vec![],
     );
     // With exemptions configured, row 3 moved to DATA: an ARC seal from a trusted sealer exempts.
-    let peer = PeerFacts { ip: "1.1.1.1".parse().unwrap(), tls: false, cert_names: vec![] };
-    let v = decide_rcpt(&dir, &RcptFacts { peer: &peer, p1_domain: Some("contoso.com"), rcpt_domain: "contoso.com" });
-    assert!(matches!(v, RcptVerdict::Accept { direct_send: DirectSend::Deferred, .. }));
-    assert_eq!(data(&dir, "contoso", DirectSend::Deferred, None, None, false), DataVerdict::DirectSendRefused { header: false });
-    assert_eq!(data(&dir, "contoso", DirectSend::Deferred, None, Some("evil.example"), false), DataVerdict::DirectSendRefused { header: false });
-    assert!(matches!(data(&dir, "contoso", DirectSend::Deferred, None, Some("forwarder.example"), false), DataVerdict::Accept { exemption: Some(_), .. }));
+    let peer = PeerFacts {
+        ip: "1.1.1.1".parse().unwrap(),
+        tls: false,
+        cert_names: vec![],
+    };
+    let v = decide_rcpt(
+        &dir,
+        &RcptFacts {
+            peer: &peer,
+            p1_domain: Some("contoso.com"),
+            rcpt_domain: "contoso.com",
+        },
+    );
+    assert!(matches!(
+        v,
+        RcptVerdict::Accept {
+            direct_send: DirectSend::Deferred,
+            ..
+        }
+    ));
+    assert_eq!(
+        data(&dir, "contoso", DirectSend::Deferred, None, None, false),
+        DataVerdict::DirectSendRefused { header: false }
+    );
+    assert_eq!(
+        data(
+            &dir,
+            "contoso",
+            DirectSend::Deferred,
+            None,
+            Some("evil.example"),
+            false
+        ),
+        DataVerdict::DirectSendRefused { header: false }
+    );
+    assert!(matches!(
+        data(
+            &dir,
+            "contoso",
+            DirectSend::Deferred,
+            None,
+            Some("forwarder.example"),
+            false
+        ),
+        DataVerdict::Accept {
+            exemption: Some(_),
+            ..
+        }
+    ));
     // DKIM alignment only when opted in.
-    assert_eq!(data(&dir, "contoso", DirectSend::Deferred, None, None, true), DataVerdict::DirectSendRefused { header: false });
+    assert_eq!(
+        data(&dir, "contoso", DirectSend::Deferred, None, None, true),
+        DataVerdict::DirectSendRefused { header: false }
+    );
     // P2 check with envelope-and-header scope.
-    let r = data(&dir, "contoso", DirectSend::No, Some("contoso.com"), None, false);
+    let r = data(
+        &dir,
+        "contoso",
+        DirectSend::No,
+        Some("contoso.com"),
+        None,
+        false,
+    );
     assert_eq!(r, DataVerdict::DirectSendRefused { header: true });
     assert_eq!(r.reply().unwrap().status, Some("5.7.68"));
-    assert_eq!(data(&dir, "contoso", DirectSend::No, Some("other.org"), None, false).reply(), None);
+    assert_eq!(
+        data(
+            &dir,
+            "contoso",
+            DirectSend::No,
+            Some("other.org"),
+            None,
+            false
+        )
+        .reply(),
+        None
+    );
     // The envelope scope (woodgrove) leaves P2 to DMARC.
-    assert_eq!(data(&dir, "woodgrove", DirectSend::No, Some("woodgrove.com"), None, false).reply(), None);
+    assert_eq!(
+        data(
+            &dir,
+            "woodgrove",
+            DirectSend::No,
+            Some("woodgrove.com"),
+            None,
+            false
+        )
+        .reply(),
+        None
+    );
     // Audit mode marks a header spoof instead of refusing.
     assert_eq!(
-        data(&dir, "fabrikam", DirectSend::No, Some("fabrikam.com"), None, false),
-        DataVerdict::Accept { direct_send: true, audit: Some(AuditReason::Header), exemption: None }
+        data(
+            &dir,
+            "fabrikam",
+            DirectSend::No,
+            Some("fabrikam.com"),
+            None,
+            false
+        ),
+        DataVerdict::Accept {
+            direct_send: true,
+            audit: Some(AuditReason::Header),
+            exemption: None
+        }
     );
 }
 
 #[test]
 fn verdict_reply_table() {
     let cases = [
-        (RcptVerdict::NoTenant, "550 5.7.64 TenantAttribution; Relay Access Denied"),
         (
-            RcptVerdict::RestrictedPartner { tenant: "t".into(), connector: "c".into() },
+            RcptVerdict::NoTenant,
+            "550 5.7.64 TenantAttribution; Relay Access Denied",
+        ),
+        (
+            RcptVerdict::RestrictedPartner {
+                tenant: "t".into(),
+                connector: "c".into(),
+            },
             "550 5.7.51 TenantInboundAttribution; There is a partner connector configured that matched the message's recipient domain. The connector had either the RestrictDomainsToIPAddresses or RestrictDomainsToCertificate set",
         ),
         (
@@ -255,7 +614,11 @@ fn verdict_reply_table() {
             "550 5.7.68 TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources",
         ),
         (
-            RcptVerdict::Accept { tenant: "t".into(), attribution: Attribution::Anonymous, direct_send: DirectSend::No },
+            RcptVerdict::Accept {
+                tenant: "t".into(),
+                attribution: Attribution::Anonymous,
+                direct_send: DirectSend::No,
+            },
             "250 2.1.5 Recipient OK",
         ),
     ];

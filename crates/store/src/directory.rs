@@ -15,7 +15,6 @@ pub struct DirectoryData {
     pub connectors: Vec<Connector>,
 }
 
-
 async fn bump(tx: &mut Transaction<'_, Any>) -> Result<()> {
     sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'directory_generation'")
         .execute(&mut **tx)
@@ -58,9 +57,10 @@ impl Store {
             let settings = from_json(&format!("settings of tenant {name}"), &settings)?;
             tenants.push(Tenant { name, settings });
         }
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT doc FROM accepted_domains ORDER BY domain")
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT doc FROM accepted_domains ORDER BY domain")
+                .fetch_all(&mut *tx)
+                .await?;
         let domains = rows
             .iter()
             .map(|(doc,)| from_json("accepted domain", doc))
@@ -74,7 +74,12 @@ impl Store {
             .map(|(doc,)| from_json("connector", doc))
             .collect::<Result<Vec<Connector>>>()?;
         tx.commit().await?;
-        Ok(DirectoryData { generation: generation as u64, tenants, domains, connectors })
+        Ok(DirectoryData {
+            generation: generation as u64,
+            tenants,
+            domains,
+            connectors,
+        })
     }
 
     pub async fn add_tenant(&self, tenant: &Tenant, now_unix: i64) -> Result<()> {
@@ -105,8 +110,14 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM connectors WHERE tenant = $1").bind(name).execute(&mut *tx).await?;
-        let r = sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM connectors WHERE tenant = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM tenants WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("tenant {name}")));
         }
@@ -140,15 +151,19 @@ impl Store {
         if exists.is_none() {
             return Err(StoreError::NotFound(format!("tenant {}", d.tenant)));
         }
-        let r = sqlx::query("INSERT INTO accepted_domains (domain, tenant, doc) VALUES ($1, $2, $3)")
-            .bind(&d.domain)
-            .bind(&d.tenant)
-            .bind(to_json(d))
-            .execute(&mut *tx)
-            .await;
+        let r =
+            sqlx::query("INSERT INTO accepted_domains (domain, tenant, doc) VALUES ($1, $2, $3)")
+                .bind(&d.domain)
+                .bind(&d.tenant)
+                .bind(to_json(d))
+                .execute(&mut *tx)
+                .await;
         match r {
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!("accepted domain {}", d.domain)));
+                return Err(StoreError::Conflict(format!(
+                    "accepted domain {}",
+                    d.domain
+                )));
             }
             r => r?,
         };
@@ -165,7 +180,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("accepted domain {domain} of tenant {tenant}")));
+            return Err(StoreError::NotFound(format!(
+                "accepted domain {domain} of tenant {tenant}"
+            )));
         }
         bump(&mut tx).await?;
         tx.commit().await?;
@@ -226,7 +243,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("connector {name} of tenant {tenant}")));
+            return Err(StoreError::NotFound(format!(
+                "connector {name} of tenant {tenant}"
+            )));
         }
         bump(&mut tx).await?;
         tx.commit().await?;

@@ -68,7 +68,10 @@ impl Store {
             _ => url.to_string(),
         };
         let max = if backend == Backend::Sqlite { 4 } else { 8 };
-        let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .connect(&url)
+            .await?;
         let store = Store { pool, backend };
         schema::migrate(&store).await?;
         Ok(store)
@@ -97,7 +100,9 @@ impl Store {
     #[doc(hidden)]
     pub async fn execute_admin(&self, sql: &str) -> Result<()> {
         use sqlx::Executor;
-        self.pool.execute(sqlx::AssertSqlSafe(sql.to_string())).await?;
+        self.pool
+            .execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await?;
         Ok(())
     }
 }

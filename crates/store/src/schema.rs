@@ -31,8 +31,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
             PRIMARY KEY (tenant, name)
         )",
     ),
-    (4, "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)"),
-    (5, "INSERT INTO meta (key, value) VALUES ('directory_generation', 1)"),
+    (
+        4,
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    ),
+    (
+        5,
+        "INSERT INTO meta (key, value) VALUES ('directory_generation', 1)",
+    ),
     (
         6,
         "CREATE TABLE trace (
@@ -47,7 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
             PRIMARY KEY (tenant, trace_id)
         )",
     ),
-    (7, "CREATE INDEX trace_by_time ON trace (tenant, received_at)"),
+    (
+        7,
+        "CREATE INDEX trace_by_time ON trace (tenant, received_at)",
+    ),
     (
         8,
         "CREATE TABLE trace_recipients (
@@ -57,7 +66,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
             PRIMARY KEY (tenant, trace_id, address)
         )",
     ),
-    (9, "CREATE INDEX trace_recipients_by_address ON trace_recipients (tenant, address)"),
+    (
+        9,
+        "CREATE INDEX trace_recipients_by_address ON trace_recipients (tenant, address)",
+    ),
 ];
 
 pub(crate) async fn migrate(store: &Store) -> Result<()> {

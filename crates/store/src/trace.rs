@@ -140,7 +140,11 @@ impl Store {
             sql.push_str(&cond.replace("$?", &format!("${}", binds.len())));
         };
         if let Some(s) = &q.sender {
-            push(" AND t.mail_from = $?", Bind::Text(s.to_lowercase()), &mut sql);
+            push(
+                " AND t.mail_from = $?",
+                Bind::Text(s.to_lowercase()),
+                &mut sql,
+            );
         }
         if let Some(r) = &q.recipient {
             push(
@@ -164,8 +168,14 @@ impl Store {
         if let Some(e) = q.end_us {
             push(" AND t.received_at < $?", Bind::Int(e), &mut sql);
         }
-        let limit = if q.limit == 0 { 100 } else { q.limit.min(10_000) };
-        sql.push_str(&format!(" ORDER BY t.received_at DESC, t.trace_id DESC LIMIT {limit}"));
+        let limit = if q.limit == 0 {
+            100
+        } else {
+            q.limit.min(10_000)
+        };
+        sql.push_str(&format!(
+            " ORDER BY t.received_at DESC, t.trace_id DESC LIMIT {limit}"
+        ));
         let mut query = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
         for b in binds {
             query = match b {
@@ -184,12 +194,13 @@ impl Store {
     }
 
     pub async fn get_trace(&self, tenant: &str, trace_id: &str) -> Result<Option<TraceRecord>> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT received_at, record FROM trace WHERE tenant = $1 AND trace_id = $2")
-                .bind(tenant)
-                .bind(trace_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT received_at, record FROM trace WHERE tenant = $1 AND trace_id = $2",
+        )
+        .bind(tenant)
+        .bind(trace_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|(at, doc)| {
             let mut r: TraceRecord = from_json("trace record", &doc)?;
             r.received_at_us = at;

@@ -2,15 +2,32 @@
 //! (`PORTCULLIS_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`); each PostgreSQL
 //! run gets a database of its own.
 
-use portcullis_policy::{AcceptedDomain, Connector, DomainType, OrgSettings, RejectDirectSend, Tenant};
+use portcullis_policy::{
+    AcceptedDomain, Connector, DomainType, OrgSettings, RejectDirectSend, Tenant,
+};
 use portcullis_store::{Store, StoreError, TraceQuery, TraceRecipient, TraceRecord};
 
 async fn scenario(store: &Store) {
     let g0 = store.directory_generation().await.unwrap();
-    let t = Tenant { name: "contoso".into(), settings: OrgSettings::default() };
+    let t = Tenant {
+        name: "contoso".into(),
+        settings: OrgSettings::default(),
+    };
     store.add_tenant(&t, 1).await.unwrap();
-    assert!(matches!(store.add_tenant(&t, 1).await, Err(StoreError::Conflict(_))));
-    store.add_tenant(&Tenant { name: "fabrikam".into(), settings: OrgSettings::default() }, 1).await.unwrap();
+    assert!(matches!(
+        store.add_tenant(&t, 1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .add_tenant(
+            &Tenant {
+                name: "fabrikam".into(),
+                settings: OrgSettings::default(),
+            },
+            1,
+        )
+        .await
+        .unwrap();
 
     let d = AcceptedDomain {
         domain: "contoso.com".into(),
@@ -21,21 +38,39 @@ async fn scenario(store: &Store) {
     store.add_domain(&d).await.unwrap();
     let mut other = d.clone();
     other.tenant = "fabrikam".into();
-    assert!(matches!(store.add_domain(&other).await, Err(StoreError::Conflict(_))), "one owner per domain");
+    assert!(
+        matches!(store.add_domain(&other).await, Err(StoreError::Conflict(_))),
+        "one owner per domain"
+    );
     let mut ghost = d.clone();
     ghost.tenant = "nobody".into();
     ghost.domain = "ghost.com".into();
-    assert!(matches!(store.add_domain(&ghost).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.add_domain(&ghost).await,
+        Err(StoreError::NotFound(_))
+    ));
 
     let mut c = Connector::new("contoso", "onprem");
-    c.sender_ips = vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()];
+    c.sender_ips = vec![
+        "192.0.2.0/24".parse().unwrap(),
+        "2001:db8::/32".parse().unwrap(),
+    ];
     store.put_connector(&c, true).await.unwrap();
-    assert!(matches!(store.put_connector(&c, true).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.put_connector(&c, true).await,
+        Err(StoreError::Conflict(_))
+    ));
     c.require_tls = true;
     store.put_connector(&c, false).await.unwrap();
     // Tenant isolation: fabrikam cannot touch contoso's connector.
-    assert!(matches!(store.remove_connector("fabrikam", "onprem").await, Err(StoreError::NotFound(_))));
-    assert!(matches!(store.remove_domain("fabrikam", "contoso.com").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.remove_connector("fabrikam", "onprem").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.remove_domain("fabrikam", "contoso.com").await,
+        Err(StoreError::NotFound(_))
+    ));
 
     let mut s = OrgSettings::default();
     s.reject_direct_send = RejectDirectSend::On;
@@ -44,7 +79,10 @@ async fn scenario(store: &Store) {
     let dir = store.load_directory().await.unwrap();
     assert!(dir.generation > g0);
     assert_eq!(dir.tenants.len(), 2);
-    assert_eq!(dir.tenants[0].settings.reject_direct_send, RejectDirectSend::On);
+    assert_eq!(
+        dir.tenants[0].settings.reject_direct_send,
+        RejectDirectSend::On
+    );
     assert_eq!(dir.domains, vec![d.clone()]);
     assert_eq!(dir.connectors, vec![c.clone()]);
 
@@ -58,7 +96,11 @@ async fn scenario(store: &Store) {
         mail_from: "Alice@Contoso.com".into(),
         status: status.into(),
         attribution: "anonymous".into(),
-        recipients: vec![TraceRecipient { address: rcpt.into(), status: status.into(), reply: "250".into() }],
+        recipients: vec![TraceRecipient {
+            address: rcpt.into(),
+            status: status.into(),
+            reply: "250".into(),
+        }],
         ..Default::default()
     };
     store
@@ -69,25 +111,49 @@ async fn scenario(store: &Store) {
         ])
         .await
         .unwrap();
-    store.upsert_traces(&[rec("T2", "contoso", 200, "carol@contoso.com", "delivered")]).await.unwrap();
+    store
+        .upsert_traces(&[rec("T2", "contoso", 200, "carol@contoso.com", "delivered")])
+        .await
+        .unwrap();
     let q = |f: &dyn Fn(&mut TraceQuery)| {
-        let mut q = TraceQuery { tenant: "contoso".into(), ..Default::default() };
+        let mut q = TraceQuery {
+            tenant: "contoso".into(),
+            ..Default::default()
+        };
         f(&mut q);
         q
     };
     let all = store.query_traces(&q(&|_| {})).await.unwrap();
-    assert_eq!(all.iter().map(|r| r.trace_id.as_str()).collect::<Vec<_>>(), ["T2", "T1"]);
+    assert_eq!(
+        all.iter().map(|r| r.trace_id.as_str()).collect::<Vec<_>>(),
+        ["T2", "T1"]
+    );
     assert_eq!(all[0].status, "delivered");
-    let by_rcpt = store.query_traces(&q(&|q| q.recipient = Some("BOB@contoso.com".into()))).await.unwrap();
+    let by_rcpt = store
+        .query_traces(&q(&|q| q.recipient = Some("BOB@contoso.com".into())))
+        .await
+        .unwrap();
     assert_eq!(by_rcpt.len(), 1);
-    let by_sender = store.query_traces(&q(&|q| q.sender = Some("alice@contoso.com".into()))).await.unwrap();
+    let by_sender = store
+        .query_traces(&q(&|q| q.sender = Some("alice@contoso.com".into())))
+        .await
+        .unwrap();
     assert_eq!(by_sender.len(), 2);
-    let by_status = store.query_traces(&q(&|q| q.status = Some("rejected".into()))).await.unwrap();
+    let by_status = store
+        .query_traces(&q(&|q| q.status = Some("rejected".into())))
+        .await
+        .unwrap();
     assert_eq!(by_status[0].trace_id, "T1");
-    let by_time = store.query_traces(&q(&|q| q.start_us = Some(150))).await.unwrap();
+    let by_time = store
+        .query_traces(&q(&|q| q.start_us = Some(150)))
+        .await
+        .unwrap();
     assert_eq!(by_time.len(), 1);
     assert!(store.get_trace("contoso", "T2").await.unwrap().is_some());
-    let foreign = store.query_traces(&q(&|q| q.recipient = Some("dave@fabrikam.com".into()))).await.unwrap();
+    let foreign = store
+        .query_traces(&q(&|q| q.recipient = Some("dave@fabrikam.com".into())))
+        .await
+        .unwrap();
     assert!(foreign.is_empty(), "tenant isolation");
     assert_eq!(store.purge_traces(150).await.unwrap(), 1);
     assert!(store.get_trace("contoso", "T1").await.unwrap().is_none());
@@ -96,7 +162,10 @@ async fn scenario(store: &Store) {
     let dir = store.load_directory().await.unwrap();
     assert_eq!(dir.tenants.len(), 1);
     assert!(dir.domains.is_empty() && dir.connectors.is_empty());
-    assert!(matches!(store.remove_tenant("contoso").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.remove_tenant("contoso").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -126,8 +195,14 @@ async fn postgres_server() {
         }
     };
     let name = format!("portcullis_t{}", std::process::id());
-    admin.execute_admin(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
-    admin.execute_admin(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin
+        .execute_admin(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .execute_admin(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     let url = match base.rsplit_once('/') {
         Some((prefix, _)) => format!("{prefix}/{name}"),
         None => unreachable!(),
@@ -135,5 +210,8 @@ async fn postgres_server() {
     let store = Store::connect(&url).await.unwrap();
     scenario(&store).await;
     store.close().await;
-    admin.execute_admin(&format!("DROP DATABASE {name}")).await.unwrap();
+    admin
+        .execute_admin(&format!("DROP DATABASE {name}"))
+        .await
+        .unwrap();
 }

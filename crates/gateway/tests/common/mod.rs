@@ -1,0 +1,452 @@
+//! Test harness: starts the real `portcullis` binary in a temporary data directory on ephemeral
+//! ports, runs its CLI against it, and speaks SMTP to it over real sockets (with STARTTLS and
+//! client certificates from a generated CA).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+pub struct Gateway {
+    pub dir: tempfile::TempDir,
+    pub smtp: SocketAddr,
+    pub admin: String,
+    child: Option<Child>,
+}
+
+impl Gateway {
+    /// Starts `portcullis serve` with `config` (TOML, may be empty) in a fresh data directory.
+    pub fn start(config: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, config)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, config: &str) -> Gateway {
+        let cfg = dir.path().join("portcullis.toml");
+        std::fs::write(&cfg, format!("hostname = \"mx.test.example\"\n{config}")).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args([
+                "--smtp-listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .env("PORTCULLIS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start portcullis");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "portcullis: SMTP on 127.0.0.1:PORT, admin API on http://127.0.0.1:PORT, data in ..."
+        let smtp = line
+            .split("SMTP on ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"));
+        let admin = line
+            .split("admin API on ")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap();
+        Gateway {
+            smtp: smtp.parse().unwrap(),
+            admin: admin.to_string(),
+            dir,
+            child: Some(child),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs a CLI command against this gateway.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--server")
+            .arg(&self.admin)
+            .arg("--data-dir")
+            .arg(self.data())
+            .env_remove("PORTCULLIS_TOKEN")
+            .env_remove("PORTCULLIS_SERVER")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "portcullis {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `trace --json` records of a tenant (newest first), waiting until `pred` holds (the trace
+    /// writer batches, so records appear shortly after the reply).
+    pub fn trace_until(
+        &self,
+        tenant: &str,
+        extra: &[&str],
+        pred: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut args = vec!["trace", "--tenant", tenant, "--json"];
+            args.extend_from_slice(extra);
+            let out = self.ok(&args);
+            let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+            if pred(&v) || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The Maildir `new/` files of a recipient.
+    pub fn maildir(&self, tenant: &str, rcpt: &str) -> Vec<String> {
+        let dir = self.data().join("mail").join(tenant).join(rcpt).join("new");
+        let mut files: Vec<_> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+            Err(_) => return Vec::new(),
+        };
+        files.sort();
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+
+    /// Waits for `n` messages in a recipient's Maildir.
+    pub fn wait_maildir(&self, tenant: &str, rcpt: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.maildir(tenant, rcpt);
+            if m.len() >= n || Instant::now() > deadline {
+                return m;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        unsafe_kill(child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not stop within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the process without warning (crash simulation).
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        if self.child.is_some() {
+            self.stop();
+        }
+
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- SMTP client
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Gone,
+}
+
+pub struct Smtp {
+    io: Io,
+    buf: Vec<u8>,
+}
+
+impl Smtp {
+    /// Connects from `127.0.0.1` and reads the banner.
+    pub async fn connect(addr: SocketAddr) -> (Smtp, String) {
+        Self::connect_from(addr, "127.0.0.1".parse().unwrap()).await
+    }
+
+    /// Connects from a chosen loopback address (a distinct client IP) and reads the banner.
+    pub async fn connect_from(addr: SocketAddr, local: IpAddr) -> (Smtp, String) {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(local, 0)).unwrap();
+        let stream = sock.connect(addr).await.unwrap();
+        let mut s = Smtp {
+            io: Io::Plain(stream),
+            buf: Vec::new(),
+        };
+        let banner = s.reply().await;
+        (s, banner)
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        match &mut self.io {
+            Io::Plain(s) => s.write_all(bytes).await.unwrap(),
+            Io::Tls(s) => {
+                s.write_all(bytes).await.unwrap();
+                s.flush().await.unwrap();
+            }
+            Io::Gone => panic!("connection gone"),
+        }
+    }
+
+    /// Reads one complete (possibly multi-line) reply; returns its last line without CRLF, or
+    /// "EOF" when the server closed the connection.
+    pub async fn reply(&mut self) -> String {
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..pos + 2).collect();
+                let line = String::from_utf8_lossy(&line[..pos]).to_string();
+                if line.len() >= 4 && line.as_bytes()[3] == b'-' {
+                    continue;
+                }
+                return line;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), async {
+                match &mut self.io {
+                    Io::Plain(s) => s.read(&mut chunk).await.unwrap_or(0),
+                    Io::Tls(s) => s.read(&mut chunk).await.unwrap_or(0),
+                    Io::Gone => 0,
+                }
+            })
+            .await
+            .expect("no reply within 10 s");
+            if n == 0 {
+                return "EOF".into();
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends one command line and returns the reply's last line.
+    pub async fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+
+    /// STARTTLS, optionally presenting a client certificate. Returns the 220 reply.
+    pub async fn starttls(&mut self, client: Option<&Identity>) -> String {
+        let r = self.cmd("STARTTLS").await;
+        assert!(r.starts_with("220"), "STARTTLS refused: {r}");
+        let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
+            panic!("TLS already active")
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert));
+        let config = match client {
+            Some(id) => builder
+                .with_client_auth_cert(vec![id.cert.clone()], id.key.clone_key())
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tls = connector
+            .connect(ServerName::try_from("mx.test.example").unwrap(), tcp)
+            .await
+            .expect("TLS handshake");
+        self.io = Io::Tls(Box::new(tls));
+        r
+    }
+
+    /// A whole transaction; returns the replies to MAIL, each RCPT, DATA and the end of data
+    /// (stopping early when nothing was accepted).
+    pub async fn mail(&mut self, from: &str, rcpts: &[&str], message: &str) -> Vec<String> {
+        let mut replies = vec![self.cmd(&format!("MAIL FROM:<{from}>")).await];
+        let mut any = false;
+        for r in rcpts {
+            let reply = self.cmd(&format!("RCPT TO:<{r}>")).await;
+            any |= reply.starts_with("250");
+            replies.push(reply);
+        }
+        if !any {
+            self.cmd("RSET").await;
+            return replies;
+        }
+        replies.push(self.cmd("DATA").await);
+        self.send(message.as_bytes()).await;
+        self.send(b".\r\n").await;
+        replies.push(self.reply().await);
+        replies
+    }
+}
+
+/// A test message with CRLF line endings.
+pub fn message(from: &str, to: &str, subject: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{}@test.example>\r\n\r\nHello.\r\n",
+        subject.replace(' ', "-")
+    )
+}
+
+/// One EHLO'd session; `ehlo` returns the final 250 line.
+pub async fn session(addr: SocketAddr, from_ip: &str) -> Smtp {
+    let (mut s, banner) = Smtp::connect_from(addr, from_ip.parse().unwrap()).await;
+    assert!(
+        banner.starts_with("220 mx.test.example ESMTP Portcullis"),
+        "{banner}"
+    );
+    let r = s.cmd("EHLO client.test.example").await;
+    assert!(r.starts_with("250"), "{r}");
+    s
+}
+
+#[derive(Debug)]
+struct AcceptAnyServerCert;
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            m,
+            c,
+            d,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            m,
+            c,
+            d,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+// ---------------------------------------------------------------- certificates
+
+/// A client certificate and its key.
+pub struct Identity {
+    pub cert: CertificateDer<'static>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// A test CA able to issue client certificates.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pub pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        TestCa {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    pub fn write(&self, path: &Path) {
+        std::fs::write(path, &self.pem).unwrap();
+    }
+
+    /// A client certificate with CN and DNS SAN `name`.
+    pub fn issue(&self, name: &str) -> Identity {
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Identity {
+            cert: cert.der().clone(),
+            key: PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        }
+    }
+}

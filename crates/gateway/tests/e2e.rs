@@ -1,0 +1,760 @@
+//! End to end: the real binary, real sockets, real TLS, a real SQLite file. Each test starts its
+//! own gateway on ephemeral ports and asserts what an administrator relies on: the exact reply,
+//! the trace record, the file in the Maildir.
+
+mod common;
+
+use common::*;
+
+const R5768: &str = "550 5.7.68 TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources";
+const R5764: &str = "550 5.7.64 TenantAttribution; Relay Access Denied";
+const R5751: &str = "550 5.7.51 TenantInboundAttribution; There is a partner connector configured that matched the message's recipient domain. The connector had either the RestrictDomainsToIPAddresses or RestrictDomainsToCertificate set";
+
+fn contoso(gw: &Gateway, mode: &str) {
+    gw.ok(&["tenant", "add", "contoso"]);
+    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        mode,
+    ]);
+}
+
+fn queued_id(reply: &str) -> String {
+    assert!(
+        reply.starts_with("250 2.6.0 Queued as "),
+        "expected 250 2.6.0, got {reply:?}"
+    );
+    reply.rsplit(' ').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn direct_send_refused_until_a_connector_vouches_for_the_ip() {
+    let gw = Gateway::start("");
+    contoso(&gw, "on");
+    let msg = message("ceo@contoso.com", "bob@contoso.com", "direct send");
+
+    // Anonymous direct send: refused at RCPT with the exact text.
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    let r = s.mail("ceo@contoso.com", &["bob@contoso.com"], &msg).await;
+    assert_eq!(r, ["250 2.1.0 Sender OK", R5768]);
+
+    // A connector for 127.0.0.1 applies to the very next transaction on the same session.
+    gw.ok(&[
+        "connector",
+        "add",
+        "Contoso on-prem",
+        "--tenant",
+        "contoso",
+        "--type",
+        "on-premises",
+        "--sender-ip",
+        "127.0.0.1/32",
+    ]);
+    let r = s.mail("ceo@contoso.com", &["bob@contoso.com"], &msg).await;
+    assert_eq!(
+        r[..3],
+        [
+            "250 2.1.0 Sender OK",
+            "250 2.1.5 Recipient OK",
+            "354 Start mail input; end with <CRLF>.<CRLF>"
+        ]
+    );
+    let accepted = queued_id(&r[3]);
+    assert_eq!(
+        s.cmd("QUIT").await,
+        "221 2.0.0 mx.test.example closing connection"
+    );
+
+    // Still refused from another address.
+    let mut s2 = session(gw.smtp, "127.0.0.2").await;
+    let r = s2.mail("ceo@contoso.com", &["bob@contoso.com"], &msg).await;
+    assert_eq!(r[1], R5768);
+    // Mail from a foreign domain is not direct send.
+    let r = s2
+        .mail(
+            "alice@fabrikam.example",
+            &["bob@contoso.com"],
+            &message("alice@fabrikam.example", "bob@contoso.com", "hello"),
+        )
+        .await;
+    queued_id(&r[3]);
+
+    // The attributed message is in the Maildir with our headers.
+    let mail = gw.wait_maildir("contoso", "bob@contoso.com", 2);
+    assert_eq!(mail.len(), 2, "two accepted messages delivered");
+    let m = mail
+        .iter()
+        .find(|m| m.contains("Subject: direct send"))
+        .expect("attributed message");
+    assert!(m.starts_with("Return-Path: <ceo@contoso.com>\r\nDelivered-To: bob@contoso.com\r\nReceived: from client.test.example ([127.0.0.1])\r\n\tby mx.test.example (Portcullis) with ESMTP\r\n\tid "), "{m}");
+    assert!(m.contains("X-Portcullis-Attribution: tenant=contoso; auth-as=on-premises; connector=\"Contoso on-prem\"\r\n"), "{m}");
+    let other = mail.iter().find(|m| m.contains("Subject: hello")).unwrap();
+    assert!(other.contains(
+        "X-Portcullis-Attribution: tenant=contoso; auth-as=anonymous; connector=\"\"\r\n"
+    ));
+
+    // The trace holds the refusals with their replies, and the accepted message as delivered.
+    let trace = gw.trace_until("contoso", &[], |v| {
+        v.len() == 4 && v.iter().filter(|r| r["status"] == "delivered").count() == 2
+    });
+    assert_eq!(trace.len(), 4, "{trace:#?}");
+    let refused: Vec<_> = trace.iter().filter(|r| r["status"] == "rejected").collect();
+    assert_eq!(refused.len(), 2);
+    for r in &refused {
+        assert_eq!(r["direct_send"], true);
+        assert_eq!(r["attribution"], "anonymous");
+        assert_eq!(r["mail_from"], "ceo@contoso.com");
+        assert_eq!(r["recipients"][0]["address"], "bob@contoso.com");
+        assert_eq!(r["recipients"][0]["status"], "rejected");
+        assert_eq!(r["recipients"][0]["reply"], R5768);
+        assert!(
+            r["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["event"] == "REJECT")
+        );
+    }
+    assert!(refused.iter().any(|r| r["client_ip"] == "127.0.0.2"));
+    let ok = trace
+        .iter()
+        .find(|r| r["trace_id"] == accepted.as_str())
+        .unwrap();
+    assert_eq!(ok["status"], "delivered");
+    assert_eq!(ok["attribution"], "connector");
+    assert_eq!(ok["connector"], "Contoso on-prem");
+    assert_eq!(ok["direct_send"], false);
+    assert_eq!(ok["subject"], "direct send");
+    assert_eq!(ok["message_id"], "direct-send@test.example");
+    assert_eq!(ok["helo"], "client.test.example");
+    let events: Vec<_> = ok["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(events, ["RECEIVE", "DELIVER"]);
+
+    // Filters and `trace show`.
+    let rejected = gw.trace_until(
+        "contoso",
+        &["--status", "rejected", "--from-ip", "127.0.0.2"],
+        |v| v.len() == 1,
+    );
+    assert_eq!(rejected.len(), 1);
+    let shown: serde_json::Value = serde_json::from_str(
+        &gw.ok(&["trace", "show", &accepted, "--tenant", "contoso", "--json"]),
+    )
+    .unwrap();
+    assert_eq!(shown["trace_id"], accepted.as_str());
+    // Tenant isolation: another tenant cannot read it.
+    gw.ok(&["tenant", "add", "fabrikam"]);
+    let out = gw.cli(&["trace", "show", &accepted, "--tenant", "fabrikam"]);
+    assert_eq!(out.status.code(), Some(2), "not found is a user error");
+}
+
+#[tokio::test]
+async fn client_certificate_attribution_needs_a_trusted_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("Contoso Test CA");
+    ca.write(&dir.path().join("ca.pem"));
+    let config = format!(
+        "[tls]\nclient_ca_file = \"{}\"\n",
+        dir.path().join("ca.pem").display()
+    );
+    let gw = Gateway::start_in(dir, &config);
+    contoso(&gw, "on");
+    gw.ok(&[
+        "connector",
+        "add",
+        "relay",
+        "--tenant",
+        "contoso",
+        "--tls-cert-name",
+        "*.relay.contoso.com",
+    ]);
+    let msg = message("app@contoso.com", "bob@contoso.com", "via cert");
+
+    // Trusted certificate with a matching name: attributed by certificate.
+    let good = ca.issue("mx1.relay.contoso.com");
+    let mut s = session(gw.smtp, "127.0.0.3").await;
+    s.starttls(Some(&good)).await;
+    assert!(s.cmd("EHLO client.test.example").await.starts_with("250 "));
+    let r = s.mail("app@contoso.com", &["bob@contoso.com"], &msg).await;
+    let id = queued_id(&r[3]);
+
+    // Same name from an untrusted CA: the handshake succeeds, attribution does not.
+    let rogue = TestCa::new("Rogue CA").issue("mx1.relay.contoso.com");
+    let mut s2 = session(gw.smtp, "127.0.0.3").await;
+    s2.starttls(Some(&rogue)).await;
+    assert!(s2.cmd("EHLO client.test.example").await.starts_with("250 "));
+    let r = s2.mail("app@contoso.com", &["bob@contoso.com"], &msg).await;
+    assert_eq!(r[1], R5768);
+
+    // Wildcard covers one label only.
+    let deep = ca.issue("a.mx1.relay.contoso.com");
+    let mut s3 = session(gw.smtp, "127.0.0.3").await;
+    s3.starttls(Some(&deep)).await;
+    s3.cmd("EHLO client.test.example").await;
+    assert_eq!(
+        s3.mail("app@contoso.com", &["bob@contoso.com"], &msg).await[1],
+        R5768
+    );
+
+    let mail = gw.wait_maildir("contoso", "bob@contoso.com", 1);
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].contains(
+        "X-Portcullis-Attribution: tenant=contoso; auth-as=partner; connector=\"relay\""
+    ));
+    assert!(
+        mail[0].contains("with ESMTPS (version=TLSv1.3 cipher=TLS13_"),
+        "{}",
+        mail[0]
+    );
+
+    let trace = gw.trace_until("contoso", &[], |v| v.len() == 3);
+    let ok = trace.iter().find(|r| r["trace_id"] == id.as_str()).unwrap();
+    assert_eq!(ok["connector"], "relay");
+    assert_eq!(ok["tls"]["version"], "TLSv1.3");
+    assert_eq!(ok["tls"]["client_cert_trusted"], true);
+    assert!(
+        ok["tls"]["client_cert_subject"]
+            .as_str()
+            .unwrap()
+            .contains("mx1.relay.contoso.com")
+    );
+    let refused: Vec<_> = trace.iter().filter(|r| r["status"] == "rejected").collect();
+    assert_eq!(refused.len(), 2);
+    assert!(
+        refused
+            .iter()
+            .any(|r| r["tls"]["client_cert_trusted"] == false)
+    );
+}
+
+#[tokio::test]
+async fn require_tls_connector_needs_starttls() {
+    let gw = Gateway::start("");
+    contoso(&gw, "on");
+    gw.ok(&[
+        "connector",
+        "add",
+        "tls-only",
+        "--tenant",
+        "contoso",
+        "--sender-ip",
+        "127.0.0.4",
+        "--require-tls",
+    ]);
+    let msg = message("app@contoso.com", "bob@contoso.com", "tls");
+    let mut plain = session(gw.smtp, "127.0.0.4").await;
+    assert_eq!(
+        plain
+            .mail("app@contoso.com", &["bob@contoso.com"], &msg)
+            .await[1],
+        R5768
+    );
+    let mut tls = session(gw.smtp, "127.0.0.4").await;
+    tls.starttls(None).await;
+    tls.cmd("EHLO client.test.example").await;
+    queued_id(
+        &tls.mail("app@contoso.com", &["bob@contoso.com"], &msg)
+            .await[3],
+    );
+}
+
+#[tokio::test]
+async fn restricted_partner_and_unknown_domain() {
+    let gw = Gateway::start("");
+    contoso(&gw, "off");
+    gw.ok(&[
+        "connector",
+        "add",
+        "Partner",
+        "--tenant",
+        "contoso",
+        "--sender-ip",
+        "127.0.0.5/32",
+        "--sender-domain",
+        "*.partner.example",
+        "--restrict-domains-to-ip",
+    ]);
+    let mut s = session(gw.smtp, "127.0.0.6").await;
+    // Partner's domain from the wrong IP.
+    let r = s
+        .mail("billing@mail.partner.example", &["bob@contoso.com"], "")
+        .await;
+    assert_eq!(r[1], R5751);
+    // Unknown recipient domain: never relayed.
+    let r = s
+        .mail("x@elsewhere.example", &["someone@example.org"], "")
+        .await;
+    assert_eq!(r[1], R5764);
+    // From the partner's IP it is attributed.
+    let mut ok = session(gw.smtp, "127.0.0.5").await;
+    let r = ok
+        .mail(
+            "billing@partner.example",
+            &["bob@contoso.com"],
+            &message("billing@partner.example", "bob@contoso.com", "invoice"),
+        )
+        .await;
+    queued_id(&r[3]);
+    let trace = gw.trace_until("contoso", &["--status", "rejected"], |v| v.len() == 1);
+    assert_eq!(trace[0]["recipients"][0]["reply"], R5751);
+    let mail = gw.wait_maildir("contoso", "bob@contoso.com", 1);
+    assert!(mail[0].contains("auth-as=partner; connector=\"Partner\""));
+}
+
+#[tokio::test]
+async fn audit_mode_delivers_and_marks() {
+    let gw = Gateway::start("");
+    contoso(&gw, "audit");
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    // A forged header of ours must not survive.
+    let msg = format!(
+        "X-Portcullis-Direct-Send: no\r\n{}",
+        message("ceo@contoso.com", "bob@contoso.com", "audit")
+    );
+    let r = s.mail("ceo@contoso.com", &["bob@contoso.com"], &msg).await;
+    let id = queued_id(&r[3]);
+    let mail = gw.wait_maildir("contoso", "bob@contoso.com", 1);
+    assert!(mail[0].contains("X-Portcullis-Direct-Send: audit\r\n"));
+    assert!(!mail[0].contains("X-Portcullis-Direct-Send: no"));
+    let trace = gw.trace_until("contoso", &[], |v| {
+        v.len() == 1 && v[0]["status"] == "delivered"
+    });
+    let t = &trace[0];
+    assert_eq!(t["trace_id"], id.as_str());
+    assert_eq!(t["direct_send"], true);
+    let audit = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "AUDIT")
+        .expect("AUDIT event");
+    assert!(
+        audit["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("would reject 550 5.7.68"),
+        "{audit}"
+    );
+
+    // Switching to `on` applies to the next transaction of the same session.
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "on",
+    ]);
+    assert_eq!(
+        s.mail("ceo@contoso.com", &["bob@contoso.com"], &msg).await[1],
+        R5768
+    );
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "off",
+    ]);
+    queued_id(&s.mail("ceo@contoso.com", &["bob@contoso.com"], &msg).await[3]);
+    // The null sender is never direct send.
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "on",
+    ]);
+    let r = s
+        .mail(
+            "",
+            &["bob@contoso.com"],
+            &message("MAILER-DAEMON@contoso.com", "bob@contoso.com", "bounce"),
+        )
+        .await;
+    queued_id(&r[3]);
+}
+
+#[tokio::test]
+async fn recipients_of_two_tenants_get_separate_copies_and_decisions() {
+    let gw = Gateway::start("");
+    contoso(&gw, "on");
+    gw.ok(&["tenant", "add", "fabrikam"]);
+    gw.ok(&[
+        "domain",
+        "add",
+        "fabrikam.com",
+        "--tenant",
+        "fabrikam",
+        "--match-subdomains",
+    ]);
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    let r = s
+        .mail(
+            "ceo@contoso.com",
+            &[
+                "bob@contoso.com",
+                "ann@sales.fabrikam.com",
+                "x@nowhere.example",
+            ],
+            &message("ceo@contoso.com", "ann@sales.fabrikam.com", "split"),
+        )
+        .await;
+    assert_eq!(r[1], R5768, "contoso enforces");
+    assert_eq!(r[2], "250 2.1.5 Recipient OK", "fabrikam does not");
+    assert_eq!(r[3], R5764);
+    let id = queued_id(&r[5]);
+    let mail = gw.wait_maildir("fabrikam", "ann@sales.fabrikam.com", 1);
+    assert!(mail[0].contains("X-Portcullis-Attribution: tenant=fabrikam; auth-as=anonymous"));
+    assert!(gw.maildir("contoso", "bob@contoso.com").is_empty());
+    let c = gw.trace_until("contoso", &[], |v| v.len() == 1);
+    let f = gw.trace_until("fabrikam", &[], |v| {
+        v.len() == 1 && v[0]["status"] == "delivered"
+    });
+    assert_eq!(c[0]["trace_id"], id.as_str());
+    assert_eq!(c[0]["status"], "rejected");
+    assert_eq!(f[0]["trace_id"], id.as_str());
+    // Each tenant sees only its own recipients.
+    assert_eq!(c[0]["recipients"].as_array().unwrap().len(), 1);
+    assert_eq!(f[0]["recipients"].as_array().unwrap().len(), 1);
+    assert_eq!(f[0]["recipients"][0]["address"], "ann@sales.fabrikam.com");
+}
+
+#[tokio::test]
+async fn header_scope_refuses_p2_spoof_at_end_of_data() {
+    let gw = Gateway::start("");
+    contoso(&gw, "on");
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    let spoof = message("CEO <ceo@contoso.com>", "bob@contoso.com", "p2 spoof");
+    // Default scope (envelope): a P2-only spoof is accepted (left to DMARC).
+    queued_id(
+        &s.mail("bulk@mailer.example", &["bob@contoso.com"], &spoof)
+            .await[3],
+    );
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--direct-send-scope",
+        "envelope-and-header",
+    ]);
+    let r = s
+        .mail("bulk@mailer.example", &["bob@contoso.com"], &spoof)
+        .await;
+    assert_eq!(r[2], "354 Start mail input; end with <CRLF>.<CRLF>");
+    assert_eq!(r[3], R5768);
+    let trace = gw.trace_until("contoso", &["--status", "rejected"], |v| v.len() == 1);
+    assert_eq!(trace[0]["header_from"], "ceo@contoso.com");
+    assert_eq!(trace[0]["direct_send"], true);
+}
+
+#[tokio::test]
+async fn bad_input_gets_replies_and_the_session_survives() {
+    let gw = Gateway::start("[smtp]\nmax_message_size = 10000\nmax_recipients = 3\n");
+    contoso(&gw, "off");
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    let cases: &[(&str, &str)] = &[
+        ("FOO bar", "500 5.5.2"),
+        ("MAIL FROM:<no-brackets", "501 5.1.7"),
+        ("MAIL FROM:alice@example.org", "501 5.1.7"),
+        ("RCPT TO:<bob@contoso.com>", "503 5.5.1"),
+        ("DATA", "503 5.5.1"),
+        ("MAIL FROM:<a@example.org> FROBNICATE=1", "555 5.5.4"),
+        ("MAIL FROM:<a@example.org> SIZE=99999999", "552 5.3.4"),
+        ("VRFY bob", "252 2.5.2"),
+        ("NOOP", "250 2.0.0"),
+    ];
+    for (cmd, want) in cases {
+        let r = s.cmd(cmd).await;
+        assert!(r.starts_with(want), "{cmd:?}: expected {want}, got {r:?}");
+    }
+    // A 10 000-byte line.
+    let long = format!("NOOP {}\r\n", "x".repeat(10_000));
+    s.send(long.as_bytes()).await;
+    assert_eq!(s.reply().await, "500 5.5.2 Line too long");
+    assert_eq!(s.cmd("NOOP").await, "250 2.0.0 OK");
+    // Too many recipients.
+    s.cmd("MAIL FROM:<a@example.org>").await;
+    for i in 0..3 {
+        assert_eq!(
+            s.cmd(&format!("RCPT TO:<u{i}@contoso.com>")).await,
+            "250 2.1.5 Recipient OK"
+        );
+    }
+    assert_eq!(
+        s.cmd("RCPT TO:<u4@contoso.com>").await,
+        "452 4.5.3 Too many recipients"
+    );
+    s.cmd("RSET").await;
+    // Bare LF inside DATA never ends the message early (no smuggling) and is refused.
+    s.cmd("MAIL FROM:<a@example.org>").await;
+    s.cmd("RCPT TO:<bob@contoso.com>").await;
+    assert!(s.cmd("DATA").await.starts_with("354"));
+    s.send(b"Subject: smuggle\r\n\r\nhi\n.\nMAIL FROM:<evil@contoso.com>\r\nRCPT TO:<bob@contoso.com>\r\n.\r\n").await;
+    let r = s.reply().await;
+    assert!(r.starts_with("554 5.6.0"), "{r}");
+    // Bare CR likewise.
+    s.cmd("MAIL FROM:<a@example.org>").await;
+    s.cmd("RCPT TO:<bob@contoso.com>").await;
+    s.cmd("DATA").await;
+    s.send(b"Subject: cr\r\n\r\nhi\r.\rstill data\r\n.\r\n")
+        .await;
+    assert!(s.reply().await.starts_with("554 5.6.0"));
+    // A message over the size limit.
+    s.cmd("MAIL FROM:<a@example.org>").await;
+    s.cmd("RCPT TO:<bob@contoso.com>").await;
+    s.cmd("DATA").await;
+    let big = format!("Subject: big\r\n\r\n{}\r\n.\r\n", "y".repeat(20_000));
+    s.send(big.as_bytes()).await;
+    assert_eq!(
+        s.reply().await,
+        "552 5.3.4 Message size exceeds fixed maximum message size"
+    );
+    // The same session still delivers a good message; nothing of the refused ones arrived.
+    let r = s
+        .mail(
+            "a@example.org",
+            &["bob@contoso.com"],
+            &message("a@example.org", "bob@contoso.com", "after"),
+        )
+        .await;
+    queued_id(&r[3]);
+    let mail = gw.wait_maildir("contoso", "bob@contoso.com", 1);
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].contains("Subject: after"));
+
+    // Binary garbage gets an answer, never a crash; the next session works.
+    let mut g = session(gw.smtp, "127.0.0.1").await;
+    g.send(b"\x00\xff\xfe garbage\r\n").await;
+    let r = g.reply().await;
+    assert!(r.starts_with("500") || r.starts_with("501"), "{r}");
+    drop(g);
+    let mut next = session(gw.smtp, "127.0.0.1").await;
+    assert_eq!(next.cmd("NOOP").await, "250 2.0.0 OK");
+}
+
+#[tokio::test]
+async fn error_limit_and_connection_limits() {
+    let gw = Gateway::start("[smtp]\nmax_errors = 3\nmax_connections_per_ip = 2\n");
+    let mut s = session(gw.smtp, "127.0.0.7").await;
+    for _ in 0..3 {
+        assert!(s.cmd("BOGUS").await.starts_with("500"));
+    }
+    assert_eq!(
+        s.cmd("BOGUS").await,
+        "500 5.5.2 Syntax error, command unrecognized"
+    );
+    assert_eq!(
+        s.reply().await,
+        "421 4.7.0 mx.test.example Too many errors, closing connection"
+    );
+    assert_eq!(s.reply().await, "EOF");
+
+    let _a = session(gw.smtp, "127.0.0.8").await;
+    let _b = session(gw.smtp, "127.0.0.8").await;
+    let (_, banner) = Smtp::connect_from(gw.smtp, "127.0.0.8".parse().unwrap()).await;
+    assert_eq!(
+        banner,
+        "421 4.7.0 mx.test.example Too many connections from your address, try again later"
+    );
+    let (_, other) = Smtp::connect_from(gw.smtp, "127.0.0.9".parse().unwrap()).await;
+    assert!(other.starts_with("220 "));
+}
+
+#[tokio::test]
+async fn idle_timeout() {
+    let gw = Gateway::start("[smtp]\nidle_timeout = \"1s\"\n");
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    assert_eq!(
+        s.reply().await,
+        "421 4.4.2 mx.test.example Idle timeout, closing connection"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_a_message_in_flight_and_exits_zero() {
+    let mut gw = Gateway::start("");
+    contoso(&gw, "off");
+    let mut idle = session(gw.smtp, "127.0.0.1").await;
+    let mut busy = session(gw.smtp, "127.0.0.1").await;
+    busy.cmd("MAIL FROM:<a@example.org>").await;
+    busy.cmd("RCPT TO:<bob@contoso.com>").await;
+    assert!(busy.cmd("DATA").await.starts_with("354"));
+    busy.send(b"Subject: in flight\r\n\r\nfirst half\r\n").await;
+
+    let pid_stop = std::thread::spawn(move || {
+        let status = gw.stop();
+        (gw, status)
+    });
+    // The idle session is told to go away; the one in DATA may finish.
+    assert_eq!(
+        idle.reply().await,
+        "421 4.3.2 mx.test.example Service shutting down, closing connection"
+    );
+    busy.send(b"second half\r\n.\r\n").await;
+    let r = busy.reply().await;
+    let id = queued_id(&r);
+    let (gw, status) = pid_stop.join().unwrap();
+    assert!(status.success(), "exit status {status}");
+    // Delivered, or still in the spool for the next start: never lost.
+    let delivered = !gw.maildir("contoso", "bob@contoso.com").is_empty();
+    let spooled = std::fs::read_dir(gw.data().join("spool"))
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(&id));
+    assert!(
+        delivered || spooled,
+        "message {id} neither delivered nor spooled"
+    );
+}
+
+#[tokio::test]
+async fn spooled_messages_survive_a_crash() {
+    let gw = Gateway::start("");
+    contoso(&gw, "off");
+    let dir = gw.into_dir();
+    // Simulate a crash between the 250 and delivery: an entry left in the spool.
+    let spool = dir.path().join("data/spool");
+    let envelope = serde_json::json!({
+        "trace_id": "00000000000A1DEADBEEF0",
+        "tenant": "contoso",
+        "mail_from": "a@example.org",
+        "recipients": ["bob@contoso.com"],
+        "trace": {
+            "trace_id": "00000000000A1DEADBEEF0", "tenant": "contoso", "received_at": "2026-01-01T00:00:00Z",
+            "client_ip": "127.0.0.1", "helo": null, "tls": null, "mail_from": "a@example.org",
+            "header_from": null, "message_id": null, "subject": "left behind", "size": 10,
+            "attribution": "anonymous", "connector": null, "direct_send": false,
+            "auth": {"spf": null, "dkim": null, "dmarc": null, "arc": null, "compauth": null},
+            "status": "pending",
+            "recipients": [{"address": "bob@contoso.com", "status": "pending", "reply": "250 2.1.5 Recipient OK"}],
+            "events": []
+        }
+    });
+    std::fs::write(
+        spool.join("00000000000A1DEADBEEF0.contoso.msg"),
+        b"Subject: left behind\r\n\r\nhi\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        spool.join("00000000000A1DEADBEEF0.contoso.env"),
+        envelope.to_string(),
+    )
+    .unwrap();
+    // A half-written entry (no envelope) was never acknowledged and is discarded.
+    std::fs::write(spool.join("00000000000A2.contoso.msg"), b"partial").unwrap();
+    let gw = Gateway::start_in(dir, "");
+    let mail = gw.wait_maildir("contoso", "bob@contoso.com", 1);
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].contains("Subject: left behind"));
+    let trace = gw.trace_until("contoso", &[], |v| {
+        v.len() == 1 && v[0]["status"] == "delivered"
+    });
+    assert_eq!(trace[0]["status"], "delivered");
+}
+
+#[test]
+fn bad_cli_values_exit_2_and_change_nothing() {
+    let gw = Gateway::start("");
+    gw.ok(&["tenant", "add", "contoso"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "connector",
+                "add",
+                "x",
+                "--tenant",
+                "contoso",
+                "--sender-ip",
+                "10.0.0.0/33",
+            ],
+            "10.0.0.0/33",
+        ),
+        (
+            &[
+                "org",
+                "set",
+                "--tenant",
+                "contoso",
+                "--reject-direct-send",
+                "maybe",
+            ],
+            "maybe",
+        ),
+        (
+            &["domain", "add", "not a domain", "--tenant", "contoso"],
+            "not a domain",
+        ),
+        (&["tenant", "add", "Bad/Name"], "Bad/Name"),
+        (
+            &[
+                "connector",
+                "add",
+                "x",
+                "--tenant",
+                "contoso",
+                "--tls-cert-name",
+                "*.*.x.com",
+            ],
+            "*.*.x.com",
+        ),
+        (
+            &["domain", "add", "contoso.com", "--tenant", "nobody"],
+            "nobody",
+        ),
+    ];
+    for (args, named) in cases {
+        let out = gw.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?} must name {named:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    let connectors: Vec<serde_json::Value> =
+        serde_json::from_str(&gw.ok(&["connector", "list", "--tenant", "contoso", "--json"]))
+            .unwrap();
+    assert!(connectors.is_empty());
+    let org: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["org", "show", "--tenant", "contoso", "--json"])).unwrap();
+    assert_eq!(org["reject_direct_send"], "off");
+    // A wrong token is refused.
+    let out = std::process::Command::new(BIN)
+        .args(["tenant", "list", "--server", &gw.admin, "--token", "wrong"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn bad_config_fails_at_start_naming_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[smtp]\nmax_recipients = 0\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml")
+            && err.contains("smtp.max_recipients")
+            && err.contains("greater than 0"),
+        "{err}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing created");
+}
