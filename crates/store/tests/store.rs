@@ -72,8 +72,7 @@ async fn scenario(store: &Store) {
         Err(StoreError::NotFound(_))
     ));
 
-    let mut s = OrgSettings::default();
-    s.reject_direct_send = RejectDirectSend::On;
+    let s = OrgSettings { reject_direct_send: RejectDirectSend::On, ..Default::default() };
     store.set_org_settings("contoso", &s).await.unwrap();
 
     let dir = store.load_directory().await.unwrap();
