@@ -23,7 +23,7 @@ cleanup() {
         kill -KILL "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
-    rm -rf "$TMP"
+    [[ -n ${KEEP_TMP:-} ]] && echo "# kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
@@ -77,7 +77,7 @@ ok "certificates generated (test CA, client, rogue CA)"
 DATA=$TMP/data
 printf '[tls]\nclient_ca_file = "%s"\n' "$TMP/ca.crt" > "$TMP/portcullis.toml"
 
-"$BIN" serve --config "$TMP/portcullis.toml" --data-dir "$DATA" \
+NO_COLOR=1 "$BIN" serve --config "$TMP/portcullis.toml" --data-dir "$DATA" \
     --smtp-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.log" &
 SERVER_PID=$!
 
@@ -162,6 +162,9 @@ pc org show --tenant contoso >"$TMP/org.show"
 ok "tenant contoso with contoso.com, reject-direct-send on"
 
 smtp ds-refused --from ceo@contoso.com --to bob@contoso.com
+replies ds-refused | head -n 1 | grep -Eq '^220 [^ ]+ ESMTP Portcullis$' ||
+    fail "banner: expected '220 <hostname> ESMTP Portcullis'" "$TMP/ds-refused.swaks"
+ok "banner: 220 <hostname> ESMTP Portcullis"
 expect_refused ds-refused "$DS_REPLY"
 ok "direct send from 127.0.0.1 refused: 550 5.7.68"
 
@@ -303,6 +306,11 @@ jq -e --arg id "$ID_CERT" '.trace_id == $id and .tenant == "contoso" and .connec
         and .recipients[0].address == "bob@contoso.com"' "$TMP/show.json" >/dev/null ||
     fail "trace show $ID_CERT" "$TMP/show.json"
 ok "trace show $ID_CERT returns its record"
+
+pc trace show "$ID_ONPREM" --tenant contoso >"$TMP/show.txt"
+grep -qF "$ID_ONPREM" "$TMP/show.txt" && grep -qF 'Contoso on-prem' "$TMP/show.txt" ||
+    fail "trace show $ID_ONPREM (text) lacks the id or the connector" "$TMP/show.txt"
+ok "trace show $ID_ONPREM (text) names the id and the connector"
 
 pc trace show "$ID_AUDIT" --tenant fabrikam --json >"$TMP/audit.json"
 jq -e '.direct_send == true and ([.events[] | select(.event == "AUDIT")] | length >= 1)' "$TMP/audit.json" >/dev/null ||
