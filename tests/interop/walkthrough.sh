@@ -26,6 +26,8 @@ cleanup() {
     [[ -n ${KEEP_TMP:-} ]] && echo "# kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
 
@@ -158,7 +160,9 @@ expect_queued() {
 pc tenant add contoso >/dev/null
 pc domain add contoso.com --tenant contoso >/dev/null
 pc org set --tenant contoso --reject-direct-send on >/dev/null
-pc org show --tenant contoso >"$TMP/org.show"
+pc org show --tenant contoso --json >"$TMP/org.json"
+jq -e '.. | objects | select(has("reject_direct_send")) | .reject_direct_send == "on"' "$TMP/org.json" >/dev/null ||
+    fail "org show: reject_direct_send is not on" "$TMP/org.json"
 ok "tenant contoso with contoso.com, reject-direct-send on"
 
 smtp ds-refused --from ceo@contoso.com --to bob@contoso.com
@@ -179,7 +183,10 @@ smtp ds-other-ip --local-interface 127.0.0.2 --from ceo@contoso.com --to bob@con
 expect_refused ds-other-ip "$DS_REPLY"
 ok "direct send from 127.0.0.2 (not the connector's IP) refused: 550 5.7.68"
 
-smtp foreign --local-interface 127.0.0.2 --from alice@fabrikam.example --to bob@contoso.com
+# Nobody outside may forge the gateway's own headers: these must be gone from the delivered copy.
+smtp foreign --local-interface 127.0.0.2 --from alice@fabrikam.example --to bob@contoso.com \
+    --add-header 'X-Portcullis-Attribution: tenant=contoso; auth-as=on-premises; connector="forged"' \
+    --add-header 'X-Portcullis-Direct-Send: forged'
 ID_FOREIGN=$(expect_queued foreign)
 ok "foreign sender from 127.0.0.2 queued as $ID_FOREIGN"
 
@@ -223,6 +230,12 @@ ok "recipient in an unknown domain refused: 550 5.7.64"
 # ---------------------------------------------------------------------------------------------
 # Delivery to Maildir and the headers it carries.
 # ---------------------------------------------------------------------------------------------
+# headers FILE: the header section of a message, folded lines joined.
+headers() {
+    sed -e 's/\r$//' -e '/^$/q' "$1" | awk '/^[ \t]/ { sub(/^[ \t]+/, " "); line = line $0; next }
+        { if (line != "") print line; line = $0 } END { if (line != "") print line }'
+}
+
 # find_mail DIR ID: the Maildir file in DIR whose content mentions ID (waits up to 5 s).
 find_mail() {
     local dir=$1 id=$2 f
@@ -241,14 +254,22 @@ MAIL_ONPREM=$(find_mail "$BOB" "$ID_ONPREM") ||
     fail "no Maildir file for $ID_ONPREM under $BOB" <(ls -laR "$DATA/mail" 2>&1)
 grep -Fq 'X-Portcullis-Attribution: tenant=contoso; auth-as=on-premises; connector="Contoso on-prem"' "$MAIL_ONPREM" ||
     fail "on-prem message lacks its X-Portcullis-Attribution header" "$MAIL_ONPREM"
-ok "Maildir: on-prem message has auth-as=on-premises; connector=\"Contoso on-prem\""
+headers "$MAIL_ONPREM" | grep -Eq '^Received: from [^ ]+ \(\[127\.0\.0\.1\]\) .* with ESMTP ' ||
+    fail "on-prem message: no 'Received: from ... ([127.0.0.1]) ... with ESMTP' (plain text session)" "$MAIL_ONPREM"
+ok "Maildir: on-prem message has auth-as=on-premises; connector=\"Contoso on-prem\" and Received ... with ESMTP"
+
+MAIL_FOREIGN=$(find_mail "$BOB" "$ID_FOREIGN") || fail "no Maildir file for $ID_FOREIGN under $BOB" <(ls -laR "$DATA/mail" 2>&1)
+{ [[ $(headers "$MAIL_FOREIGN" | grep -ci '^X-Portcullis-') == 1 ]] &&
+    headers "$MAIL_FOREIGN" | grep -Eq '^X-Portcullis-Attribution: tenant=contoso; auth-as=anonymous'; } ||
+    fail "foreign message: forged X-Portcullis-* headers must be replaced by one auth-as=anonymous header" "$MAIL_FOREIGN"
+if grep -qi 'forged' "$MAIL_FOREIGN"; then fail "foreign message still carries the forged X-Portcullis-* headers" "$MAIL_FOREIGN"; fi
+ok "Maildir: forged X-Portcullis-* headers removed; foreign message is auth-as=anonymous"
 
 MAIL_CERT=$(find_mail "$BOB" "$ID_CERT") || fail "no Maildir file for $ID_CERT under $BOB" <(ls -laR "$DATA/mail" 2>&1)
 grep -Fq 'X-Portcullis-Attribution: tenant=contoso; auth-as=partner; connector="relay"' "$MAIL_CERT" ||
     fail "certificate message lacks its X-Portcullis-Attribution header" "$MAIL_CERT"
-grep -Eq 'ESMTPS \(version=TLSv1\.' "$MAIL_CERT" ||
-    fail "certificate message: Received lacks 'ESMTPS (version=TLSv1.'" "$MAIL_CERT"
-grep -q '^Received:' "$MAIL_CERT" || fail "certificate message has no Received: line" "$MAIL_CERT"
+headers "$MAIL_CERT" | grep -Eq '^Received: .* with ESMTPS \(version=TLSv1\.[23] cipher=' ||
+    fail "certificate message: no 'Received: ... with ESMTPS (version=TLSv1.x cipher=...'" "$MAIL_CERT"
 ok "Maildir: certificate message has auth-as=partner; connector=\"relay\" and Received ... ESMTPS (version=TLSv1.x"
 
 MAIL_AUDIT=$(find_mail "$DATA/mail/fabrikam/carol@fabrikam.com/new" "$ID_AUDIT") ||
@@ -266,8 +287,10 @@ ok "Maildir: bob@contoso.com has exactly the 4 accepted messages, refused ones a
 # Message trace.
 # ---------------------------------------------------------------------------------------------
 pc trace --tenant contoso >"$TMP/trace.txt"
-grep -qF "$ID_ONPREM" "$TMP/trace.txt" || fail "trace listing lacks $ID_ONPREM" "$TMP/trace.txt"
-ok "trace (table) lists the accepted messages"
+for id in "$ID_ONPREM" "$ID_FOREIGN" "$ID_CERT" "$ID_NULL"; do
+    grep -qF "$id" "$TMP/trace.txt" || fail "trace listing lacks $id" "$TMP/trace.txt"
+done
+ok "trace (table) lists the 4 accepted messages"
 
 pc trace --tenant contoso --json >"$TMP/trace.json"
 jq -e 'type == "array"' "$TMP/trace.json" >/dev/null || fail "trace --json is not a JSON array" "$TMP/trace.json"
@@ -352,7 +375,10 @@ expect_usage_error maybe org set --tenant contoso --reject-direct-send maybe
 pc connector list --tenant contoso --json >"$TMP/connectors.json"
 jq -e '[.. | objects | select(.name? == "x")] | length == 0' "$TMP/connectors.json" >/dev/null ||
     fail "connector x was created despite the bad CIDR" "$TMP/connectors.json"
-ok "nothing changed: no connector x"
+pc org show --tenant contoso --json >"$TMP/org.json"
+jq -e '.. | objects | select(has("reject_direct_send")) | .reject_direct_send == "on"' "$TMP/org.json" >/dev/null ||
+    fail "org show: reject_direct_send changed after the bad org set" "$TMP/org.json"
+ok "nothing changed: no connector x, reject_direct_send still on"
 
 # ---------------------------------------------------------------------------------------------
 # Graceful shutdown.

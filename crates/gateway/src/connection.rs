@@ -442,6 +442,9 @@ impl Conn {
             .await;
             match stored {
                 Ok(Ok(entries)) => {
+                    let tenants: Vec<&str> =
+                        entries.iter().map(|e| e.envelope.tenant.as_str()).collect();
+                    tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, size, tenants = ?tenants, "message queued");
                     // Durable: now the trace and the delivery may learn of it.
                     for entry in entries {
                         self.shared.trace.send(entry.envelope.trace.clone()).await;
@@ -462,6 +465,7 @@ impl Conn {
                 }
             }
         };
+        tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %reply, "message refused");
         // Nothing was accepted: every copy is recorded with the final reply.
         for copy in txn.copies.iter_mut() {
             if copy.record.status == "pending" {

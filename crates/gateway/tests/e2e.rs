@@ -758,3 +758,86 @@ fn bad_config_fails_at_start_naming_file_key_and_reason() {
     );
     assert!(!dir.path().join("data").exists(), "nothing created");
 }
+
+/// PostgreSQL storage (where the server is reachable) and two nodes sharing it: a change made on
+/// one node reaches the other without restart.
+#[tokio::test]
+async fn postgres_storage_shared_by_two_nodes() {
+    let base = std::env::var("PORTCULLIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin = match portcullis_store::Store::connect(&base).await {
+        Ok(s) => s,
+        Err(e) if std::env::var("PORTCULLIS_REQUIRE_POSTGRES").is_ok() => {
+            panic!("PostgreSQL required: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: PostgreSQL unreachable at {base}: {e}");
+            return;
+        }
+    };
+    let db = format!("portcullis_e2e{}", std::process::id());
+    admin
+        .execute_admin(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+    admin
+        .execute_admin(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+    let config = format!("[storage]\nurl = \"{url}\"\n");
+    {
+        let a = Gateway::start(&config);
+        let b = Gateway::start(&config);
+        contoso(&a, "on");
+        let msg = message("ceo@contoso.com", "bob@contoso.com", "two nodes");
+        // Node B learns of A's changes by polling the directory generation.
+        let refused_on_b = async {
+            for _ in 0..100 {
+                let mut s = session(b.smtp, "127.0.0.1").await;
+                if s.mail("ceo@contoso.com", &["bob@contoso.com"], &msg).await[1] == R5768 {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            false
+        };
+        assert!(
+            refused_on_b.await,
+            "node B never enforced the setting made on node A"
+        );
+        a.ok(&[
+            "connector",
+            "add",
+            "onprem",
+            "--tenant",
+            "contoso",
+            "--sender-ip",
+            "127.0.0.1",
+        ]);
+        let mut accepted = None;
+        for _ in 0..100 {
+            let mut s = session(b.smtp, "127.0.0.1").await;
+            let r = s.mail("ceo@contoso.com", &["bob@contoso.com"], &msg).await;
+            if r.len() == 4 {
+                accepted = Some(queued_id(&r[3]));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let id = accepted.expect("node B never applied the connector added on node A");
+        // One trace, whichever node is asked.
+        let t = a.trace_until("contoso", &["--status", "delivered"], |v| {
+            v.iter().any(|r| r["trace_id"] == id.as_str())
+        });
+        assert!(
+            t.iter()
+                .any(|r| r["trace_id"] == id.as_str() && r["connector"] == "onprem")
+        );
+        assert_eq!(b.wait_maildir("contoso", "bob@contoso.com", 1).len(), 1);
+    }
+    admin
+        .execute_admin(&format!("DROP DATABASE {db}"))
+        .await
+        .unwrap();
+}

@@ -72,16 +72,38 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.
+const MIGRATION_LOCK: i64 = 0x706f_7274_6375;
+
 pub(crate) async fn migrate(store: &Store) -> Result<()> {
-    let pool = &store.pool;
-    if store.backend == Backend::Sqlite {
+    let mut conn = store.pool.acquire().await?;
+    match store.backend {
         // WAL lets trace batches and directory reads proceed without blocking each other.
-        pool.execute("PRAGMA journal_mode = WAL").await?;
+        Backend::Sqlite => {
+            conn.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        Backend::Postgres => {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
     }
-    pool.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+    let result = apply(&mut conn).await;
+    if store.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
         .await?;
     for (version, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let done: Option<(i64,)> =
             sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(*version)

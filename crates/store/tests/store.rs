@@ -72,7 +72,10 @@ async fn scenario(store: &Store) {
         Err(StoreError::NotFound(_))
     ));
 
-    let s = OrgSettings { reject_direct_send: RejectDirectSend::On, ..Default::default() };
+    let s = OrgSettings {
+        reject_direct_send: RejectDirectSend::On,
+        ..Default::default()
+    };
     store.set_org_settings("contoso", &s).await.unwrap();
 
     let dir = store.load_directory().await.unwrap();
