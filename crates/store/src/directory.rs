@@ -83,7 +83,7 @@ impl Store {
     }
 
     pub async fn add_tenant(&self, tenant: &Tenant, now_unix: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("INSERT INTO tenants (name, settings, created_at) VALUES ($1, $2, $3)")
             .bind(&tenant.name)
             .bind(to_json(&tenant.settings))
@@ -103,7 +103,7 @@ impl Store {
 
     /// Removes a tenant with its domains and connectors (its trace stays until retention).
     pub async fn remove_tenant(&self, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only honours
         // with foreign keys enabled on the connection.
         sqlx::query("DELETE FROM accepted_domains WHERE tenant = $1")
@@ -127,7 +127,7 @@ impl Store {
     }
 
     pub async fn set_org_settings(&self, tenant: &str, settings: &OrgSettings) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("UPDATE tenants SET settings = $1 WHERE name = $2")
             .bind(to_json(settings))
             .bind(tenant)
@@ -143,7 +143,7 @@ impl Store {
 
     /// Adds an accepted domain; a domain belongs to at most one tenant.
     pub async fn add_domain(&self, d: &AcceptedDomain) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
             .bind(&d.tenant)
             .fetch_optional(&mut *tx)
@@ -173,7 +173,7 @@ impl Store {
     }
 
     pub async fn remove_domain(&self, tenant: &str, domain: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("DELETE FROM accepted_domains WHERE tenant = $1 AND domain = $2")
             .bind(tenant)
             .bind(domain)
@@ -191,7 +191,7 @@ impl Store {
 
     /// Creates (`create = true`) or replaces an existing connector.
     pub async fn put_connector(&self, c: &Connector, create: bool) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let tenant: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
             .bind(&c.tenant)
             .fetch_optional(&mut *tx)
@@ -236,7 +236,7 @@ impl Store {
     }
 
     pub async fn remove_connector(&self, tenant: &str, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("DELETE FROM connectors WHERE tenant = $1 AND name = $2")
             .bind(tenant)
             .bind(name)

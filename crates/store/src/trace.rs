@@ -86,7 +86,7 @@ pub struct TraceQuery {
 impl Store {
     /// Inserts or replaces a batch of records in one transaction (the trace writer's unit of work).
     pub async fn upsert_traces(&self, records: &[TraceRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for r in records {
             sqlx::query("DELETE FROM trace WHERE tenant = $1 AND trace_id = $2")
                 .bind(&r.tenant)
@@ -211,7 +211,7 @@ impl Store {
 
     /// Deletes records received before `before_us`; returns how many.
     pub async fn purge_traces(&self, before_us: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "DELETE FROM trace_recipients WHERE EXISTS (SELECT 1 FROM trace t WHERE t.tenant = trace_recipients.tenant
                AND t.trace_id = trace_recipients.trace_id AND t.received_at < $1)",

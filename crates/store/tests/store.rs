@@ -217,3 +217,71 @@ async fn postgres_server() {
         .await
         .unwrap();
 }
+
+/// Directory writes racing the trace batcher: every write must wait for the lock, never fail with
+/// "database is locked" (a deferred SQLite transaction cannot upgrade after another commit).
+#[tokio::test]
+async fn concurrent_writers_on_sqlite_wait_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store
+        .add_tenant(
+            &Tenant {
+                name: "contoso".into(),
+                settings: OrgSettings::default(),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let tracer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..300 {
+                let r = TraceRecord {
+                    trace_id: format!("T{i}"),
+                    tenant: "contoso".into(),
+                    received_at_us: i,
+                    recipients: vec![TraceRecipient {
+                        address: format!("u{i}@contoso.com"),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                store.upsert_traces(&[r]).await.unwrap();
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let name = format!("t{w}-{i}");
+                store
+                    .add_tenant(
+                        &Tenant {
+                            name: name.clone(),
+                            settings: OrgSettings::default(),
+                        },
+                        1,
+                    )
+                    .await
+                    .unwrap();
+                let d = AcceptedDomain {
+                    domain: format!("{name}.example"),
+                    tenant: name.clone(),
+                    domain_type: DomainType::Authoritative,
+                    match_subdomains: false,
+                };
+                store.add_domain(&d).await.unwrap();
+            }
+        }));
+    }
+    tracer.await.unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(store.load_directory().await.unwrap().tenants.len(), 101);
+}
