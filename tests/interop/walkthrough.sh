@@ -3,13 +3,17 @@
 # asserts every reply, header, trace record and exit status the README and SPEC promise.
 #
 # Usage: tests/interop/walkthrough.sh            (binary: target/debug/portcullis, or $PORTCULLIS_BIN)
-# Needs: swaks (+ libnet-ssleay-perl for --tls), openssl, jq. Uses only 127.0.0.x addresses.
+# Needs: swaks (+ libnet-ssleay-perl for --tls), openssl, jq, knot + knot-dnsutils (the gateway's DNS:
+# knotd on 127.0.0.1:5353, see lib.sh; without a DNS server anonymous mail gets SPF temperror, 451).
+# Uses only 127.0.0.x addresses.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/interop/lib.sh
+source "$ROOT/tests/interop/lib.sh"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 [[ -x $BIN ]] || { echo "FATAL: $BIN not found; run 'cargo build -p portcullis' first" >&2; exit 1; }
-for tool in swaks openssl jq; do
+for tool in swaks openssl jq knotd kdig; do
     command -v "$tool" >/dev/null || { echo "FATAL: $tool is not installed" >&2; exit 1; }
 done
 
@@ -23,6 +27,7 @@ cleanup() {
         kill -KILL "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    stop_knot
     [[ -n ${KEEP_TMP:-} ]] && echo "# kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -74,10 +79,23 @@ if openssl verify -CAfile ca.crt rogue.crt >/dev/null 2>&1; then fail "rogue.crt
 ok "certificates generated (test CA, client, rogue CA)"
 
 # ---------------------------------------------------------------------------------------------
+# DNS for email authentication: knot serves the domains the walk-through sends from.
+# contoso.com and fabrikam.com publish SPF for their own server (127.0.0.1); fabrikam.example, the
+# foreign sender, for 127.0.0.2, where it sends from. No DKIM, no DMARC records.
+# ---------------------------------------------------------------------------------------------
+mkdir -p "$TMP/dns"
+printf '@ TXT "v=spf1 ip4:127.0.0.1 -all"\n' >"$TMP/dns/contoso.com.zone"
+printf '@ TXT "v=spf1 ip4:127.0.0.1 -all"\n' >"$TMP/dns/fabrikam.com.zone"
+printf '@ TXT "v=spf1 ip4:127.0.0.2 -all"\n' >"$TMP/dns/fabrikam.example.zone"
+start_knot "$TMP/knot" "$TMP"/dns/*.zone || fail "knot did not start" "$TMP/knot/knot.log"
+ok "knot serving contoso.com, fabrikam.com, fabrikam.example on 127.0.0.1:$KNOT_PORT"
+
+# ---------------------------------------------------------------------------------------------
 # Start the gateway on ephemeral ports.
 # ---------------------------------------------------------------------------------------------
 DATA=$TMP/data
-printf '[tls]\nclient_ca_file = "%s"\n' "$TMP/ca.crt" > "$TMP/portcullis.toml"
+printf '[tls]\nclient_ca_file = "%s"\n\n[dns]\nnameservers = ["127.0.0.1:%s"]\ntimeout = "1s"\n' \
+    "$TMP/ca.crt" "$KNOT_PORT" > "$TMP/portcullis.toml"
 
 NO_COLOR=1 "$BIN" serve --config "$TMP/portcullis.toml" --data-dir "$DATA" \
     --smtp-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.log" &
@@ -264,6 +282,9 @@ MAIL_FOREIGN=$(find_mail "$BOB" "$ID_FOREIGN") || fail "no Maildir file for $ID_
     fail "foreign message: forged X-Portcullis-* headers must be replaced by one auth-as=anonymous header" "$MAIL_FOREIGN"
 if grep -qi 'forged' "$MAIL_FOREIGN"; then fail "foreign message still carries the forged X-Portcullis-* headers" "$MAIL_FOREIGN"; fi
 ok "Maildir: forged X-Portcullis-* headers removed; foreign message is auth-as=anonymous"
+headers "$MAIL_FOREIGN" | grep -Eq '^Authentication-Results: [^;]+; .*spf=pass .*smtp\.mailfrom=alice@fabrikam\.example.*; compauth=pass reason=102$' ||
+    fail "foreign message: expected Authentication-Results with spf=pass smtp.mailfrom=alice@fabrikam.example and compauth=pass reason=102" "$MAIL_FOREIGN"
+ok "Maildir: foreign message from 127.0.0.2 has spf=pass (fabrikam.example allows 127.0.0.2), compauth=pass reason=102"
 
 MAIL_CERT=$(find_mail "$BOB" "$ID_CERT") || fail "no Maildir file for $ID_CERT under $BOB" <(ls -laR "$DATA/mail" 2>&1)
 grep -Fq 'X-Portcullis-Attribution: tenant=contoso; auth-as=partner; connector="relay"' "$MAIL_CERT" ||

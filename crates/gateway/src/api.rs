@@ -16,6 +16,7 @@ use portcullis_policy::{AcceptedDomain, Connector, OrgSettings, Tenant, names};
 use portcullis_store::{Store, StoreError, TraceQuery, TraceRecord};
 
 use crate::api_types::*;
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::directory::Live;
 
@@ -24,11 +25,17 @@ pub struct State {
     store: Store,
     live: Arc<Live>,
     config: Arc<Config>,
+    auth: Arc<Authenticator>,
     token: Arc<str>,
 }
 
 impl State {
-    pub fn new(store: Store, live: Arc<Live>, config: Arc<Config>) -> anyhow::Result<State> {
+    pub fn new(
+        store: Store,
+        live: Arc<Live>,
+        config: Arc<Config>,
+        auth: Arc<Authenticator>,
+    ) -> anyhow::Result<State> {
         let path = config.data_dir.join("admin.token");
         let token = std::fs::read_to_string(&path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
@@ -36,6 +43,7 @@ impl State {
             store,
             live,
             config,
+            auth,
             token: token.trim().into(),
         })
     }
@@ -97,6 +105,7 @@ pub fn router(state: State) -> Router {
         )
         .route("/tenants/{t}/trace", get(list_trace))
         .route("/tenants/{t}/trace/{id}", get(show_trace))
+        .route("/tenants/{t}/simulate", axum::routing::post(simulate))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     Router::new()
@@ -431,4 +440,19 @@ async fn show_trace(
                 format!("trace {id} not found in tenant {t}"),
             )
         })
+}
+
+// ---- simulate ----
+
+async fn simulate(
+    Extract(state): Extract<State>,
+    Path(t): Path<String>,
+    Json(req): Json<SimulateRequest>,
+) -> Res<Json<SimulateReport>> {
+    tenant(&state, &t)?;
+    let dir = state.live.get();
+    crate::simulate::run(&dir, &state.auth, &t, &req)
+        .await
+        .map(Json)
+        .map_err(bad)
 }

@@ -330,3 +330,60 @@ impl ConnectorPatch {
         Ok(())
     }
 }
+
+/// `POST /tenants/{t}/simulate`: a transaction to explain, nothing is sent or stored.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SimulateRequest {
+    pub ip: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helo: Option<String>,
+    /// An address, or `<>` for the null sender.
+    pub mail_from: String,
+    pub rcpt: String,
+    /// Pretend the client presented a trusted certificate with this name (over STARTTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert_name: Option<String>,
+    /// The message (RFC 5322 text) for the end-of-DATA checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eml: Option<String>,
+}
+
+/// One step of a simulated decision, in order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SimulateStep {
+    pub step: String,
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// How one connector of the tenant fared (SPEC §2 conditions 1–4).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SimulateConnector {
+    pub name: String,
+    pub enabled: bool,
+    /// `certificate`, `ip/<prefix>` or null.
+    pub peer_match: Option<String>,
+    pub tls_ok: bool,
+    pub sender_domain_ok: bool,
+    pub attributes: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SimulateReport {
+    pub tenant: Option<String>,
+    pub directory_version: u64,
+    pub steps: Vec<SimulateStep>,
+    pub connectors: Vec<SimulateConnector>,
+    pub attribution: String,
+    pub connector: Option<String>,
+    pub direct_send: bool,
+    /// The decision-table row of SPEC §2 (null when deferred by a DNS failure).
+    pub row: Option<u8>,
+    pub rcpt_reply: String,
+    pub data_reply: Option<String>,
+    pub auth: Option<portcullis_store::TraceAuth>,
+    /// `compauth=<verdict> reason=<nnn>` when a message was given.
+    pub compauth: Option<String>,
+    /// The reply the client would finally get.
+    pub reply: String,
+}

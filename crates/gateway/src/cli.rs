@@ -74,6 +74,36 @@ pub enum Command {
     Connector(ConnectorCommand),
     /// Message trace
     Trace(TraceArgs),
+    /// Explain step by step what the gateway would decide for a transaction (nothing is sent)
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Tenant name
+    #[arg(long)]
+    pub tenant: String,
+    /// Client IP address
+    #[arg(long, value_name = "IP")]
+    pub ip: String,
+    /// P1 sender (MAIL FROM); `<>` for the null sender
+    #[arg(long, value_name = "ADDRESS")]
+    pub mail_from: String,
+    /// Recipient (RCPT TO)
+    #[arg(long, value_name = "ADDRESS")]
+    pub rcpt: String,
+    /// HELO/EHLO name
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+    /// Assume STARTTLS with a trusted client certificate of this name
+    #[arg(long, value_name = "NAME")]
+    pub tls_cert_name: Option<String>,
+    /// A message file for the end-of-DATA checks (DKIM, ARC, DMARC, P2)
+    #[arg(long, value_name = "FILE")]
+    pub eml: Option<PathBuf>,
+    /// Print the server's JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -359,6 +389,7 @@ pub enum Output {
     Connector,
     TraceList,
     TraceShow,
+    Simulate,
 }
 
 /// One admin-API request, fully validated.
@@ -403,7 +434,36 @@ pub fn plan(command: &Command) -> Result<Call, String> {
         Command::Org(c) => plan_org(c),
         Command::Connector(c) => plan_connector(c),
         Command::Trace(t) => plan_trace(t),
+        Command::Simulate(a) => plan_simulate(a),
     }
+}
+
+fn plan_simulate(a: &SimulateArgs) -> Result<Call, String> {
+    let path = format!("{}/simulate", tenant_path(&a.tenant)?);
+    a.ip.trim()
+        .parse::<std::net::IpAddr>()
+        .map_err(|_| format!("invalid IP address {:?}", a.ip))?;
+    if let Some(n) = &a.tls_cert_name {
+        api_types::parse_cert_name(n)?;
+    }
+    let eml = match &a.eml {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read --eml {}: {e}", file.display()))?,
+        ),
+        None => None,
+    };
+    let req = api_types::SimulateRequest {
+        ip: a.ip.clone(),
+        helo: a.helo.clone(),
+        mail_from: a.mail_from.clone(),
+        rcpt: a.rcpt.clone(),
+        tls_cert_name: a.tls_cert_name.clone(),
+        eml,
+    };
+    Ok(Call::new(Method::Post, path, Output::Simulate)
+        .body(&req)
+        .json(a.json))
 }
 
 const API: &str = "/api/v1";
@@ -889,7 +949,22 @@ fn render(call: &Call, body: &str) -> Result<String, String> {
         Output::Connector => connector_text(&parse(body)?),
         Output::TraceList => trace_table(&parse::<Vec<_>>(body)?),
         Output::TraceShow => trace_text(&parse(body)?),
+        Output::Simulate => simulate_text(&parse(body)?),
     })
+}
+
+fn simulate_text(r: &api_types::SimulateReport) -> String {
+    let width = r.steps.iter().map(|s| s.step.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (i, s) in r.steps.iter().enumerate() {
+        out.push_str(&format!("{:>2}. {:<width$}  {}", i + 1, s.step, s.outcome));
+        if !s.detail.is_empty() {
+            out.push_str(&format!("  ({})", s.detail));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("reply: {}", r.reply));
+    out
 }
 
 fn parse<T: DeserializeOwned>(body: &str) -> Result<T, String> {

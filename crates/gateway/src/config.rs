@@ -27,6 +27,8 @@ struct RawConfig {
     #[serde(default)]
     dns: RawDns,
     #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
     storage: RawStorage,
     #[serde(default)]
     trace: RawTrace,
@@ -71,6 +73,13 @@ struct RawTls {
 #[serde(deny_unknown_fields)]
 struct RawDns {
     nameservers: Option<Vec<String>>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,9 +143,12 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub tls_client_ca_file: Option<PathBuf>,
-    /// DNS servers for email authentication (SPEC §4); validated now, used by the auth work.
-    #[allow(dead_code)]
+    /// DNS servers for email authentication (empty: the system resolver).
     pub nameservers: Vec<SocketAddr>,
+    /// Per-query DNS time-out (two attempts per server).
+    pub dns_timeout: Duration,
+    /// SPF, DKIM, ARC and DMARC on (default) or off (`[auth] enabled = false`).
+    pub auth_enabled: bool,
     pub storage_url: String,
     pub trace_retention: Duration,
     /// Root of the Maildir tree.
@@ -350,6 +362,8 @@ fn validate(
         tls_key_file: raw.tls.key_file,
         tls_client_ca_file: raw.tls.client_ca_file,
         nameservers,
+        dns_timeout: duration("dns.timeout", &raw.dns.timeout, "5s")?,
+        auth_enabled: raw.auth.enabled.unwrap_or(true),
         storage_url,
         trace_retention: duration("trace.retention", &raw.trace.retention, "90d")?,
         maildir_root,

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use portcullis_policy::{
-    Attribution, DataFacts, DataVerdict, DirectSend, Directory, PeerFacts, RcptFacts, RcptVerdict,
-    decide_data, decide_rcpt,
+    Attribution, AuthAction, AuthFacts, AuthResult, DataFacts, DataVerdict, DirectSend, Directory,
+    PeerFacts, RcptFacts, RcptVerdict, decide_data, decide_rcpt,
 };
 use portcullis_smtp::{Address, Reply, ReversePath, Session, SessionConfig, Stage, Step, reply};
-use portcullis_store::{TraceRecipient, TraceRecord, TraceTls};
+use portcullis_store::{TraceAuth, TraceRecipient, TraceRecord, TraceTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::auth::{Authenticator, Spf};
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::directory::Live;
@@ -34,6 +35,7 @@ pub struct Shared {
     pub spool: Spool,
     pub trace: TraceSender,
     pub delivery: Delivery,
+    pub auth: Arc<Authenticator>,
 }
 
 enum Stream {
@@ -85,6 +87,8 @@ struct Txn {
     id: String,
     dir: Arc<Directory>,
     from: ReversePath,
+    /// SPF of this transaction's MAIL FROM (or HELO for the null sender).
+    spf: Spf,
     copies: Vec<Copy>,
 }
 
@@ -196,10 +200,18 @@ impl Conn {
         match stage {
             Stage::Mail { from, .. } => {
                 self.finish_txn().await;
+                let sender = from.address().map(|a| a.to_string());
+                let helo = session.helo().unwrap_or("");
+                let spf = self
+                    .shared
+                    .auth
+                    .spf(self.peer.ip(), helo, sender.as_deref())
+                    .await;
                 self.txn = Some(Txn {
                     id: new_trace_id(),
                     dir: self.shared.directory.get(),
                     from,
+                    spf,
                     copies: Vec::new(),
                 });
                 reply::SENDER_OK
@@ -230,6 +242,7 @@ impl Conn {
             peer: &peer,
             p1_domain: txn.from.domain(),
             rcpt_domain: to.domain(),
+            spf_temp_error: txn.spf.result == AuthResult::TempError,
         };
         let verdict = decide_rcpt(&txn.dir, &facts);
         let r = verdict.reply();
@@ -262,6 +275,16 @@ impl Conn {
         };
         match &verdict {
             RcptVerdict::NoTenant => unreachable!("handled above"),
+            RcptVerdict::SpfTempError { .. } => {
+                event(
+                    &mut copy.record,
+                    "DEFER",
+                    format!(
+                        "{rcpt}: {r} (SPF for {} could not be evaluated)",
+                        txn.spf.domain.as_deref().unwrap_or("-")
+                    ),
+                );
+            }
             RcptVerdict::RestrictedPartner { connector, .. } => {
                 event(
                     &mut copy.record,
@@ -324,56 +347,67 @@ impl Conn {
             return reply::NEED_MAIL_BEFORE_DATA;
         };
         let facts = header_facts(&message);
-        let body = strip_own_headers(&message);
-        let size = message.len() as u64;
         let host = self.shared.config.hostname.clone();
+        // Authentication sees the message exactly as received.
+        let mut auth = self
+            .shared
+            .auth
+            .message(&message, self.peer.ip(), &txn.spf)
+            .await;
+        if auth.facts.from_domain.is_none() {
+            // Authentication off or unparsable: the P2 checks still need the From: domain.
+            auth.facts.from_domain = facts.from_domain.clone();
+        }
+        let body = strip_own_headers(&message, &host);
+        let size = message.len() as u64;
+
+        // Every copy's verdict first: one DNS failure defers the whole message (one DATA reply).
+        let verdicts: Vec<Option<DataVerdict>> = txn
+            .copies
+            .iter()
+            .map(|copy| {
+                (!copy.accepted.is_empty()).then(|| {
+                    decide_data(
+                        &txn.dir,
+                        &DataFacts {
+                            tenant: &copy.tenant,
+                            attribution: &copy.attribution,
+                            direct_send: copy.direct_send,
+                            p1_domain: txn.from.domain(),
+                            auth: &auth.facts,
+                        },
+                    )
+                })
+            })
+            .collect();
+        let deferred = verdicts
+            .iter()
+            .flatten()
+            .any(|v| *v == DataVerdict::TempError);
+
         let mut refusal: Option<Reply> = None;
         let mut to_store: Vec<(Envelope, Vec<u8>)> = Vec::new();
-
-        for copy in txn.copies.iter_mut() {
+        for (copy, verdict) in txn.copies.iter_mut().zip(verdicts) {
             fill_header_facts(&mut copy.record, &facts, size);
-            if copy.accepted.is_empty() {
+            fill_auth(&mut copy.record, &auth.facts);
+            let Some(verdict) = verdict else {
                 copy.record.status = "rejected".into();
                 continue;
+            };
+            if deferred {
+                continue;
             }
-            let verdict = decide_data(
-                &txn.dir,
-                &DataFacts {
-                    tenant: &copy.tenant,
-                    attribution: &copy.attribution,
-                    direct_send: copy.direct_send,
-                    header_from_domain: facts.from_domain.as_deref(),
-                    // Authentication results arrive with the email-authentication work (SPEC §4).
-                    arc_pass_sealer: None,
-                    dkim_aligned_with_p1: false,
-                },
-            );
             match verdict {
-                DataVerdict::DirectSendRefused { header } => {
-                    let r = verdict.reply().expect("refusals have a reply");
-                    let why = if header {
-                        "P2 From: domain"
-                    } else {
-                        "envelope sender"
-                    };
-                    event(
-                        &mut copy.record,
-                        "REJECT",
-                        format!(
-                            "DATA: {r} (anonymous {why} uses an accepted domain of the tenant)"
-                        ),
-                    );
-                    copy.record.direct_send = true;
-                    refuse_recipients(&mut copy.record, &r);
-                    copy.record.status = "rejected".into();
-                    refusal.get_or_insert(r);
-                }
                 DataVerdict::Accept {
                     direct_send,
                     audit,
                     exemption,
+                    compauth,
+                    actions,
                 } => {
                     copy.record.direct_send |= direct_send;
+                    copy.record.auth.compauth = Some(compauth.verdict.as_str().to_string());
+                    event(&mut copy.record, "AUTH", auth.summary(&compauth));
                     if let Some(why) = &exemption {
                         event(
                             &mut copy.record,
@@ -388,7 +422,7 @@ impl Conn {
                             format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED),
                         );
                     }
-                    let headers = added_headers(
+                    let mut headers = added_headers(
                         &host,
                         self.peer,
                         session,
@@ -397,6 +431,10 @@ impl Conn {
                         copy,
                         audit.is_some(),
                     );
+                    headers.push_str(&auth.header(&compauth));
+                    for action in &actions {
+                        apply_action(*action, &mut headers, &mut copy.record);
+                    }
                     let mut full = Vec::with_capacity(headers.len() + body.len());
                     full.extend_from_slice(headers.as_bytes());
                     full.extend_from_slice(&body);
@@ -417,10 +455,39 @@ impl Conn {
                         full,
                     ));
                 }
+                refused => {
+                    let r = refused.reply().expect("refusals have a reply");
+                    let why = match &refused {
+                        DataVerdict::DirectSendRefused { header: true } => {
+                            copy.record.direct_send = true;
+                            "anonymous P2 From: domain uses an accepted domain of the tenant"
+                                .to_string()
+                        }
+                        DataVerdict::DirectSendRefused { header: false } => {
+                            copy.record.direct_send = true;
+                            "anonymous envelope sender uses an accepted domain of the tenant, no exemption applies".to_string()
+                        }
+                        DataVerdict::DmarcRejected { domain } => {
+                            format!("DMARC policy reject of {domain}")
+                        }
+                        _ => String::new(),
+                    };
+                    event(
+                        &mut copy.record,
+                        "AUTH",
+                        auth.summary(&portcullis_policy::compauth(&auth.facts, false, &[])),
+                    );
+                    event(&mut copy.record, "REJECT", format!("DATA: {r} ({why})"));
+                    refuse_recipients(&mut copy.record, &r);
+                    copy.record.status = "rejected".into();
+                    refusal.get_or_insert(r);
+                }
             }
         }
 
-        let reply = if to_store.is_empty() {
+        let reply = if deferred {
+            reply::AUTH_TEMP_ERROR
+        } else if to_store.is_empty() {
             refusal.unwrap_or(reply::NO_VALID_RECIPIENTS)
         } else {
             let spool = self.shared.spool.clone();
@@ -468,7 +535,7 @@ impl Conn {
         tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %reply, "message refused");
         // Nothing was accepted: every copy is recorded with the final reply.
         for copy in txn.copies.iter_mut() {
-            if copy.record.status == "pending" {
+            if !copy.accepted.is_empty() && copy.record.status != "rejected" {
                 copy.record.status = "deferred".into();
                 refuse_recipients(&mut copy.record, &reply);
                 event(&mut copy.record, "DEFER", format!("DATA: {reply}"));
@@ -527,6 +594,50 @@ fn fill_header_facts(record: &mut TraceRecord, facts: &HeaderFacts, size: u64) {
     record.message_id = facts.message_id.clone();
     record.subject = facts.subject.clone();
     record.size = size;
+}
+
+fn fill_auth(record: &mut TraceRecord, facts: &AuthFacts) {
+    if !facts.evaluated {
+        return;
+    }
+    record.auth = TraceAuth {
+        spf: Some(facts.spf.as_str().into()),
+        dkim: Some(facts.dkim_summary().as_str().into()),
+        dmarc: Some(facts.dmarc.as_str().into()),
+        arc: Some(facts.arc.as_str().into()),
+        compauth: record.auth.compauth.take(),
+    };
+}
+
+/// Headers and trace events for an authentication action. Quarantine does not exist yet: the
+/// copy is delivered, marked so mailbox rules can file it, and the trace says so.
+fn apply_action(action: AuthAction, headers: &mut String, record: &mut TraceRecord) {
+    match action {
+        AuthAction::DmarcQuarantine => {
+            headers.push_str("X-Portcullis-Spam: dmarc-quarantine\r\n");
+            event(
+                record,
+                "AUTH",
+                "DMARC policy quarantine failed: marked X-Portcullis-Spam: dmarc-quarantine",
+            );
+        }
+        AuthAction::SpoofJunk => {
+            headers.push_str("X-Spam-Flag: YES\r\nX-Portcullis-SCL: 5\r\n");
+            event(
+                record,
+                "AUTH",
+                "spoof of an accepted domain: marked as junk (SCL 5)",
+            );
+        }
+        AuthAction::SpoofQuarantine => {
+            headers.push_str("X-Portcullis-Spam: spoof-quarantine\r\nX-Spam-Flag: YES\r\nX-Portcullis-SCL: 5\r\n");
+            event(
+                record,
+                "AUTH",
+                "spoof of an accepted domain: marked X-Portcullis-Spam: spoof-quarantine",
+            );
+        }
+    }
 }
 
 fn reverse_path_text(from: &ReversePath) -> String {

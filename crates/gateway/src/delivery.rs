@@ -17,6 +17,8 @@ const FIRST_RETRY: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Delivery {
     tx: mpsc::UnboundedSender<Entry>,
+    limit: Arc<Semaphore>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Delivery {
@@ -36,13 +38,21 @@ impl Delivery {
             trace,
         });
         let limit = Arc::new(Semaphore::new(CONCURRENCY));
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for entry in pending {
             let _ = tx.send(entry);
         }
         let retry_tx = tx.clone();
+        let (worker_limit, worker_stopping) = (limit.clone(), stopping.clone());
         tokio::spawn(async move {
             while let Some(entry) = rx.recv().await {
-                let permit = limit.clone().acquire_owned().await.expect("never closed");
+                let Ok(permit) = worker_limit.clone().acquire_owned().await else {
+                    break;
+                };
+                if worker_stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Shutting down: the entry stays in the spool for the next start.
+                    break;
+                }
                 let worker = worker.clone();
                 let retry_tx = retry_tx.clone();
                 tokio::spawn(async move {
@@ -51,7 +61,27 @@ impl Delivery {
                 });
             }
         });
-        Delivery { tx }
+        Delivery {
+            tx,
+            limit,
+            stopping,
+        }
+    }
+
+    /// Stops taking new work and waits (up to `grace`) for deliveries in flight, so their trace
+    /// updates are queued before the trace writer is flushed. Unfinished work stays spooled.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let all = u32::try_from(CONCURRENCY).expect("small");
+        if tokio::time::timeout(grace, self.limit.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "deliveries still running at shutdown; they resume from the spool at the next start"
+            );
+        }
     }
 
     pub fn submit(&self, entry: Entry) {

@@ -3,6 +3,7 @@
 
 mod api;
 mod api_types;
+mod auth;
 mod cli;
 mod config;
 mod connection;
@@ -10,6 +11,7 @@ mod delivery;
 mod directory;
 mod message;
 mod server;
+mod simulate;
 mod spool;
 mod tls;
 mod trace;

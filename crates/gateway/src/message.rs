@@ -53,15 +53,34 @@ fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Removes every `X-Portcullis-*` header (with its continuation lines) from the header section.
-/// Nobody outside may forge our headers. Borrows when there is nothing to remove.
-pub fn strip_own_headers(message: &[u8]) -> Cow<'_, [u8]> {
+/// Is this header line (its first line) one that only we may write: any `X-Portcullis-*`, and
+/// `Authentication-Results` claiming our host name as authserv-id (RFC 8601 §5)?
+fn is_ours(line: &[u8], hostname: &str) -> bool {
     const PREFIX: &[u8] = b"x-portcullis-";
+    const AR: &[u8] = b"authentication-results:";
+    if line.len() >= PREFIX.len() && line[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
+        return true;
+    }
+    if line.len() >= AR.len() && line[..AR.len()].eq_ignore_ascii_case(AR) {
+        let value = String::from_utf8_lossy(&line[AR.len()..]);
+        let authserv_id = value
+            .trim()
+            .split([';', ' ', '\t', '\r'])
+            .next()
+            .unwrap_or("");
+        return authserv_id.eq_ignore_ascii_case(hostname);
+    }
+    false
+}
+
+/// Removes from the header section every header only we may write (see `is_ours`), with its
+/// continuation lines: nobody outside may forge them. Borrows when there is nothing to remove.
+pub fn strip_own_headers<'m>(message: &'m [u8], hostname: &str) -> Cow<'m, [u8]> {
     let end = header_section_len(message);
     let headers = &message[..end];
-    let has_own = headers.split(|b| *b == b'\n').any(|line| {
-        line.len() >= PREFIX.len() && line[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
-    });
+    let has_own = headers
+        .split(|b| *b == b'\n')
+        .any(|line| is_ours(line, hostname));
     if !has_own {
         return Cow::Borrowed(message);
     }
@@ -77,8 +96,7 @@ pub fn strip_own_headers(message: &[u8]) -> Cow<'_, [u8]> {
         let line = &headers[pos..line_end];
         let continuation = matches!(line.first(), Some(b' ' | b'\t'));
         if !continuation {
-            skipping =
-                line.len() >= PREFIX.len() && line[..PREFIX.len()].eq_ignore_ascii_case(PREFIX);
+            skipping = is_ours(line, hostname);
         }
         if !skipping {
             out.extend_from_slice(line);
@@ -104,15 +122,21 @@ mod tests {
     #[test]
     fn strips_forged_headers_with_continuations() {
         let m = b"X-Portcullis-Attribution: tenant=evil;\r\n connector=\"x\"\r\nSubject: hi\r\nx-portcullis-direct-send: no\r\n\r\nX-Portcullis-Body: stays\r\n";
-        let out = strip_own_headers(m);
+        let out = strip_own_headers(m, "mx.example");
         assert_eq!(
             &*out,
             b"Subject: hi\r\n\r\nX-Portcullis-Body: stays\r\n".as_slice()
         );
         assert!(matches!(
-            strip_own_headers(b"Subject: x\r\n\r\nbody"),
+            strip_own_headers(b"Subject: x\r\n\r\nbody", "mx.example"),
             Cow::Borrowed(_)
         ));
+        // Authentication-Results claiming our host name go; others stay.
+        let m = b"Authentication-Results: MX.example;\r\n\tspf=pass\r\nAuthentication-Results: other.example; dkim=pass\r\n\r\nb";
+        assert_eq!(
+            &*strip_own_headers(m, "mx.example"),
+            b"Authentication-Results: other.example; dkim=pass\r\n\r\nb".as_slice()
+        );
     }
 
     #[test]

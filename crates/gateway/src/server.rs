@@ -75,6 +75,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let directory = Live::load(store.clone(), config.services.clone()).await?;
     let poller = directory.spawn_poller(Duration::from_millis(500));
     let tls = Tls::load(&config)?;
+    let auth = Arc::new(crate::auth::Authenticator::new(
+        &config.hostname,
+        config.auth_enabled,
+        &config.nameservers,
+        config.dns_timeout,
+    )?);
+    if auth.enabled() {
+        let dns = if config.nameservers.is_empty() {
+            "the system resolver".to_string()
+        } else {
+            config
+                .nameservers
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        tracing::info!("email authentication on (SPF, DKIM, ARC, DMARC), DNS via {dns}");
+    } else {
+        tracing::warn!("email authentication is off ([auth] enabled = false)");
+    }
     let spool = Spool::open(config.data_dir.join("spool"))?;
     let recovered = spool.recover()?;
     if !recovered.is_empty() {
@@ -117,6 +138,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_errors: config.max_errors,
         offer_starttls: true,
     });
+    let delivery_handle = delivery.clone();
     let shared = Arc::new(Shared {
         config: config.clone(),
         session_config,
@@ -125,9 +147,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         spool,
         trace: trace.clone(),
         delivery,
+        auth,
     });
 
-    let api_state = crate::api::State::new(store.clone(), directory.clone(), config.clone())?;
+    let api_state = crate::api::State::new(
+        store.clone(),
+        directory.clone(),
+        config.clone(),
+        shared.auth.clone(),
+    )?;
     let mut api_shutdown = shutdown_rx.clone();
     let api = tokio::spawn(async move {
         let app = crate::api::router(api_state);
@@ -149,6 +177,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     poller.abort();
     retention.abort();
     let _ = api.await;
+    delivery_handle.shutdown(Duration::from_secs(10)).await;
     trace.flush().await;
     drop(trace);
     trace_task.abort();

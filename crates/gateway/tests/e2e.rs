@@ -137,7 +137,7 @@ async fn direct_send_refused_until_a_connector_vouches_for_the_ip() {
         .iter()
         .map(|e| e["event"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(events, ["RECEIVE", "DELIVER"]);
+    assert_eq!(events, ["AUTH", "RECEIVE", "DELIVER"]);
 
     // Filters and `trace show`.
     let rejected = gw.trace_until(

@@ -88,6 +88,42 @@ pub(crate) fn sender_domain_ok(c: &Connector, p1_domain: Option<&str>) -> bool {
         .any(|p| sender_domain_matches(p, p1_domain))
 }
 
+/// How one connector fares against SPEC §2 conditions 1–4 (what `simulate` shows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorCheck {
+    pub name: String,
+    /// Condition 1.
+    pub enabled: bool,
+    /// Condition 2: how the peer matched, if it did.
+    pub peer: Option<MatchedBy>,
+    /// Condition 3: `require_tls` is off, or the session used STARTTLS.
+    pub tls_ok: bool,
+    /// Condition 4: the P1 domain matches the connector's sender domains.
+    pub sender_domain_ok: bool,
+}
+
+impl ConnectorCheck {
+    pub fn attributes(&self) -> bool {
+        self.enabled && self.peer.is_some() && self.tls_ok && self.sender_domain_ok
+    }
+}
+
+/// Evaluates conditions 1–4 for one connector.
+pub fn check_connector(c: &Connector, peer: &PeerFacts, p1_domain: Option<&str>) -> ConnectorCheck {
+    let matched = if cert_matches(c, peer) {
+        Some(MatchedBy::Certificate)
+    } else {
+        ip_match(c, peer.ip).map(MatchedBy::Ip)
+    };
+    ConnectorCheck {
+        name: c.name.clone(),
+        enabled: c.enabled,
+        peer: matched,
+        tls_ok: !c.require_tls || peer.tls,
+        sender_domain_ok: sender_domain_ok(c, p1_domain),
+    }
+}
+
 /// Applies conditions 1–4 of SPEC §2 to every connector of the tenant and picks the winner:
 /// certificate matches beat IP matches, the longest IP prefix beats shorter ones, ties break by
 /// connector name (the slice is sorted by name).
@@ -98,14 +134,8 @@ pub fn attribute(
 ) -> Attribution {
     let mut best: Option<(&Connector, MatchedBy)> = None;
     for c in connectors {
-        if !c.enabled || (c.require_tls && !peer.tls) || !sender_domain_ok(c, p1_domain) {
-            continue;
-        }
-        let matched = if cert_matches(c, peer) {
-            MatchedBy::Certificate
-        } else if let Some(prefix) = ip_match(c, peer.ip) {
-            MatchedBy::Ip(prefix)
-        } else {
+        let check = check_connector(c, peer, p1_domain);
+        let (true, Some(matched)) = (check.attributes(), check.peer) else {
             continue;
         };
         let better = match (&best, matched) {

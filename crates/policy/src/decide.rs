@@ -7,8 +7,9 @@ use portcullis_smtp::{Reply, reply};
 use crate::attribution::{
     Attribution, PeerFacts, attribute, cert_matches, ip_match, sender_domain_ok,
 };
+use crate::auth::{AuthFacts, AuthResult, CompAuth, CompVerdict, DmarcPolicy, compauth};
 use crate::directory::{Directory, TenantEntry};
-use crate::model::{ConnectorType, DirectSendScope, RejectDirectSend};
+use crate::model::{ConnectorType, DirectSendScope, RejectDirectSend, SpoofAction};
 
 /// Facts for one RCPT TO.
 #[derive(Clone, Copy, Debug)]
@@ -18,6 +19,8 @@ pub struct RcptFacts<'a> {
     pub p1_domain: Option<&'a str>,
     /// Domain of the recipient, lower case.
     pub rcpt_domain: &'a str,
+    /// SPF could not be evaluated (DNS time-out or SERVFAIL): anonymous mail is deferred.
+    pub spf_temp_error: bool,
 }
 
 /// How the direct-send rule (rows 3–4) came out for an accepted recipient.
@@ -49,6 +52,8 @@ pub enum RcptVerdict {
     RestrictedPartner { tenant: String, connector: String },
     /// Row 3: anonymous direct send while the tenant enforces.
     DirectSendRefused { tenant: String },
+    /// Anonymous mail whose SPF could not be evaluated (DNS failure): try again later.
+    SpfTempError { tenant: String },
     /// Rows 4 and 5.
     Accept {
         tenant: String,
@@ -64,7 +69,27 @@ impl RcptVerdict {
             RcptVerdict::NoTenant => reply::RELAY_ACCESS_DENIED,
             RcptVerdict::RestrictedPartner { .. } => reply::PARTNER_CONNECTOR_RESTRICTED,
             RcptVerdict::DirectSendRefused { .. } => reply::DIRECT_SEND_NOT_ALLOWED,
+            RcptVerdict::SpfTempError { .. } => reply::SPF_TEMP_ERROR,
             RcptVerdict::Accept { .. } => reply::RECIPIENT_OK,
+        }
+    }
+
+    /// The row of the SPEC §2 table this verdict comes from (`None`: deferred by a DNS failure).
+    pub fn row(&self) -> Option<u8> {
+        match self {
+            RcptVerdict::NoTenant => Some(1),
+            RcptVerdict::RestrictedPartner { .. } => Some(2),
+            RcptVerdict::DirectSendRefused { .. } => Some(3),
+            RcptVerdict::SpfTempError { .. } => None,
+            RcptVerdict::Accept {
+                direct_send: DirectSend::Audit,
+                ..
+            } => Some(4),
+            RcptVerdict::Accept {
+                direct_send: DirectSend::Deferred,
+                ..
+            } => Some(3),
+            RcptVerdict::Accept { .. } => Some(5),
         }
     }
 
@@ -73,6 +98,7 @@ impl RcptVerdict {
             RcptVerdict::NoTenant => None,
             RcptVerdict::RestrictedPartner { tenant, .. }
             | RcptVerdict::DirectSendRefused { tenant }
+            | RcptVerdict::SpfTempError { tenant }
             | RcptVerdict::Accept { tenant, .. } => Some(tenant),
         }
     }
@@ -100,6 +126,9 @@ pub fn decide_rcpt(dir: &Directory, facts: &RcptFacts<'_>) -> RcptVerdict {
         (true, RejectDirectSend::On) if has_body_exemptions(entry) => DirectSend::Deferred,
         (true, RejectDirectSend::On) => return RcptVerdict::DirectSendRefused { tenant },
     };
+    if attribution.is_anonymous() && facts.spf_temp_error {
+        return RcptVerdict::SpfTempError { tenant };
+    }
     RcptVerdict::Accept {
         tenant,
         attribution,
@@ -134,12 +163,21 @@ pub struct DataFacts<'a> {
     pub attribution: &'a Attribution,
     /// The RCPT-time outcome for this tenant.
     pub direct_send: DirectSend,
-    /// Domain of the P2 `From:` address, lower case, if one could be parsed.
-    pub header_from_domain: Option<&'a str>,
-    /// Domain that sealed a passing ARC chain, if any (SPEC §4).
-    pub arc_pass_sealer: Option<&'a str>,
-    /// A passing DKIM signature aligned with the P1 domain exists (SPEC §4).
-    pub dkim_aligned_with_p1: bool,
+    /// Domain of the P1 sender, lower case; `None` for the null sender.
+    pub p1_domain: Option<&'a str>,
+    /// SPF, DKIM, ARC and DMARC outcomes, with the P2 `From:` domain.
+    pub auth: &'a AuthFacts,
+}
+
+/// What the gateway does to an accepted copy because of its authentication results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthAction {
+    /// DMARC `p=quarantine` failed (quarantine the copy).
+    DmarcQuarantine,
+    /// Own-domain spoof with `spoof_action = junk`: `X-Spam-Flag: YES`, `X-Portcullis-SCL: 5`.
+    SpoofJunk,
+    /// Own-domain spoof with `spoof_action = quarantine`.
+    SpoofQuarantine,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,9 +189,15 @@ pub enum DataVerdict {
         audit: Option<AuditReason>,
         /// Row 3 matched but an exemption let the message through.
         exemption: Option<String>,
+        compauth: CompAuth,
+        actions: Vec<AuthAction>,
     },
     /// Row 3 at end of DATA (deferred P1 decision or the P2 header check).
     DirectSendRefused { header: bool },
+    /// DMARC `p=reject` failed and the tenant honours DMARC.
+    DmarcRejected { domain: String },
+    /// Authentication could not complete (DNS failure) for anonymous mail: try again later.
+    TempError,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,37 +212,53 @@ impl DataVerdict {
         match self {
             DataVerdict::Accept { .. } => None,
             DataVerdict::DirectSendRefused { .. } => Some(reply::DIRECT_SEND_NOT_ALLOWED),
+            DataVerdict::DmarcRejected { domain } => Some(reply::dmarc_reject(domain)),
+            DataVerdict::TempError => Some(reply::AUTH_TEMP_ERROR),
         }
     }
 }
 
-/// End-of-DATA part of row 3/4 for one tenant copy.
+/// End-of-DATA decisions for one tenant copy: the end-of-DATA part of rows 3/4, then DMARC and
+/// the spoof action (SPEC §4). Attributed copies are vouched for by their connector: their
+/// authentication results are recorded, not acted on.
 pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
+    let own_from = |tenant: &str| {
+        facts
+            .auth
+            .from_domain
+            .as_deref()
+            .is_some_and(|d| dir.is_own_domain(tenant, d))
+    };
     let Some(entry) = dir.tenant(facts.tenant) else {
         // The tenant was removed mid-transaction: nothing of its policy applies any more.
+        let compauth = compauth(facts.auth, false, &[]);
         return DataVerdict::Accept {
             direct_send: false,
             audit: None,
             exemption: None,
+            compauth,
+            actions: vec![],
         };
     };
     let s = &entry.tenant.settings;
+    let compauth = compauth(facts.auth, own_from(facts.tenant), &s.arc_trusted_sealers);
+    let anonymous = facts.attribution.is_anonymous();
+    if anonymous && facts.auth.temp_error() {
+        return DataVerdict::TempError;
+    }
+
     let mut direct_send = facts.direct_send.is_direct_send();
     let mut audit = (facts.direct_send == DirectSend::Audit).then_some(AuditReason::Envelope);
     let mut exemption = None;
-
     if facts.direct_send == DirectSend::Deferred {
         match exemption_for(entry, facts) {
             Some(why) => exemption = Some(why),
             None => return DataVerdict::DirectSendRefused { header: false },
         }
     }
-
     let header_spoof = s.direct_send_scope == DirectSendScope::EnvelopeAndHeader
-        && facts.attribution.is_anonymous()
-        && facts
-            .header_from_domain
-            .is_some_and(|d| dir.is_own_domain(facts.tenant, d));
+        && anonymous
+        && own_from(facts.tenant);
     if header_spoof && exemption.is_none() {
         direct_send = true;
         match s.reject_direct_send {
@@ -210,24 +270,54 @@ pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
             },
         }
     }
+
+    let mut actions = Vec::new();
+    if anonymous && compauth.verdict != CompVerdict::Pass {
+        if s.honor_dmarc && facts.auth.dmarc == AuthResult::Fail {
+            match facts.auth.dmarc_policy {
+                DmarcPolicy::Reject => {
+                    let domain = facts.auth.from_domain.clone().unwrap_or_default();
+                    return DataVerdict::DmarcRejected { domain };
+                }
+                DmarcPolicy::Quarantine => actions.push(AuthAction::DmarcQuarantine),
+                DmarcPolicy::None | DmarcPolicy::Absent => {}
+            }
+        }
+        if compauth.is_own_domain_spoof() && !actions.contains(&AuthAction::DmarcQuarantine) {
+            match s.spoof_action {
+                SpoofAction::Junk => actions.push(AuthAction::SpoofJunk),
+                SpoofAction::Quarantine => actions.push(AuthAction::SpoofQuarantine),
+                SpoofAction::None => {}
+            }
+        }
+    }
     DataVerdict::Accept {
         direct_send,
         audit,
         exemption,
+        compauth,
+        actions,
     }
 }
 
+/// SPEC §4 exemptions from row 3: a passing ARC chain whose newest seal is from a trusted sealer,
+/// or (opt-in) a passing DKIM signature aligned with the P1 domain.
 fn exemption_for(entry: &TenantEntry, facts: &DataFacts<'_>) -> Option<String> {
     let s = &entry.tenant.settings;
-    if let Some(sealer) = facts.arc_pass_sealer
+    if let Some(sealer) = facts.auth.arc_pass_sealer()
         && s.arc_trusted_sealers
             .iter()
             .any(|t| t.eq_ignore_ascii_case(sealer))
     {
         return Some(format!("trusted ARC sealer {sealer}"));
     }
-    if s.direct_send_allow_dkim_aligned && facts.dkim_aligned_with_p1 {
-        return Some("DKIM signature aligned with the envelope sender".into());
+    if s.direct_send_allow_dkim_aligned
+        && let Some(p1) = facts.p1_domain
+        && facts.auth.dkim_pass_aligned_with(p1)
+    {
+        return Some(format!(
+            "DKIM signature aligned with the envelope sender domain {p1}"
+        ));
     }
     None
 }

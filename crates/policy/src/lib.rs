@@ -5,15 +5,17 @@
 //! are values (e.g. no certificate, null sender), never errors or panics.
 
 pub mod attribution;
+pub mod auth;
 pub mod decide;
 pub mod directory;
 pub mod model;
 pub mod names;
 
-pub use attribution::{Attribution, MatchedBy, PeerFacts};
+pub use attribution::{Attribution, ConnectorCheck, MatchedBy, PeerFacts, check_connector};
+pub use auth::{AuthFacts, AuthResult, CompAuth, CompVerdict, DkimFact, DmarcPolicy, compauth};
 pub use decide::{
-    AuditReason, DataFacts, DataVerdict, DirectSend, RcptFacts, RcptVerdict, decide_data,
-    decide_rcpt,
+    AuditReason, AuthAction, DataFacts, DataVerdict, DirectSend, RcptFacts, RcptVerdict,
+    decide_data, decide_rcpt,
 };
 pub use directory::{Directory, TenantEntry};
 pub use model::*;

@@ -134,7 +134,9 @@ fn render(v: &RcptVerdict) -> String {
         RcptVerdict::RestrictedPartner { tenant, connector } => {
             format!("{head} {tenant} {connector}")
         }
-        RcptVerdict::DirectSendRefused { tenant } => format!("{head} {tenant}"),
+        RcptVerdict::DirectSendRefused { tenant } | RcptVerdict::SpfTempError { tenant } => {
+            format!("{head} {tenant}")
+        }
         RcptVerdict::Accept {
             tenant,
             attribution,
@@ -407,6 +409,7 @@ fn decision_table() {
             peer: &peer,
             p1_domain: c.from,
             rcpt_domain: c.rcpt,
+            spf_temp_error: false,
         };
         let got = render(&decide_rcpt(&dir, &facts));
         if got != c.expect {
@@ -433,6 +436,7 @@ fn recipients_in_two_tenants_get_separate_decisions() {
             peer: &peer,
             p1_domain: Some("contoso.com"),
             rcpt_domain: "contoso.com",
+            spf_temp_error: false,
         },
     );
     let b = decide_rcpt(
@@ -441,6 +445,7 @@ fn recipients_in_two_tenants_get_separate_decisions() {
             peer: &peer,
             p1_domain: Some("contoso.com"),
             rcpt_domain: "woodgrove.com",
+            spf_temp_error: false,
         },
     );
     assert_eq!(render(&a), "550 5.7.68 contoso");
@@ -455,18 +460,50 @@ fn data(
     arc: Option<&str>,
     dkim: bool,
 ) -> DataVerdict {
-    let anon = Attribution::Anonymous;
+    let auth = AuthFacts {
+        evaluated: true,
+        from_domain: p2.map(str::to_string),
+        arc: if arc.is_some() {
+            AuthResult::Pass
+        } else {
+            AuthResult::None
+        },
+        arc_sealer: arc.map(str::to_string),
+        dkim: if dkim {
+            vec![DkimFact {
+                result: AuthResult::Pass,
+                domain: "contoso.com".into(),
+                selector: "s".into(),
+            }]
+        } else {
+            vec![]
+        },
+        ..Default::default()
+    };
+    data_with(dir, tenant, ds, &auth, &Attribution::Anonymous)
+}
+
+fn data_with(
+    dir: &Directory,
+    tenant: &str,
+    ds: DirectSend,
+    auth: &AuthFacts,
+    who: &Attribution,
+) -> DataVerdict {
     decide_data(
         dir,
         &DataFacts {
             tenant,
-            attribution: &anon,
+            attribution: who,
             direct_send: ds,
-            header_from_domain: p2,
-            arc_pass_sealer: arc,
-            dkim_aligned_with_p1: dkim,
+            p1_domain: Some("contoso.com"),
+            auth,
         },
     )
+}
+
+fn accepted(v: &DataVerdict) -> bool {
+    matches!(v, DataVerdict::Accept { .. })
 }
 
 #[test]
@@ -476,13 +513,16 @@ fn end_of_data_decisions() {
     t.settings.arc_trusted_sealers = vec!["forwarder.example".into()];
     let mut audit = tenant("fabrikam", RejectDirectSend::Audit);
     audit.settings.direct_send_scope = DirectSendScope::EnvelopeAndHeader;
+    let mut dkimco = tenant("dkimco", RejectDirectSend::On);
+    dkimco.settings.direct_send_allow_dkim_aligned = true;
     let dir = Directory::build(
         1,
-        vec![t, audit, tenant("woodgrove", RejectDirectSend::On)],
+        vec![t, audit, tenant("woodgrove", RejectDirectSend::On), dkimco],
         vec![
             dom("contoso", "contoso.com", false),
             dom("fabrikam", "fabrikam.com", false),
             dom("woodgrove", "woodgrove.com", false),
+            dom("dkimco", "dkimco.com", false),
         ],
         vec![],
     );
@@ -498,6 +538,7 @@ fn end_of_data_decisions() {
             peer: &peer,
             p1_domain: Some("contoso.com"),
             rcpt_domain: "contoso.com",
+            spf_temp_error: false,
         },
     );
     assert!(matches!(
@@ -541,6 +582,21 @@ fn end_of_data_decisions() {
         data(&dir, "contoso", DirectSend::Deferred, None, None, true),
         DataVerdict::DirectSendRefused { header: false }
     );
+    assert!(
+        accepted(&data(
+            &dir,
+            "dkimco",
+            DirectSend::Deferred,
+            None,
+            None,
+            true
+        )),
+        "opted in: aligned DKIM exempts"
+    );
+    assert_eq!(
+        data(&dir, "dkimco", DirectSend::Deferred, None, None, false),
+        DataVerdict::DirectSendRefused { header: false }
+    );
     // P2 check with envelope-and-header scope.
     let r = data(
         &dir,
@@ -578,7 +634,7 @@ fn end_of_data_decisions() {
         None
     );
     // Audit mode marks a header spoof instead of refusing.
-    assert_eq!(
+    assert!(matches!(
         data(
             &dir,
             "fabrikam",
@@ -590,9 +646,10 @@ fn end_of_data_decisions() {
         DataVerdict::Accept {
             direct_send: true,
             audit: Some(AuditReason::Header),
-            exemption: None
+            exemption: None,
+            ..
         }
-    );
+    ));
 }
 
 #[test]
@@ -625,4 +682,207 @@ fn verdict_reply_table() {
     for (v, want) in cases {
         assert_eq!(v.reply().to_string(), want);
     }
+}
+
+#[test]
+fn authentication_actions() {
+    let mut junk = tenant("contoso", RejectDirectSend::Off);
+    junk.settings.spoof_action = SpoofAction::Junk;
+    let mut quarantine = tenant("fabrikam", RejectDirectSend::Off);
+    quarantine.settings.spoof_action = SpoofAction::Quarantine;
+    let mut lax = tenant("woodgrove", RejectDirectSend::Off);
+    lax.settings.honor_dmarc = false;
+    lax.settings.spoof_action = SpoofAction::None;
+    let dir = Directory::build(
+        1,
+        vec![junk, quarantine, lax],
+        vec![
+            dom("contoso", "contoso.com", false),
+            dom("fabrikam", "fabrikam.com", false),
+            dom("woodgrove", "woodgrove.com", false),
+        ],
+        vec![],
+    );
+    let anon = Attribution::Anonymous;
+    let onprem = Attribution::Connector {
+        name: "onprem".into(),
+        kind: ConnectorType::OnPremises,
+        matched_by: MatchedBy::Ip(32),
+    };
+    let dmarc = |domain: &str, policy: DmarcPolicy| AuthFacts {
+        evaluated: true,
+        from_domain: Some(domain.into()),
+        dmarc: AuthResult::Fail,
+        dmarc_policy: policy,
+        spf: AuthResult::Fail,
+        ..Default::default()
+    };
+    // p=reject failure: refused with the domain in the text, unless the tenant ignores DMARC.
+    let v = data_with(
+        &dir,
+        "contoso",
+        DirectSend::No,
+        &dmarc("bank.example", DmarcPolicy::Reject),
+        &anon,
+    );
+    assert_eq!(
+        v,
+        DataVerdict::DmarcRejected {
+            domain: "bank.example".into()
+        }
+    );
+    assert_eq!(
+        v.reply().unwrap().to_string(),
+        "550 5.7.509 Access denied, sending domain bank.example does not pass DMARC verification and has a DMARC policy of reject"
+    );
+    assert!(accepted(&data_with(
+        &dir,
+        "woodgrove",
+        DirectSend::No,
+        &dmarc("bank.example", DmarcPolicy::Reject),
+        &anon
+    )));
+    // Attributed mail is vouched for by its connector.
+    assert!(accepted(&data_with(
+        &dir,
+        "contoso",
+        DirectSend::No,
+        &dmarc("bank.example", DmarcPolicy::Reject),
+        &onprem
+    )));
+    // A trusted ARC sealer overrides the DMARC failure.
+    let mut arc = dmarc("bank.example", DmarcPolicy::Reject);
+    arc.arc = AuthResult::Pass;
+    arc.arc_sealer = Some("lists.example".into());
+    let mut sealed = tenant("sealed", RejectDirectSend::Off);
+    sealed.settings.arc_trusted_sealers = vec!["lists.example".into()];
+    let dir2 = Directory::build(
+        1,
+        vec![sealed],
+        vec![dom("sealed", "sealed.com", false)],
+        vec![],
+    );
+    assert!(matches!(
+        data_with(&dir2, "sealed", DirectSend::No, &arc, &anon),
+        DataVerdict::Accept {
+            compauth: CompAuth { reason: 130, .. },
+            ..
+        }
+    ));
+    // p=quarantine failure: quarantine action.
+    let v = data_with(
+        &dir,
+        "contoso",
+        DirectSend::No,
+        &dmarc("bank.example", DmarcPolicy::Quarantine),
+        &anon,
+    );
+    assert!(
+        matches!(&v, DataVerdict::Accept { actions, .. } if actions == &[AuthAction::DmarcQuarantine]),
+        "{v:?}"
+    );
+    // Own-domain spoof failing implicit authentication: the tenant's spoof action.
+    let spoof = |d: &str| AuthFacts {
+        evaluated: true,
+        from_domain: Some(d.into()),
+        spf: AuthResult::Fail,
+        ..Default::default()
+    };
+    let v = data_with(
+        &dir,
+        "contoso",
+        DirectSend::No,
+        &spoof("contoso.com"),
+        &anon,
+    );
+    assert!(
+        matches!(&v, DataVerdict::Accept { actions, compauth, .. } if actions == &[AuthAction::SpoofJunk] && compauth.reason == 601),
+        "{v:?}"
+    );
+    let v = data_with(
+        &dir,
+        "fabrikam",
+        DirectSend::No,
+        &spoof("fabrikam.com"),
+        &anon,
+    );
+    assert!(
+        matches!(&v, DataVerdict::Accept { actions, .. } if actions == &[AuthAction::SpoofQuarantine]),
+        "{v:?}"
+    );
+    let v = data_with(
+        &dir,
+        "woodgrove",
+        DirectSend::No,
+        &spoof("woodgrove.com"),
+        &anon,
+    );
+    assert!(
+        matches!(&v, DataVerdict::Accept { actions, .. } if actions.is_empty()),
+        "{v:?}"
+    );
+    // A foreign domain failing implicitly is not a spoof of ours.
+    let v = data_with(
+        &dir,
+        "contoso",
+        DirectSend::No,
+        &spoof("other.example"),
+        &anon,
+    );
+    assert!(
+        matches!(&v, DataVerdict::Accept { actions, compauth, .. } if actions.is_empty() && compauth.reason == 1),
+        "{v:?}"
+    );
+    // DNS trouble defers anonymous mail, never refuses it.
+    let temp = AuthFacts {
+        evaluated: true,
+        from_domain: Some("x.example".into()),
+        dmarc: AuthResult::TempError,
+        ..Default::default()
+    };
+    let v = data_with(&dir, "contoso", DirectSend::No, &temp, &anon);
+    assert_eq!(v, DataVerdict::TempError);
+    assert_eq!(v.reply().unwrap().code, 451);
+    assert!(accepted(&data_with(
+        &dir,
+        "contoso",
+        DirectSend::No,
+        &temp,
+        &onprem
+    )));
+}
+
+#[test]
+fn spf_temp_error_defers_anonymous_recipients_only() {
+    let dir = fixture();
+    let peer = PeerFacts {
+        ip: "1.1.1.1".parse().unwrap(),
+        tls: false,
+        cert_names: vec![],
+    };
+    let facts = |peer, from, rcpt| RcptFacts {
+        peer,
+        p1_domain: Some(from),
+        rcpt_domain: rcpt,
+        spf_temp_error: true,
+    };
+    let v = decide_rcpt(&dir, &facts(&peer, "x.org", "contoso.com"));
+    assert_eq!(
+        v.reply().to_string(),
+        "451 4.7.24 SPF validation error (temporary DNS failure), please try again later"
+    );
+    let onprem = PeerFacts {
+        ip: "192.0.2.10".parse().unwrap(),
+        tls: false,
+        cert_names: vec![],
+    };
+    assert_eq!(
+        decide_rcpt(&dir, &facts(&onprem, "x.org", "contoso.com"))
+            .reply()
+            .code,
+        250
+    );
+    // Direct send is refused outright: no need to wait for SPF.
+    let v = decide_rcpt(&dir, &facts(&peer, "contoso.com", "contoso.com"));
+    assert_eq!(v.reply().status, Some("5.7.68"));
 }

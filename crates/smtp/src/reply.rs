@@ -292,6 +292,29 @@ pub const DIRECT_SEND_NOT_ALLOWED: Reply = Reply::new(
     "5.7.68",
     "TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources",
 );
+/// SPEC §4: DMARC `p=reject` failure while the tenant honours DMARC.
+pub fn dmarc_reject(domain: &str) -> Reply {
+    Reply::dynamic(
+        550,
+        "5.7.509",
+        format!(
+            "Access denied, sending domain {} does not pass DMARC verification and has a DMARC policy of reject",
+            domain.replace(|c: char| c.is_control() || c == ' ', "")
+        ),
+    )
+}
+/// SPEC §4: SPF could not be evaluated (DNS time-out or SERVFAIL): defer, never reject (RFC 7372).
+pub const SPF_TEMP_ERROR: Reply = Reply::new(
+    451,
+    "4.7.24",
+    "SPF validation error (temporary DNS failure), please try again later",
+);
+/// SPEC §4: DKIM, ARC or DMARC could not be evaluated because of a DNS failure: defer.
+pub const AUTH_TEMP_ERROR: Reply = Reply::new(
+    451,
+    "4.7.0",
+    "Temporary failure of email authentication (DNS), please try again later",
+);
 /// Not used yet (no connector requires TLS before MAIL); kept for the table.
 pub const MUST_ISSUE_STARTTLS_FIRST: Reply =
     Reply::new(530, "5.7.10", "Must issue a STARTTLS command first");
@@ -417,6 +440,19 @@ mod tests {
                 DIRECT_SEND_NOT_ALLOWED,
                 "550 5.7.68 TenantInboundAttribution; Direct Send not allowed for this \
                  organization from unauthorized sources\r\n",
+            ),
+            (
+                dmarc_reject("contoso.com"),
+                "550 5.7.509 Access denied, sending domain contoso.com does not pass DMARC \
+                 verification and has a DMARC policy of reject\r\n",
+            ),
+            (
+                SPF_TEMP_ERROR,
+                "451 4.7.24 SPF validation error (temporary DNS failure), please try again later\r\n",
+            ),
+            (
+                AUTH_TEMP_ERROR,
+                "451 4.7.0 Temporary failure of email authentication (DNS), please try again later\r\n",
             ),
             (
                 MUST_ISSUE_STARTTLS_FIRST,

@@ -18,6 +18,9 @@ use tokio::net::{TcpSocket, TcpStream};
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 pub struct Gateway {
+    /// The authoritative DNS server the gateway resolves through (empty zones unless a test
+    /// publishes records: every name is NXDOMAIN).
+    pub dns: portcullis_testdns::TestDns,
     pub dir: tempfile::TempDir,
     pub smtp: SocketAddr,
     pub admin: String,
@@ -32,8 +35,24 @@ impl Gateway {
     }
 
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Gateway {
+        Self::start_with_dns(dir, config, portcullis_testdns::TestDns::start())
+    }
+
+    /// Starts with a DNS server the test prepared (records published before the first lookup).
+    pub fn start_with_dns(
+        dir: tempfile::TempDir,
+        config: &str,
+        dns: portcullis_testdns::TestDns,
+    ) -> Gateway {
         let cfg = dir.path().join("portcullis.toml");
-        std::fs::write(&cfg, format!("hostname = \"mx.test.example\"\n{config}")).unwrap();
+        std::fs::write(
+            &cfg,
+            format!(
+                "hostname = \"mx.test.example\"\n[dns]\nnameservers = [\"{}\"]\ntimeout = \"500ms\"\n{config}",
+                dns.addr
+            ),
+        )
+        .unwrap();
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&cfg)
@@ -68,6 +87,7 @@ impl Gateway {
             .next()
             .unwrap();
         Gateway {
+            dns,
             smtp: smtp.parse().unwrap(),
             admin: admin.to_string(),
             dir,

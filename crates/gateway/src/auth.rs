@@ -1,0 +1,379 @@
+//! Email authentication (SPEC §4): SPF at MAIL FROM, DKIM, ARC and DMARC at end of DATA, with the
+//! `mail-auth` crate over a hickory resolver built from `[dns] nameservers`. Parsed DNS answers
+//! are cached by TTL in bounded caches shared by all sessions. The outcomes become plain
+//! `policy::AuthFacts`; every decision taken from them is in the pure policy crate.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mail_auth::dkim::DkimError;
+use mail_auth::dmarc::Policy;
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, Error as MaError, MX,
+    MessageAuthenticator, Parameters, RecordSet, ResolverCache, SpfOutput, SpfResult, Txt,
+};
+use portcullis_policy::{AuthFacts, AuthResult, DkimFact, DmarcPolicy};
+
+/// A bounded cache whose entries expire with their DNS TTL.
+pub struct TtlCache<K, V> {
+    inner: quick_cache::sync::Cache<K, (V, Instant)>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
+    fn new(capacity: usize) -> Self {
+        TtlCache {
+            inner: quick_cache::sync::Cache::new(capacity),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> ResolverCache<K, V> for TtlCache<K, V> {
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (value, valid_until) = self.inner.get(name)?;
+        if valid_until > Instant::now() {
+            Some(value)
+        } else {
+            self.inner.remove(name);
+            None
+        }
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner.remove(name).map(|(_, (v, _))| v)
+    }
+
+    fn insert(&self, key: K, value: V, valid_until: Instant) {
+        self.inner.insert(key, (value, valid_until));
+    }
+}
+
+/// mail-auth's parameters with our caches plugged in.
+type CachedParams<'a, P> = Parameters<
+    'a,
+    P,
+    TtlCache<Box<str>, Txt>,
+    TtlCache<Box<str>, RecordSet<MX>>,
+    TtlCache<Box<str>, RecordSet<Ipv4Addr>>,
+    TtlCache<Box<str>, RecordSet<Ipv6Addr>>,
+    TtlCache<IpAddr, RecordSet<Box<str>>>,
+>;
+
+struct Caches {
+    txt: TtlCache<Box<str>, Txt>,
+    mx: TtlCache<Box<str>, RecordSet<MX>>,
+    ipv4: TtlCache<Box<str>, RecordSet<Ipv4Addr>>,
+    ipv6: TtlCache<Box<str>, RecordSet<Ipv6Addr>>,
+    ptr: TtlCache<IpAddr, RecordSet<Box<str>>>,
+}
+
+/// SPF as evaluated at MAIL FROM; kept for the DMARC evaluation and the header at end of DATA.
+#[derive(Default)]
+pub struct Spf {
+    output: Option<SpfOutput>,
+    pub result: AuthResult,
+    /// The identity checked: the P1 domain, or the HELO name for the null sender.
+    pub domain: Option<String>,
+    helo: String,
+    mail_from: String,
+}
+
+/// Authentication of one message: the facts, and the `Authentication-Results` header without the
+/// per-tenant `compauth` (see [`MessageAuth::header`]).
+pub struct MessageAuth {
+    pub facts: AuthFacts,
+    results: String,
+}
+
+impl MessageAuth {
+    /// The header for one tenant copy: the shared results plus that copy's composite verdict.
+    pub fn header(&self, compauth: &portcullis_policy::CompAuth) -> String {
+        format!(
+            "Authentication-Results: {};\r\n\t{compauth}\r\n",
+            self.results
+        )
+    }
+
+    /// A one-line summary for the trace's `AUTH` event.
+    pub fn summary(&self, compauth: &portcullis_policy::CompAuth) -> String {
+        let f = &self.facts;
+        let dkim: Vec<String> = f
+            .dkim
+            .iter()
+            .map(|d| format!("{} (d={} s={})", d.result.as_str(), d.domain, d.selector))
+            .collect();
+        format!(
+            "spf={} dkim=[{}] arc={}{} dmarc={} policy={:?} header.from={} {compauth}",
+            f.spf.as_str(),
+            dkim.join(", "),
+            f.arc.as_str(),
+            f.arc_sealer
+                .as_deref()
+                .map(|s| format!(" (sealer {s})"))
+                .unwrap_or_default(),
+            f.dmarc.as_str(),
+            f.dmarc_policy,
+            f.from_domain.as_deref().unwrap_or("-"),
+        )
+    }
+}
+
+pub struct Authenticator {
+    resolver: Option<MessageAuthenticator>,
+    hostname: String,
+    caches: Caches,
+}
+
+impl Authenticator {
+    /// `None` nameservers = the system resolver configuration. `enabled = false` skips every check
+    /// (the header then says `none`).
+    pub fn new(
+        hostname: &str,
+        enabled: bool,
+        nameservers: &[SocketAddr],
+        timeout: Duration,
+    ) -> anyhow::Result<Authenticator> {
+        let resolver = if enabled {
+            let (config, mut opts) = if nameservers.is_empty() {
+                mail_auth::hickory_resolver::system_conf::read_system_conf()
+                    .context("reading the system resolver configuration (/etc/resolv.conf); set [dns] nameservers")?
+            } else {
+                let servers = nameservers
+                    .iter()
+                    .map(|addr| {
+                        let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                        for c in &mut ns.connections {
+                            c.port = addr.port();
+                        }
+                        ns
+                    })
+                    .collect();
+                (
+                    ResolverConfig::from_parts(None, vec![], servers),
+                    ResolverOpts::default(),
+                )
+            };
+            opts.timeout = timeout;
+            opts.attempts = 2;
+            Some(MessageAuthenticator::new(config, opts).context("building the DNS resolver")?)
+        } else {
+            None
+        };
+        Ok(Authenticator {
+            resolver,
+            hostname: hostname.to_string(),
+            caches: Caches {
+                txt: TtlCache::new(16_384),
+                mx: TtlCache::new(4096),
+                ipv4: TtlCache::new(4096),
+                ipv6: TtlCache::new(4096),
+                ptr: TtlCache::new(4096),
+            },
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.resolver.is_some()
+    }
+
+    fn params<P>(&self, p: P) -> CachedParams<'_, P> {
+        Parameters::new(p)
+            .with_txt_cache(&self.caches.txt)
+            .with_mx_cache(&self.caches.mx)
+            .with_ipv4_cache(&self.caches.ipv4)
+            .with_ipv6_cache(&self.caches.ipv6)
+            .with_ptr_cache(&self.caches.ptr)
+    }
+
+    /// SPF for MAIL FROM, or for the HELO identity when the sender is null (RFC 7208 §2.3).
+    pub async fn spf(&self, ip: IpAddr, helo: &str, mail_from: Option<&str>) -> Spf {
+        let mut spf = Spf {
+            output: None,
+            result: AuthResult::None,
+            domain: None,
+            helo: helo.to_string(),
+            mail_from: mail_from.unwrap_or("").to_string(),
+        };
+        let Some(resolver) = &self.resolver else {
+            return spf;
+        };
+        let ip = ip.to_canonical();
+        let output = match mail_from {
+            Some(from) => {
+                resolver
+                    .verify_spf(self.params(SpfParameters::verify_mail_from(
+                        ip,
+                        helo,
+                        &self.hostname,
+                        from,
+                    )))
+                    .await
+            }
+            None => {
+                resolver
+                    .verify_spf(self.params(SpfParameters::verify_ehlo(ip, helo, &self.hostname)))
+                    .await
+            }
+        };
+        spf.result = match output.result() {
+            SpfResult::Pass => AuthResult::Pass,
+            SpfResult::Fail => AuthResult::Fail,
+            SpfResult::SoftFail => AuthResult::SoftFail,
+            SpfResult::Neutral => AuthResult::Neutral,
+            SpfResult::TempError => AuthResult::TempError,
+            SpfResult::PermError => AuthResult::PermError,
+            SpfResult::None => AuthResult::None,
+        };
+        spf.domain = Some(output.domain().to_ascii_lowercase());
+        spf.output = Some(output);
+        spf
+    }
+
+    /// DKIM, ARC and DMARC for a received message (the bytes as received, before we add or
+    /// remove anything).
+    pub async fn message(&self, raw: &[u8], ip: IpAddr, spf: &Spf) -> MessageAuth {
+        let ip = ip.to_canonical();
+        let Some(resolver) = &self.resolver else {
+            return MessageAuth {
+                facts: AuthFacts::default(),
+                results: format!("{}; none", self.hostname),
+            };
+        };
+        let Some(message) = AuthenticatedMessage::parse(raw) else {
+            // Not even a header section: nothing can pass.
+            let mut facts = AuthFacts {
+                evaluated: true,
+                spf: spf.result,
+                spf_domain: spf.domain.clone(),
+                ..Default::default()
+            };
+            facts.dmarc = AuthResult::None;
+            let mut ar = AuthenticationResults::new(&self.hostname);
+            if let Some(out) = &spf.output {
+                ar = self.with_spf(ar, out, ip, spf);
+            }
+            return MessageAuth {
+                facts,
+                results: ar.to_string(),
+            };
+        };
+        let from_domain = message
+            .from()
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
+            .filter(|d| !d.is_empty());
+        let dkim = resolver.verify_dkim(self.params(&message)).await;
+        let arc = resolver.verify_arc(self.params(&message)).await;
+        let spf_output = spf
+            .output
+            .clone()
+            .unwrap_or_else(|| SpfOutput::new(String::new()));
+        let p1_or_helo = match spf.mail_from.rsplit_once('@') {
+            Some((_, d)) => d.to_string(),
+            None => spf.helo.clone(),
+        };
+        let dmarc = resolver
+            .verify_dmarc(self.params(DmarcParameters::new(
+                &message,
+                &dkim,
+                &p1_or_helo,
+                &spf_output,
+            )))
+            .await;
+
+        let facts = AuthFacts {
+            evaluated: true,
+            spf: spf.result,
+            spf_domain: spf.domain.clone(),
+            dkim: dkim
+                .iter()
+                .map(|d| DkimFact {
+                    result: dkim_result(d.result()),
+                    domain: d
+                        .signature()
+                        .map(|s| s.d.to_ascii_lowercase())
+                        .unwrap_or_default(),
+                    selector: d.signature().map(|s| s.s.clone()).unwrap_or_default(),
+                })
+                .collect(),
+            arc: dkim_result(arc.result()),
+            arc_sealer: arc
+                .sets()
+                .iter()
+                .max_by_key(|set| set.seal.header.i)
+                .map(|set| set.seal.header.d.to_ascii_lowercase()),
+            dmarc: match dmarc.result() {
+                DmarcResult::Pass => AuthResult::Pass,
+                DmarcResult::Fail(_) => AuthResult::Fail,
+                DmarcResult::TempError(_) => AuthResult::TempError,
+                DmarcResult::PermError(_) => AuthResult::PermError,
+                DmarcResult::None => AuthResult::None,
+            },
+            dmarc_policy: match (dmarc.dmarc_record(), dmarc.policy()) {
+                (None, _) => DmarcPolicy::Absent,
+                (Some(_), Policy::Reject) => DmarcPolicy::Reject,
+                (Some(_), Policy::Quarantine) => DmarcPolicy::Quarantine,
+                (Some(_), Policy::None | Policy::Unspecified) => DmarcPolicy::None,
+            },
+            from_domain,
+        };
+        let header_from = message.from();
+        let mut ar =
+            AuthenticationResults::new(&self.hostname).with_dkim_results(&dkim, header_from);
+        if let Some(out) = &spf.output {
+            ar = self.with_spf(ar, out, ip, spf);
+        }
+        if !arc.sets().is_empty() || arc.result() != &DkimResult::None {
+            ar = ar.with_arc_result(&arc, ip);
+        }
+        if facts.from_domain.is_some() {
+            ar = ar.with_dmarc_result(&dmarc);
+        }
+        let mut results = ar.to_string();
+        if results == self.hostname {
+            results.push_str("; none");
+        }
+        MessageAuth { facts, results }
+    }
+
+    fn with_spf<'a>(
+        &self,
+        ar: AuthenticationResults<'a>,
+        out: &SpfOutput,
+        ip: IpAddr,
+        spf: &Spf,
+    ) -> AuthenticationResults<'a> {
+        if spf.mail_from.is_empty() {
+            ar.with_spf_ehlo_result(out, ip, &spf.helo)
+        } else {
+            ar.with_spf_mailfrom_result(out, ip, &spf.mail_from, &spf.helo)
+        }
+    }
+}
+
+/// mail-auth reports a body-hash mismatch as `neutral`; for us a body changed after signing is a
+/// failed signature (RFC 6376 §6.3), so it is mapped to `fail` on purpose.
+fn dkim_result(r: &DkimResult) -> AuthResult {
+    match r {
+        DkimResult::Pass => AuthResult::Pass,
+        DkimResult::Neutral(MaError::Dkim(DkimError::FailedBodyHashMatch)) => AuthResult::Fail,
+        DkimResult::Neutral(_) => AuthResult::Neutral,
+        DkimResult::Fail(_) => AuthResult::Fail,
+        DkimResult::PermError(_) => AuthResult::PermError,
+        DkimResult::TempError(_) => AuthResult::TempError,
+        DkimResult::None => AuthResult::None,
+    }
+}
