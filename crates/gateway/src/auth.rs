@@ -343,8 +343,9 @@ impl Authenticator {
             ar = ar.with_dmarc_result(&dmarc);
         }
         let mut results = ar.to_string();
-        if results == self.hostname {
-            results.push_str("; none");
+        if dkim.is_empty() {
+            // RFC 8601 §2.7.1: say that there was nothing to verify.
+            results.push_str(";\r\n\tdkim=none (no signatures)");
         }
         MessageAuth { facts, results }
     }

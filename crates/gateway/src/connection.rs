@@ -331,6 +331,8 @@ impl Conn {
         }
         let status = if r.is_positive() {
             "pending"
+        } else if r.is_transient() {
+            "deferred"
         } else {
             "rejected"
         };
@@ -546,18 +548,19 @@ impl Conn {
     }
 
     /// Records a transaction that ended without a message (RSET, new MAIL, disconnect): only
-    /// tenants with refused recipients get a record, so refusals are visible in the trace.
+    /// tenants with refused or deferred recipients get a record, so refusals are visible in the
+    /// trace.
     async fn finish_txn(&mut self) {
         let Some(txn) = self.txn.take() else { return };
         for mut copy in txn.copies {
-            if copy
-                .record
-                .recipients
-                .iter()
-                .all(|r| r.status != "rejected")
-            {
+            let refused = |status: &str| copy.record.recipients.iter().any(|r| r.status == status);
+            let status = if refused("rejected") {
+                "rejected"
+            } else if refused("deferred") {
+                "deferred"
+            } else {
                 continue;
-            }
+            };
             for r in copy
                 .record
                 .recipients
@@ -567,7 +570,7 @@ impl Conn {
                 r.status = "abandoned".into();
                 r.reply = "transaction ended before DATA".into();
             }
-            copy.record.status = "rejected".into();
+            copy.record.status = status.into();
             self.shared.trace.send(copy.record).await;
         }
     }
@@ -671,7 +674,7 @@ fn new_record(
         }),
         mail_from: reverse_path_text(from),
         attribution: "anonymous".into(),
-        status: "rejected".into(),
+        status: "pending".into(),
         ..Default::default()
     }
 }
@@ -706,8 +709,6 @@ fn added_headers(
         "Received: from {helo} ([{ip}])\r\n\tby {host} (Portcullis) with {proto}{tls_comment}\r\n\tid {id}{for_clause};\r\n\t{date}\r\n",
         ip = peer.ip().to_canonical(),
     );
-    // No authentication methods run yet: RFC 8601 says "none" (SPEC §4 fills this in).
-    h.push_str(&format!("Authentication-Results: {host}; none\r\n"));
     h.push_str(&format!(
         "X-Portcullis-Attribution: tenant={}; auth-as={}; connector=\"{}\"\r\n",
         copy.tenant,

@@ -189,7 +189,7 @@ pub fn deliver_maildir(
         }
         let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
         let unique = format!(
-            "{}.M{}P{}Q{}_{}.{}",
+            "{}.M{:06}P{}Q{}_{}.{}",
             now.as_secs(),
             now.subsec_micros(),
             std::process::id(),

@@ -56,7 +56,7 @@ use std::time::Duration;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, AAAA, MX, PTR, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, MX, PTR, SOA, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -349,6 +349,23 @@ enum Plan {
     Answer(Vec<Record>),
 }
 
+/// The SOA sent with negative answers (RFC 2308), so resolvers cache NXDOMAIN and NODATA like
+/// they do with a real authoritative server: owned by the last two labels of the name.
+fn negative_soa(qname: &str, ttl: u32) -> Record {
+    let labels: Vec<&str> = qname.split('.').filter(|l| !l.is_empty()).collect();
+    let apex = labels[labels.len().saturating_sub(2)..].join(".");
+    let soa = SOA::new(
+        fqdn("ns.test.invalid"),
+        fqdn("hostmaster.test.invalid"),
+        1,
+        3600,
+        600,
+        86400,
+        ttl,
+    );
+    Record::from_rdata(fqdn(&apex), ttl, RData::SOA(soa))
+}
+
 struct Handler(Arc<Shared>);
 
 impl Handler {
@@ -396,6 +413,11 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         self.0.queries.fetch_add(1, Ordering::SeqCst);
         let plan = self.plan(request);
+        let negative_ttl = self.0.zone().ttl;
+        let qname = request
+            .request_info()
+            .map(|i| normalize(&i.query.name().to_string()))
+            .unwrap_or_default();
 
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
@@ -413,6 +435,16 @@ impl RequestHandler for Handler {
             }
             Plan::Answer(answers) => answers,
         };
+        let negative = answers.is_empty()
+            && matches!(
+                metadata.response_code,
+                ResponseCode::NoError | ResponseCode::NXDomain
+            );
+        let soa: Vec<Record> = if negative && !qname.is_empty() {
+            vec![negative_soa(&qname, negative_ttl)]
+        } else {
+            Vec::new()
+        };
 
         // Echo EDNS so that UDP answers may use the client's advertised buffer size.
         let edns = request.edns.as_ref().map(|req| {
@@ -426,7 +458,7 @@ impl RequestHandler for Handler {
             metadata,
             answers.iter(),
             std::iter::empty(),
-            std::iter::empty(),
+            soa.iter(),
             std::iter::empty(),
         );
         match response_handle.send_response(response).await {
