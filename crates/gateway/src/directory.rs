@@ -76,5 +76,11 @@ fn build(data: DirectoryData, services: &[Service]) -> Directory {
             }
         }
     }
-    Directory::build(data.generation, data.tenants, data.domains, connectors)
+    Directory::build(
+        data.generation,
+        data.tenants,
+        data.domains,
+        connectors,
+        data.rules,
+    )
 }

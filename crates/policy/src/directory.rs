@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::model::{AcceptedDomain, Connector, Tenant};
 use crate::names::is_same_or_subdomain;
+use crate::rules::{CompiledRule, Rule, RuleError};
 
 /// One tenant with everything the decisions need.
 #[derive(Clone, Debug)]
@@ -14,6 +15,8 @@ pub struct TenantEntry {
     pub domains: Vec<AcceptedDomain>,
     /// Sorted by name, so ties between equally good matches break by name.
     pub connectors: Vec<Connector>,
+    /// Compiled mail-flow rules, in evaluation order (priority, then name).
+    pub rules: Vec<CompiledRule>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -23,6 +26,8 @@ pub struct Directory {
     domains: HashMap<String, (String, usize)>,
     /// A version number, increasing with every rebuild (shown in logs and `simulate`).
     pub version: u64,
+    /// Stored rules that failed to compile (validated on the way in, so normally empty), with why.
+    pub rule_errors: Vec<(String, String, RuleError)>,
 }
 
 impl Directory {
@@ -33,6 +38,7 @@ impl Directory {
         tenants: Vec<Tenant>,
         domains: Vec<AcceptedDomain>,
         connectors: Vec<Connector>,
+        rules: Vec<Rule>,
     ) -> Directory {
         let mut map: HashMap<String, TenantEntry> = tenants
             .into_iter()
@@ -41,6 +47,7 @@ impl Directory {
                     tenant: t,
                     domains: Vec::new(),
                     connectors: Vec::new(),
+                    rules: Vec::new(),
                 };
                 (entry.tenant.name.clone(), entry)
             })
@@ -57,9 +64,21 @@ impl Directory {
                 entry.connectors.push(c);
             }
         }
+        let mut rule_errors = Vec::new();
+        for r in rules {
+            if let Some(entry) = map.get_mut(&r.tenant) {
+                match CompiledRule::compile(&r) {
+                    Ok(c) => entry.rules.push(c),
+                    Err(e) => rule_errors.push((r.tenant.clone(), r.name.clone(), e)),
+                }
+            }
+        }
         for entry in map.values_mut() {
             entry.connectors.sort_by(|a, b| a.name.cmp(&b.name));
             entry.domains.sort_by(|a, b| a.domain.cmp(&b.domain));
+            entry.rules.sort_by(|a, b| {
+                (a.rule.priority, &a.rule.name).cmp(&(b.rule.priority, &b.rule.name))
+            });
         }
         // Indexes were taken before sorting; rebuild them against the sorted order.
         index.clear();
@@ -72,6 +91,7 @@ impl Directory {
             tenants: map,
             domains: index,
             version,
+            rule_errors,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod decide;
 pub mod directory;
 pub mod model;
 pub mod names;
+pub mod rules;
 
 pub use attribution::{Attribution, ConnectorCheck, MatchedBy, PeerFacts, check_connector};
 pub use auth::{AuthFacts, AuthResult, CompAuth, CompVerdict, DkimFact, DmarcPolicy, compauth};

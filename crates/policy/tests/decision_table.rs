@@ -88,7 +88,7 @@ fn fixture() -> Directory {
             c.restrict_domains_to_cert = true;
         }),
     ];
-    Directory::build(1, tenants, domains, connectors)
+    Directory::build(1, tenants, domains, connectors, vec![])
 }
 
 struct Case {
@@ -525,6 +525,7 @@ fn end_of_data_decisions() {
             dom("dkimco", "dkimco.com", false),
         ],
         vec![],
+        vec![],
     );
     // With exemptions configured, row 3 moved to DATA: an ARC seal from a trusted sealer exempts.
     let peer = PeerFacts {
@@ -702,6 +703,7 @@ fn authentication_actions() {
             dom("woodgrove", "woodgrove.com", false),
         ],
         vec![],
+        vec![],
     );
     let anon = Attribution::Anonymous;
     let onprem = Attribution::Connector {
@@ -760,6 +762,7 @@ fn authentication_actions() {
         1,
         vec![sealed],
         vec![dom("sealed", "sealed.com", false)],
+        vec![],
         vec![],
     );
     assert!(matches!(

@@ -1,6 +1,7 @@
 //! Tenants, accepted domains, connectors and org settings. Every write bumps the directory
 //! generation in the same transaction, so every node can notice a change by polling one row.
 
+use portcullis_policy::rules::Rule;
 use portcullis_policy::{AcceptedDomain, Connector, OrgSettings, Tenant};
 use sqlx::{Any, Transaction};
 
@@ -13,6 +14,7 @@ pub struct DirectoryData {
     pub tenants: Vec<Tenant>,
     pub domains: Vec<AcceptedDomain>,
     pub connectors: Vec<Connector>,
+    pub rules: Vec<Rule>,
 }
 
 async fn bump(tx: &mut Transaction<'_, Any>) -> Result<()> {
@@ -73,8 +75,16 @@ impl Store {
             .iter()
             .map(|(doc,)| from_json("connector", doc))
             .collect::<Result<Vec<Connector>>>()?;
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT doc FROM rules ORDER BY tenant, name")
+            .fetch_all(&mut *tx)
+            .await?;
+        let rules = rows
+            .iter()
+            .map(|(doc,)| from_json("rule", doc))
+            .collect::<Result<Vec<Rule>>>()?;
         tx.commit().await?;
         Ok(DirectoryData {
+            rules,
             generation: generation as u64,
             tenants,
             domains,
@@ -107,6 +117,10 @@ impl Store {
         // Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only honours
         // with foreign keys enabled on the connection.
         sqlx::query("DELETE FROM accepted_domains WHERE tenant = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM rules WHERE tenant = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -245,6 +259,71 @@ impl Store {
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
                 "connector {name} of tenant {tenant}"
+            )));
+        }
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Creates (`create = true`) or replaces an existing rule.
+    pub async fn put_rule(&self, r: &Rule, create: bool) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let tenant: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
+            .bind(&r.tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if tenant.is_none() {
+            return Err(StoreError::NotFound(format!("tenant {}", r.tenant)));
+        }
+        let existing: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM rules WHERE tenant = $1 AND name = $2")
+                .bind(&r.tenant)
+                .bind(&r.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match (create, existing.is_some()) {
+            (true, true) => return Err(StoreError::Conflict(format!("rule {}", r.name))),
+            (false, false) => {
+                return Err(StoreError::NotFound(format!(
+                    "rule {} of tenant {}",
+                    r.name, r.tenant
+                )));
+            }
+            (true, false) => {
+                sqlx::query("INSERT INTO rules (tenant, name, doc) VALUES ($1, $2, $3)")
+                    .bind(&r.tenant)
+                    .bind(&r.name)
+                    .bind(to_json(r))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            (false, true) => {
+                sqlx::query("UPDATE rules SET doc = $1 WHERE tenant = $2 AND name = $3")
+                    .bind(to_json(r))
+                    .bind(&r.tenant)
+                    .bind(&r.name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_rule(&self, tenant: &str, name: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let r = sqlx::query("DELETE FROM rules WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "rule {name} of tenant {tenant}"
             )));
         }
         bump(&mut tx).await?;

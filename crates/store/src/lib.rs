@@ -5,10 +5,12 @@
 //! Every query that touches tenant data is scoped by tenant (tenant isolation invariant).
 
 mod directory;
+mod quarantine;
 pub use directory::DirectoryData;
 mod schema;
 mod trace;
 
+pub use quarantine::{QuarantineEntry, QuarantineQuery};
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
 
 use sqlx::AnyPool;

@@ -70,6 +70,44 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         "CREATE INDEX trace_recipients_by_address ON trace_recipients (tenant, address)",
     ),
+    (
+        10,
+        "CREATE TABLE rules (
+            tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (tenant, name)
+        )",
+    ),
+    (
+        11,
+        // BYTEA: PostgreSQL's binary type; SQLite stores blobs as given under any declared type.
+        "CREATE TABLE quarantine (
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            reason TEXT NOT NULL,
+            mail_from TEXT NOT NULL,
+            released BIGINT NOT NULL,
+            doc TEXT NOT NULL,
+            message BYTEA NOT NULL,
+            PRIMARY KEY (tenant, id)
+        )",
+    ),
+    (
+        12,
+        "CREATE INDEX quarantine_by_expiry ON quarantine (expires_at)",
+    ),
+    (
+        13,
+        "CREATE TABLE quarantine_recipients (
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            address TEXT NOT NULL,
+            PRIMARY KEY (tenant, id, address)
+        )",
+    ),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.

@@ -5,7 +5,9 @@
 use portcullis_policy::{
     AcceptedDomain, Connector, DomainType, OrgSettings, RejectDirectSend, Tenant,
 };
-use portcullis_store::{Store, StoreError, TraceQuery, TraceRecipient, TraceRecord};
+use portcullis_store::{
+    QuarantineEntry, QuarantineQuery, Store, StoreError, TraceQuery, TraceRecipient, TraceRecord,
+};
 
 async fn scenario(store: &Store) {
     let g0 = store.directory_generation().await.unwrap();
@@ -159,6 +161,102 @@ async fn scenario(store: &Store) {
     assert!(foreign.is_empty(), "tenant isolation");
     assert_eq!(store.purge_traces(150).await.unwrap(), 1);
     assert!(store.get_trace("contoso", "T1").await.unwrap().is_none());
+
+    // Rules: create, conflict, replace, tenant scope, listed with the directory.
+    let mut rule: portcullis_policy::rules::Rule = serde_json::from_value(serde_json::json!({
+        "tenant": "contoso", "name": "hold", "priority": 1, "actions": ["quarantine"]
+    }))
+    .unwrap();
+    store.put_rule(&rule, true).await.unwrap();
+    assert!(matches!(
+        store.put_rule(&rule, true).await,
+        Err(StoreError::Conflict(_))
+    ));
+    rule.priority = 5;
+    store.put_rule(&rule, false).await.unwrap();
+    assert_eq!(
+        store.load_directory().await.unwrap().rules,
+        vec![rule.clone()]
+    );
+    assert!(matches!(
+        store.remove_rule("fabrikam", "hold").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Quarantine: binary-safe message, filters, release once, delete, expiry.
+    let entry = |id: &str, at: i64, expires: i64| QuarantineEntry {
+        id: id.into(),
+        tenant: "contoso".into(),
+        trace_id: "T9".into(),
+        reason: "rule:hold".into(),
+        mail_from: "Eve@Evil.example".into(),
+        recipients: vec!["bob@contoso.com".into()],
+        received_at_us: at,
+        expires_at_us: expires,
+        ..Default::default()
+    };
+    let body: Vec<u8> = (0..=255u8)
+        .chain(b"Subject: x\r\n\r\nhi".iter().copied())
+        .collect();
+    store
+        .put_quarantine(&entry("Q1", 10, 1000), &body)
+        .await
+        .unwrap();
+    store
+        .put_quarantine(&entry("Q2", 20, 50), b"x")
+        .await
+        .unwrap();
+    let q = |f: &dyn Fn(&mut QuarantineQuery)| {
+        let mut q = QuarantineQuery {
+            tenant: "contoso".into(),
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    assert_eq!(store.list_quarantine(&q(&|_| {})).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list_quarantine(&q(&|q| q.sender = Some("eve@evil.example".into())))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .list_quarantine(&q(&|q| q.recipient = Some("BOB@contoso.com".into())))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .list_quarantine(&q(&|q| q.reason = Some("dmarc".into())))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (e, msg) = store
+        .get_quarantine("contoso", "Q1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg, body, "binary safe");
+    assert!(
+        store
+            .get_quarantine("fabrikam", "Q1")
+            .await
+            .unwrap()
+            .is_none(),
+        "tenant isolation"
+    );
+    assert!(store.mark_released(&e).await.unwrap());
+    assert!(!store.mark_released(&e).await.unwrap(), "released once");
+    assert_eq!(store.purge_quarantine(100).await.unwrap(), 1, "Q2 expired");
+    assert!(store.delete_quarantine("contoso", "Q1").await.unwrap());
+    assert!(!store.delete_quarantine("contoso", "Q1").await.unwrap());
 
     store.remove_tenant("contoso").await.unwrap();
     let dir = store.load_directory().await.unwrap();

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# What email authentication costs in end-to-end throughput: the same DKIM-signed message, the same
+# load (postfix's smtp-source, S parallel sessions, one message per connection), against the release
+# build twice — `[auth] enabled = true` with knot as DNS (cache warmed by an untimed batch first) and
+# `[auth] enabled = false`. Prints accepted messages per second (250 after DATA) for both and their
+# ratio, and writes them into BENCHMARKS.md. Target: authentication costs under 25% of throughput
+# with a warm DNS cache (ratio on/off >= 0.75).
+#
+# Usage: bench/auth.sh [-m MESSAGES] [-s SESSIONS] [-w WARMUP] [--no-write]
+#        (binary: target/release/portcullis, built if missing, or $PORTCULLIS_BIN)
+# Needs: postfix (smtp-source), knot + knot-dnsutils, python3-dkim. Uses only 127.0.0.1.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tests/interop/lib.sh
+source "$ROOT/tests/interop/lib.sh"
+
+MESSAGES=3000
+SESSIONS=16
+WARMUP=300
+WRITE=1
+while (($#)); do
+    case $1 in
+        -m) MESSAGES=$2; shift 2 ;;
+        -s) SESSIONS=$2; shift 2 ;;
+        -w) WARMUP=$2; shift 2 ;;
+        --no-write) WRITE=; shift ;;
+        *) echo "usage: $0 [-m MESSAGES] [-s SESSIONS] [-w WARMUP] [--no-write]" >&2; exit 2 ;;
+    esac
+done
+
+for tool in smtp-source knotd kdig dknewkey dkimsign; do
+    command -v "$tool" >/dev/null || { echo "FATAL: $tool is not installed (packages: postfix knot knot-dnsutils python3-dkim)" >&2; exit 1; }
+done
+BIN=${PORTCULLIS_BIN:-$ROOT/target/release/portcullis}
+if [[ -z ${PORTCULLIS_BIN:-} ]]; then
+    echo "# cargo build --release -p portcullis"
+    (cd "$ROOT" && cargo build --release -p portcullis) >&2
+fi
+[[ -x $BIN ]] || { echo "FATAL: $BIN not found" >&2; exit 1; }
+
+TMP=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    stop_knot
+    [[ -n ${KEEP_TMP:-} ]] && echo "# kept $TMP" >&2 || rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+die() { echo "FATAL: $1" >&2; shift; for f in "$@"; do echo "----- $f" >&2; tail -n 30 "$f" >&2 || true; done; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# DNS and the message: fabrikam.example signs with a 2048-bit RSA key, publishes SPF for 127.0.0.1
+# and DMARC p=reject, so the authenticated run does SPF, DKIM, ARC (none) and DMARC on every message.
+# ---------------------------------------------------------------------------------------------
+mkdir -p "$TMP/dns"
+(cd "$TMP" && dknewkey bench >/dev/null 2>&1) || die "dknewkey"
+{
+    echo '@ TXT "v=spf1 ip4:127.0.0.1 -all"'
+    echo '_dmarc TXT "v=DMARC1; p=reject"'
+    printf 'sel1._domainkey 3600 IN TXT %s\n' "$(txt_rdata "$(cat "$TMP/bench.dns")")"
+} >"$TMP/dns/fabrikam.example.zone"
+echo '@ TXT "v=spf1 ip4:127.0.0.1 -all"' >"$TMP/dns/contoso.com.zone"
+start_knot "$TMP/knot" "$TMP"/dns/*.zone || die "knot did not start" "$TMP/knot/knot.log"
+
+# smtp-source -F sends the file line by line and ends every line with CRLF: LF line ends here.
+BODY_LINE='The quarterly figures are attached below; please review them before the meeting on Thursday.'
+{
+    printf 'Date: %s\nFrom: Alice <alice@fabrikam.example>\nTo: Bob <bob@contoso.com>\n' "$(date -R)"
+    printf 'Subject: Quarterly figures\nMessage-ID: <bench.%s@fabrikam.example>\n' "$$"
+    printf 'MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\nHello Bob,\n\n'
+    for _ in $(seq 30); do echo "$BODY_LINE"; done
+    printf '\nAlice\n'
+} >"$TMP/plain.eml"
+dkimsign sel1 fabrikam.example "$TMP/bench.key" <"$TMP/plain.eml" >"$TMP/signed.eml" 2>"$TMP/dkimsign.log" ||
+    die "dkimsign" "$TMP/dkimsign.log"
+SIZE=$(wc -c <"$TMP/signed.eml")
+
+# ---------------------------------------------------------------------------------------------
+# One run: start the gateway, add the tenant, warm up, time MESSAGES messages, check every one was
+# accepted and that authentication did (or did not) run, stop. Sets RATE (msg/s) and SECS.
+# ---------------------------------------------------------------------------------------------
+run() {
+    local mode=$1 enabled=$2 dir=$TMP/$1
+    mkdir -p "$dir"
+    cat >"$dir/portcullis.toml" <<EOF
+hostname = "mx.bench.test"
+
+[smtp]
+max_connections = 2000
+max_connections_per_ip = 1000
+
+[dns]
+nameservers = ["127.0.0.1:$KNOT_PORT"]
+timeout = "1s"
+
+[auth]
+enabled = $enabled
+EOF
+    NO_COLOR=1 "$BIN" serve --config "$dir/portcullis.toml" --data-dir "$dir/data" \
+        --smtp-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$dir/server.out" 2>"$dir/server.log" &
+    SERVER_PID=$!
+    local port= admin= line
+    for _ in $(seq 100); do
+        if line=$(head -n 1 "$dir/server.out" 2>/dev/null) &&
+            [[ $line =~ ^portcullis:\ SMTP\ on\ 127\.0\.0\.1:([0-9]+),\ admin\ API\ on\ (http://127\.0\.0\.1:[0-9]+), ]]; then
+            port=${BASH_REMATCH[1]} admin=${BASH_REMATCH[2]}
+            break
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || die "server exited during start-up" "$dir/server.log"
+        sleep 0.1
+    done
+    [[ -n $port ]] || die "server did not start" "$dir/server.log"
+    PORTCULLIS_SERVER=$admin PORTCULLIS_DATA_DIR=$dir/data "$BIN" tenant add contoso >/dev/null
+    PORTCULLIS_SERVER=$admin PORTCULLIS_DATA_DIR=$dir/data "$BIN" domain add contoso.com --tenant contoso >/dev/null
+
+    local src=(smtp-source -s "$SESSIONS" -f alice@fabrikam.example -t bob@contoso.com
+        -M client.bench.test -F "$TMP/signed.eml" "127.0.0.1:$port")
+    "${src[@]}" -m "$WARMUP" >"$dir/warmup.log" 2>&1 || die "$mode: warm-up batch failed" "$dir/warmup.log" "$dir/server.log"
+    local t0 t1
+    t0=$(date +%s.%N)
+    "${src[@]}" -m "$MESSAGES" >"$dir/timed.log" 2>&1 || die "$mode: timed batch failed" "$dir/timed.log" "$dir/server.log"
+    t1=$(date +%s.%N)
+
+    # Every message of both batches got its 250 (smtp-source stops at the first refusal anyway).
+    local queued refused
+    queued=$(grep -c 'message queued' "$dir/server.log" || true)
+    refused=$(grep -c 'message refused' "$dir/server.log" || true)
+    [[ $queued == $((WARMUP + MESSAGES)) && $refused == 0 ]] ||
+        die "$mode: $queued messages queued and $refused refused, expected $((WARMUP + MESSAGES)) and 0" "$dir/server.log"
+    # Authentication really ran (or really did not): look at one delivered copy.
+    local f=
+    for _ in $(seq 50); do
+        f=$(find "$dir/data/mail" -type f -path '*/new/*' -print -quit 2>/dev/null || true)
+        [[ -n $f ]] && break
+        sleep 0.1
+    done
+    [[ -n $f ]] || die "$mode: nothing delivered" "$dir/server.log"
+    if [[ $enabled == true ]]; then
+        grep -q 'dkim=pass' "$f" && grep -q 'compauth=pass reason=100' "$f" ||
+            die "$mode: the delivered copy does not show dkim=pass and compauth=pass reason=100" "$f"
+    else
+        grep -q 'compauth=none reason=301' "$f" || die "$mode: the delivered copy does not show compauth=none reason=301" "$f"
+    fi
+
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+    RATE=$(awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
+    SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+}
+
+echo "# $MESSAGES messages of $SIZE bytes, $SESSIONS parallel sessions, one message per connection, after $WARMUP untimed"
+run auth-on true
+RATE_ON=$RATE SECS_ON=$SECS
+echo "auth on:  $RATE_ON msg/s ($MESSAGES in $SECS_ON s)"
+run auth-off false
+RATE_OFF=$RATE SECS_OFF=$SECS
+echo "auth off: $RATE_OFF msg/s ($MESSAGES in $SECS_OFF s)"
+RATIO=$(awk -v a="$RATE_ON" -v b="$RATE_OFF" 'BEGIN { printf "%.3f", a / b }')
+COST=$(awk -v r="$RATIO" 'BEGIN { printf "%.1f", (1 - r) * 100 }')
+if awk -v r="$RATIO" 'BEGIN { exit !(r >= 0.75) }'; then VERDICT="met"; else VERDICT="NOT met"; fi
+echo "ratio on/off: $RATIO (authentication costs $COST% of throughput; target < 25%: $VERDICT)"
+
+[[ -n $WRITE ]] || exit 0
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+MEM=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(cd "$ROOT" && [[ -n $(git status --porcelain 2>/dev/null) ]] && echo " + uncommitted changes" || true)
+OUT=$ROOT/BENCHMARKS.md
+if [[ ! -f $OUT ]]; then
+    cat >"$OUT" <<'EOF'
+# Benchmarks
+
+Numbers measured on the project's machines, newest first. Each section says how to reproduce it.
+
+EOF
+fi
+{
+    head -n 4 "$OUT"
+    cat <<EOF
+## Email authentication: cost in throughput
+
+Target: authentication costs under 25% of throughput with a warm DNS cache (ratio on/off ≥ 0.75).
+
+- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $COMMIT$DIRTY
+- Machine: $(nproc) cores ($CPU), $MEM, $(uname -sr)
+- Command: \`bench/auth.sh -m $MESSAGES -s $SESSIONS -w $WARMUP\` (release build)
+- Load: postfix \`smtp-source -s $SESSIONS -m $MESSAGES -F signed.eml\`, one message per connection, all from
+  127.0.0.1; a $SIZE-byte message DKIM-signed (RSA 2048) by fabrikam.example, which publishes SPF and
+  DMARC p=reject (every message: SPF, DKIM, ARC, DMARC, all passing); knot on 127.0.0.1:$KNOT_PORT as DNS;
+  an untimed batch of $WARMUP first (warms the DNS cache); spool fsync and Maildir delivery included.
+
+| \`[auth] enabled\` | accepted msg/s | $MESSAGES messages in |
+|---|---|---|
+| true  | $RATE_ON | $SECS_ON s |
+| false | $RATE_OFF | $SECS_OFF s |
+
+Ratio on/off: **$RATIO** — authentication costs $COST% of throughput; target $VERDICT.
+
+EOF
+    tail -n +5 "$OUT"
+} >"$OUT.new"
+mv "$OUT.new" "$OUT"
+echo "# written to $OUT"

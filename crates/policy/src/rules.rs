@@ -1,0 +1,699 @@
+//! Mail-flow rules (SPEC §5): conditions, exceptions and actions per tenant, evaluated in
+//! priority order for each tenant copy at the end of DATA. Rules are compiled once, when the
+//! directory snapshot is built (regexes included); evaluation is pure — the clock arrives as a
+//! fact (`RuleFacts::now`).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::attribution::Attribution;
+use crate::auth::{AuthFacts, CompAuth};
+use crate::model::ConnectorType;
+use crate::names::is_same_or_subdomain;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleMode {
+    #[default]
+    Enforce,
+    /// Matches and their actions are recorded in the trace; nothing is done.
+    Audit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FromScope {
+    /// Attributed to an on-premises connector.
+    Inside,
+    /// Anything else.
+    Outside,
+}
+
+/// Which sender address `sender_domain_is` looks at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddressLocation {
+    /// The P2 `From:` header (the reference's default).
+    #[default]
+    Header,
+    /// The P1 `MAIL FROM`.
+    Envelope,
+    HeaderOrEnvelope,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderWords {
+    pub name: String,
+    /// Any of these words (case-insensitive substring of the header value).
+    pub words: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderPattern {
+    pub name: String,
+    /// A regular expression (Rust `regex` syntax) matched against the unfolded value.
+    pub pattern: String,
+}
+
+/// A set of predicates. As conditions all present predicates must hold; as exceptions any one
+/// present predicate exempts. Within a list, any element matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Predicates {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_scope: Option<FromScope>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sender_domain_is: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sender_ip_ranges: Vec<IpNet>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub header_contains: Vec<HeaderWords>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub header_matches: Vec<HeaderPattern>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subject_contains: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recipient_domain_is: Vec<String>,
+    /// A connector name, or `anonymous`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributed_connector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_send: Option<bool>,
+    /// `method=result`, e.g. `spf=fail`, `dmarc=fail`, `compauth=fail`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub auth_result: Vec<String>,
+}
+
+impl Predicates {
+    pub fn is_empty(&self) -> bool {
+        *self == Predicates::default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Hold the copy in the hosted quarantine (stops processing).
+    Quarantine,
+    /// Replace the recipients of this tenant's copy.
+    RedirectTo(Vec<String>),
+    /// Refuse at end of DATA with `550 <code> <text>` (stops processing).
+    Reject {
+        code: String,
+        text: String,
+    },
+    SetHeader {
+        name: String,
+        value: String,
+    },
+    RemoveHeader(String),
+    PrependSubject(String),
+    SetScl(i8),
+}
+
+impl RuleAction {
+    pub fn describe(&self) -> String {
+        match self {
+            RuleAction::Quarantine => "quarantine".into(),
+            RuleAction::RedirectTo(to) => format!("redirect to {}", to.join(", ")),
+            RuleAction::Reject { code, text } => format!("reject 550 {code} {text}"),
+            RuleAction::SetHeader { name, value } => format!("set header {name}: {value}"),
+            RuleAction::RemoveHeader(name) => format!("remove header {name}"),
+            RuleAction::PrependSubject(p) => format!("prepend subject {p:?}"),
+            RuleAction::SetScl(n) => format!("set SCL {n}"),
+        }
+    }
+}
+
+/// A mail-flow rule as the administrator writes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub tenant: String,
+    pub name: String,
+    pub priority: u32,
+    #[serde(default)]
+    pub conditions: Predicates,
+    #[serde(default)]
+    pub exceptions: Predicates,
+    #[serde(default)]
+    pub sender_address_location: AddressLocation,
+    pub actions: Vec<RuleAction>,
+    #[serde(default)]
+    pub mode: RuleMode,
+    #[serde(default)]
+    pub stop_processing: bool,
+    /// RFC 3339; the rule applies from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activate_at: Option<String>,
+    /// RFC 3339; the rule no longer applies from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_at: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Why a rule is invalid, naming the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+fn err(field: &str, message: impl Into<String>) -> RuleError {
+    RuleError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// `5.7.1` or `5.7.900`–`5.7.999`.
+pub fn valid_reject_code(code: &str) -> bool {
+    code == "5.7.1"
+        || code
+            .strip_prefix("5.7.")
+            .and_then(|n| n.parse::<u16>().ok())
+            .is_some_and(|n| (900..=999).contains(&n) && code.len() == 7)
+}
+
+fn unix(field: &str, t: &Option<String>) -> Result<Option<i64>, RuleError> {
+    t.as_ref()
+        .map(|s| {
+            humantime::parse_rfc3339_weak(s)
+                .map(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0)
+                })
+                .map_err(|_| {
+                    err(
+                        field,
+                        format!("invalid time {s:?}: expected RFC 3339, e.g. 2026-12-01T00:00:00Z"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+#[derive(Clone)]
+struct CompiledPredicates {
+    p: Predicates,
+    regexes: Vec<(String, Regex)>,
+    header_words: Vec<(String, Vec<String>)>,
+    subject_words: Vec<String>,
+}
+
+/// A rule ready to evaluate.
+#[derive(Clone)]
+pub struct CompiledRule {
+    pub rule: Rule,
+    conditions: CompiledPredicates,
+    exceptions: CompiledPredicates,
+    activate_at: Option<i64>,
+    expire_at: Option<i64>,
+}
+
+impl std::fmt::Debug for CompiledRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledRule")
+            .field("rule", &self.rule)
+            .finish()
+    }
+}
+
+fn compile_predicates(which: &str, p: &Predicates) -> Result<CompiledPredicates, RuleError> {
+    let mut regexes = Vec::new();
+    for (i, h) in p.header_matches.iter().enumerate() {
+        if !valid_header_name(&h.name) {
+            return Err(err(
+                &format!("{which}.header_matches[{i}].name"),
+                format!("invalid header name {:?}", h.name),
+            ));
+        }
+        let re = regex::RegexBuilder::new(&h.pattern)
+            .case_insensitive(true)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                err(
+                    &format!("{which}.header_matches[{i}]"),
+                    format!("invalid regex {:?}: {e}", h.pattern),
+                )
+            })?;
+        regexes.push((h.name.to_ascii_lowercase(), re));
+    }
+    for (i, h) in p.header_contains.iter().enumerate() {
+        if !valid_header_name(h.name.trim()) || h.words.iter().all(|w| w.trim().is_empty()) {
+            return Err(err(
+                &format!("{which}.header_contains[{i}]"),
+                "needs 'Name: word[,word...]'",
+            ));
+        }
+    }
+    for (i, w) in p.subject_contains.iter().enumerate() {
+        if w.trim().is_empty() {
+            return Err(err(
+                &format!("{which}.subject_contains[{i}]"),
+                "an empty word would match every subject",
+            ));
+        }
+    }
+    // Domains are matched in their normalized form (lower case, no trailing dot).
+    let normalize = |field: &str, list: &[String]| -> Result<Vec<String>, RuleError> {
+        list.iter()
+            .enumerate()
+            .map(|(i, n)| {
+                crate::names::normalize_domain(n).ok_or_else(|| {
+                    err(
+                        &format!("{which}.{field}[{i}]"),
+                        format!("invalid domain {n:?}"),
+                    )
+                })
+            })
+            .collect()
+    };
+    let mut normalized = p.clone();
+    normalized.sender_domain_is = normalize("sender_domain_is", &p.sender_domain_is)?;
+    normalized.recipient_domain_is = normalize("recipient_domain_is", &p.recipient_domain_is)?;
+    for (i, a) in p.auth_result.iter().enumerate() {
+        let ok = a.split_once('=').is_some_and(|(m, r)| match m {
+            "spf" | "dkim" | "dmarc" | "arc" => {
+                AUTH_RESULTS.contains(&r.to_ascii_lowercase().as_str())
+            }
+            "compauth" => matches!(
+                r.to_ascii_lowercase().as_str(),
+                "pass" | "fail" | "softpass" | "none"
+            ),
+            _ => false,
+        });
+        if !ok {
+            return Err(err(
+                &format!("{which}.auth_result[{i}]"),
+                format!("invalid {a:?}: expected spf|dkim|dmarc|arc|compauth=<result>"),
+            ));
+        }
+    }
+    Ok(CompiledPredicates {
+        p: normalized,
+        regexes,
+        header_words: p
+            .header_contains
+            .iter()
+            .map(|h| {
+                let words = h
+                    .words
+                    .iter()
+                    .map(|w| w.trim().to_lowercase())
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                (h.name.trim().to_ascii_lowercase(), words)
+            })
+            .collect(),
+        subject_words: p
+            .subject_contains
+            .iter()
+            .map(|w| w.trim().to_lowercase())
+            .collect(),
+    })
+}
+
+/// The results `spf`, `dkim`, `dmarc` and `arc` can have (RFC 8601).
+const AUTH_RESULTS: &[&str] = &[
+    "pass",
+    "fail",
+    "softfail",
+    "neutral",
+    "none",
+    "temperror",
+    "permerror",
+];
+
+impl CompiledRule {
+    /// Validates and compiles. Every error names the field.
+    pub fn compile(rule: &Rule) -> Result<CompiledRule, RuleError> {
+        if rule.actions.is_empty() {
+            return Err(err("actions", "a rule needs at least one action"));
+        }
+        for a in &rule.actions {
+            match a {
+                RuleAction::Reject { code, text } => {
+                    if !valid_reject_code(code) {
+                        return Err(err(
+                            "reject_code",
+                            format!("{code:?} is not 5.7.1 or 5.7.900-5.7.999"),
+                        ));
+                    }
+                    if text.chars().count() > 1024 {
+                        return Err(err(
+                            "reject_text",
+                            format!("{} characters, at most 1024", text.chars().count()),
+                        ));
+                    }
+                    if text.chars().any(|c| c.is_control()) {
+                        return Err(err("reject_text", "control characters are not allowed"));
+                    }
+                }
+                RuleAction::RedirectTo(to) if to.is_empty() => {
+                    return Err(err("redirect_to", "needs an address"));
+                }
+                RuleAction::SetScl(n) if !(-1..=9).contains(n) => {
+                    return Err(err("set_scl", format!("{n} is outside -1..9")));
+                }
+                RuleAction::SetHeader { name, .. } if !valid_header_name(name) => {
+                    return Err(err("set_header", format!("invalid header name {name:?}")));
+                }
+                RuleAction::RemoveHeader(name) if !valid_header_name(name) => {
+                    return Err(err(
+                        "remove_header",
+                        format!("invalid header name {name:?}"),
+                    ));
+                }
+                RuleAction::SetHeader { value, .. } if value.contains(['\r', '\n']) => {
+                    return Err(err("set_header", "the value may not contain line breaks"));
+                }
+                RuleAction::PrependSubject(p) if p.contains(['\r', '\n']) => {
+                    return Err(err("prepend_subject", "may not contain line breaks"));
+                }
+                _ => {}
+            }
+        }
+        Ok(CompiledRule {
+            conditions: compile_predicates("conditions", &rule.conditions)?,
+            exceptions: compile_predicates("exceptions", &rule.exceptions)?,
+            activate_at: unix("activate_at", &rule.activate_at)?,
+            expire_at: unix("expire_at", &rule.expire_at)?,
+            rule: rule.clone(),
+        })
+    }
+}
+
+pub fn valid_header_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 100 && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
+/// What the rules see of one tenant copy.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleFacts<'a> {
+    /// Unix seconds.
+    pub now: i64,
+    pub attribution: &'a Attribution,
+    pub direct_send: bool,
+    pub client_ip: IpAddr,
+    /// P1 address (`None`: null sender).
+    pub mail_from: Option<&'a str>,
+    /// P2 `From:` address.
+    pub header_from: Option<&'a str>,
+    /// Header fields (name, unfolded value) in message order.
+    pub headers: &'a [(String, String)],
+    pub subject: Option<&'a str>,
+    /// This copy's recipients.
+    pub recipients: &'a [String],
+    pub auth: &'a AuthFacts,
+    pub compauth: Option<CompAuth>,
+}
+
+fn domain_of(address: &str) -> Option<String> {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
+}
+
+fn any_domain(domains: &[String], candidate: Option<String>) -> bool {
+    candidate.is_some_and(|d| {
+        domains
+            .iter()
+            .any(|p| is_same_or_subdomain(&d, &p.to_ascii_lowercase()))
+    })
+}
+
+/// Evaluates each present predicate: `Some(reason)` when it holds, `None` when not.
+fn predicate_results(
+    cp: &CompiledPredicates,
+    loc: AddressLocation,
+    f: &RuleFacts<'_>,
+) -> Vec<(String, bool)> {
+    let p = &cp.p;
+    let mut out = Vec::new();
+    if let Some(scope) = p.from_scope {
+        let inside = matches!(
+            f.attribution,
+            Attribution::Connector {
+                kind: ConnectorType::OnPremises,
+                ..
+            }
+        );
+        let holds = (scope == FromScope::Inside) == inside;
+        out.push((
+            format!("from scope {}", if inside { "inside" } else { "outside" }),
+            holds,
+        ));
+    }
+    if !p.sender_domain_is.is_empty() {
+        let env = any_domain(&p.sender_domain_is, f.mail_from.and_then(domain_of));
+        let hdr = any_domain(&p.sender_domain_is, f.header_from.and_then(domain_of));
+        let holds = match loc {
+            AddressLocation::Header => hdr,
+            AddressLocation::Envelope => env,
+            AddressLocation::HeaderOrEnvelope => hdr || env,
+        };
+        out.push((
+            format!(
+                "sender domain is {} ({loc:?})",
+                p.sender_domain_is.join("|")
+            ),
+            holds,
+        ));
+    }
+    if !p.sender_ip_ranges.is_empty() {
+        let ip = match f.client_ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(f.client_ip),
+            v4 => v4,
+        };
+        let holds = p.sender_ip_ranges.iter().any(|n| n.contains(&ip));
+        out.push((format!("client IP {ip} in sender IP ranges"), holds));
+    }
+    if !cp.header_words.is_empty() {
+        let holds = cp.header_words.iter().any(|(name, words)| {
+            f.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .any(|(_, v)| {
+                    let v = v.to_lowercase();
+                    words.iter().any(|w| v.contains(w.as_str()))
+                })
+        });
+        let what: Vec<String> = cp
+            .header_words
+            .iter()
+            .map(|(name, words)| format!("header {name} contains {}", words.join("|")))
+            .collect();
+        out.push((what.join(" or "), holds));
+    }
+    if !cp.regexes.is_empty() {
+        let holds = cp.regexes.iter().any(|(name, re)| {
+            f.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .any(|(_, v)| re.is_match(v))
+        });
+        let what: Vec<String> = cp
+            .regexes
+            .iter()
+            .map(|(name, re)| format!("header {name} matches /{}/", re.as_str()))
+            .collect();
+        out.push((what.join(" or "), holds));
+    }
+    if !cp.subject_words.is_empty() {
+        let subject = f.subject.unwrap_or("").to_lowercase();
+        let holds = cp
+            .subject_words
+            .iter()
+            .any(|w| subject.contains(w.as_str()));
+        out.push((
+            format!("subject contains {}", cp.subject_words.join("|")),
+            holds,
+        ));
+    }
+    if !p.recipient_domain_is.is_empty() {
+        let holds = f
+            .recipients
+            .iter()
+            .any(|r| any_domain(&p.recipient_domain_is, domain_of(r)));
+        out.push((
+            format!("recipient domain is {}", p.recipient_domain_is.join("|")),
+            holds,
+        ));
+    }
+    if let Some(c) = &p.attributed_connector {
+        let holds = match f.attribution.connector() {
+            None => c.eq_ignore_ascii_case("anonymous"),
+            Some(name) => name == c,
+        };
+        out.push((format!("attributed connector is {c}"), holds));
+    }
+    if let Some(ds) = p.direct_send {
+        out.push((format!("direct send is {ds}"), f.direct_send == ds));
+    }
+    if !p.auth_result.is_empty() {
+        let mut holds = false;
+        let mut seen = Vec::new();
+        for a in &p.auth_result {
+            let (method, want) = a.split_once('=').unwrap_or((a, ""));
+            let got = match method {
+                "spf" => f.auth.spf.as_str(),
+                "dkim" => f.auth.dkim_summary().as_str(),
+                "dmarc" => f.auth.dmarc.as_str(),
+                "arc" => f.auth.arc.as_str(),
+                "compauth" => f.compauth.map(|c| c.verdict.as_str()).unwrap_or("none"),
+                _ => "",
+            };
+            holds |= got.eq_ignore_ascii_case(want);
+            let fact = format!("{method}={got}");
+            if !seen.contains(&fact) {
+                seen.push(fact);
+            }
+        }
+        out.push((
+            format!(
+                "auth result {} (wanted {})",
+                seen.join(" "),
+                p.auth_result.join("|")
+            ),
+            holds,
+        ));
+    }
+    out
+}
+
+/// One rule that matched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleMatch {
+    pub rule: String,
+    pub mode: RuleMode,
+    pub actions: Vec<RuleAction>,
+    /// The conditions that held.
+    pub why: Vec<String>,
+}
+
+/// One rule that did not apply, and why (for `rule test`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleMiss {
+    pub rule: String,
+    pub why: String,
+}
+
+/// The effect of all enforced matches on one copy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleEffect {
+    /// Quarantine, by this rule.
+    pub quarantine: Option<String>,
+    /// Reject with (code, text, rule name).
+    pub reject: Option<(String, String, String)>,
+    pub redirect_to: Option<Vec<String>>,
+    pub set_headers: Vec<(String, String)>,
+    pub remove_headers: Vec<String>,
+    pub prepend_subject: Vec<String>,
+    pub scl: Option<i8>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleOutcome {
+    pub matched: Vec<RuleMatch>,
+    pub missed: Vec<RuleMiss>,
+    pub effect: RuleEffect,
+}
+
+/// Evaluates the tenant's rules (sorted by priority, then name) for one copy.
+pub fn evaluate_rules(rules: &[CompiledRule], f: &RuleFacts<'_>) -> RuleOutcome {
+    let mut out = RuleOutcome::default();
+    for cr in rules {
+        let r = &cr.rule;
+        let miss = |why: String| RuleMiss {
+            rule: r.name.clone(),
+            why,
+        };
+        if !r.enabled {
+            out.missed.push(miss("disabled".into()));
+            continue;
+        }
+        if cr.activate_at.is_some_and(|t| f.now < t) {
+            out.missed.push(miss(format!(
+                "not active before {}",
+                r.activate_at.as_deref().unwrap_or("")
+            )));
+            continue;
+        }
+        if cr.expire_at.is_some_and(|t| f.now >= t) {
+            out.missed.push(miss(format!(
+                "expired at {}",
+                r.expire_at.as_deref().unwrap_or("")
+            )));
+            continue;
+        }
+        let conditions = predicate_results(&cr.conditions, r.sender_address_location, f);
+        if let Some((what, _)) = conditions.iter().find(|(_, holds)| !holds) {
+            out.missed.push(miss(format!("condition not met: {what}")));
+            continue;
+        }
+        let exceptions = predicate_results(&cr.exceptions, r.sender_address_location, f);
+        if let Some((what, _)) = exceptions.iter().find(|(_, holds)| *holds) {
+            out.missed.push(miss(format!("exception: {what}")));
+            continue;
+        }
+        let why = if conditions.is_empty() {
+            vec!["no conditions (applies to every message)".to_string()]
+        } else {
+            conditions.into_iter().map(|(w, _)| w).collect()
+        };
+        out.matched.push(RuleMatch {
+            rule: r.name.clone(),
+            mode: r.mode,
+            actions: r.actions.clone(),
+            why,
+        });
+        if r.mode == RuleMode::Audit {
+            if r.stop_processing {
+                break;
+            }
+            continue;
+        }
+        let mut stop = r.stop_processing;
+        let e = &mut out.effect;
+        for a in &r.actions {
+            match a {
+                RuleAction::Quarantine => {
+                    e.quarantine.get_or_insert_with(|| r.name.clone());
+                    stop = true;
+                }
+                RuleAction::Reject { code, text } => {
+                    e.reject
+                        .get_or_insert_with(|| (code.clone(), text.clone(), r.name.clone()));
+                    stop = true;
+                }
+                RuleAction::RedirectTo(to) => e.redirect_to = Some(to.clone()),
+                RuleAction::SetHeader { name, value } => {
+                    e.set_headers.push((name.clone(), value.clone()))
+                }
+                RuleAction::RemoveHeader(name) => e.remove_headers.push(name.clone()),
+                RuleAction::PrependSubject(p) => e.prepend_subject.push(p.clone()),
+                RuleAction::SetScl(n) => e.scl = Some(*n),
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+    out
+}
