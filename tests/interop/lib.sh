@@ -3,6 +3,8 @@
 # start_knot DIR ZONEFILE...   knot (knotd) authoritative on 127.0.0.1:$KNOT_PORT (default 5353), UDP and
 #                              TCP, for the zones in ZONEFILE... and every parent zone up to the root;
 #                              config, generated zones and log in DIR; waits until kdig gets answers.
+# knot_queries                 how many queries knot has answered so far (mod-stats), e.g. to check
+#                              that a cache works.
 # stop_knot                    stops it (call from the EXIT trap; safe to call twice).
 # txt_rdata VALUE              VALUE as TXT rdata: quoted strings of at most 255 bytes each.
 #
@@ -16,6 +18,7 @@
 
 KNOT_PORT=${KNOT_PORT:-5353}
 KNOT_PID=
+KNOT_CONF=
 
 # txt_rdata VALUE: prints "chunk1" "chunk2" ... (RFC 1035: a character-string is at most 255 bytes).
 txt_rdata() {
@@ -81,7 +84,7 @@ start_knot() {
         printf 'server:\n    rundir: "%s"\n    listen: 127.0.0.1@%s\n' "$dir" "$KNOT_PORT"
         printf 'log:\n  - target: stderr\n    any: info\n'
         printf 'database:\n    storage: "%s/db"\n' "$dir"
-        printf 'template:\n  - id: default\n    storage: "%s/zones"\n' "$dir"
+        printf 'template:\n  - id: default\n    storage: "%s/zones"\n    global-module: mod-stats\n' "$dir"
         printf '    zonefile-sync: -1\n    journal-content: none\n'
         printf 'zone:\n'
         for apex in "${!apexes[@]}"; do
@@ -94,6 +97,7 @@ start_knot() {
         echo "FATAL: something already answers DNS on 127.0.0.1:$KNOT_PORT (set KNOT_PORT)" >&2
         return 1
     fi
+    KNOT_CONF=$dir/knot.conf
     knotd -c "$dir/knot.conf" >"$dir/knot.log" 2>&1 &
     KNOT_PID=$!
 
@@ -120,6 +124,11 @@ start_knot() {
     echo "FATAL: knotd did not answer for all zones on 127.0.0.1:$KNOT_PORT within 10 s" >&2
     cat "$dir/knot.log" >&2
     return 1
+}
+
+knot_queries() {
+    knotc -c "$KNOT_CONF" stats mod-stats.request-protocol 2>/dev/null |
+        awk -F' = ' '{ n += $2 } END { print n + 0 }'
 }
 
 stop_knot() {

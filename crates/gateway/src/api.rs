@@ -12,8 +12,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use portcullis_policy::rules::Rule;
 use portcullis_policy::{AcceptedDomain, Connector, OrgSettings, Tenant, names};
-use portcullis_store::{Store, StoreError, TraceQuery, TraceRecord};
+use portcullis_store::{
+    QuarantineEntry, QuarantineQuery, Store, StoreError, TraceQuery, TraceRecord,
+};
 
 use crate::api_types::*;
 use crate::auth::Authenticator;
@@ -27,15 +30,18 @@ pub struct State {
     config: Arc<Config>,
     auth: Arc<Authenticator>,
     token: Arc<str>,
+    /// Spool, delivery and trace, for releasing quarantined messages.
+    shared: Arc<crate::connection::Shared>,
 }
 
 impl State {
-    pub fn new(
-        store: Store,
-        live: Arc<Live>,
-        config: Arc<Config>,
-        auth: Arc<Authenticator>,
-    ) -> anyhow::Result<State> {
+    pub fn new(shared: Arc<crate::connection::Shared>) -> anyhow::Result<State> {
+        let (store, live, config, auth) = (
+            shared.store.clone(),
+            shared.directory.clone(),
+            shared.config.clone(),
+            shared.auth.clone(),
+        );
         let path = config.data_dir.join("admin.token");
         let token = std::fs::read_to_string(&path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
@@ -45,6 +51,7 @@ impl State {
             config,
             auth,
             token: token.trim().into(),
+            shared,
         })
     }
 }
@@ -106,6 +113,20 @@ pub fn router(state: State) -> Router {
         .route("/tenants/{t}/trace", get(list_trace))
         .route("/tenants/{t}/trace/{id}", get(show_trace))
         .route("/tenants/{t}/simulate", axum::routing::post(simulate))
+        .route("/tenants/{t}/rules", get(list_rules).post(add_rule))
+        .route(
+            "/tenants/{t}/rules/{name}",
+            get(show_rule).put(put_rule).delete(remove_rule),
+        )
+        .route("/tenants/{t}/quarantine", get(list_quarantine))
+        .route(
+            "/tenants/{t}/quarantine/{id}",
+            get(show_quarantine).delete(delete_quarantine),
+        )
+        .route(
+            "/tenants/{t}/quarantine/{id}/release",
+            axum::routing::post(release_quarantine),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     Router::new()
@@ -455,4 +476,223 @@ async fn simulate(
         .await
         .map(Json)
         .map_err(bad)
+}
+
+// ---- mail-flow rules ----
+
+fn rules_of(state: &State, t: &str) -> Res<Vec<Rule>> {
+    tenant(state, t)?;
+    let dir = state.live.get();
+    Ok(dir
+        .tenant(t)
+        .map(|e| e.rules.iter().map(|c| c.rule.clone()).collect())
+        .unwrap_or_default())
+}
+
+async fn list_rules(Extract(state): Extract<State>, Path(t): Path<String>) -> Res<Json<Vec<Rule>>> {
+    Ok(Json(rules_of(&state, &t)?))
+}
+
+async fn show_rule(
+    Extract(state): Extract<State>,
+    Path((t, name)): Path<(String, String)>,
+) -> Res<Json<Rule>> {
+    rules_of(&state, &t)?
+        .into_iter()
+        .find(|r| r.name == name)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiErr(
+                StatusCode::NOT_FOUND,
+                format!("rule {name:?} of tenant {t} not found"),
+            )
+        })
+}
+
+async fn add_rule(
+    Extract(state): Extract<State>,
+    Path(t): Path<String>,
+    Json(mut rule): Json<Rule>,
+) -> Res<(StatusCode, Json<Rule>)> {
+    tenant(&state, &t)?;
+    validate_rule(&mut rule, &t).map_err(bad)?;
+    state.store.put_rule(&rule, true).await?;
+    changed(&state).await?;
+    tracing::info!(tenant = %t, rule = %rule.name, "rule added");
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+async fn put_rule(
+    Extract(state): Extract<State>,
+    Path((t, name)): Path<(String, String)>,
+    Json(mut rule): Json<Rule>,
+) -> Res<Json<Rule>> {
+    tenant(&state, &t)?;
+    if rule.name != name {
+        return Err(bad(
+            "renaming a rule is not supported; remove and add it".into()
+        ));
+    }
+    validate_rule(&mut rule, &t).map_err(bad)?;
+    state.store.put_rule(&rule, false).await?;
+    changed(&state).await?;
+    tracing::info!(tenant = %t, rule = %rule.name, "rule changed");
+    Ok(Json(rule))
+}
+
+async fn remove_rule(
+    Extract(state): Extract<State>,
+    Path((t, name)): Path<(String, String)>,
+) -> Res<StatusCode> {
+    state.store.remove_rule(&t, &name).await?;
+    changed(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- quarantine ----
+
+async fn list_quarantine(
+    Extract(state): Extract<State>,
+    Path(t): Path<String>,
+    Query(p): Query<QuarantineParams>,
+) -> Res<Json<Vec<QuarantineEntry>>> {
+    tenant(&state, &t)?;
+    let q = QuarantineQuery {
+        tenant: t,
+        reason: p.reason,
+        sender: p.sender.map(|s| s.trim().to_lowercase()),
+        recipient: p.recipient.map(|s| s.trim().to_lowercase()),
+        limit: p.limit.unwrap_or(100),
+    };
+    Ok(Json(state.store.list_quarantine(&q).await?))
+}
+
+async fn quarantined(state: &State, t: &str, id: &str) -> Res<(QuarantineEntry, Vec<u8>)> {
+    tenant(state, t)?;
+    state.store.get_quarantine(t, id).await?.ok_or_else(|| {
+        ApiErr(
+            StatusCode::NOT_FOUND,
+            format!("quarantined message {id} not found in tenant {t}"),
+        )
+    })
+}
+
+async fn show_quarantine(
+    Extract(state): Extract<State>,
+    Path((t, id)): Path<(String, String)>,
+) -> Res<Json<QuarantineDetail>> {
+    let (entry, message) = quarantined(&state, &t, &id).await?;
+    let (headers, preview, attachments) = crate::message::preview(&message);
+    Ok(Json(QuarantineDetail {
+        entry,
+        headers,
+        preview,
+        attachments,
+    }))
+}
+
+async fn delete_quarantine(
+    Extract(state): Extract<State>,
+    Path((t, id)): Path<(String, String)>,
+) -> Res<StatusCode> {
+    tenant(&state, &t)?;
+    if state.store.delete_quarantine(&t, &id).await? {
+        tracing::info!(tenant = %t, id, "quarantined message deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiErr(
+            StatusCode::NOT_FOUND,
+            format!("quarantined message {id} not found in tenant {t}"),
+        ))
+    }
+}
+
+/// Delivers a quarantined message once, through the normal spool and delivery path.
+async fn release_quarantine(
+    Extract(state): Extract<State>,
+    Path((t, id)): Path<(String, String)>,
+    body: Option<Json<ReleaseRequest>>,
+) -> Res<Json<QuarantineEntry>> {
+    let (mut entry, message) = quarantined(&state, &t, &id).await?;
+    if let Some(at) = &entry.released_at {
+        return Err(ApiErr(
+            StatusCode::CONFLICT,
+            format!("quarantined message {id} was already released at {at}"),
+        ));
+    }
+    let to = match body.and_then(|Json(b)| b.to).filter(|to| !to.is_empty()) {
+        Some(to) => to
+            .iter()
+            .map(|a| {
+                portcullis_smtp::Address::parse(a.trim())
+                    .map(|a| a.to_string())
+                    .ok_or_else(|| bad(format!("invalid address {a:?}")))
+            })
+            .collect::<Res<Vec<_>>>()?,
+        None => entry.recipients.clone(),
+    };
+    let now = SystemTime::now();
+    let by = "admin".to_string();
+    entry.released_at = Some(crate::trace::rfc3339(now));
+    entry.released_by = Some(by.clone());
+    entry.released_to = Some(to.clone());
+    // Claim the release first: of two concurrent releases only one gets past this.
+    if !state.store.mark_released(&entry).await? {
+        return Err(ApiErr(
+            StatusCode::CONFLICT,
+            format!("quarantined message {id} was already released"),
+        ));
+    }
+    let mut record = state
+        .store
+        .get_trace(&t, &entry.trace_id)
+        .await?
+        .unwrap_or_else(|| portcullis_store::TraceRecord {
+            trace_id: entry.trace_id.clone(),
+            tenant: t.clone(),
+            received_at: entry.received_at.clone(),
+            received_at_us: entry.received_at_us,
+            mail_from: entry.mail_from.clone(),
+            subject: entry.subject.clone(),
+            size: entry.size,
+            ..Default::default()
+        });
+    crate::trace::event(
+        &mut record,
+        "RELEASE",
+        format!("released by {by} to {}", to.join(", ")),
+    );
+    record.status = "pending".into();
+    for r in record
+        .recipients
+        .iter_mut()
+        .filter(|r| r.status == "quarantined")
+    {
+        r.status = "pending".into();
+    }
+    let mut released = format!("X-Portcullis-Released-By: {by}\r\n").into_bytes();
+    released.extend_from_slice(&message);
+    let envelope = crate::spool::Envelope {
+        trace_id: entry.trace_id.clone(),
+        tenant: t.clone(),
+        mail_from: entry.mail_from.clone(),
+        recipients: to,
+        trace: record.clone(),
+    };
+    let spool = state.shared.spool.clone();
+    let stored = tokio::task::spawn_blocking(move || spool.store(&envelope, &released))
+        .await
+        .map_err(|e| anyhow::anyhow!("spool task failed: {e}"))?;
+    match stored {
+        Ok(spooled) => {
+            state.shared.trace.send(record).await;
+            state.shared.delivery.submit(spooled);
+            tracing::info!(tenant = %t, id, "quarantined message released");
+            Ok(Json(entry))
+        }
+        Err(e) => Err(ApiErr(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("release of {id} failed: {e:#}"),
+        )),
+    }
 }

@@ -47,6 +47,8 @@ pub struct OrgPatch {
     pub spoof_action: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_services: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_only_release_direct_send: Option<bool>,
 }
 
 /// `POST /connectors` (with `name`) and `PATCH /connectors/{name}`: only the fields present change;
@@ -258,6 +260,9 @@ impl OrgPatch {
             }
             settings.trust_services = list.clone();
         }
+        if let Some(v) = self.admin_only_release_direct_send {
+            settings.admin_only_release_direct_send = v;
+        }
         Ok(())
     }
 }
@@ -386,4 +391,72 @@ pub struct SimulateReport {
     pub compauth: Option<String>,
     /// The reply the client would finally get.
     pub reply: String,
+    /// Mail-flow rules, when a message was given: which matched (and why) and which did not.
+    #[serde(default)]
+    pub rules_matched: Vec<portcullis_policy::rules::RuleMatch>,
+    #[serde(default)]
+    pub rules_missed: Vec<portcullis_policy::rules::RuleMiss>,
+}
+
+/// `POST /tenants/{t}/quarantine/{id}/release`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    /// Deliver to these addresses instead of the original recipients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<String>>,
+}
+
+/// `GET /tenants/{t}/quarantine/{id}`: the entry, its header section and a plain-text preview.
+/// Nothing in the message is rendered or executed: HTML parts are shown as text, attachments by
+/// name and size only.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct QuarantineDetail {
+    pub entry: portcullis_store::QuarantineEntry,
+    pub headers: String,
+    pub preview: String,
+    pub attachments: Vec<String>,
+}
+
+/// Query parameters of `GET /tenants/{t}/quarantine`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct QuarantineParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Validates a rule as the API receives it: name, tenant, and everything `CompiledRule::compile`
+/// checks (regexes, reject code and text, header names, domains, times). The error names the field.
+pub fn validate_rule(
+    rule: &mut portcullis_policy::rules::Rule,
+    tenant: &str,
+) -> Result<(), String> {
+    rule.tenant = tenant.to_string();
+    parse_connector_name(&rule.name).map_err(|e| e.replace("connector name", "rule name"))?;
+    for a in &mut rule.actions {
+        if let portcullis_policy::rules::RuleAction::RedirectTo(to) = a {
+            for addr in to.iter_mut() {
+                let parsed = portcullis_smtp::Address::parse(addr.trim())
+                    .ok_or_else(|| format!("redirect_to: invalid address {addr:?}"))?;
+                *addr = parsed.to_string();
+            }
+        }
+    }
+    for list in [&mut rule.conditions, &mut rule.exceptions] {
+        for d in list
+            .sender_domain_is
+            .iter_mut()
+            .chain(list.recipient_domain_is.iter_mut())
+        {
+            *d = parse_domain(d)?;
+        }
+    }
+    portcullis_policy::rules::CompiledRule::compile(rule)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

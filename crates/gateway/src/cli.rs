@@ -3,20 +3,23 @@
 //!
 //! A client command runs in two steps: [`plan`] validates the arguments locally with the shared
 //! `api_types` functions and turns them into one HTTP [`Call`] (a bad value never reaches the
-//! server), then the call is sent and its answer printed.
+//! server), then the call is sent and its answer printed. The one exception, `rule set`, GETs the
+//! rule, applies the flags to it and PUTs it back ([`RuleEdit`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use portcullis_policy::rules::{HeaderPattern, HeaderWords, Predicates, Rule, RuleAction};
 use portcullis_policy::{AcceptedDomain, Connector, OrgSettings, Tenant};
-use portcullis_store::TraceRecord;
+use portcullis_store::{QuarantineEntry, TraceRecord};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api_types::{
-    self, ConnectorPatch, NewDomain, NewTenant, OrgPatch, TRACE_STATUSES, TraceParams,
+    self, ConnectorPatch, NewDomain, NewTenant, OrgPatch, QuarantineDetail, QuarantineParams,
+    ReleaseRequest, SimulateReport, TRACE_STATUSES, TraceParams,
 };
 
 #[derive(Parser, Debug)]
@@ -56,6 +59,8 @@ impl Cli {
     }
 }
 
+// Parsed once per process: boxing the large variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the gateway (SMTP listener + admin API)
@@ -72,6 +77,12 @@ pub enum Command {
     /// Inbound connectors of a tenant
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Mail-flow rules of a tenant: conditions, exceptions and actions
+    #[command(subcommand)]
+    Rule(RuleCommand),
+    /// The hosted quarantine of a tenant
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Message trace
     Trace(TraceArgs),
     /// Explain step by step what the gateway would decide for a transaction (nothing is sent)
@@ -215,6 +226,9 @@ pub struct OrgSetArgs {
     /// Operator-configured sending service to trust (repeatable; replaces the list; '' clears it)
     #[arg(long = "trust-service", value_name = "NAME")]
     pub trust_services: Vec<String>,
+    /// Only an org admin may release quarantined direct-send spoofs (on|off)
+    #[arg(long, value_name = "on|off")]
+    pub admin_only_release_direct_send: Option<String>,
     /// Print the server's JSON
     #[arg(long)]
     pub json: bool,
@@ -366,6 +380,330 @@ pub enum TraceCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum RuleCommand {
+    /// Create a mail-flow rule
+    ///
+    /// The actions run in a fixed order, whatever the order of the flags: quarantine, reject,
+    /// redirect-to, set-header, remove-header, prepend-subject, set-scl.
+    Add {
+        /// Rule name (with --from-file: default the file's)
+        #[arg(required_unless_present = "from_file")]
+        name: Option<String>,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        flags: RuleFlags,
+    },
+    /// List the rules of a tenant
+    List {
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one rule
+    Show {
+        /// Rule name
+        name: String,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a rule (only the flags given change)
+    ///
+    /// A condition or exception flag replaces that field (a repeatable one the whole list; ''
+    /// clears it); any action flag replaces the whole action list. --from-file replaces the whole
+    /// rule.
+    Set {
+        /// Rule name
+        name: String,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        flags: RuleFlags,
+    },
+    /// Delete a rule
+    Remove {
+        /// Rule name
+        name: String,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Show which rules a message would match, and why (nothing is sent)
+    #[command(mut_arg("eml", |a| a.required(true).help("The message file the rules look at")))]
+    Test(SimulateArgs),
+}
+
+/// The rule properties shared by `rule add` and `rule set`. Boolean flags take an optional value:
+/// `--direct-send` means true, `--direct-send=false` false.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RuleFlags {
+    /// The whole rule as JSON (the form `rule show --json` prints); its tenant is replaced by --tenant
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["RuleSettings", "ConditionFlags", "ExceptionFlags", "ActionFlags"]
+    )]
+    pub from_file: Option<PathBuf>,
+    /// Print the server's JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub settings: RuleSettings,
+    #[command(flatten)]
+    pub conditions: ConditionFlags,
+    #[command(flatten)]
+    pub exceptions: ExceptionFlags,
+    #[command(flatten)]
+    pub actions: ActionFlags,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RuleSettings {
+    /// Evaluation order, 0 first (required by `rule add`)
+    #[arg(long, value_name = "N")]
+    pub priority: Option<u32>,
+    /// Which sender address --sender-domain-is looks at: header (default), envelope or header-or-envelope
+    #[arg(long, value_name = "LOCATION")]
+    pub sender_address_location: Option<String>,
+    /// enforce (default) or audit (matches are only recorded in the trace)
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// Evaluate no further rules once this one matched
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub stop_processing: Option<String>,
+    /// The rule applies from then on (RFC 3339; '' clears it)
+    #[arg(long, value_name = "TIME")]
+    pub activate_at: Option<String>,
+    /// The rule no longer applies from then on (RFC 3339; '' clears it)
+    #[arg(long, value_name = "TIME")]
+    pub expire_at: Option<String>,
+    /// Disable the rule
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", conflicts_with = "enabled")]
+    pub disabled: Option<String>,
+    /// Enable the rule
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub enabled: Option<String>,
+}
+
+/// Defines the flags of one predicate set: the conditions (`--sender-domain-is`, ...) and the
+/// exceptions (`--except-if-sender-domain-is`, ...) are the same flags under another prefix.
+/// Repeatable flags replace the whole list ('' clears it); `--from-scope`,
+/// `--attributed-connector` and `--direct-send` are cleared by ''.
+macro_rules! predicate_flags {
+    ($name:ident, $prefix:literal, $heading:literal) => {
+        #[derive(Args, Debug, Clone, Default)]
+        #[command(next_help_heading = $heading)]
+        pub struct $name {
+            /// inside (attributed to an on-premises connector) or outside
+            #[arg(long = concat!($prefix, "from-scope"), id = concat!($prefix, "from-scope"), value_name = "SCOPE")]
+            pub from_scope: Option<String>,
+            /// Sender domain, subdomains included (repeatable; see --sender-address-location)
+            #[arg(long = concat!($prefix, "sender-domain-is"), id = concat!($prefix, "sender-domain-is"), value_name = "DOMAIN")]
+            pub sender_domain_is: Vec<String>,
+            /// Client IP address or CIDR (repeatable)
+            #[arg(long = concat!($prefix, "sender-ip-ranges"), id = concat!($prefix, "sender-ip-ranges"), value_name = "CIDR")]
+            pub sender_ip_ranges: Vec<String>,
+            /// 'Name: word1,word2': the header contains one of the words (repeatable)
+            #[arg(long = concat!($prefix, "header-contains"), id = concat!($prefix, "header-contains"), value_name = "'NAME: WORDS'")]
+            pub header_contains: Vec<String>,
+            /// 'Name: regex': the header matches the regular expression (repeatable)
+            #[arg(long = concat!($prefix, "header-matches"), id = concat!($prefix, "header-matches"), value_name = "'NAME: REGEX'")]
+            pub header_matches: Vec<String>,
+            /// The subject contains this word (repeatable)
+            #[arg(long = concat!($prefix, "subject-contains"), id = concat!($prefix, "subject-contains"), value_name = "WORD")]
+            pub subject_contains: Vec<String>,
+            /// A recipient's domain, subdomains included (repeatable)
+            #[arg(long = concat!($prefix, "recipient-domain-is"), id = concat!($prefix, "recipient-domain-is"), value_name = "DOMAIN")]
+            pub recipient_domain_is: Vec<String>,
+            /// Attributed to this inbound connector, or anonymous
+            #[arg(long = concat!($prefix, "attributed-connector"), id = concat!($prefix, "attributed-connector"), value_name = "NAME")]
+            pub attributed_connector: Option<String>,
+            /// The message is direct send
+            #[arg(long = concat!($prefix, "direct-send"), id = concat!($prefix, "direct-send"), value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+            pub direct_send: Option<String>,
+            /// Authentication result, e.g. spf=fail, dmarc=fail or compauth=fail (repeatable)
+            #[arg(long = concat!($prefix, "auth-result"), id = concat!($prefix, "auth-result"), value_name = "METHOD=RESULT")]
+            pub auth_result: Vec<String>,
+        }
+
+        impl $name {
+            /// Replaces each predicate whose flag was given.
+            fn apply(&self, p: &mut Predicates) -> Result<(), String> {
+                if let Some(v) = clearable(&self.from_scope) {
+                    p.from_scope = v
+                        .map(|s| from_label(concat!("--", $prefix, "from-scope"), s, "inside or outside"))
+                        .transpose()?;
+                }
+                if let Some(list) = list_flag(&self.sender_domain_is) {
+                    p.sender_domain_is = list;
+                }
+                if let Some(list) = list_flag(&self.sender_ip_ranges) {
+                    p.sender_ip_ranges = list
+                        .iter()
+                        .map(|s| api_types::parse_cidr(s))
+                        .collect::<Result<_, _>>()?;
+                }
+                if let Some(list) = list_flag(&self.header_contains) {
+                    p.header_contains = list
+                        .iter()
+                        .map(|s| {
+                            let (name, words) = split_header(concat!("--", $prefix, "header-contains"), s)?;
+                            let words = words
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|w| !w.is_empty())
+                                .map(String::from)
+                                .collect();
+                            Ok(HeaderWords { name, words })
+                        })
+                        .collect::<Result<_, String>>()?;
+                }
+                if let Some(list) = list_flag(&self.header_matches) {
+                    p.header_matches = list
+                        .iter()
+                        .map(|s| {
+                            split_header(concat!("--", $prefix, "header-matches"), s)
+                                .map(|(name, pattern)| HeaderPattern { name, pattern })
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                if let Some(list) = list_flag(&self.subject_contains) {
+                    p.subject_contains = list;
+                }
+                if let Some(list) = list_flag(&self.recipient_domain_is) {
+                    p.recipient_domain_is = list;
+                }
+                if let Some(v) = clearable(&self.attributed_connector) {
+                    p.attributed_connector = v.map(String::from);
+                }
+                if let Some(v) = clearable(&self.direct_send) {
+                    p.direct_send = v
+                        .map(|s| api_types::parse_on_off(concat!("--", $prefix, "direct-send"), s))
+                        .transpose()?;
+                }
+                if let Some(list) = list_flag(&self.auth_result) {
+                    p.auth_result = list.iter().map(|s| s.trim().to_string()).collect();
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+predicate_flags!(ConditionFlags, "", "Conditions (all must hold)");
+predicate_flags!(
+    ExceptionFlags,
+    "except-if-",
+    "Exceptions (any one exempts the message)"
+);
+
+/// `--reject` without `--reject-code`.
+const DEFAULT_REJECT_CODE: &str = "5.7.1";
+/// `--reject` without `--reject-text`.
+const DEFAULT_REJECT_TEXT: &str = "Delivery not authorized, message refused";
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(
+    next_help_heading = "Actions (run in this order: quarantine, reject, redirect-to, set-header, remove-header, prepend-subject, set-scl)"
+)]
+pub struct ActionFlags {
+    /// Hold the message in the hosted quarantine (stops processing)
+    #[arg(long)]
+    pub quarantine: bool,
+    /// Refuse the message at the end of DATA: 550 <code> <text> (stops processing)
+    #[arg(long)]
+    pub reject: bool,
+    /// Enhanced status code of --reject: 5.7.1 (default) or 5.7.900-5.7.999
+    #[arg(long, value_name = "CODE", requires = "reject")]
+    pub reject_code: Option<String>,
+    /// Text of --reject, at most 1024 characters (default: "Delivery not authorized, message refused")
+    #[arg(long, value_name = "TEXT", requires = "reject")]
+    pub reject_text: Option<String>,
+    /// Deliver the tenant's copy to these addresses instead (repeatable)
+    #[arg(long = "redirect-to", value_name = "ADDRESS")]
+    pub redirect_to: Vec<String>,
+    /// 'Name: value': add the header (repeatable)
+    #[arg(long = "set-header", value_name = "'NAME: VALUE'")]
+    pub set_headers: Vec<String>,
+    /// Remove every header of this name (repeatable)
+    #[arg(long = "remove-header", value_name = "NAME")]
+    pub remove_headers: Vec<String>,
+    /// Put this text in front of the subject
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub prepend_subject: Option<String>,
+    /// Set the spam confidence level (-1..9)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub set_scl: Option<i8>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuarantineCommand {
+    /// List quarantined messages (newest first)
+    List {
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// Why the message was held, e.g. rule:<name>, dmarc-quarantine or spoof
+        #[arg(long, value_name = "REASON")]
+        reason: Option<String>,
+        /// P1 (MAIL FROM) address
+        #[arg(long, value_name = "ADDRESS")]
+        sender: Option<String>,
+        /// Recipient address
+        #[arg(long, value_name = "ADDRESS")]
+        recipient: Option<String>,
+        /// At most this many entries
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a quarantined message: its headers and a plain-text preview (nothing in it is rendered or run)
+    Show {
+        /// Quarantine id (from `portcullis quarantine list`)
+        id: String,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver a quarantined message (once) to its original recipients, or to --to
+    Release {
+        /// Quarantine id
+        id: String,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// Deliver to this address instead of the original recipients (repeatable)
+        #[arg(long, value_name = "ADDRESS")]
+        to: Vec<String>,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a quarantined message
+    Delete {
+        /// Quarantine id
+        id: String,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
 // ---------------------------------------------------------------------------------------------
 // Planning: local validation, then one HTTP call.
 
@@ -373,6 +711,7 @@ pub enum TraceCommand {
 pub enum Method {
     Get,
     Post,
+    Put,
     Patch,
     Delete,
 }
@@ -390,6 +729,13 @@ pub enum Output {
     TraceList,
     TraceShow,
     Simulate,
+    RuleList,
+    Rule,
+    RuleTest,
+    QuarantineList,
+    QuarantineShow,
+    /// `released <id> to <recipients>`
+    QuarantineReleased,
 }
 
 /// One admin-API request, fully validated.
@@ -402,6 +748,29 @@ pub struct Call {
     pub output: Output,
     /// Print the answer body as pretty JSON instead of `output`.
     pub json: bool,
+    /// `rule set`: this call GETs the rule; the flags are applied to the answer, which is then
+    /// sent back with PUT (a second call, see [`run_client`]).
+    pub edit: Option<RuleEdit>,
+}
+
+/// The flags of `rule set` (without `--from-file`), to apply to the stored rule.
+#[derive(Debug, Clone)]
+pub struct RuleEdit {
+    pub tenant: String,
+    pub flags: RuleFlags,
+}
+
+impl RuleEdit {
+    /// The PUT of `rule`, the answer of the GET `call`, with the flags applied.
+    fn put(&self, call: &Call, mut rule: Rule) -> Result<Call, String> {
+        apply_rule_flags(&self.flags, &mut rule)?;
+        api_types::validate_rule(&mut rule, &self.tenant)?;
+        Ok(
+            Call::new(Method::Put, call.path.clone(), call.output.clone())
+                .body(&rule)
+                .json(call.json),
+        )
+    }
 }
 
 impl Call {
@@ -412,6 +781,7 @@ impl Call {
             body: None,
             output,
             json: false,
+            edit: None,
         }
     }
     fn body<T: Serialize>(mut self, b: &T) -> Call {
@@ -433,12 +803,15 @@ pub fn plan(command: &Command) -> Result<Call, String> {
         Command::Domain(c) => plan_domain(c),
         Command::Org(c) => plan_org(c),
         Command::Connector(c) => plan_connector(c),
+        Command::Rule(c) => plan_rule(c),
+        Command::Quarantine(c) => plan_quarantine(c),
         Command::Trace(t) => plan_trace(t),
-        Command::Simulate(a) => plan_simulate(a),
+        Command::Simulate(a) => simulate_call(a, Output::Simulate),
     }
 }
 
-fn plan_simulate(a: &SimulateArgs) -> Result<Call, String> {
+/// `simulate`, and `rule test` (the same request, printed differently).
+fn simulate_call(a: &SimulateArgs, output: Output) -> Result<Call, String> {
     let path = format!("{}/simulate", tenant_path(&a.tenant)?);
     a.ip.trim()
         .parse::<std::net::IpAddr>()
@@ -461,7 +834,7 @@ fn plan_simulate(a: &SimulateArgs) -> Result<Call, String> {
         tls_cert_name: a.tls_cert_name.clone(),
         eml,
     };
-    Ok(Call::new(Method::Post, path, Output::Simulate)
+    Ok(Call::new(Method::Post, path, output)
         .body(&req)
         .json(a.json))
 }
@@ -581,6 +954,10 @@ fn plan_org(c: &OrgCommand) -> Result<Call, String> {
                 )?,
                 spoof_action: a.spoof_action.clone(),
                 trust_services: None,
+                admin_only_release_direct_send: on_off(
+                    "--admin-only-release-direct-send",
+                    &a.admin_only_release_direct_send,
+                )?,
             };
             // The trusted services are the operator's configuration, known only to the server.
             patch.apply(&mut OrgSettings::default(), &[])?;
@@ -592,14 +969,24 @@ fn plan_org(c: &OrgCommand) -> Result<Call, String> {
     })
 }
 
+/// `--disabled[=BOOL]` / `--enabled[=BOOL]` (they exclude each other): the new `enabled`, if given.
+fn enabled_flag(
+    disabled: &Option<String>,
+    enabled: &Option<String>,
+) -> Result<Option<bool>, String> {
+    Ok(
+        match (
+            on_off("--disabled", disabled)?,
+            on_off("--enabled", enabled)?,
+        ) {
+            (Some(d), _) => Some(!d),
+            (None, e) => e,
+        },
+    )
+}
+
 fn connector_patch(f: &ConnectorFlags) -> Result<ConnectorPatch, String> {
-    let enabled = match (
-        on_off("--disabled", &f.disabled)?,
-        on_off("--enabled", &f.enabled)?,
-    ) {
-        (Some(d), _) => Some(!d),
-        (None, e) => e,
-    };
+    let enabled = enabled_flag(&f.disabled, &f.enabled)?;
     Ok(ConnectorPatch {
         name: None,
         connector_type: f.connector_type.clone(),
@@ -699,6 +1086,300 @@ fn plan_connector(c: &ConnectorCommand) -> Result<Call, String> {
     })
 }
 
+/// An id the server made up (trace, quarantine): anything but empty.
+fn parse_id<'a>(what: &str, id: &'a str) -> Result<&'a str, String> {
+    match id.trim() {
+        "" => Err(format!("invalid {what} {id:?}: must not be empty")),
+        id => Ok(id),
+    }
+}
+
+/// An optional single-value flag that '' clears: absent → `None` (unchanged), '' →
+/// `Some(None)`, a value → `Some(Some(value))`.
+fn clearable(v: &Option<String>) -> Option<Option<&str>> {
+    v.as_deref()
+        .map(|s| Some(s.trim()).filter(|s| !s.is_empty()))
+}
+
+/// An enum value by its serde (kebab-case) name, the inverse of [`label`].
+fn from_label<T: DeserializeOwned>(flag: &str, s: &str, expected: &str) -> Result<T, String> {
+    serde_json::from_value(Value::String(s.trim().to_string()))
+        .map_err(|_| format!("invalid value {s:?} for {flag}: expected {expected}"))
+}
+
+/// `Name: value` split at the first ':' (the name trimmed, one space after the ':' dropped).
+fn split_header(flag: &str, s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("invalid {s:?} for {flag}: expected 'Name: value'"))?;
+    Ok((
+        name.trim().to_string(),
+        value.strip_prefix(' ').unwrap_or(value).to_string(),
+    ))
+}
+
+fn parse_rule_name(s: &str) -> Result<String, String> {
+    api_types::parse_connector_name(s).map_err(|e| e.replace("connector name", "rule name"))
+}
+
+fn rule_path(tenant: &str, name: &str) -> Result<String, String> {
+    let base = tenant_path(tenant)?;
+    Ok(format!("{base}/rules/{}", encode(&parse_rule_name(name)?)))
+}
+
+/// A rule from its JSON with the tenant (and, if given, the name) replaced; the fields the JSON
+/// leaves out get their serde defaults, as on the server.
+fn rule_from_json(mut v: Value, tenant: &str, name: Option<&str>) -> Result<Rule, String> {
+    let Value::Object(map) = &mut v else {
+        return Err("a rule must be a JSON object".to_string());
+    };
+    map.insert("tenant".into(), tenant.into());
+    if let Some(name) = name {
+        map.insert("name".into(), name.into());
+    }
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+/// `--from-file`: the rule in the file, for `tenant`, named `name` if given.
+fn read_rule_file(
+    file: &std::path::Path,
+    tenant: &str,
+    name: Option<&str>,
+) -> Result<Rule, String> {
+    let what = || format!("--from-file {}", file.display());
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", what()))?;
+    let v = serde_json::from_str(&text).map_err(|e| format!("invalid JSON in {}: {e}", what()))?;
+    rule_from_json(v, tenant, name).map_err(|e| format!("invalid rule in {}: {e}", what()))
+}
+
+impl ActionFlags {
+    /// The actions given, in the fixed order; `None` when no action flag was given.
+    fn actions(&self) -> Result<Option<Vec<RuleAction>>, String> {
+        let mut actions = Vec::new();
+        if self.quarantine {
+            actions.push(RuleAction::Quarantine);
+        }
+        if self.reject {
+            actions.push(RuleAction::Reject {
+                code: self
+                    .reject_code
+                    .as_deref()
+                    .unwrap_or(DEFAULT_REJECT_CODE)
+                    .trim()
+                    .to_string(),
+                text: self
+                    .reject_text
+                    .as_deref()
+                    .unwrap_or(DEFAULT_REJECT_TEXT)
+                    .to_string(),
+            });
+        }
+        if let Some(to) = list_flag(&self.redirect_to) {
+            actions.push(RuleAction::RedirectTo(to));
+        }
+        for h in &self.set_headers {
+            let (name, value) = split_header("--set-header", h)?;
+            actions.push(RuleAction::SetHeader { name, value });
+        }
+        for name in &self.remove_headers {
+            actions.push(RuleAction::RemoveHeader(name.trim().to_string()));
+        }
+        if let Some(p) = &self.prepend_subject {
+            actions.push(RuleAction::PrependSubject(p.clone()));
+        }
+        if let Some(n) = self.set_scl {
+            actions.push(RuleAction::SetScl(n));
+        }
+        Ok(Some(actions).filter(|a| !a.is_empty()))
+    }
+}
+
+/// Applies the flags given to `rule`: `rule add` starts from a new rule, `rule set` from the
+/// stored one. The values are parsed here; the whole rule is checked by `validate_rule`.
+fn apply_rule_flags(f: &RuleFlags, rule: &mut Rule) -> Result<(), String> {
+    let s = &f.settings;
+    if let Some(p) = s.priority {
+        rule.priority = p;
+    }
+    if let Some(v) = &s.sender_address_location {
+        rule.sender_address_location = from_label(
+            "--sender-address-location",
+            v,
+            "header, envelope or header-or-envelope",
+        )?;
+    }
+    if let Some(v) = &s.mode {
+        rule.mode = from_label("--mode", v, "enforce or audit")?;
+    }
+    if let Some(v) = on_off("--stop-processing", &s.stop_processing)? {
+        rule.stop_processing = v;
+    }
+    if let Some(v) = clearable(&s.activate_at) {
+        rule.activate_at = v.map(|t| parse_time("--activate-at", t)).transpose()?;
+    }
+    if let Some(v) = clearable(&s.expire_at) {
+        rule.expire_at = v.map(|t| parse_time("--expire-at", t)).transpose()?;
+    }
+    if let Some(v) = enabled_flag(&s.disabled, &s.enabled)? {
+        rule.enabled = v;
+    }
+    f.conditions.apply(&mut rule.conditions)?;
+    f.exceptions.apply(&mut rule.exceptions)?;
+    if let Some(actions) = f.actions.actions()? {
+        rule.actions = actions;
+    }
+    Ok(())
+}
+
+fn plan_rule(c: &RuleCommand) -> Result<Call, String> {
+    Ok(match c {
+        RuleCommand::Add {
+            name,
+            tenant,
+            flags,
+        } => {
+            let base = tenant_path(tenant)?;
+            let mut rule = match &flags.from_file {
+                Some(file) => read_rule_file(file, tenant, name.as_deref())?,
+                None => {
+                    if flags.settings.priority.is_none() {
+                        return Err("missing --priority N (0 is evaluated first)".to_string());
+                    }
+                    let new = serde_json::json!({"priority": 0, "actions": []});
+                    let mut rule = rule_from_json(new, tenant, name.as_deref())?;
+                    apply_rule_flags(flags, &mut rule)?;
+                    rule
+                }
+            };
+            api_types::validate_rule(&mut rule, tenant)?;
+            Call::new(
+                Method::Post,
+                format!("{base}/rules"),
+                Output::Confirm(format!("rule {:?} added", rule.name)),
+            )
+            .body(&rule)
+            .json(flags.json)
+        }
+        RuleCommand::List { tenant, json } => Call::new(
+            Method::Get,
+            format!("{}/rules", tenant_path(tenant)?),
+            Output::RuleList,
+        )
+        .json(*json),
+        RuleCommand::Show { name, tenant, json } => {
+            Call::new(Method::Get, rule_path(tenant, name)?, Output::Rule).json(*json)
+        }
+        RuleCommand::Set {
+            name,
+            tenant,
+            flags,
+        } => {
+            let path = rule_path(tenant, name)?;
+            let output = Output::Confirm(format!("rule {name:?} updated"));
+            if let Some(file) = &flags.from_file {
+                let mut rule = read_rule_file(file, tenant, Some(name))?;
+                api_types::validate_rule(&mut rule, tenant)?;
+                return Ok(Call::new(Method::Put, path, output)
+                    .body(&rule)
+                    .json(flags.json));
+            }
+            // Every value is checked now, on a stand-in for the stored rule (nothing is sent when
+            // one is bad); the edited rule is checked again before the PUT.
+            let stand_in = serde_json::json!({"priority": 0, "actions": ["quarantine"]});
+            let mut rule = rule_from_json(stand_in, tenant, Some(name))?;
+            apply_rule_flags(flags, &mut rule)?;
+            api_types::validate_rule(&mut rule, tenant)?;
+            let mut call = Call::new(Method::Get, path, output).json(flags.json);
+            call.edit = Some(RuleEdit {
+                tenant: tenant.clone(),
+                flags: flags.clone(),
+            });
+            call
+        }
+        RuleCommand::Remove { name, tenant } => Call::new(
+            Method::Delete,
+            rule_path(tenant, name)?,
+            Output::Confirm(format!("rule {name:?} removed")),
+        ),
+        RuleCommand::Test(a) => simulate_call(a, Output::RuleTest)?,
+    })
+}
+
+fn quarantine_path(tenant: &str, id: &str) -> Result<String, String> {
+    let base = tenant_path(tenant)?;
+    Ok(format!(
+        "{base}/quarantine/{}",
+        encode(parse_id("quarantine id", id)?)
+    ))
+}
+
+fn plan_quarantine(c: &QuarantineCommand) -> Result<Call, String> {
+    Ok(match c {
+        QuarantineCommand::List {
+            tenant,
+            reason,
+            sender,
+            recipient,
+            limit,
+            json,
+        } => {
+            let params = QuarantineParams {
+                reason: reason.clone(),
+                sender: sender.clone(),
+                recipient: recipient.clone(),
+                limit: *limit,
+            };
+            Call::new(
+                Method::Get,
+                format!(
+                    "{}/quarantine{}",
+                    tenant_path(tenant)?,
+                    query_string(&params)
+                ),
+                Output::QuarantineList,
+            )
+            .json(*json)
+        }
+        QuarantineCommand::Show { id, tenant, json } => Call::new(
+            Method::Get,
+            quarantine_path(tenant, id)?,
+            Output::QuarantineShow,
+        )
+        .json(*json),
+        QuarantineCommand::Release {
+            id,
+            tenant,
+            to,
+            json,
+        } => {
+            let to = list_flag(to)
+                .filter(|to| !to.is_empty())
+                .map(|to| {
+                    to.iter()
+                        .map(|a| {
+                            portcullis_smtp::Address::parse(a.trim())
+                                .map(|a| a.to_string())
+                                .ok_or_else(|| format!("invalid address {a:?} for --to"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+            Call::new(
+                Method::Post,
+                format!("{}/release", quarantine_path(tenant, id)?),
+                Output::QuarantineReleased,
+            )
+            .body(&ReleaseRequest { to })
+            .json(*json)
+        }
+        QuarantineCommand::Delete { id, tenant } => Call::new(
+            Method::Delete,
+            quarantine_path(tenant, id)?,
+            Output::Confirm(format!("deleted {}", id.trim())),
+        ),
+    })
+}
+
 /// An RFC 3339 time (the weak form is accepted: `2024-05-01 10:00:00`, no zone = UTC), sent in
 /// the strict UTC form.
 fn parse_time(flag: &str, s: &str) -> Result<String, String> {
@@ -719,12 +1400,9 @@ fn plan_trace(t: &TraceArgs) -> Result<Call, String> {
     }) = &t.command
     {
         let base = tenant_path(tenant)?;
-        if trace_id.trim().is_empty() {
-            return Err("invalid trace id \"\": must not be empty".to_string());
-        }
         return Ok(Call::new(
             Method::Get,
-            format!("{base}/trace/{}", encode(trace_id.trim())),
+            format!("{base}/trace/{}", encode(parse_id("trace id", trace_id)?)),
             Output::TraceShow,
         )
         .json(*json));
@@ -835,6 +1513,21 @@ pub fn run_client(cli: &Cli) -> i32 {
         Err(e) => return fail(1, &e),
     };
     let server = cli.server.trim().trim_end_matches('/');
+    // `rule set`: GET the rule, apply the flags, then PUT it (below).
+    let call = match &call.edit {
+        None => call,
+        Some(edit) => match send(server, &token, &call) {
+            Ok((status, body)) if (200..300).contains(&status) => match parse::<Rule>(&body) {
+                Ok(rule) => match edit.put(&call, rule) {
+                    Ok(put) => put,
+                    Err(e) => return fail(2, &e),
+                },
+                Err(e) => return fail(1, &format!("unexpected answer from the gateway: {e}")),
+            },
+            Ok((status, body)) => return handle_answer(&call, status, &body),
+            Err(e) => return fail(1, &e),
+        },
+    };
     match send(server, &token, &call) {
         Ok((status, body)) => handle_answer(&call, status, &body),
         Err(e) => fail(1, &e),
@@ -883,6 +1576,8 @@ fn send(server: &str, token: &str, call: &Call) -> Result<(u16, String), String>
         (Method::Delete, _) => agent.delete(&url).header("Authorization", &auth).call(),
         (Method::Post, Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
         (Method::Post, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
+        (Method::Put, Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(b),
+        (Method::Put, None) => agent.put(&url).header("Authorization", &auth).send_empty(),
         (Method::Patch, Some(b)) => agent
             .patch(&url)
             .header("Authorization", &auth)
@@ -950,10 +1645,20 @@ fn render(call: &Call, body: &str) -> Result<String, String> {
         Output::TraceList => trace_table(&parse::<Vec<_>>(body)?),
         Output::TraceShow => trace_text(&parse(body)?),
         Output::Simulate => simulate_text(&parse(body)?),
+        Output::RuleList => rule_table(&parse::<Vec<_>>(body)?),
+        Output::Rule => rule_text(&parse(body)?),
+        Output::RuleTest => rule_test_text(&parse(body)?),
+        Output::QuarantineList => quarantine_table(&parse::<Vec<_>>(body)?),
+        Output::QuarantineShow => quarantine_text(&parse(body)?),
+        Output::QuarantineReleased => {
+            let e: QuarantineEntry = parse(body)?;
+            let to = e.released_to.as_ref().unwrap_or(&e.recipients);
+            printable(&format!("released {} to {}", e.id, list_or_dash(to)), false)
+        }
     })
 }
 
-fn simulate_text(r: &api_types::SimulateReport) -> String {
+fn simulate_text(r: &SimulateReport) -> String {
     let width = r.steps.iter().map(|s| s.step.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (i, s) in r.steps.iter().enumerate() {
@@ -1078,6 +1783,10 @@ fn org_text(s: &OrgSettings) -> String {
         ),
         ("spoof_action", label(&s.spoof_action)),
         ("trust_services", list_or_dash(&s.trust_services)),
+        (
+            "admin_only_release_direct_send",
+            on_off_label(s.admin_only_release_direct_send).to_string(),
+        ),
     ])
 }
 
@@ -1131,11 +1840,12 @@ fn connector_text(c: &Connector) -> String {
     ])
 }
 
-fn first_recipient(r: &TraceRecord) -> String {
-    match r.recipients.split_first() {
+/// The first address, with `(+N)` for the others.
+fn first_and_count<'a>(mut addresses: impl ExactSizeIterator<Item = &'a str>) -> String {
+    match addresses.next() {
         None => "-".to_string(),
-        Some((first, [])) => first.address.clone(),
-        Some((first, rest)) => format!("{} (+{})", first.address, rest.len()),
+        Some(first) if addresses.len() == 0 => first.to_string(),
+        Some(first) => format!("{first} (+{})", addresses.len()),
     }
 }
 
@@ -1148,7 +1858,7 @@ fn trace_table(records: &[TraceRecord]) -> String {
                 r.trace_id.clone(),
                 r.status.clone(),
                 r.mail_from.clone(),
-                first_recipient(r),
+                first_and_count(r.recipients.iter().map(|x| x.address.as_str())),
                 r.client_ip.clone(),
                 r.connector
                     .clone()
@@ -1247,6 +1957,244 @@ fn trace_text(r: &TraceRecord) -> String {
         }
     }
     out
+}
+
+/// Text from a message (subject, headers, preview) made safe for a terminal: control characters
+/// (escape sequences) and bidirectional overrides are shown escaped, never passed through; line
+/// breaks are kept only when `multiline`.
+fn printable(s: &str, multiline: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.replace("\r\n", "\n").chars() {
+        let keep = multiline && matches!(c, '\n' | '\t');
+        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if !keep && (c.is_control() || bidi) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How many predicates are present (the JSON leaves out the absent ones).
+fn predicate_count(p: &Predicates) -> usize {
+    match serde_json::to_value(p) {
+        Ok(Value::Object(map)) => map.len(),
+        _ => 0,
+    }
+}
+
+/// The present predicates, each as its flag takes it (`Name: value` for headers).
+fn predicate_lines(p: &Predicates) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut list = |key, v: &[String]| {
+        if !v.is_empty() {
+            out.push((key, v.join(", ")));
+        }
+    };
+    list("sender_domain_is", &p.sender_domain_is);
+    list(
+        "sender_ip_ranges",
+        &p.sender_ip_ranges
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>(),
+    );
+    list(
+        "header_contains",
+        &p.header_contains
+            .iter()
+            .map(|h| format!("{}: {}", h.name, h.words.join(",")))
+            .collect::<Vec<_>>(),
+    );
+    list(
+        "header_matches",
+        &p.header_matches
+            .iter()
+            .map(|h| format!("{}: {}", h.name, h.pattern))
+            .collect::<Vec<_>>(),
+    );
+    list("subject_contains", &p.subject_contains);
+    list("recipient_domain_is", &p.recipient_domain_is);
+    list("auth_result", &p.auth_result);
+    if let Some(s) = &p.from_scope {
+        out.insert(0, ("from_scope", label(s)));
+    }
+    if let Some(c) = &p.attributed_connector {
+        out.push(("attributed_connector", c.clone()));
+    }
+    if let Some(d) = p.direct_send {
+        out.push(("direct_send", yes_no(d).to_string()));
+    }
+    out
+}
+
+/// A short name of an action, for the rule table.
+fn action_short(a: &RuleAction) -> String {
+    match a {
+        RuleAction::Quarantine => "quarantine".to_string(),
+        RuleAction::Reject { code, .. } => format!("reject {code}"),
+        RuleAction::RedirectTo(_) => "redirect".to_string(),
+        RuleAction::SetHeader { name, .. } => format!("set-header {name}"),
+        RuleAction::RemoveHeader(name) => format!("remove-header {name}"),
+        RuleAction::PrependSubject(_) => "prepend-subject".to_string(),
+        RuleAction::SetScl(n) => format!("set-scl {n}"),
+    }
+}
+
+fn rule_table(rules: &[Rule]) -> String {
+    let rows = rules
+        .iter()
+        .map(|r| {
+            vec![
+                r.priority.to_string(),
+                r.name.clone(),
+                label(&r.mode),
+                yes_no(r.enabled).to_string(),
+                predicate_count(&r.conditions).to_string(),
+                r.actions
+                    .iter()
+                    .map(action_short)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &[
+            "PRIORITY",
+            "NAME",
+            "MODE",
+            "ENABLED",
+            "CONDITIONS",
+            "ACTIONS",
+        ],
+        &rows,
+    )
+}
+
+fn rule_text(r: &Rule) -> String {
+    let mut out = fields(&[
+        ("name", r.name.clone()),
+        ("tenant", r.tenant.clone()),
+        ("priority", r.priority.to_string()),
+        ("mode", label(&r.mode)),
+        ("enabled", yes_no(r.enabled).to_string()),
+        ("stop_processing", yes_no(r.stop_processing).to_string()),
+        ("sender_address_location", label(&r.sender_address_location)),
+        ("activate_at", opt(&r.activate_at).to_string()),
+        ("expire_at", opt(&r.expire_at).to_string()),
+    ]);
+    for (title, p) in [("conditions", &r.conditions), ("exceptions", &r.exceptions)] {
+        out.push_str(&format!("\n{title}:"));
+        let lines = predicate_lines(p);
+        if lines.is_empty() {
+            out.push_str(" -");
+        }
+        for line in fields(&lines).lines() {
+            out.push_str("\n  ");
+            out.push_str(line);
+        }
+    }
+    out.push_str("\nactions:");
+    for a in &r.actions {
+        out.push_str("\n  ");
+        out.push_str(&a.describe());
+    }
+    out
+}
+
+fn rule_test_text(r: &SimulateReport) -> String {
+    let mut out = String::new();
+    for m in &r.rules_matched {
+        let actions: Vec<String> = m.actions.iter().map(RuleAction::describe).collect();
+        out.push_str(&format!(
+            "MATCH  {} ({}): {}\n        because: {}\n",
+            m.rule,
+            label(&m.mode),
+            actions.join("; "),
+            m.why.join("; ")
+        ));
+    }
+    for m in &r.rules_missed {
+        out.push_str(&format!("skip   {}: {}\n", m.rule, m.why));
+    }
+    if r.rules_matched.is_empty() && r.rules_missed.is_empty() {
+        out.push_str("no mail-flow rules were evaluated\n");
+    }
+    out.push_str(&format!("reply: {}", r.reply));
+    out
+}
+
+fn quarantine_table(entries: &[QuarantineEntry]) -> String {
+    let rows = entries
+        .iter()
+        .map(|e| {
+            [
+                e.received_at.clone(),
+                e.id.clone(),
+                e.reason.clone(),
+                e.mail_from.clone(),
+                first_and_count(e.recipients.iter().map(String::as_str)),
+                opt(&e.subject).to_string(),
+                yes_no(e.released_at.is_some()).to_string(),
+            ]
+            .iter()
+            .map(|cell| printable(cell, false))
+            .collect()
+        })
+        .collect::<Vec<_>>();
+    table(
+        &[
+            "RECEIVED", "ID", "REASON", "FROM", "TO", "SUBJECT", "RELEASED",
+        ],
+        &rows,
+    )
+}
+
+fn quarantine_text(d: &QuarantineDetail) -> String {
+    let e = &d.entry;
+    let released = match &e.released_at {
+        None => "no".to_string(),
+        Some(at) => format!(
+            "{at} by {} to {}",
+            opt(&e.released_by),
+            list_or_dash(e.released_to.as_deref().unwrap_or(&e.recipients))
+        ),
+    };
+    let entry = fields(&[
+        ("id", e.id.clone()),
+        ("tenant", e.tenant.clone()),
+        ("trace_id", e.trace_id.clone()),
+        ("received_at", e.received_at.clone()),
+        ("expires_at", e.expires_at.clone()),
+        ("reason", e.reason.clone()),
+        ("mail_from", e.mail_from.clone()),
+        ("header_from", opt(&e.header_from).to_string()),
+        ("recipients", list_or_dash(&e.recipients)),
+        ("subject", opt(&e.subject).to_string()),
+        ("size", e.size.to_string()),
+        (
+            "admin_only_release",
+            yes_no(e.admin_only_release).to_string(),
+        ),
+        ("released", released),
+    ]);
+    let attachments = if d.attachments.is_empty() {
+        "-".to_string()
+    } else {
+        d.attachments.join("\n")
+    };
+    let text = format!(
+        "{entry}\n--- headers ---\n{}\n--- preview ---\n{}\n--- attachments ---\n{attachments}",
+        d.headers.trim_end(),
+        d.preview.trim_end()
+    );
+    // Only the line structure of the headers and the preview is kept.
+    text.lines()
+        .map(|line| printable(line, true))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1422,6 +2370,180 @@ mod tests {
             ],
             &["trace", "show", "T1", "--tenant", "contoso"],
             &["trace", "show", "T1", "--tenant", "contoso", "--json"],
+            &[
+                "rule",
+                "add",
+                "Everything",
+                "--tenant",
+                "contoso",
+                "--priority",
+                "3",
+                "--from-scope",
+                "outside",
+                "--sender-domain-is",
+                "contoso.com",
+                "--sender-domain-is",
+                "fabrikam.com",
+                "--sender-address-location",
+                "header-or-envelope",
+                "--sender-ip-ranges",
+                "192.0.2.0/24",
+                "--header-contains",
+                "X-Vendor-App: Billing,Invoice",
+                "--header-matches",
+                "X-Mailer: ^bulk",
+                "--subject-contains",
+                "urgent",
+                "--recipient-domain-is",
+                "contoso.com",
+                "--attributed-connector",
+                "anonymous",
+                "--direct-send",
+                "--auth-result",
+                "spf=fail",
+                "--except-if-from-scope",
+                "inside",
+                "--except-if-sender-domain-is",
+                "partner.com",
+                "--except-if-sender-ip-ranges",
+                "198.51.100.7",
+                "--except-if-header-contains",
+                "X-Safe: yes",
+                "--except-if-header-matches",
+                "X-Id: ^[0-9]+$",
+                "--except-if-subject-contains",
+                "newsletter",
+                "--except-if-recipient-domain-is",
+                "sub.contoso.com",
+                "--except-if-attributed-connector",
+                "Contoso on-prem",
+                "--except-if-direct-send=false",
+                "--except-if-auth-result",
+                "dmarc=pass",
+                "--quarantine",
+                "--redirect-to",
+                "a@contoso.com",
+                "--reject",
+                "--reject-code",
+                "5.7.900",
+                "--reject-text",
+                "No.",
+                "--set-header",
+                "X-Tag: v",
+                "--remove-header",
+                "X-Old",
+                "--prepend-subject",
+                "[EXT] ",
+                "--set-scl",
+                "-1",
+                "--mode",
+                "audit",
+                "--stop-processing",
+                "--activate-at",
+                "2026-12-01T00:00:00Z",
+                "--expire-at",
+                "2027-01-01T00:00:00Z",
+                "--disabled",
+                "--json",
+            ],
+            &[
+                "rule",
+                "add",
+                "--tenant",
+                "contoso",
+                "--from-file",
+                "rule.json",
+            ],
+            &[
+                "rule",
+                "add",
+                "X",
+                "--tenant",
+                "contoso",
+                "--from-file",
+                "rule.json",
+                "--json",
+            ],
+            &["rule", "list", "--tenant", "contoso"],
+            &["rule", "list", "--tenant", "contoso", "--json"],
+            &["rule", "show", "X", "--tenant", "contoso", "--json"],
+            &[
+                "rule",
+                "set",
+                "X",
+                "--tenant",
+                "contoso",
+                "--mode",
+                "enforce",
+                "--enabled",
+            ],
+            &[
+                "rule",
+                "set",
+                "X",
+                "--tenant",
+                "contoso",
+                "--direct-send=",
+                "--stop-processing=false",
+            ],
+            &[
+                "rule",
+                "set",
+                "X",
+                "--tenant",
+                "contoso",
+                "--from-file",
+                "rule.json",
+            ],
+            &["rule", "remove", "X", "--tenant", "contoso"],
+            &[
+                "rule",
+                "test",
+                "--tenant",
+                "contoso",
+                "--eml",
+                "m.eml",
+                "--ip",
+                "192.0.2.1",
+                "--mail-from",
+                "a@b.com",
+                "--rcpt",
+                "c@contoso.com",
+                "--tls-cert-name",
+                "mail.b.com",
+                "--json",
+            ],
+            &["quarantine", "list", "--tenant", "contoso"],
+            &[
+                "quarantine",
+                "list",
+                "--tenant",
+                "contoso",
+                "--reason",
+                "rule:X",
+                "--sender",
+                "a@b.com",
+                "--recipient",
+                "c@contoso.com",
+                "--limit",
+                "5",
+                "--json",
+            ],
+            &["quarantine", "show", "Q1", "--tenant", "contoso", "--json"],
+            &["quarantine", "release", "Q1", "--tenant", "contoso"],
+            &[
+                "quarantine",
+                "release",
+                "Q1",
+                "--tenant",
+                "contoso",
+                "--to",
+                "a@contoso.com",
+                "--to",
+                "b@contoso.com",
+                "--json",
+            ],
+            &["quarantine", "delete", "Q1", "--tenant", "contoso"],
             &[
                 "--server",
                 "http://gw:8025",
@@ -1817,6 +2939,24 @@ mod tests {
             "Bad!",
         ]);
         assert_eq!(run_client(&cli), 2);
+        // `rule set`: the GET fails to connect (1); a bad value is refused before it (2).
+        let set = |extra: &str| {
+            parse(&[
+                "--server",
+                "http://127.0.0.1:9",
+                "--token",
+                "x",
+                "rule",
+                "set",
+                "R",
+                "--tenant",
+                "t",
+                "--set-scl",
+                extra,
+            ])
+        };
+        assert_eq!(run_client(&set("5")), 1);
+        assert_eq!(run_client(&set("12")), 2);
     }
 
     #[test]
@@ -1853,5 +2993,671 @@ mod tests {
         let call = Call::new(Method::Get, String::new(), Output::TenantList).json(true);
         let text = render(&call, r#"[{"name":"contoso","settings":{}}]"#).unwrap();
         assert!(text.contains("\"name\": \"contoso\""), "{text}");
+    }
+    /// The body of a planned `rule add` (or `rule set --from-file`).
+    fn rule_body(args: &[&str]) -> Value {
+        plan_of(args)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .body
+            .expect("a body")
+    }
+
+    fn rule_err(extra: &[&str]) -> String {
+        let mut args = vec!["rule", "add", "R", "--tenant", "t", "--priority", "1"];
+        args.extend_from_slice(extra);
+        plan_of(&args).expect_err(&format!("{args:?} should be refused"))
+    }
+
+    #[test]
+    fn rule_add_reference_recipe() {
+        let c = plan_of(&[
+            "rule",
+            "add",
+            "Quarantine spoofs",
+            "--tenant",
+            "contoso",
+            "--priority",
+            "0",
+            "--from-scope",
+            "outside",
+            "--sender-domain-is",
+            "contoso.com",
+            "--sender-address-location",
+            "envelope",
+            "--except-if-header-contains",
+            "X-Vendor-App: Billing",
+            "--quarantine",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            (Method::Post, "/api/v1/tenants/contoso/rules")
+        );
+        assert_eq!(
+            c.body.unwrap(),
+            serde_json::json!({
+                "tenant": "contoso", "name": "Quarantine spoofs", "priority": 0,
+                "conditions": {"from_scope": "outside", "sender_domain_is": ["contoso.com"]},
+                "exceptions": {"header_contains": [{"name": "X-Vendor-App", "words": ["Billing"]}]},
+                "sender_address_location": "envelope",
+                "actions": ["quarantine"],
+                "mode": "enforce", "stop_processing": false, "enabled": true
+            })
+        );
+        assert_eq!(
+            c.output,
+            Output::Confirm("rule \"Quarantine spoofs\" added".to_string())
+        );
+        assert!(c.edit.is_none());
+    }
+
+    #[test]
+    fn rule_add_every_flag() {
+        let body = rule_body(&[
+            "rule",
+            "add",
+            "All",
+            "--tenant",
+            "contoso",
+            "--priority",
+            "7",
+            "--set-scl",
+            "-1",
+            "--prepend-subject",
+            "[EXT] ",
+            "--remove-header",
+            "X-Old",
+            "--set-header",
+            "X-Tag: a: b",
+            "--redirect-to",
+            "A@Contoso.com",
+            "--reject",
+            "--quarantine",
+            "--header-contains",
+            " X-Vendor-App : Billing, Invoice,,",
+            "--header-matches",
+            "X-Mailer:  ^bulk",
+            "--sender-ip-ranges",
+            "192.0.2.1/24",
+            "--direct-send",
+            "--except-if-direct-send=false",
+            "--except-if-auth-result",
+            "dmarc=pass",
+            "--attributed-connector",
+            "anonymous",
+            "--mode",
+            "audit",
+            "--stop-processing",
+            "--activate-at",
+            "2026-12-01 00:00:00",
+            "--disabled",
+            "--sender-domain-is",
+            "Contoso.COM.",
+        ]);
+        assert_eq!(
+            body["conditions"],
+            serde_json::json!({
+                "sender_domain_is": ["contoso.com"],
+                "sender_ip_ranges": ["192.0.2.0/24"],
+                "header_contains": [{"name": "X-Vendor-App", "words": ["Billing", "Invoice"]}],
+                "header_matches": [{"name": "X-Mailer", "pattern": " ^bulk"}],
+                "attributed_connector": "anonymous",
+                "direct_send": true
+            })
+        );
+        assert_eq!(
+            body["exceptions"],
+            serde_json::json!({"direct_send": false, "auth_result": ["dmarc=pass"]})
+        );
+        // The fixed order, whatever the order of the flags.
+        assert_eq!(
+            body["actions"],
+            serde_json::json!([
+                "quarantine",
+                {"reject": {"code": "5.7.1", "text": "Delivery not authorized, message refused"}},
+                {"redirect_to": ["A@contoso.com"]},
+                {"set_header": {"name": "X-Tag", "value": "a: b"}},
+                {"remove_header": "X-Old"},
+                {"prepend_subject": "[EXT] "},
+                {"set_scl": -1}
+            ])
+        );
+        assert_eq!(body["priority"], 7);
+        assert_eq!(body["mode"], "audit");
+        assert_eq!(body["stop_processing"], true);
+        assert_eq!(body["enabled"], false);
+        assert_eq!(body["activate_at"], "2026-12-01T00:00:00Z");
+        assert!(body.get("expire_at").is_none());
+    }
+
+    #[test]
+    fn rule_validation_names_the_field() {
+        let e = rule_err(&["--header-matches", "X-Mailer: ([a-z", "--quarantine"]);
+        assert!(e.contains("header_matches") && e.contains("regex"), "{e}");
+        let e = rule_err(&["--reject", "--reject-code", "5.7.2"]);
+        assert!(e.contains("reject_code") && e.contains("5.7.2"), "{e}");
+        let e = rule_err(&["--reject", "--reject-text", &"x".repeat(1025)]);
+        assert!(e.contains("reject_text") && e.contains("1024"), "{e}");
+        rule_body(&[
+            "rule",
+            "add",
+            "R",
+            "--tenant",
+            "t",
+            "--priority",
+            "1",
+            "--reject",
+            "--reject-code",
+            "5.7.999",
+            "--reject-text",
+            &"x".repeat(1024),
+        ]);
+        let e = rule_err(&["--from-scope", "outside"]);
+        assert!(e.contains("a rule needs at least one action"), "{e}");
+        let e = rule_err(&["--from-scope", "sideways", "--quarantine"]);
+        assert!(e.contains("--from-scope") && e.contains("sideways"), "{e}");
+        let e = rule_err(&["--except-if-header-contains", "no colon", "--quarantine"]);
+        assert!(
+            e.contains("--except-if-header-contains") && e.contains("no colon"),
+            "{e}"
+        );
+        let e = rule_err(&["--sender-ip-ranges", "10.0.0.300", "--quarantine"]);
+        assert!(e.contains("10.0.0.300"), "{e}");
+        let e = rule_err(&["--sender-domain-is", "bad..dom", "--quarantine"]);
+        assert!(e.contains("bad..dom"), "{e}");
+        let e = rule_err(&["--auth-result", "spf=maybe", "--quarantine"]);
+        assert!(e.contains("auth_result") && e.contains("spf=maybe"), "{e}");
+        let e = rule_err(&["--redirect-to", "not an address"]);
+        assert!(e.contains("redirect_to"), "{e}");
+        let e = rule_err(&["--set-scl", "10"]);
+        assert!(e.contains("set_scl"), "{e}");
+        let e = rule_err(&["--expire-at", "tomorrow", "--quarantine"]);
+        assert!(e.contains("--expire-at") && e.contains("tomorrow"), "{e}");
+        let e = rule_err(&["--mode", "loud", "--quarantine"]);
+        assert!(e.contains("--mode") && e.contains("loud"), "{e}");
+        let e = plan_of(&["rule", "add", "R", "--tenant", "t", "--quarantine"]).unwrap_err();
+        assert!(e.contains("--priority"), "{e}");
+        let e = plan_of(&[
+            "rule",
+            "add",
+            "Bad/Name",
+            "--tenant",
+            "t",
+            "--priority",
+            "0",
+            "--quarantine",
+        ])
+        .unwrap_err();
+        assert!(e.contains("rule name") && e.contains("Bad/Name"), "{e}");
+        // Parse-level: NAME is required without --from-file, --eml for `rule test`,
+        // --reject-code needs --reject, --from-file excludes the field flags.
+        parse_err(&[
+            "rule",
+            "add",
+            "--tenant",
+            "t",
+            "--priority",
+            "0",
+            "--quarantine",
+        ]);
+        parse_err(&[
+            "rule",
+            "test",
+            "--tenant",
+            "t",
+            "--ip",
+            "192.0.2.1",
+            "--mail-from",
+            "a@b.c",
+            "--rcpt",
+            "d@e.f",
+        ]);
+        parse_err(&[
+            "rule",
+            "add",
+            "R",
+            "--tenant",
+            "t",
+            "--priority",
+            "0",
+            "--reject-code",
+            "5.7.1",
+        ]);
+        for extra in [
+            ["--priority", "1"],
+            ["--sender-domain-is", "a.com"],
+            ["--except-if-from-scope", "inside"],
+            ["--redirect-to", "a@b.com"],
+        ] {
+            let mut args = vec!["rule", "set", "R", "--tenant", "t", "--from-file", "r.json"];
+            args.extend_from_slice(&extra);
+            let e = parse_err(&args);
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{extra:?}"
+            );
+        }
+        parse_err(&[
+            "rule",
+            "set",
+            "R",
+            "--tenant",
+            "t",
+            "--disabled",
+            "--enabled",
+        ]);
+    }
+
+    #[test]
+    fn rule_from_file() {
+        let dir = std::env::temp_dir().join(format!("portcullis-cli-rule-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rule.json");
+        let f = file.to_str().unwrap();
+        std::fs::write(
+            &file,
+            r#"{"tenant": "elsewhere", "name": "From file", "priority": 2,
+                "conditions": {"header_matches": [{"name": "X-Mailer", "pattern": "^bulk"}]},
+                "actions": [{"reject": {"code": "5.7.950", "text": "no"}}]}"#,
+        )
+        .unwrap();
+        let c = plan_of(&["rule", "add", "--tenant", "contoso", "--from-file", f]).unwrap();
+        assert_eq!(c.path, "/api/v1/tenants/contoso/rules");
+        let body = c.body.unwrap();
+        assert_eq!(
+            (&body["tenant"], &body["name"]),
+            (&"contoso".into(), &"From file".into())
+        );
+        assert_eq!(body["actions"][0]["reject"]["code"], "5.7.950");
+        assert_eq!(
+            (&body["mode"], &body["enabled"]),
+            (&"enforce".into(), &true.into())
+        );
+        // NAME overrides the file's name; `set` PUTs the whole rule under NAME.
+        let body = rule_body(&[
+            "rule",
+            "add",
+            "Other",
+            "--tenant",
+            "contoso",
+            "--from-file",
+            f,
+        ]);
+        assert_eq!(body["name"], "Other");
+        let c = plan_of(&[
+            "rule",
+            "set",
+            "Kept",
+            "--tenant",
+            "contoso",
+            "--from-file",
+            f,
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            (Method::Put, "/api/v1/tenants/contoso/rules/Kept")
+        );
+        assert_eq!(c.body.unwrap()["name"], "Kept");
+        assert!(c.edit.is_none());
+        // The same validation as the flags.
+        std::fs::write(
+            &file,
+            r#"{"name": "R", "priority": 0, "actions": [{"reject": {"code": "5.7.2", "text": "x"}}]}"#,
+        )
+        .unwrap();
+        let e = plan_of(&["rule", "add", "--tenant", "t", "--from-file", f]).unwrap_err();
+        assert!(e.contains("reject_code"), "{e}");
+        std::fs::write(
+            &file,
+            r#"{"name": "R", "priority": 0, "actions": ["quarantine"],
+                "exceptions": {"header_matches": [{"name": "X", "pattern": "("}]}}"#,
+        )
+        .unwrap();
+        let e = plan_of(&["rule", "add", "--tenant", "t", "--from-file", f]).unwrap_err();
+        assert!(e.contains("exceptions.header_matches[0]"), "{e}");
+        std::fs::write(&file, r#"{"name": "R", "actions": ["quarantine"]}"#).unwrap();
+        let e = plan_of(&["rule", "add", "--tenant", "t", "--from-file", f]).unwrap_err();
+        assert!(e.contains("priority"), "{e}");
+        std::fs::write(&file, "{not json").unwrap();
+        let e = plan_of(&["rule", "add", "--tenant", "t", "--from-file", f]).unwrap_err();
+        assert!(e.contains("invalid JSON"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = plan_of(&["rule", "add", "--tenant", "t", "--from-file", f]).unwrap_err();
+        assert!(e.contains("cannot read --from-file"), "{e}");
+    }
+
+    #[test]
+    fn rule_set_gets_then_puts() {
+        let c = plan_of(&[
+            "rule",
+            "set",
+            "Hold spoofs",
+            "--tenant",
+            "contoso",
+            "--sender-domain-is",
+            "fabrikam.com",
+            "--except-if-direct-send=",
+            "--set-header",
+            "X-Tag: v",
+            "--stop-processing",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            (Method::Get, "/api/v1/tenants/contoso/rules/Hold%20spoofs")
+        );
+        assert!(c.body.is_none() && c.json);
+        let stored: Rule = serde_json::from_value(serde_json::json!({
+            "tenant": "contoso", "name": "Hold spoofs", "priority": 4,
+            "conditions": {"from_scope": "outside", "sender_domain_is": ["contoso.com"]},
+            "exceptions": {"direct_send": true, "subject_contains": ["x"]},
+            "actions": ["quarantine", {"prepend_subject": "[X]"}],
+            "mode": "audit", "activate_at": "2026-12-01T00:00:00Z"
+        }))
+        .unwrap();
+        let put = c.edit.as_ref().unwrap().put(&c, stored.clone()).unwrap();
+        assert_eq!(
+            (put.method, &put.path, put.json),
+            (Method::Put, &c.path, true)
+        );
+        assert_eq!(
+            put.body.unwrap(),
+            serde_json::json!({
+                "tenant": "contoso", "name": "Hold spoofs", "priority": 4,
+                "conditions": {"from_scope": "outside", "sender_domain_is": ["fabrikam.com"]},
+                "exceptions": {"subject_contains": ["x"]},
+                "sender_address_location": "header",
+                "actions": [{"set_header": {"name": "X-Tag", "value": "v"}}],
+                "mode": "audit", "stop_processing": true,
+                "activate_at": "2026-12-01T00:00:00Z", "enabled": true
+            })
+        );
+        // No action flag: the actions stay; '' clears a list and a time.
+        let c = plan_of(&[
+            "rule",
+            "set",
+            "Hold spoofs",
+            "--tenant",
+            "contoso",
+            "--sender-domain-is",
+            "",
+            "--activate-at",
+            "",
+            "--priority",
+            "0",
+        ])
+        .unwrap();
+        let body = c
+            .edit
+            .as_ref()
+            .unwrap()
+            .put(&c, stored.clone())
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(
+            body["actions"],
+            serde_json::json!(["quarantine", {"prepend_subject": "[X]"}])
+        );
+        assert_eq!(
+            body["conditions"],
+            serde_json::json!({"from_scope": "outside"})
+        );
+        assert_eq!(body["priority"], 0);
+        assert!(body.get("activate_at").is_none());
+        // Bad values are refused before anything is sent.
+        let e = plan_of(&[
+            "rule",
+            "set",
+            "R",
+            "--tenant",
+            "t",
+            "--header-matches",
+            "X: (",
+        ])
+        .unwrap_err();
+        assert!(e.contains("header_matches"), "{e}");
+        let e = plan_of(&[
+            "rule",
+            "set",
+            "R",
+            "--tenant",
+            "t",
+            "--reject",
+            "--reject-code",
+            "5.7.2",
+        ])
+        .unwrap_err();
+        assert!(e.contains("reject_code"), "{e}");
+    }
+
+    #[test]
+    fn rule_and_quarantine_calls() {
+        let c = plan_of(&["rule", "list", "--tenant", "contoso"]).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.output),
+            (
+                Method::Get,
+                "/api/v1/tenants/contoso/rules",
+                Output::RuleList
+            )
+        );
+        let c = plan_of(&["rule", "show", "Hold spoofs", "--tenant", "contoso"]).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.output),
+            (
+                Method::Get,
+                "/api/v1/tenants/contoso/rules/Hold%20spoofs",
+                Output::Rule
+            )
+        );
+        let c = plan_of(&["rule", "remove", "R", "--tenant", "contoso"]).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            (Method::Delete, "/api/v1/tenants/contoso/rules/R")
+        );
+
+        let dir = std::env::temp_dir().join(format!("portcullis-cli-eml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let eml = dir.join("m.eml");
+        std::fs::write(&eml, "Subject: hi\r\n\r\nbody\r\n").unwrap();
+        let c = plan_of(&[
+            "rule",
+            "test",
+            "--tenant",
+            "contoso",
+            "--eml",
+            eml.to_str().unwrap(),
+            "--ip",
+            "192.0.2.1",
+            "--mail-from",
+            "a@b.com",
+            "--rcpt",
+            "c@contoso.com",
+        ])
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.output),
+            (
+                Method::Post,
+                "/api/v1/tenants/contoso/simulate",
+                Output::RuleTest
+            )
+        );
+        assert_eq!(
+            c.body.unwrap(),
+            serde_json::json!({"ip": "192.0.2.1", "mail_from": "a@b.com", "rcpt": "c@contoso.com",
+                               "eml": "Subject: hi\r\n\r\nbody\r\n"})
+        );
+
+        let c = plan_of(&[
+            "quarantine",
+            "list",
+            "--tenant",
+            "contoso",
+            "--reason",
+            "rule:Hold spoofs",
+            "--recipient",
+            "c@contoso.com",
+            "--limit",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!((c.method, c.output), (Method::Get, Output::QuarantineList));
+        assert_eq!(
+            c.path,
+            "/api/v1/tenants/contoso/quarantine?reason=rule%3AHold%20spoofs&recipient=c%40contoso.com&limit=5"
+        );
+        let c = plan_of(&["quarantine", "list", "--tenant", "contoso"]).unwrap();
+        assert_eq!(c.path, "/api/v1/tenants/contoso/quarantine");
+        let c = plan_of(&["quarantine", "show", "q/1", "--tenant", "contoso"]).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.output),
+            (
+                Method::Get,
+                "/api/v1/tenants/contoso/quarantine/q%2F1",
+                Output::QuarantineShow
+            )
+        );
+        let c = plan_of(&["quarantine", "release", "Q1", "--tenant", "contoso"]).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            (
+                Method::Post,
+                "/api/v1/tenants/contoso/quarantine/Q1/release"
+            )
+        );
+        assert_eq!(c.body.unwrap(), serde_json::json!({}));
+        let c = plan_of(&[
+            "quarantine",
+            "release",
+            "Q1",
+            "--tenant",
+            "contoso",
+            "--to",
+            "A@Contoso.COM",
+            "--to",
+            "b@contoso.com",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.body.unwrap(),
+            serde_json::json!({"to": ["A@contoso.com", "b@contoso.com"]})
+        );
+        let e = plan_of(&[
+            "quarantine",
+            "release",
+            "Q1",
+            "--tenant",
+            "contoso",
+            "--to",
+            "nope",
+        ])
+        .unwrap_err();
+        assert!(e.contains("\"nope\"") && e.contains("--to"), "{e}");
+        let c = plan_of(&["quarantine", "delete", "Q1", "--tenant", "contoso"]).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            (Method::Delete, "/api/v1/tenants/contoso/quarantine/Q1")
+        );
+        assert_eq!(c.output, Output::Confirm("deleted Q1".to_string()));
+        let e = plan_of(&["quarantine", "delete", " ", "--tenant", "contoso"]).unwrap_err();
+        assert!(e.contains("quarantine id"), "{e}");
+        parse_err(&["quarantine", "show", "Q1"]);
+    }
+
+    #[test]
+    fn rule_and_quarantine_rendering() {
+        let rule = serde_json::json!({
+            "tenant": "contoso", "name": "Hold spoofs", "priority": 0,
+            "conditions": {"from_scope": "outside", "sender_domain_is": ["contoso.com"],
+                           "header_contains": [{"name": "X-App", "words": ["a", "b"]}]},
+            "exceptions": {},
+            "sender_address_location": "envelope",
+            "actions": ["quarantine", {"reject": {"code": "5.7.900", "text": "no"}}, {"redirect_to": ["a@b.c"]}],
+            "mode": "enforce", "stop_processing": false, "enabled": true
+        });
+        let call = Call::new(Method::Get, String::new(), Output::RuleList);
+        let text = render(&call, &serde_json::json!([rule]).to_string()).unwrap();
+        let mut lines = text.lines();
+        assert!(
+            lines.next().unwrap().starts_with("PRIORITY  NAME"),
+            "{text}"
+        );
+        let row = lines.next().unwrap();
+        assert!(
+            row.contains("Hold spoofs")
+                && row.contains("  3  ")
+                && row.ends_with("quarantine, reject 5.7.900, redirect"),
+            "{row}"
+        );
+
+        let call = Call::new(Method::Get, String::new(), Output::Rule);
+        let text = render(&call, &rule.to_string()).unwrap();
+        assert!(
+            text.contains("sender_address_location:  envelope"),
+            "{text}"
+        );
+        assert!(text.contains("\nconditions:\n  from_scope:"), "{text}");
+        assert!(text.contains("header_contains:   X-App: a,b"), "{text}");
+        assert!(text.contains("\nexceptions: -\nactions:\n  quarantine\n  reject 550 5.7.900 no\n  redirect to a@b.c"), "{text}");
+
+        let call = Call::new(Method::Post, String::new(), Output::RuleTest);
+        let report = serde_json::json!({
+            "tenant": "contoso", "directory_version": 1, "steps": [], "connectors": [],
+            "attribution": "anonymous", "connector": null, "direct_send": true, "row": 3,
+            "rcpt_reply": "250", "data_reply": "550", "auth": null, "compauth": null,
+            "reply": "550 5.7.900 no",
+            "rules_matched": [{"rule": "Hold spoofs", "mode": "enforce", "actions": ["quarantine"],
+                               "why": ["from scope outside", "sender domain is contoso.com (Envelope)"]}],
+            "rules_missed": [{"rule": "Other", "why": "disabled"}]
+        });
+        assert_eq!(
+            render(&call, &report.to_string()).unwrap(),
+            "MATCH  Hold spoofs (enforce): quarantine\n        because: from scope outside; sender domain is contoso.com (Envelope)\nskip   Other: disabled\nreply: 550 5.7.900 no"
+        );
+
+        let entry = serde_json::json!({
+            "id": "Q1", "tenant": "contoso", "trace_id": "T1", "received_at": "2024-05-01T10:00:00Z",
+            "expires_at": "2024-05-31T10:00:00Z", "reason": "rule:Hold spoofs", "mail_from": "a@x.com",
+            "recipients": ["b@contoso.com", "c@contoso.com"], "header_from": "a@x.com",
+            "subject": "hi\u{1b}[2J", "size": 10, "admin_only_release": false,
+            "released_at": null, "released_by": null, "released_to": null
+        });
+        let call = Call::new(Method::Get, String::new(), Output::QuarantineList);
+        let text = render(&call, &serde_json::json!([entry]).to_string()).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        assert!(
+            row.contains("b@contoso.com (+1)")
+                && row.contains("hi\\u{1b}[2J")
+                && row.ends_with("no"),
+            "{row}"
+        );
+        assert!(!text.contains('\u{1b}'));
+
+        let detail = serde_json::json!({
+            "entry": entry, "headers": "Subject: hi\r\nX-Evil: \u{1b}]0;pwned\u{7}\r\n",
+            "preview": "line 1\nline \u{202e}2", "attachments": ["a.pdf (10 bytes)"]
+        });
+        let call = Call::new(Method::Get, String::new(), Output::QuarantineShow);
+        let text = render(&call, &detail.to_string()).unwrap();
+        assert!(text.contains("\n--- headers ---\nSubject: hi\nX-Evil: \\u{1b}]0;pwned\\u{7}\n--- preview ---\nline 1\nline \\u{202e}2\n--- attachments ---\na.pdf (10 bytes)"), "{text}");
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\u{202e}', '\r']));
+
+        let mut released = entry.clone();
+        released["released_to"] = serde_json::json!(["x@contoso.com"]);
+        let call = Call::new(Method::Post, String::new(), Output::QuarantineReleased);
+        assert_eq!(
+            render(&call, &released.to_string()).unwrap(),
+            "released Q1 to x@contoso.com"
+        );
+        assert_eq!(
+            render(&call, &entry.to_string()).unwrap(),
+            "released Q1 to b@contoso.com,c@contoso.com"
+        );
     }
 }

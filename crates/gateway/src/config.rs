@@ -33,6 +33,8 @@ struct RawConfig {
     #[serde(default)]
     trace: RawTrace,
     #[serde(default)]
+    quarantine: RawQuarantine,
+    #[serde(default)]
     delivery: RawDelivery,
     #[serde(default)]
     tenants: RawTenants,
@@ -96,6 +98,12 @@ struct RawTrace {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawQuarantine {
+    retention: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawDelivery {
     default_route: Option<String>,
 }
@@ -151,6 +159,8 @@ pub struct Config {
     pub auth_enabled: bool,
     pub storage_url: String,
     pub trace_retention: Duration,
+    /// How long quarantined messages are kept.
+    pub quarantine_retention: Duration,
     /// Root of the Maildir tree.
     pub maildir_root: PathBuf,
     pub default_reject_direct_send: RejectDirectSend,
@@ -366,6 +376,7 @@ fn validate(
         auth_enabled: raw.auth.enabled.unwrap_or(true),
         storage_url,
         trace_retention: duration("trace.retention", &raw.trace.retention, "90d")?,
+        quarantine_retention: duration("quarantine.retention", &raw.quarantine.retention, "30d")?,
         maildir_root,
         default_reject_direct_send,
         lock_reject_direct_send: raw.tenants.lock_reject_direct_send.unwrap_or(false),

@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use portcullis_policy::rules::{RuleFacts, RuleMode, evaluate_rules};
 use portcullis_policy::{
     Attribution, AuthAction, AuthFacts, AuthResult, DataFacts, DataVerdict, DirectSend, Directory,
     PeerFacts, RcptFacts, RcptVerdict, decide_data, decide_rcpt,
 };
 use portcullis_smtp::{Address, Reply, ReversePath, Session, SessionConfig, Stage, Step, reply};
-use portcullis_store::{TraceAuth, TraceRecipient, TraceRecord, TraceTls};
+use portcullis_store::{QuarantineEntry, TraceAuth, TraceRecipient, TraceRecord, TraceTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -21,8 +22,11 @@ use crate::auth::{Authenticator, Spf};
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::directory::Live;
-use crate::message::{HeaderFacts, header_facts, header_value, strip_own_headers};
-use crate::spool::{Envelope, Spool};
+use crate::message::{
+    HeaderEdits, HeaderFacts, edit_headers, header_facts, header_fields, header_value,
+    strip_own_headers,
+};
+use crate::spool::{Entry, Envelope, Spool};
 use crate::tls::{Tls, TlsInfo};
 use crate::trace::{TraceSender, event, micros, rfc3339};
 
@@ -36,6 +40,7 @@ pub struct Shared {
     pub trace: TraceSender,
     pub delivery: Delivery,
     pub auth: Arc<Authenticator>,
+    pub store: portcullis_store::Store,
 }
 
 enum Stream {
@@ -389,6 +394,8 @@ impl Conn {
 
         let mut refusal: Option<Reply> = None;
         let mut to_store: Vec<(Envelope, Vec<u8>)> = Vec::new();
+        let mut to_quarantine: Vec<(QuarantineEntry, Vec<u8>)> = Vec::new();
+        let fields = header_fields(&message);
         for (copy, verdict) in txn.copies.iter_mut().zip(verdicts) {
             fill_header_facts(&mut copy.record, &facts, size);
             fill_auth(&mut copy.record, &auth.facts);
@@ -424,6 +431,63 @@ impl Conn {
                             format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED),
                         );
                     }
+                    // Mail-flow rules of this tenant, on the message as received.
+                    let rules = txn
+                        .dir
+                        .tenant(&copy.tenant)
+                        .map(|e| e.rules.as_slice())
+                        .unwrap_or(&[]);
+                    let outcome = evaluate_rules(
+                        rules,
+                        &RuleFacts {
+                            now: micros(SystemTime::now()) / 1_000_000,
+                            attribution: &copy.attribution,
+                            direct_send: copy.record.direct_send,
+                            client_ip: self.peer.ip(),
+                            mail_from: txn.from.address().map(|_| copy.record.mail_from.as_str()),
+                            header_from: facts.from.as_deref(),
+                            headers: &fields,
+                            subject: facts.subject.as_deref(),
+                            recipients: &copy.accepted,
+                            auth: &auth.facts,
+                            compauth: Some(compauth),
+                        },
+                    );
+                    for m in &outcome.matched {
+                        let acts: Vec<String> = m.actions.iter().map(|a| a.describe()).collect();
+                        let mode = if m.mode == RuleMode::Audit {
+                            "audit: not applied"
+                        } else {
+                            "enforce"
+                        };
+                        event(
+                            &mut copy.record,
+                            "RULE",
+                            format!(
+                                "{} ({mode}): {} — {}",
+                                m.rule,
+                                acts.join(", "),
+                                m.why.join("; ")
+                            ),
+                        );
+                    }
+                    let effect = outcome.effect;
+                    if let Some((code, text, rule)) = &effect.reject {
+                        let r = reply::rule_reject(code, text);
+                        event(
+                            &mut copy.record,
+                            "REJECT",
+                            format!("DATA: {r} (rule {rule})"),
+                        );
+                        refuse_recipients(&mut copy.record, &r);
+                        copy.record.status = "rejected".into();
+                        refusal.get_or_insert(r);
+                        continue;
+                    }
+                    let recipients = effect
+                        .redirect_to
+                        .clone()
+                        .unwrap_or_else(|| copy.accepted.clone());
                     let mut headers = added_headers(
                         &host,
                         self.peer,
@@ -434,28 +498,98 @@ impl Conn {
                         audit.is_some(),
                     );
                     headers.push_str(&auth.header(&compauth));
+                    let mut quarantine = effect
+                        .quarantine
+                        .as_ref()
+                        .map(|rule| format!("rule:{rule}"));
                     for action in &actions {
-                        apply_action(*action, &mut headers, &mut copy.record);
+                        if let Some(reason) = apply_action(*action, &mut headers, &mut copy.record)
+                        {
+                            quarantine.get_or_insert_with(|| reason.to_string());
+                        }
                     }
-                    let mut full = Vec::with_capacity(headers.len() + body.len());
+                    let edits = HeaderEdits {
+                        remove: &effect.remove_headers,
+                        set: &effect.set_headers,
+                        prepend_subject: &effect.prepend_subject,
+                        scl: effect.scl,
+                    };
+                    let edited = if effect.remove_headers.is_empty()
+                        && effect.set_headers.is_empty()
+                        && effect.prepend_subject.is_empty()
+                        && effect.scl.is_none()
+                    {
+                        std::borrow::Cow::Borrowed(&*body)
+                    } else {
+                        std::borrow::Cow::Owned(edit_headers(&body, &edits))
+                    };
+                    let mut full = Vec::with_capacity(headers.len() + edited.len());
                     full.extend_from_slice(headers.as_bytes());
-                    full.extend_from_slice(&body);
-                    copy.record.status = "pending".into();
+                    full.extend_from_slice(&edited);
                     event(
                         &mut copy.record,
                         "RECEIVE",
                         format!("received from [{}] by {host}, {size} bytes", self.peer.ip()),
                     );
-                    to_store.push((
-                        Envelope {
-                            trace_id: txn.id.clone(),
-                            tenant: copy.tenant.clone(),
-                            mail_from: reverse_path_text(&txn.from),
-                            recipients: copy.accepted.clone(),
-                            trace: copy.record.clone(),
-                        },
-                        full,
-                    ));
+                    match quarantine {
+                        Some(reason) => {
+                            let settings = txn
+                                .dir
+                                .tenant(&copy.tenant)
+                                .map(|e| e.tenant.settings.clone())
+                                .unwrap_or_default();
+                            let now = SystemTime::now();
+                            let expires = now + self.shared.config.quarantine_retention;
+                            copy.record.status = "quarantined".into();
+                            for r in copy
+                                .record
+                                .recipients
+                                .iter_mut()
+                                .filter(|r| r.status == "pending")
+                            {
+                                r.status = "quarantined".into();
+                            }
+                            event(
+                                &mut copy.record,
+                                "QUARANTINE",
+                                format!("held as {} ({reason})", txn.id),
+                            );
+                            to_quarantine.push((
+                                QuarantineEntry {
+                                    id: txn.id.clone(),
+                                    tenant: copy.tenant.clone(),
+                                    trace_id: txn.id.clone(),
+                                    received_at: rfc3339(now),
+                                    expires_at: rfc3339(expires),
+                                    reason,
+                                    mail_from: reverse_path_text(&txn.from),
+                                    recipients,
+                                    header_from: facts.from.clone(),
+                                    subject: facts.subject.clone(),
+                                    size,
+                                    admin_only_release: settings.admin_only_release_direct_send
+                                        && copy.record.direct_send,
+                                    received_at_us: micros(now),
+                                    expires_at_us: micros(expires),
+                                    ..Default::default()
+                                },
+                                full,
+                            ));
+                        }
+                        None => {
+                            copy.record.status = "pending".into();
+                            to_store.push((
+                                Envelope {
+                                    trace_id: txn.id.clone(),
+                                    tenant: copy.tenant.clone(),
+                                    mail_from: reverse_path_text(&txn.from),
+                                    recipients,
+                                    trace: copy.record.clone(),
+                                },
+                                full,
+                            ));
+                        }
+                    }
                 }
                 refused => {
                     let r = refused.reply().expect("refusals have a reply");
@@ -489,9 +623,75 @@ impl Conn {
 
         let reply = if deferred {
             reply::AUTH_TEMP_ERROR
-        } else if to_store.is_empty() {
+        } else if to_store.is_empty() && to_quarantine.is_empty() {
             refusal.unwrap_or(reply::NO_VALID_RECIPIENTS)
         } else {
+            match self.persist(to_quarantine, to_store).await {
+                Ok(entries) => {
+                    let tenants: Vec<&str> = txn
+                        .copies
+                        .iter()
+                        .filter(|c| !c.accepted.is_empty())
+                        .map(|c| c.tenant.as_str())
+                        .collect();
+                    tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, size, tenants = ?tenants, "message accepted");
+                    // Durable: now the trace and the delivery may learn of it.
+                    for entry in entries {
+                        self.shared.trace.send(entry.envelope.trace.clone()).await;
+                        self.shared.delivery.submit(entry);
+                    }
+                    for copy in txn.copies.iter().filter(|c| c.record.status != "pending") {
+                        self.shared.trace.send(copy.record.clone()).await;
+                    }
+                    return reply::queued(&txn.id);
+                }
+                Err(e) => {
+                    tracing::error!(trace_id = %txn.id, "storing the message failed: {e:#}");
+                    reply::TEMPORARY_ERROR
+                }
+            }
+        };
+        tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %reply, "message refused");
+        // Nothing was accepted: every copy is recorded with the final reply.
+        for copy in txn.copies.iter_mut() {
+            if !copy.accepted.is_empty() && copy.record.status != "rejected" {
+                for r in copy
+                    .record
+                    .recipients
+                    .iter_mut()
+                    .filter(|r| r.status == "quarantined")
+                {
+                    r.status = "pending".into();
+                }
+                copy.record.status = "deferred".into();
+                refuse_recipients(&mut copy.record, &reply);
+                event(&mut copy.record, "DEFER", format!("DATA: {reply}"));
+            }
+            self.shared.trace.send(copy.record.clone()).await;
+        }
+        reply
+    }
+
+    /// Makes every accepted copy durable — quarantined ones in the store, the others in the spool —
+    /// or none of them: on any failure what was written is removed and the client gets a 4xx.
+    async fn persist(
+        &self,
+        to_quarantine: Vec<(QuarantineEntry, Vec<u8>)>,
+        to_store: Vec<(Envelope, Vec<u8>)>,
+    ) -> anyhow::Result<Vec<Entry>> {
+        let store = &self.shared.store;
+        let mut held: Vec<&QuarantineEntry> = Vec::new();
+        let mut failure = None;
+        for (entry, message) in &to_quarantine {
+            match store.put_quarantine(entry, message).await {
+                Ok(()) => held.push(entry),
+                Err(e) => {
+                    failure = Some(anyhow::Error::from(e));
+                    break;
+                }
+            }
+        }
+        if failure.is_none() && !to_store.is_empty() {
             let spool = self.shared.spool.clone();
             let stored = tokio::task::spawn_blocking(move || {
                 let mut done = Vec::new();
@@ -508,43 +708,22 @@ impl Conn {
                 }
                 Ok(done)
             })
-            .await;
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("spool task failed: {e}")));
             match stored {
-                Ok(Ok(entries)) => {
-                    let tenants: Vec<&str> =
-                        entries.iter().map(|e| e.envelope.tenant.as_str()).collect();
-                    tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, size, tenants = ?tenants, "message queued");
-                    // Durable: now the trace and the delivery may learn of it.
-                    for entry in entries {
-                        self.shared.trace.send(entry.envelope.trace.clone()).await;
-                        self.shared.delivery.submit(entry);
-                    }
-                    for copy in txn.copies.iter().filter(|c| c.record.status != "pending") {
-                        self.shared.trace.send(copy.record.clone()).await;
-                    }
-                    return reply::queued(&txn.id);
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(trace_id = %txn.id, "spool write failed: {e:#}");
-                    reply::TEMPORARY_ERROR
-                }
-                Err(e) => {
-                    tracing::error!(trace_id = %txn.id, "spool task failed: {e}");
-                    reply::TEMPORARY_ERROR
-                }
+                Ok(entries) => return Ok(entries),
+                Err(e) => failure = Some(e),
             }
-        };
-        tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %reply, "message refused");
-        // Nothing was accepted: every copy is recorded with the final reply.
-        for copy in txn.copies.iter_mut() {
-            if !copy.accepted.is_empty() && copy.record.status != "rejected" {
-                copy.record.status = "deferred".into();
-                refuse_recipients(&mut copy.record, &reply);
-                event(&mut copy.record, "DEFER", format!("DATA: {reply}"));
-            }
-            self.shared.trace.send(copy.record.clone()).await;
         }
-        reply
+        match failure {
+            None => Ok(Vec::new()),
+            Some(e) => {
+                for entry in held {
+                    let _ = store.delete_quarantine(&entry.tenant, &entry.id).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Records a transaction that ended without a message (RSET, new MAIL, disconnect): only
@@ -612,17 +791,21 @@ fn fill_auth(record: &mut TraceRecord, facts: &AuthFacts) {
     };
 }
 
-/// Headers and trace events for an authentication action. Quarantine does not exist yet: the
-/// copy is delivered, marked so mailbox rules can file it, and the trace says so.
-fn apply_action(action: AuthAction, headers: &mut String, record: &mut TraceRecord) {
+/// Headers and trace events for an authentication action; returns the quarantine reason for
+/// the quarantine actions.
+fn apply_action(
+    action: AuthAction,
+    headers: &mut String,
+    record: &mut TraceRecord,
+) -> Option<&'static str> {
     match action {
         AuthAction::DmarcQuarantine => {
-            headers.push_str("X-Portcullis-Spam: dmarc-quarantine\r\n");
             event(
                 record,
                 "AUTH",
-                "DMARC policy quarantine failed: marked X-Portcullis-Spam: dmarc-quarantine",
+                "DMARC policy quarantine failed: quarantined",
             );
+            Some("dmarc-quarantine")
         }
         AuthAction::SpoofJunk => {
             headers.push_str("X-Spam-Flag: YES\r\nX-Portcullis-SCL: 5\r\n");
@@ -631,14 +814,11 @@ fn apply_action(action: AuthAction, headers: &mut String, record: &mut TraceReco
                 "AUTH",
                 "spoof of an accepted domain: marked as junk (SCL 5)",
             );
+            None
         }
         AuthAction::SpoofQuarantine => {
-            headers.push_str("X-Portcullis-Spam: spoof-quarantine\r\nX-Spam-Flag: YES\r\nX-Portcullis-SCL: 5\r\n");
-            event(
-                record,
-                "AUTH",
-                "spoof of an accepted domain: marked X-Portcullis-Spam: spoof-quarantine",
-            );
+            event(record, "AUTH", "spoof of an accepted domain: quarantined");
+            Some("spoof")
         }
     }
 }

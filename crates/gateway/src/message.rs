@@ -76,35 +76,166 @@ fn is_ours(line: &[u8], hostname: &str) -> bool {
 /// Removes from the header section every header only we may write (see `is_ours`), with its
 /// continuation lines: nobody outside may forge them. Borrows when there is nothing to remove.
 pub fn strip_own_headers<'m>(message: &'m [u8], hostname: &str) -> Cow<'m, [u8]> {
+    filter_headers(message, |line| is_ours(line, hostname))
+}
+
+/// Removes every header field (with its continuation lines) whose first line `drop` selects.
+/// Borrows when nothing is removed.
+fn filter_headers(message: &[u8], drop: impl Fn(&[u8]) -> bool) -> Cow<'_, [u8]> {
     let end = header_section_len(message);
     let headers = &message[..end];
-    let has_own = headers
-        .split(|b| *b == b'\n')
-        .any(|line| is_ours(line, hostname));
-    if !has_own {
+    if !headers.split(|b| *b == b'\n').any(&drop) {
         return Cow::Borrowed(message);
     }
     let mut out = Vec::with_capacity(message.len());
     let mut skipping = false;
-    let mut pos = 0;
-    while pos < end {
-        let line_end = headers[pos..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map(|i| pos + i + 1)
-            .unwrap_or(end);
-        let line = &headers[pos..line_end];
-        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        if !continuation {
-            skipping = is_ours(line, hostname);
+    for line in header_lines(headers) {
+        if !matches!(line.first(), Some(b' ' | b'\t')) {
+            skipping = drop(line);
         }
         if !skipping {
             out.extend_from_slice(line);
         }
-        pos = line_end;
     }
     out.extend_from_slice(&message[end..]);
     Cow::Owned(out)
+}
+
+/// The lines of a header section, each with its line ending.
+fn header_lines(headers: &[u8]) -> impl Iterator<Item = &[u8]> {
+    headers.split_inclusive(|b| *b == b'\n')
+}
+
+fn starts_with_name(line: &[u8], name: &str) -> bool {
+    let n = name.len();
+    line.len() > n && line[..n].eq_ignore_ascii_case(name.as_bytes()) && matches!(line[n], b':')
+}
+
+/// The header fields as (name, unfolded value), in order. Values are raw (not MIME-decoded).
+pub fn header_fields(message: &[u8]) -> Vec<(String, String)> {
+    let end = header_section_len(message);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in header_lines(&message[..end]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            break;
+        }
+        if text.starts_with([' ', '\t']) {
+            if let Some((_, v)) = fields.last_mut() {
+                v.push(' ');
+                v.push_str(text.trim());
+            }
+        } else if let Some((name, value)) = text.split_once(':') {
+            fields.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    fields
+}
+
+/// Header edits of mail-flow rules, applied in this order: removals, settings (replace any field
+/// of that name), subject prefixes (first prefix outermost), SCL.
+#[derive(Debug, Default)]
+pub struct HeaderEdits<'a> {
+    pub remove: &'a [String],
+    pub set: &'a [(String, String)],
+    pub prepend_subject: &'a [String],
+    pub scl: Option<i8>,
+}
+
+pub fn edit_headers(message: &[u8], edits: &HeaderEdits<'_>) -> Vec<u8> {
+    let mut names: Vec<&str> = edits.remove.iter().map(String::as_str).collect();
+    names.extend(edits.set.iter().map(|(n, _)| n.as_str()));
+    if edits.scl.is_some() {
+        names.push("X-Portcullis-SCL");
+    }
+    let removed = filter_headers(message, |line| {
+        names.iter().any(|n| starts_with_name(line, n))
+    });
+    let mut added = String::new();
+    for (name, value) in edits.set {
+        added.push_str(&format!("{name}: {}\r\n", header_value(value)));
+    }
+    if let Some(scl) = edits.scl {
+        added.push_str(&format!("X-Portcullis-SCL: {scl}\r\n"));
+    }
+    let prefix: String = edits
+        .prepend_subject
+        .iter()
+        .map(|p| header_value(p))
+        .collect();
+    let mut out = Vec::with_capacity(removed.len() + added.len() + prefix.len() + 16);
+    out.extend_from_slice(added.as_bytes());
+    if prefix.is_empty() {
+        out.extend_from_slice(&removed);
+        return out;
+    }
+    let end = header_section_len(&removed);
+    let mut found = false;
+    for line in header_lines(&removed[..end]) {
+        if !found && starts_with_name(line, "Subject") {
+            found = true;
+            let value = &line[b"Subject:".len()..];
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            out.extend_from_slice(b"Subject: ");
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(value);
+        } else if !found && (line == b"\r\n" || line == b"\n") {
+            out.extend_from_slice(format!("Subject: {}\r\n", prefix.trim_end()).as_bytes());
+            found = true;
+            out.extend_from_slice(line);
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    if !found {
+        out.extend_from_slice(format!("Subject: {}\r\n", prefix.trim_end()).as_bytes());
+    }
+    out.extend_from_slice(&removed[end..]);
+    out
+}
+
+/// What an administrator may see of a quarantined message: the header section, a plain-text
+/// preview (HTML converted to text, at most 4000 characters) and the attachments by name and size.
+/// Nothing is rendered or executed; control characters are shown as `?`.
+pub fn preview(message: &[u8]) -> (String, String, Vec<String>) {
+    use mail_parser::MimeHeaders;
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_control() && !matches!(c, '\n' | '\t') {
+                    if c == '\r' { '\r' } else { '?' }
+                } else {
+                    c
+                }
+            })
+            .filter(|c| *c != '\r')
+            .collect()
+    };
+    let end = header_section_len(message);
+    let headers = clean(&String::from_utf8_lossy(&message[..end]));
+    let Some(parsed) = mail_parser::MessageParser::default().parse(message) else {
+        return (headers, String::new(), Vec::new());
+    };
+    let mut text: String = parsed
+        .body_text(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_default();
+    if let Some((cut, _)) = text.char_indices().nth(4000) {
+        text.truncate(cut);
+        text.push_str("\n[…]");
+    }
+    let attachments = parsed
+        .attachments()
+        .map(|a| {
+            format!(
+                "{} ({} bytes)",
+                a.attachment_name().unwrap_or("unnamed"),
+                a.len()
+            )
+        })
+        .collect();
+    (headers, clean(&text), attachments)
 }
 
 /// Folds nothing and escapes nothing: callers pass values without CR/LF. This strips them anyway
@@ -136,6 +267,42 @@ mod tests {
         assert_eq!(
             &*strip_own_headers(m, "mx.example"),
             b"Authentication-Results: other.example; dkim=pass\r\n\r\nb".as_slice()
+        );
+    }
+
+    #[test]
+    fn header_edits() {
+        let m = b"From: a@x\r\nSubject: Hello\r\nX-Old: 1\r\n folded\r\nX-Keep: 2\r\n\r\nbody\r\n";
+        let fields = header_fields(m);
+        assert_eq!(fields[2], ("X-Old".to_string(), "1 folded".to_string()));
+        let set = vec![
+            ("X-Tag".to_string(), "v".to_string()),
+            ("X-Keep".to_string(), "3".to_string()),
+        ];
+        let out = edit_headers(
+            m,
+            &HeaderEdits {
+                remove: &["x-old".to_string()],
+                set: &set,
+                prepend_subject: &["[EXT] ".to_string(), "[A] ".to_string()],
+                scl: Some(5),
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "X-Tag: v\r\nX-Keep: 3\r\nX-Portcullis-SCL: 5\r\nFrom: a@x\r\nSubject: [EXT] [A] Hello\r\n\r\nbody\r\n"
+        );
+        // No Subject: one is added; the body is never touched.
+        let out = edit_headers(
+            b"From: a@x\r\n\r\nSubject: body\r\n",
+            &HeaderEdits {
+                prepend_subject: &["[EXT]".to_string()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            out,
+            b"From: a@x\r\nSubject: [EXT]\r\n\r\nSubject: body\r\n".to_vec()
         );
     }
 

@@ -148,14 +148,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         trace: trace.clone(),
         delivery,
         auth,
+        store: store.clone(),
     });
 
-    let api_state = crate::api::State::new(
-        store.clone(),
-        directory.clone(),
-        config.clone(),
-        shared.auth.clone(),
-    )?;
+    let api_state = crate::api::State::new(shared.clone())?;
     let mut api_shutdown = shutdown_rx.clone();
     let api = tokio::spawn(async move {
         let app = crate::api::router(api_state);
@@ -300,6 +296,15 @@ fn spawn_retention(store: Store, retention: Duration) -> tokio::task::JoinHandle
                 Ok(0) => {}
                 Ok(n) => tracing::info!(records = n, "purged trace records past retention"),
                 Err(e) => tracing::warn!("trace retention purge failed: {e}"),
+            }
+            // Quarantine entries carry their own expiry (set from [quarantine] retention).
+            match store
+                .purge_quarantine(crate::trace::micros(SystemTime::now()))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(messages = n, "purged expired quarantined messages"),
+                Err(e) => tracing::warn!("quarantine expiry purge failed: {e}"),
             }
         }
     })

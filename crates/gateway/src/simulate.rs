@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use portcullis_policy::rules::{RuleFacts, evaluate_rules};
 use portcullis_policy::{
     AuthResult, ConnectorType, DataFacts, DataVerdict, DirectSend, Directory, MatchedBy, PeerFacts,
     RcptFacts, RcptVerdict, check_connector, compauth, decide_data, decide_rcpt,
@@ -284,8 +285,49 @@ pub async fn run(
             for a in actions {
                 detail.push(format!("{a:?}"));
             }
-            step(&mut report, "data", "accepted", detail.join("; "));
-            "250 2.6.0 Queued as (simulated)".to_string()
+            // Mail-flow rules, with the facts the session gives them.
+            let headers = crate::message::header_fields(&raw);
+            let hf = crate::message::header_facts(&raw);
+            let rules = dir.tenant(t).map(|e| e.rules.as_slice()).unwrap_or(&[]);
+            let outcome = evaluate_rules(
+                rules,
+                &RuleFacts {
+                    now: crate::trace::micros(std::time::SystemTime::now()) / 1_000_000,
+                    attribution: &attribution,
+                    direct_send: report.direct_send,
+                    client_ip: ip,
+                    mail_from: from_text.as_deref(),
+                    header_from: hf.from.as_deref(),
+                    headers: &headers,
+                    subject: hf.subject.as_deref(),
+                    recipients: std::slice::from_ref(&rcpt.to_string()),
+                    auth: &facts,
+                    compauth: Some(comp),
+                },
+            );
+            for m in &outcome.matched {
+                let acts: Vec<String> = m.actions.iter().map(|a| a.describe()).collect();
+                step(
+                    &mut report,
+                    "rule",
+                    format!("{} matches ({:?})", m.rule, m.mode),
+                    format!("{} — {}", acts.join(", "), m.why.join("; ")),
+                );
+            }
+            report.rules_matched = outcome.matched;
+            report.rules_missed = outcome.missed;
+            let effect = outcome.effect;
+            if let Some((code, text, _)) = &effect.reject {
+                let r = portcullis_smtp::reply::rule_reject(code, text).to_string();
+                step(&mut report, "data", "refused by rule", r.clone());
+                r
+            } else if let Some(rule) = &effect.quarantine {
+                step(&mut report, "data", "quarantined", format!("rule {rule}"));
+                "250 2.6.0 Queued as (simulated; quarantined)".to_string()
+            } else {
+                step(&mut report, "data", "accepted", detail.join("; "));
+                "250 2.6.0 Queued as (simulated)".to_string()
+            }
         }
         refused => {
             let r = refused.reply().expect("refusals have a reply").to_string();

@@ -238,8 +238,8 @@ async fn dkim_dmarc_and_the_dns_cache() {
         "dkim=none & dmarc=fail & header.from=strict.example policy.dmarc=reject & compauth=fail reason=000",
     );
     gw.ok(&["org", "set", "--tenant", "contoso", "--honor-dmarc", "on"]);
-    // p=quarantine: delivered, marked.
-    send(
+    // p=quarantine: accepted, held in the quarantine (not delivered).
+    let (_, data) = send(
         &gw,
         "127.0.0.1",
         "a@other.example",
@@ -247,15 +247,20 @@ async fn dkim_dmarc_and_the_dns_cache() {
         &msg("a@quar.example", rcpt, "quarantine"),
     )
     .await;
-    deliver(
-        "dmarc=fail & header.from=quar.example policy.dmarc=quarantine & compauth=fail reason=000",
-    );
-    assert!(
-        gw.maildir("contoso", rcpt)
-            .last()
-            .unwrap()
-            .contains("X-Portcullis-Spam: dmarc-quarantine\r\n")
-    );
+    assert!(data.starts_with("250 2.6.0"), "{data}");
+    let held: Vec<serde_json::Value> = serde_json::from_str(&gw.ok(&[
+        "quarantine",
+        "list",
+        "--tenant",
+        "contoso",
+        "--reason",
+        "dmarc-quarantine",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["header_from"], "a@quar.example");
+    assert_eq!(gw.maildir("contoso", rcpt).len(), 4, "not delivered");
     // p=none: delivered, no action.
     send(
         &gw,
@@ -469,12 +474,18 @@ async fn own_domain_spoofs_get_the_spoof_action_and_our_headers_cannot_be_forged
         &msg("ceo@contoso.com", rcpt, "spoof 3"),
     )
     .await;
-    let mail = gw.wait_maildir("contoso", rcpt, 3);
-    assert!(
-        mail[2].contains("X-Portcullis-Spam: spoof-quarantine"),
-        "{}",
-        mail[2]
-    );
+    let (_, data) = send(
+        &gw,
+        "127.0.0.1",
+        "x@bulk.example",
+        rcpt,
+        &msg("ceo@contoso.com", rcpt, "spoof 4"),
+    )
+    .await;
+    assert!(data.starts_with("250 2.6.0"), "{data}");
+    let t = gw.trace_until("contoso", &["--status", "quarantined"], |v| v.len() == 2);
+    assert_eq!(t.len(), 2, "spoofs held: {t:?}");
+    assert_eq!(gw.maildir("contoso", rcpt).len(), 2, "not delivered");
 }
 
 #[tokio::test]

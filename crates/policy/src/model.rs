@@ -46,6 +46,8 @@ pub struct OrgSettings {
     pub direct_send_allow_dkim_aligned: bool,
     pub spoof_action: SpoofAction,
     pub trust_services: Vec<String>,
+    /// Quarantined direct-send spoofs may be released by an org admin only (enforced with roles).
+    pub admin_only_release_direct_send: bool,
 }
 
 impl Default for OrgSettings {
@@ -58,6 +60,7 @@ impl Default for OrgSettings {
             direct_send_allow_dkim_aligned: false,
             spoof_action: SpoofAction::Junk,
             trust_services: Vec::new(),
+            admin_only_release_direct_send: true,
         }
     }
 }

@@ -303,6 +303,48 @@ pub fn dmarc_reject(domain: &str) -> Reply {
         ),
     )
 }
+/// SPEC §5: a mail-flow rule's reject action, `550 <code> <text>`. The text is the
+/// administrator's: non-ASCII characters become `?` (replies are ASCII without SMTPUTF8) and long
+/// texts are wrapped into a multi-line reply of at most ~400 octets per line (RFC 5321 §4.5.3.1.5).
+pub fn rule_reject(code: &str, text: &str) -> Reply {
+    let ascii: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in ascii.split(' ') {
+        if !line.is_empty() && line.len() + 1 + word.len() > 400 {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.len() > 400 {
+            let rest = line.split_off(400);
+            lines.push(std::mem::replace(&mut line, rest));
+        }
+    }
+    lines.push(line);
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let text = lines
+        .iter()
+        .map(|l| format!("{code} {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Reply::dynamic(550, "", text)
+}
+
 /// SPEC §4: SPF could not be evaluated (DNS time-out or SERVFAIL): defer, never reject (RFC 7372).
 pub const SPF_TEMP_ERROR: Reply = Reply::new(
     451,
@@ -447,6 +489,11 @@ mod tests {
                  verification and has a DMARC policy of reject\r\n",
             ),
             (
+                rule_reject("5.7.900", "Not from outside, please"),
+                "550 5.7.900 Not from outside, please\r\n",
+            ),
+            (rule_reject("5.7.1", "caf\u{e9}"), "550 5.7.1 caf?\r\n"),
+            (
                 SPF_TEMP_ERROR,
                 "451 4.7.24 SPF validation error (temporary DNS failure), please try again later\r\n",
             ),
@@ -499,5 +546,23 @@ mod tests {
         assert!(START_MAIL_INPUT.is_positive());
         assert!(TOO_MANY_RECIPIENTS.is_transient() && !TOO_MANY_RECIPIENTS.is_positive());
         assert!(DIRECT_SEND_NOT_ALLOWED.is_permanent());
+    }
+}
+
+#[cfg(test)]
+mod rule_reject_tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_wrap_into_short_lines() {
+        let text = "word ".repeat(200);
+        let wire = rule_reject("5.7.950", text.trim()).to_wire();
+        let lines: Vec<&str> = wire.trim_end().split("\r\n").collect();
+        assert!(lines.len() >= 3, "{wire}");
+        for (i, l) in lines.iter().enumerate() {
+            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+            assert!(l.starts_with(&format!("550{sep}5.7.950 ")), "{l}");
+            assert!(l.len() <= 512, "{}", l.len());
+        }
     }
 }
