@@ -377,10 +377,18 @@ ok "DMARC tree walk: From mail.woodgrove.example signed d=woodgrove.example → 
 message "$TMP/msg/lw.eml" 'Litware News <news@litware.example>' 'Newsletter'
 smtp dmarc-quarantine --from bounce@tailspin.example --to bob@contoso.com --data "@$TMP/msg/lw.eml"
 ID_QUAR=$(expect_queued dmarc-quarantine)
-expect_ar dmarc-quarantine "$ID_QUAR" ' dmarc=fail( \([^)]*\))? header\.from=litware\.example policy\.dmarc=quarantine;' \
-    '; compauth=fail reason=000$'
-has_header "$ID_QUAR" 'X-Portcullis-Spam: dmarc-quarantine'
-ok "DMARC p=quarantine failure → delivered with X-Portcullis-Spam: dmarc-quarantine, compauth=fail reason=000"
+# Held in the hosted quarantine (stored before the 250), not delivered.
+pc quarantine list --tenant contoso --reason dmarc-quarantine --json >"$TMP/quarantine.json"
+QID=$(jq -r --arg id "$ID_QUAR" 'first(.[] | select(.trace_id == $id)) | .id' "$TMP/quarantine.json")
+[[ -n $QID && $QID != null ]] ||
+    fail "DMARC quarantine: no entry with reason dmarc-quarantine for trace $ID_QUAR" "$TMP/quarantine.json"
+pc quarantine show "$QID" --tenant contoso >"$TMP/quarantine-show.txt"
+tr -d '\r' <"$TMP/quarantine-show.txt" | tr '\n\t' '  ' |
+    grep -Eq "Authentication-Results: $HOST; .* dmarc=fail( \([^)]*\))? header\.from=litware\.example policy\.dmarc=quarantine;.* compauth=fail reason=000" ||
+    fail "quarantine show $QID: expected its Authentication-Results with dmarc=fail policy.dmarc=quarantine, compauth=fail reason=000" \
+        "$TMP/quarantine-show.txt"
+if grep -rqF -- "id $ID_QUAR" "$BOB" 2>/dev/null; then fail "DMARC quarantine: $ID_QUAR was delivered to the mailbox too"; fi
+ok "DMARC p=quarantine failure → 250, held in the quarantine (reason dmarc-quarantine, compauth=fail reason=000), not delivered"
 
 # ---------------------------------------------------------------------------------------------
 # Own-domain spoof in the From: header only (P1 elsewhere): junked, not refused.
@@ -490,9 +498,10 @@ jq_check "forwarded messages refused after DATA: one with arc pass (untrusted se
     '[.[] | select(.client_ip == "127.0.0.5" and .status == "rejected" and .auth.arc != null) | .auth.arc] | sort == ["fail", "pass"]'
 jq_check "SaaS message: auth.dkim pass, auth.dmarc pass" \
     "$rec"' | .auth.dkim == "pass" and .auth.dmarc == "pass"' --arg id "$ID_SAAS"
-jq_check "spoof: compauth fail; quarantine: dmarc fail" \
+jq_check "spoof: compauth fail; quarantine: status quarantined, dmarc fail" \
     '(first(.[] | select(.trace_id == $s)) | .auth.compauth == "fail")
-        and (first(.[] | select(.trace_id == $q)) | .auth.dmarc == "fail")' --arg s "$ID_SPOOF" --arg q "$ID_QUAR"
+        and (first(.[] | select(.trace_id == $q)) | .auth.dmarc == "fail" and .status == "quarantined")' \
+    --arg s "$ID_SPOOF" --arg q "$ID_QUAR"
 
 # ---------------------------------------------------------------------------------------------
 # DNS failures are temporary: a name server that never answers (knot replaced by a black hole).

@@ -309,7 +309,7 @@ impl Authenticator {
                     selector: d.signature().map(|s| s.s.clone()).unwrap_or_default(),
                 })
                 .collect(),
-            arc: dkim_result(arc.result()),
+            arc: arc_result(arc.result()),
             arc_sealer: arc
                 .sets()
                 .iter()
@@ -330,23 +330,48 @@ impl Authenticator {
             },
             from_domain,
         };
-        let header_from = message.from();
-        let mut ar =
-            AuthenticationResults::new(&self.hostname).with_dkim_results(&dkim, header_from);
-        if let Some(out) = &spf.output {
-            ar = self.with_spf(ar, out, ip, spf);
-        }
-        if !arc.sets().is_empty() || arc.result() != &DkimResult::None {
-            ar = ar.with_arc_result(&arc, ip);
-        }
-        if facts.from_domain.is_some() {
-            ar = ar.with_dmarc_result(&dmarc);
-        }
-        let mut results = ar.to_string();
+        // DKIM and ARC entries are ours: one per signature naming header.d (mail-auth writes
+        // header.i when the signature has i=), with the results as mapped above (a body changed
+        // after signing is a failure, and ARC knows only none, pass and fail).
+        let mut results = self.hostname.clone();
         if dkim.is_empty() {
             // RFC 8601 §2.7.1: say that there was nothing to verify.
             results.push_str(";\r\n\tdkim=none (no signatures)");
         }
+        for (out, fact) in dkim.iter().zip(&facts.dkim) {
+            results.push_str(&format!(";\r\n\tdkim={}", fact.result.as_str()));
+            if let Some(why) = dkim_error(out.result()) {
+                results.push_str(&format!(" ({})", ar_comment(&why)));
+            }
+            if !fact.domain.is_empty() {
+                results.push_str(&format!(
+                    " header.d={} header.s={}",
+                    ar_value(&fact.domain),
+                    ar_value(&fact.selector)
+                ));
+            }
+        }
+        let mut ar = AuthenticationResults::new(&self.hostname);
+        if let Some(out) = &spf.output {
+            ar = self.with_spf(ar, out, ip, spf);
+        }
+        if facts.from_domain.is_some() {
+            ar = ar.with_dmarc_result(&dmarc);
+        }
+        let spf_dmarc = ar.to_string();
+        let (spf_part, dmarc_part) = match spf_dmarc.find(";\r\n\tdmarc=") {
+            Some(i) => spf_dmarc.split_at(i),
+            None => (spf_dmarc.as_str(), ""),
+        };
+        results.push_str(&spf_part[self.hostname.len()..]);
+        if !arc.sets().is_empty() || arc.result() != &DkimResult::None {
+            results.push_str(&format!(";\r\n\tarc={}", facts.arc.as_str()));
+            if let Some(why) = dkim_error(arc.result()) {
+                results.push_str(&format!(" ({})", ar_comment(&why)));
+            }
+            results.push_str(&format!(" smtp.remote-ip={ip}"));
+        }
+        results.push_str(dmarc_part);
         MessageAuth { facts, results }
     }
 
@@ -367,6 +392,45 @@ impl Authenticator {
 
 /// mail-auth reports a body-hash mismatch as `neutral`; for us a body changed after signing is a
 /// failed signature (RFC 6376 §6.3), so it is mapped to `fail` on purpose.
+/// RFC 8617 §4.4: an ARC chain is `none`, `pass` or `fail` (temporary DNS errors aside).
+fn arc_result(r: &DkimResult) -> AuthResult {
+    match r {
+        DkimResult::Pass => AuthResult::Pass,
+        DkimResult::None => AuthResult::None,
+        DkimResult::TempError(_) => AuthResult::TempError,
+        _ => AuthResult::Fail,
+    }
+}
+
+fn dkim_error(r: &DkimResult) -> Option<String> {
+    match r {
+        DkimResult::Pass | DkimResult::None => None,
+        DkimResult::Neutral(e)
+        | DkimResult::Fail(e)
+        | DkimResult::PermError(e)
+        | DkimResult::TempError(e) => Some(e.to_string()),
+    }
+}
+
+/// An RFC 8601 comment: no parentheses, backslashes or line breaks from the error text.
+fn ar_comment(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '(' | ')' | '\\' | '\r' | '\n'))
+        .collect()
+}
+
+/// A property value: a token, else a quoted string.
+fn ar_value(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace(['\\', '"', '\r', '\n'], ""))
+    }
+}
+
 fn dkim_result(r: &DkimResult) -> AuthResult {
     match r {
         DkimResult::Pass => AuthResult::Pass,

@@ -608,11 +608,12 @@ impl Conn {
                         }
                         _ => String::new(),
                     };
-                    event(
-                        &mut copy.record,
-                        "AUTH",
-                        auth.summary(&portcullis_policy::compauth(&auth.facts, false, &[])),
-                    );
+                    let comp =
+                        portcullis_policy::tenant_compauth(&txn.dir, &copy.tenant, &auth.facts);
+                    if auth.facts.evaluated {
+                        copy.record.auth.compauth = Some(comp.verdict.as_str().to_string());
+                    }
+                    event(&mut copy.record, "AUTH", auth.summary(&comp));
                     event(&mut copy.record, "REJECT", format!("DATA: {r} ({why})"));
                     refuse_recipients(&mut copy.record, &r);
                     copy.record.status = "rejected".into();

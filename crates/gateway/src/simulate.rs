@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use portcullis_policy::rules::{RuleFacts, evaluate_rules};
 use portcullis_policy::{
     AuthResult, ConnectorType, DataFacts, DataVerdict, DirectSend, Directory, MatchedBy, PeerFacts,
-    RcptFacts, RcptVerdict, check_connector, compauth, decide_data, decide_rcpt,
+    RcptFacts, RcptVerdict, check_connector, decide_data, decide_rcpt,
 };
 use portcullis_smtp::Address;
 use portcullis_store::TraceAuth;
@@ -251,14 +251,7 @@ pub async fn run(
     );
     let comp = match &data {
         DataVerdict::Accept { compauth, .. } => *compauth,
-        _ => compauth(
-            &facts,
-            facts
-                .from_domain
-                .as_deref()
-                .is_some_and(|d| dir.is_own_domain(t, d)),
-            &[],
-        ),
+        _ => portcullis_policy::tenant_compauth(dir, t, &facts),
     };
     report.compauth = Some(comp.to_string());
     report.auth = Some(TraceAuth {

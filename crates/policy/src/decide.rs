@@ -229,9 +229,9 @@ pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
             .as_deref()
             .is_some_and(|d| dir.is_own_domain(tenant, d))
     };
+    let compauth = tenant_compauth(dir, facts.tenant, facts.auth);
     let Some(entry) = dir.tenant(facts.tenant) else {
         // The tenant was removed mid-transaction: nothing of its policy applies any more.
-        let compauth = compauth(facts.auth, false, &[]);
         return DataVerdict::Accept {
             direct_send: false,
             audit: None,
@@ -241,7 +241,6 @@ pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
         };
     };
     let s = &entry.tenant.settings;
-    let compauth = compauth(facts.auth, own_from(facts.tenant), &s.arc_trusted_sealers);
     let anonymous = facts.attribution.is_anonymous();
     if anonymous && facts.auth.temp_error() {
         return DataVerdict::TempError;
@@ -298,6 +297,20 @@ pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
         compauth,
         actions,
     }
+}
+
+/// The composite verdict of a message for one tenant: own `From:` domain and trusted ARC sealers
+/// are the tenant's.
+pub fn tenant_compauth(dir: &Directory, tenant: &str, auth: &AuthFacts) -> CompAuth {
+    let own = auth
+        .from_domain
+        .as_deref()
+        .is_some_and(|d| dir.is_own_domain(tenant, d));
+    let sealers = dir
+        .tenant(tenant)
+        .map(|e| e.tenant.settings.arc_trusted_sealers.as_slice())
+        .unwrap_or(&[]);
+    compauth(auth, own, sealers)
 }
 
 /// SPEC §4 exemptions from row 3: a passing ARC chain whose newest seal is from a trusted sealer,

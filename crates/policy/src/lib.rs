@@ -16,7 +16,7 @@ pub use attribution::{Attribution, ConnectorCheck, MatchedBy, PeerFacts, check_c
 pub use auth::{AuthFacts, AuthResult, CompAuth, CompVerdict, DkimFact, DmarcPolicy, compauth};
 pub use decide::{
     AuditReason, AuthAction, DataFacts, DataVerdict, DirectSend, RcptFacts, RcptVerdict,
-    decide_data, decide_rcpt,
+    decide_data, decide_rcpt, tenant_compauth,
 };
 pub use directory::{Directory, TenantEntry};
 pub use model::*;
