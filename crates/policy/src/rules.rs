@@ -437,144 +437,204 @@ fn any_domain(domains: &[String], candidate: Option<String>) -> bool {
             .any(|p| is_same_or_subdomain(&d, &p.to_ascii_lowercase()))
     })
 }
+/// Per-message values every rule looks at, computed once per evaluation rather than per rule.
+struct Prepared<'a> {
+    f: &'a RuleFacts<'a>,
+    /// Header names (ASCII lower case) with their lower-cased values.
+    headers: Vec<(String, String)>,
+    subject: String,
+    mail_from_domain: Option<String>,
+    header_from_domain: Option<String>,
+    client_ip: IpAddr,
+    recipient_domains: Vec<String>,
+}
 
-/// Evaluates each present predicate: `Some(reason)` when it holds, `None` when not.
-fn predicate_results(
-    cp: &CompiledPredicates,
-    loc: AddressLocation,
-    f: &RuleFacts<'_>,
-) -> Vec<(String, bool)> {
-    let p = &cp.p;
-    let mut out = Vec::new();
-    if let Some(scope) = p.from_scope {
-        let inside = matches!(
-            f.attribution,
-            Attribution::Connector {
-                kind: ConnectorType::OnPremises,
-                ..
-            }
-        );
-        let holds = (scope == FromScope::Inside) == inside;
-        out.push((
-            format!("from scope {}", if inside { "inside" } else { "outside" }),
-            holds,
-        ));
+impl<'a> Prepared<'a> {
+    fn new(f: &'a RuleFacts<'a>) -> Self {
+        Prepared {
+            headers: f
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.to_lowercase()))
+                .collect(),
+            subject: f.subject.unwrap_or("").to_lowercase(),
+            mail_from_domain: f.mail_from.and_then(domain_of),
+            header_from_domain: f.header_from.and_then(domain_of),
+            client_ip: match f.client_ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(f.client_ip),
+                v4 => v4,
+            },
+            recipient_domains: f.recipients.iter().filter_map(|r| domain_of(r)).collect(),
+            f,
+        }
     }
-    if !p.sender_domain_is.is_empty() {
-        let env = any_domain(&p.sender_domain_is, f.mail_from.and_then(domain_of));
-        let hdr = any_domain(&p.sender_domain_is, f.header_from.and_then(domain_of));
-        let holds = match loc {
-            AddressLocation::Header => hdr,
-            AddressLocation::Envelope => env,
-            AddressLocation::HeaderOrEnvelope => hdr || env,
-        };
-        out.push((
-            format!(
+
+    fn header_values<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The kinds of predicate, in the order they are evaluated and described.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    FromScope,
+    SenderDomain,
+    SenderIp,
+    HeaderContains,
+    HeaderMatches,
+    Subject,
+    RecipientDomain,
+    Connector,
+    DirectSend,
+    AuthResult,
+}
+
+impl CompiledPredicates {
+    /// The predicates present, in evaluation order.
+    fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        let p = &self.p;
+        [
+            (p.from_scope.is_some(), Kind::FromScope),
+            (!p.sender_domain_is.is_empty(), Kind::SenderDomain),
+            (!p.sender_ip_ranges.is_empty(), Kind::SenderIp),
+            (!self.header_words.is_empty(), Kind::HeaderContains),
+            (!self.regexes.is_empty(), Kind::HeaderMatches),
+            (!self.subject_words.is_empty(), Kind::Subject),
+            (!p.recipient_domain_is.is_empty(), Kind::RecipientDomain),
+            (p.attributed_connector.is_some(), Kind::Connector),
+            (p.direct_send.is_some(), Kind::DirectSend),
+            (!p.auth_result.is_empty(), Kind::AuthResult),
+        ]
+        .into_iter()
+        .filter_map(|(present, k)| present.then_some(k))
+    }
+
+    fn holds(&self, k: Kind, loc: AddressLocation, m: &Prepared<'_>) -> bool {
+        let p = &self.p;
+        match k {
+            Kind::FromScope => p
+                .from_scope
+                .is_some_and(|scope| (scope == FromScope::Inside) == inside(m.f)),
+            Kind::SenderDomain => {
+                let env = any_domain(&p.sender_domain_is, m.mail_from_domain.clone());
+                let hdr = any_domain(&p.sender_domain_is, m.header_from_domain.clone());
+                match loc {
+                    AddressLocation::Header => hdr,
+                    AddressLocation::Envelope => env,
+                    AddressLocation::HeaderOrEnvelope => hdr || env,
+                }
+            }
+            Kind::SenderIp => p.sender_ip_ranges.iter().any(|n| n.contains(&m.client_ip)),
+            Kind::HeaderContains => self.header_words.iter().any(|(name, words)| {
+                m.header_values(name)
+                    .any(|v| words.iter().any(|w| v.contains(w.as_str())))
+            }),
+            Kind::HeaderMatches => self.regexes.iter().any(|(name, re)| {
+                m.f.headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .any(|(_, v)| re.is_match(v))
+            }),
+            Kind::Subject => self
+                .subject_words
+                .iter()
+                .any(|w| m.subject.contains(w.as_str())),
+            Kind::RecipientDomain => m.recipient_domains.iter().any(|d| {
+                p.recipient_domain_is
+                    .iter()
+                    .any(|x| is_same_or_subdomain(d, x))
+            }),
+            Kind::Connector => {
+                p.attributed_connector
+                    .as_ref()
+                    .is_some_and(|c| match m.f.attribution.connector() {
+                        None => c.eq_ignore_ascii_case("anonymous"),
+                        Some(name) => name == c,
+                    })
+            }
+            Kind::DirectSend => p.direct_send == Some(m.f.direct_send),
+            Kind::AuthResult => p.auth_result.iter().any(|a| {
+                let (method, want) = a.split_once('=').unwrap_or((a, ""));
+                auth_value(m.f, method).eq_ignore_ascii_case(want)
+            }),
+        }
+    }
+
+    /// Says what the predicate looked at (only built for the trace and `rule test`).
+    fn describe(&self, k: Kind, loc: AddressLocation, m: &Prepared<'_>) -> String {
+        let p = &self.p;
+        match k {
+            Kind::FromScope => format!(
+                "from scope {}",
+                if inside(m.f) { "inside" } else { "outside" }
+            ),
+            Kind::SenderDomain => format!(
                 "sender domain is {} ({loc:?})",
                 p.sender_domain_is.join("|")
             ),
-            holds,
-        ));
-    }
-    if !p.sender_ip_ranges.is_empty() {
-        let ip = match f.client_ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(f.client_ip),
-            v4 => v4,
-        };
-        let holds = p.sender_ip_ranges.iter().any(|n| n.contains(&ip));
-        out.push((format!("client IP {ip} in sender IP ranges"), holds));
-    }
-    if !cp.header_words.is_empty() {
-        let holds = cp.header_words.iter().any(|(name, words)| {
-            f.headers
+            Kind::SenderIp => format!("client IP {} in sender IP ranges", m.client_ip),
+            Kind::HeaderContains => self
+                .header_words
                 .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .any(|(_, v)| {
-                    let v = v.to_lowercase();
-                    words.iter().any(|w| v.contains(w.as_str()))
-                })
-        });
-        let what: Vec<String> = cp
-            .header_words
-            .iter()
-            .map(|(name, words)| format!("header {name} contains {}", words.join("|")))
-            .collect();
-        out.push((what.join(" or "), holds));
-    }
-    if !cp.regexes.is_empty() {
-        let holds = cp.regexes.iter().any(|(name, re)| {
-            f.headers
+                .map(|(name, words)| format!("header {name} contains {}", words.join("|")))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            Kind::HeaderMatches => self
+                .regexes
                 .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .any(|(_, v)| re.is_match(v))
-        });
-        let what: Vec<String> = cp
-            .regexes
-            .iter()
-            .map(|(name, re)| format!("header {name} matches /{}/", re.as_str()))
-            .collect();
-        out.push((what.join(" or "), holds));
-    }
-    if !cp.subject_words.is_empty() {
-        let subject = f.subject.unwrap_or("").to_lowercase();
-        let holds = cp
-            .subject_words
-            .iter()
-            .any(|w| subject.contains(w.as_str()));
-        out.push((
-            format!("subject contains {}", cp.subject_words.join("|")),
-            holds,
-        ));
-    }
-    if !p.recipient_domain_is.is_empty() {
-        let holds = f
-            .recipients
-            .iter()
-            .any(|r| any_domain(&p.recipient_domain_is, domain_of(r)));
-        out.push((
-            format!("recipient domain is {}", p.recipient_domain_is.join("|")),
-            holds,
-        ));
-    }
-    if let Some(c) = &p.attributed_connector {
-        let holds = match f.attribution.connector() {
-            None => c.eq_ignore_ascii_case("anonymous"),
-            Some(name) => name == c,
-        };
-        out.push((format!("attributed connector is {c}"), holds));
-    }
-    if let Some(ds) = p.direct_send {
-        out.push((format!("direct send is {ds}"), f.direct_send == ds));
-    }
-    if !p.auth_result.is_empty() {
-        let mut holds = false;
-        let mut seen = Vec::new();
-        for a in &p.auth_result {
-            let (method, want) = a.split_once('=').unwrap_or((a, ""));
-            let got = match method {
-                "spf" => f.auth.spf.as_str(),
-                "dkim" => f.auth.dkim_summary().as_str(),
-                "dmarc" => f.auth.dmarc.as_str(),
-                "arc" => f.auth.arc.as_str(),
-                "compauth" => f.compauth.map(|c| c.verdict.as_str()).unwrap_or("none"),
-                _ => "",
-            };
-            holds |= got.eq_ignore_ascii_case(want);
-            let fact = format!("{method}={got}");
-            if !seen.contains(&fact) {
-                seen.push(fact);
+                .map(|(name, re)| format!("header {name} matches /{}/", re.as_str()))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            Kind::Subject => format!("subject contains {}", self.subject_words.join("|")),
+            Kind::RecipientDomain => {
+                format!("recipient domain is {}", p.recipient_domain_is.join("|"))
+            }
+            Kind::Connector => format!(
+                "attributed connector is {}",
+                p.attributed_connector.as_deref().unwrap_or("")
+            ),
+            Kind::DirectSend => format!("direct send is {}", p.direct_send.unwrap_or(false)),
+            Kind::AuthResult => {
+                let mut seen: Vec<String> = Vec::new();
+                for a in &p.auth_result {
+                    let method = a.split_once('=').map(|(m, _)| m).unwrap_or(a);
+                    let fact = format!("{method}={}", auth_value(m.f, method));
+                    if !seen.contains(&fact) {
+                        seen.push(fact);
+                    }
+                }
+                format!(
+                    "auth result {} (wanted {})",
+                    seen.join(" "),
+                    p.auth_result.join("|")
+                )
             }
         }
-        out.push((
-            format!(
-                "auth result {} (wanted {})",
-                seen.join(" "),
-                p.auth_result.join("|")
-            ),
-            holds,
-        ));
     }
-    out
+}
+
+fn inside(f: &RuleFacts<'_>) -> bool {
+    matches!(
+        f.attribution,
+        Attribution::Connector {
+            kind: ConnectorType::OnPremises,
+            ..
+        }
+    )
+}
+
+fn auth_value(f: &RuleFacts<'_>, method: &str) -> &'static str {
+    match method {
+        "spf" => f.auth.spf.as_str(),
+        "dkim" => f.auth.dkim_summary().as_str(),
+        "dmarc" => f.auth.dmarc.as_str(),
+        "arc" => f.auth.arc.as_str(),
+        "compauth" => f.compauth.map(|c| c.verdict.as_str()).unwrap_or("none"),
+        _ => "",
+    }
 }
 
 /// One rule that matched.
@@ -618,6 +678,10 @@ pub struct RuleOutcome {
 /// Evaluates the tenant's rules (sorted by priority, then name) for one copy.
 pub fn evaluate_rules(rules: &[CompiledRule], f: &RuleFacts<'_>) -> RuleOutcome {
     let mut out = RuleOutcome::default();
+    if rules.is_empty() {
+        return out;
+    }
+    let m = Prepared::new(f);
     for cr in rules {
         let r = &cr.rule;
         let miss = |why: String| RuleMiss {
@@ -642,21 +706,26 @@ pub fn evaluate_rules(rules: &[CompiledRule], f: &RuleFacts<'_>) -> RuleOutcome 
             )));
             continue;
         }
-        let conditions = predicate_results(&cr.conditions, r.sender_address_location, f);
-        if let Some((what, _)) = conditions.iter().find(|(_, holds)| !holds) {
-            out.missed.push(miss(format!("condition not met: {what}")));
+        // Stop at the first condition that fails and the first exception that holds; describe
+        // only what is reported.
+        let loc = r.sender_address_location;
+        let (c, x) = (&cr.conditions, &cr.exceptions);
+        if let Some(k) = c.kinds().find(|k| !c.holds(*k, loc, &m)) {
+            out.missed.push(miss(format!(
+                "condition not met: {}",
+                c.describe(k, loc, &m)
+            )));
             continue;
         }
-        let exceptions = predicate_results(&cr.exceptions, r.sender_address_location, f);
-        if let Some((what, _)) = exceptions.iter().find(|(_, holds)| *holds) {
-            out.missed.push(miss(format!("exception: {what}")));
+        if let Some(k) = x.kinds().find(|k| x.holds(*k, loc, &m)) {
+            out.missed
+                .push(miss(format!("exception: {}", x.describe(k, loc, &m))));
             continue;
         }
-        let why = if conditions.is_empty() {
-            vec!["no conditions (applies to every message)".to_string()]
-        } else {
-            conditions.into_iter().map(|(w, _)| w).collect()
-        };
+        let mut why: Vec<String> = c.kinds().map(|k| c.describe(k, loc, &m)).collect();
+        if why.is_empty() {
+            why.push("no conditions (applies to every message)".to_string());
+        }
         out.matched.push(RuleMatch {
             rule: r.name.clone(),
             mode: r.mode,
