@@ -460,3 +460,180 @@ pub fn validate_rule(
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+// ---- Direct Send report, readiness, connector suggestions, replay (SPEC §9) ----
+
+/// Query of `GET /tenants/{t}/reports/direct-send` and `GET /tenants/{t}/readiness`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ReportParams {
+    /// A humantime duration (default 30d).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+/// Counts of results (`pass` → 12, `fail` → 3, ...).
+pub type Counts = std::collections::BTreeMap<String, u64>;
+
+/// One sending source of direct-send traffic: a client IP, or its /24 (IPv4) or /48 (IPv6) when
+/// several addresses of that network send.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReportSource {
+    /// The IP address or network.
+    pub source: String,
+    /// Distinct client IPs seen (at most 20 listed).
+    pub ips: Vec<String>,
+    /// Reverse DNS (PTR) name of the first IP, when it has one.
+    pub rdns: Option<String>,
+    pub helo: Vec<String>,
+    pub p1_domains: Vec<String>,
+    pub p2_domains: Vec<String>,
+    pub spf: Counts,
+    pub dkim: Counts,
+    pub dmarc: Counts,
+    pub arc: Counts,
+    /// Messages received over TLS.
+    pub tls: u64,
+    /// Trusted client-certificate names presented.
+    pub cert_names: Vec<String>,
+    pub messages: u64,
+    /// Distinct recipients.
+    pub recipients: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// Delivered (or quarantined) while the mode was `off`.
+    pub delivered: u64,
+    /// Accepted and marked by `audit` mode.
+    pub audited: u64,
+    /// Refused with 5.7.68.
+    pub refused: u64,
+    /// Would be refused if reject direct send were `on` (not exempted by a trusted ARC sealer or
+    /// aligned DKIM).
+    pub would_refuse: u64,
+    /// `likely-legitimate` (passes SPF or DKIM), `likely-forwarded` (ARC passes), `likely-spoofing`
+    /// (fails everything) or `unknown`.
+    pub verdict: String,
+    pub sample_trace_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReportSummary {
+    pub messages: u64,
+    pub sources: u64,
+    pub would_refuse: u64,
+    pub delivered: u64,
+    pub audited: u64,
+    pub refused: u64,
+    /// `[date (YYYY-MM-DD), messages]`, oldest first.
+    pub daily: Vec<(String, u64)>,
+}
+
+/// `portcullis report direct-send --format json`: the documented schema (README).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DirectSendReport {
+    pub tenant: String,
+    /// RFC 3339 bounds of the period.
+    pub since: String,
+    pub until: String,
+    /// The tenant's current `reject_direct_send`.
+    pub mode: String,
+    pub summary: ReportSummary,
+    /// Sorted by message count, largest first.
+    pub sources: Vec<ReportSource>,
+}
+
+/// A connector the report proposes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SuggestedConnector {
+    pub name: String,
+    pub sender_ips: Vec<String>,
+    pub tls_cert_names: Vec<String>,
+    /// The sources (report `source`) it covers, and their messages.
+    pub covers: Vec<String>,
+    pub messages: u64,
+    /// The command that creates it.
+    pub command: String,
+}
+
+/// `POST /tenants/{t}/reports/direct-send/suggest`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SuggestRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Create the suggested connectors.
+    #[serde(default)]
+    pub apply: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SuggestResponse {
+    pub connectors: Vec<SuggestedConnector>,
+    /// Other advice (trusted ARC sealers for forwarded mail, ...), as commands.
+    pub other: Vec<String>,
+    /// Names of the connectors created (with `apply`).
+    pub applied: Vec<String>,
+}
+
+/// One finding of `portcullis org readiness`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReadinessItem {
+    pub source: String,
+    pub verdict: String,
+    pub messages: u64,
+    /// Plain-language explanation.
+    pub explanation: String,
+    /// What to run (empty for spoofing sources: refusing them is the point).
+    pub command: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Readiness {
+    pub tenant: String,
+    pub mode: String,
+    pub since: String,
+    /// One-paragraph assessment.
+    pub assessment: String,
+    pub would_refuse: u64,
+    pub items: Vec<ReadinessItem>,
+}
+
+/// `POST /tenants/{t}/simulate/replay`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ReplayRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// `reject-direct-send=on|off|audit`, `direct-send-scope=...`, `honor-dmarc=on|off`,
+    /// `arc-trusted-sealer=D`, `direct-send-allow-dkim-aligned=on|off`.
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// `NAME sender-ip=CIDR [sender-ip=CIDR...] [tls-cert-name=N] [sender-domain=D] [type=partner|on-premises] [require-tls]`
+    #[serde(default)]
+    pub add_connectors: Vec<String>,
+    #[serde(default)]
+    pub remove_connectors: Vec<String>,
+}
+
+/// A transaction whose outcome would change.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReplayChange {
+    pub trace_id: String,
+    pub received_at: String,
+    pub client_ip: String,
+    pub mail_from: String,
+    pub recipient: String,
+    /// `accepted` or the refusal reply.
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReplayReport {
+    pub tenant: String,
+    pub since: String,
+    /// Recorded transactions (tenant copies) replayed, and recipients in them.
+    pub transactions: u64,
+    pub recipients: u64,
+    pub changed: u64,
+    pub newly_refused: u64,
+    pub newly_accepted: u64,
+    pub changes: Vec<ReplayChange>,
+}

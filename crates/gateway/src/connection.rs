@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use portcullis_policy::rules::{RuleFacts, RuleMode, evaluate_rules};
+use portcullis_policy::rules::{RuleFacts, RuleMode, apply_rules};
 use portcullis_policy::{
     Attribution, AuthAction, AuthFacts, AuthResult, DataFacts, DataVerdict, DirectSend, Directory,
     PeerFacts, RcptFacts, RcptVerdict, decide_data, decide_rcpt,
@@ -416,6 +416,7 @@ impl Conn {
                 } => {
                     copy.record.direct_send |= direct_send;
                     copy.record.auth.compauth = Some(compauth.verdict.as_str().to_string());
+                    copy.record.auth.compauth_reason = Some(compauth.reason);
                     event(&mut copy.record, "AUTH", auth.summary(&compauth));
                     if let Some(why) = &exemption {
                         event(
@@ -437,7 +438,7 @@ impl Conn {
                         .tenant(&copy.tenant)
                         .map(|e| e.rules.as_slice())
                         .unwrap_or(&[]);
-                    let outcome = evaluate_rules(
+                    let outcome = apply_rules(
                         rules,
                         &RuleFacts {
                             now: micros(SystemTime::now()) / 1_000_000,
@@ -612,6 +613,7 @@ impl Conn {
                         portcullis_policy::tenant_compauth(&txn.dir, &copy.tenant, &auth.facts);
                     if auth.facts.evaluated {
                         copy.record.auth.compauth = Some(comp.verdict.as_str().to_string());
+                        copy.record.auth.compauth_reason = Some(comp.reason);
                     }
                     event(&mut copy.record, "AUTH", auth.summary(&comp));
                     event(&mut copy.record, "REJECT", format!("DATA: {r} ({why})"));
@@ -789,6 +791,20 @@ fn fill_auth(record: &mut TraceRecord, facts: &AuthFacts) {
         dmarc: Some(facts.dmarc.as_str().into()),
         arc: Some(facts.arc.as_str().into()),
         compauth: record.auth.compauth.take(),
+        compauth_reason: record.auth.compauth_reason.take(),
+        dkim_pass_domains: facts
+            .dkim
+            .iter()
+            .filter(|d| d.result == AuthResult::Pass)
+            .map(|d| d.domain.clone())
+            .collect(),
+        arc_sealer: facts.arc_pass_sealer().map(str::to_string),
+        dmarc_policy: match facts.dmarc_policy {
+            portcullis_policy::DmarcPolicy::Absent => None,
+            portcullis_policy::DmarcPolicy::None => Some("none".into()),
+            portcullis_policy::DmarcPolicy::Quarantine => Some("quarantine".into()),
+            portcullis_policy::DmarcPolicy::Reject => Some("reject".into()),
+        },
     };
 }
 
@@ -852,6 +868,7 @@ fn new_record(
             cipher: t.cipher.clone(),
             client_cert_subject: t.client_cert_subject.clone(),
             client_cert_trusted: t.client_cert_trusted,
+            client_cert_names: t.trusted_names.clone(),
         }),
         mail_from: reverse_path_text(from),
         attribution: "anonymous".into(),

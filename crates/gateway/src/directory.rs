@@ -21,7 +21,7 @@ pub struct Live {
 impl Live {
     pub async fn load(store: Store, services: Vec<Service>) -> anyhow::Result<Arc<Live>> {
         let data = store.load_directory().await?;
-        let dir = build(data, &services);
+        let dir = build(None, data, &services);
         Ok(Arc::new(Live {
             current: ArcSwap::from_pointee(dir),
             store,
@@ -42,7 +42,9 @@ impl Live {
             return Ok(());
         }
         let data = self.store.load_directory().await?;
-        self.current.store(Arc::new(build(data, &self.services)));
+        let previous = self.get();
+        self.current
+            .store(Arc::new(build(Some(&previous), data, &self.services)));
         Ok(())
     }
 
@@ -63,7 +65,7 @@ impl Live {
 
 /// Builds the snapshot; trusted services a tenant opted into become connectors named
 /// `service:NAME`, so attribution treats them like any other connector.
-fn build(data: DirectoryData, services: &[Service]) -> Directory {
+fn build(previous: Option<&Directory>, data: DirectoryData, services: &[Service]) -> Directory {
     let mut connectors = data.connectors;
     for t in &data.tenants {
         for name in &t.settings.trust_services {
@@ -76,7 +78,8 @@ fn build(data: DirectoryData, services: &[Service]) -> Directory {
             }
         }
     }
-    Directory::build(
+    Directory::rebuild(
+        previous,
         data.generation,
         data.tenants,
         data.domains,

@@ -260,6 +260,8 @@ pub async fn run(
         dmarc: Some(facts.dmarc.as_str().into()),
         arc: Some(facts.arc.as_str().into()),
         compauth: Some(comp.verdict.as_str().into()),
+        compauth_reason: Some(comp.reason),
+        ..Default::default()
     });
     step(
         &mut report,

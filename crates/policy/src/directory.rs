@@ -40,6 +40,20 @@ impl Directory {
         connectors: Vec<Connector>,
         rules: Vec<Rule>,
     ) -> Directory {
+        Self::rebuild(None, version, tenants, domains, connectors, rules)
+    }
+
+    /// As [`Directory::build`], reusing the compiled form of every rule that is unchanged since
+    /// `previous` (compiling a thousand regexes on every directory change would make each admin
+    /// write cost as much as the whole rule set).
+    pub fn rebuild(
+        previous: Option<&Directory>,
+        version: u64,
+        tenants: Vec<Tenant>,
+        domains: Vec<AcceptedDomain>,
+        connectors: Vec<Connector>,
+        rules: Vec<Rule>,
+    ) -> Directory {
         let mut map: HashMap<String, TenantEntry> = tenants
             .into_iter()
             .map(|t| {
@@ -64,9 +78,23 @@ impl Directory {
                 entry.connectors.push(c);
             }
         }
+        let compiled: HashMap<(&str, &str), &CompiledRule> = previous
+            .into_iter()
+            .flat_map(|d| d.tenants.values())
+            .flat_map(|e| e.rules.iter())
+            .map(|c| ((c.rule.tenant.as_str(), c.rule.name.as_str()), c))
+            .collect();
         let mut rule_errors = Vec::new();
         for r in rules {
             if let Some(entry) = map.get_mut(&r.tenant) {
+                let reused = compiled
+                    .get(&(r.tenant.as_str(), r.name.as_str()))
+                    .filter(|c| c.rule == r)
+                    .map(|c| (*c).clone());
+                if let Some(c) = reused {
+                    entry.rules.push(c);
+                    continue;
+                }
                 match CompiledRule::compile(&r) {
                     Ok(c) => entry.rules.push(c),
                     Err(e) => rule_errors.push((r.tenant.clone(), r.name.clone(), e)),

@@ -131,6 +131,8 @@ impl RuleAction {
 /// A mail-flow rule as the administrator writes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
+    /// Set from the API path; may be omitted in request bodies and rule files.
+    #[serde(default)]
     pub tenant: String,
     pub name: String,
     pub priority: u32,
@@ -430,12 +432,9 @@ fn domain_of(address: &str) -> Option<String> {
         .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
 }
 
-fn any_domain(domains: &[String], candidate: Option<String>) -> bool {
-    candidate.is_some_and(|d| {
-        domains
-            .iter()
-            .any(|p| is_same_or_subdomain(&d, &p.to_ascii_lowercase()))
-    })
+/// `domains` are normalized (lower case) when the rule is compiled; `candidate` is lower case.
+fn any_domain(domains: &[String], candidate: Option<&str>) -> bool {
+    candidate.is_some_and(|d| domains.iter().any(|p| is_same_or_subdomain(d, p)))
 }
 /// Per-message values every rule looks at, computed once per evaluation rather than per rule.
 struct Prepared<'a> {
@@ -519,8 +518,8 @@ impl CompiledPredicates {
                 .from_scope
                 .is_some_and(|scope| (scope == FromScope::Inside) == inside(m.f)),
             Kind::SenderDomain => {
-                let env = any_domain(&p.sender_domain_is, m.mail_from_domain.clone());
-                let hdr = any_domain(&p.sender_domain_is, m.header_from_domain.clone());
+                let env = any_domain(&p.sender_domain_is, m.mail_from_domain.as_deref());
+                let hdr = any_domain(&p.sender_domain_is, m.header_from_domain.as_deref());
                 match loc {
                     AddressLocation::Header => hdr,
                     AddressLocation::Envelope => env,
@@ -677,6 +676,17 @@ pub struct RuleOutcome {
 
 /// Evaluates the tenant's rules (sorted by priority, then name) for one copy.
 pub fn evaluate_rules(rules: &[CompiledRule], f: &RuleFacts<'_>) -> RuleOutcome {
+    run_rules(rules, f, true)
+}
+
+/// As [`evaluate_rules`] without the explanation of rules that did not apply (`missed` stays
+/// empty): the SMTP path, where describing a thousand misses per message would cost more than
+/// evaluating them.
+pub fn apply_rules(rules: &[CompiledRule], f: &RuleFacts<'_>) -> RuleOutcome {
+    run_rules(rules, f, false)
+}
+
+fn run_rules(rules: &[CompiledRule], f: &RuleFacts<'_>, explain: bool) -> RuleOutcome {
     let mut out = RuleOutcome::default();
     if rules.is_empty() {
         return out;
@@ -684,26 +694,29 @@ pub fn evaluate_rules(rules: &[CompiledRule], f: &RuleFacts<'_>) -> RuleOutcome 
     let m = Prepared::new(f);
     for cr in rules {
         let r = &cr.rule;
-        let miss = |why: String| RuleMiss {
-            rule: r.name.clone(),
-            why,
+        let mut missed = |why: &dyn Fn() -> String| {
+            if explain {
+                out.missed.push(RuleMiss {
+                    rule: r.name.clone(),
+                    why: why(),
+                });
+            }
         };
         if !r.enabled {
-            out.missed.push(miss("disabled".into()));
+            missed(&|| "disabled".into());
             continue;
         }
         if cr.activate_at.is_some_and(|t| f.now < t) {
-            out.missed.push(miss(format!(
-                "not active before {}",
-                r.activate_at.as_deref().unwrap_or("")
-            )));
+            missed(&|| {
+                format!(
+                    "not active before {}",
+                    r.activate_at.as_deref().unwrap_or("")
+                )
+            });
             continue;
         }
         if cr.expire_at.is_some_and(|t| f.now >= t) {
-            out.missed.push(miss(format!(
-                "expired at {}",
-                r.expire_at.as_deref().unwrap_or("")
-            )));
+            missed(&|| format!("expired at {}", r.expire_at.as_deref().unwrap_or("")));
             continue;
         }
         // Stop at the first condition that fails and the first exception that holds; describe
@@ -711,15 +724,11 @@ pub fn evaluate_rules(rules: &[CompiledRule], f: &RuleFacts<'_>) -> RuleOutcome 
         let loc = r.sender_address_location;
         let (c, x) = (&cr.conditions, &cr.exceptions);
         if let Some(k) = c.kinds().find(|k| !c.holds(*k, loc, &m)) {
-            out.missed.push(miss(format!(
-                "condition not met: {}",
-                c.describe(k, loc, &m)
-            )));
+            missed(&|| format!("condition not met: {}", c.describe(k, loc, &m)));
             continue;
         }
         if let Some(k) = x.kinds().find(|k| x.holds(*k, loc, &m)) {
-            out.missed
-                .push(miss(format!("exception: {}", x.describe(k, loc, &m))));
+            missed(&|| format!("exception: {}", x.describe(k, loc, &m)));
             continue;
         }
         let mut why: Vec<String> = c.kinds().map(|k| c.describe(k, loc, &m)).collect();

@@ -11,6 +11,7 @@ mod schema;
 mod trace;
 
 pub use quarantine::{QuarantineEntry, QuarantineQuery};
+pub use trace::TraceScan;
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
 
 use sqlx::AnyPool;

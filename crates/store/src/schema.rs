@@ -108,6 +108,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
             PRIMARY KEY (tenant, id, address)
         )",
     ),
+    (
+        14,
+        "ALTER TABLE trace ADD COLUMN direct_send BIGINT NOT NULL DEFAULT 0",
+    ),
+    (
+        15,
+        "CREATE INDEX trace_direct_send ON trace (tenant, direct_send, received_at)",
+    ),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.

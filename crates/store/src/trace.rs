@@ -12,6 +12,9 @@ pub struct TraceTls {
     pub cipher: String,
     pub client_cert_subject: Option<String>,
     pub client_cert_trusted: bool,
+    /// Names (CN, DNS SANs) of a trusted client certificate: what attribution compared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_cert_names: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +24,18 @@ pub struct TraceAuth {
     pub dmarc: Option<String>,
     pub arc: Option<String>,
     pub compauth: Option<String>,
+    /// Beyond SPEC §6's summary: what the report and `simulate replay` need to re-decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compauth_reason: Option<u16>,
+    /// Signing domains of the passing DKIM signatures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dkim_pass_domains: Vec<String>,
+    /// Domain of the newest ARC seal of a passing chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arc_sealer: Option<String>,
+    /// `none`, `quarantine`, `reject`, or absent without a DMARC record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmarc_policy: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,8 +114,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record, direct_send)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&r.tenant)
             .bind(&r.trace_id)
@@ -110,6 +125,7 @@ impl Store {
             .bind(r.message_id.as_deref())
             .bind(&r.status)
             .bind(to_json(r))
+            .bind(i64::from(r.direct_send))
             .execute(&mut *tx)
             .await?;
             let mut seen = std::collections::HashSet::new();
@@ -225,6 +241,52 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(r.rows_affected())
+    }
+}
+
+/// Filters of a streamed trace scan (report, replay).
+#[derive(Clone, Debug, Default)]
+pub struct TraceScan {
+    pub tenant: String,
+    pub since_us: i64,
+    pub direct_send_only: bool,
+}
+
+impl Store {
+    /// One page of a scan in receive order; pass the last record's `(received_at_us, trace_id)`
+    /// as `after` for the next page. Keyset pagination: memory stays bounded by the page size
+    /// however large the trace is.
+    pub async fn scan_traces(
+        &self,
+        scan: &TraceScan,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> Result<Vec<TraceRecord>> {
+        let (after_us, after_id) = after.unwrap_or((i64::MIN, String::new()));
+        let sql = if scan.direct_send_only {
+            "SELECT received_at, record FROM trace WHERE tenant = $1 AND direct_send = 1 AND received_at >= $2
+               AND (received_at > $3 OR (received_at = $3 AND trace_id > $4))
+             ORDER BY received_at, trace_id LIMIT $5"
+        } else {
+            "SELECT received_at, record FROM trace WHERE tenant = $1 AND received_at >= $2
+               AND (received_at > $3 OR (received_at = $3 AND trace_id > $4))
+             ORDER BY received_at, trace_id LIMIT $5"
+        };
+        let rows: Vec<(i64, String)> = sqlx::query_as(sql)
+            .bind(&scan.tenant)
+            .bind(scan.since_us)
+            .bind(after_us)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(at, doc)| {
+                let mut r: TraceRecord = from_json("trace record", &doc)?;
+                r.received_at_us = at;
+                Ok(r)
+            })
+            .collect()
     }
 }
 
