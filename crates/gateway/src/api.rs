@@ -113,6 +113,13 @@ pub fn router(state: State) -> Router {
         .route("/tenants/{t}/trace", get(list_trace))
         .route("/tenants/{t}/trace/{id}", get(show_trace))
         .route("/tenants/{t}/simulate", axum::routing::post(simulate))
+        .route("/tenants/{t}/reports/direct-send", get(direct_send_report))
+        .route(
+            "/tenants/{t}/reports/direct-send/suggest",
+            axum::routing::post(suggest_connectors),
+        )
+        .route("/tenants/{t}/readiness", get(readiness))
+        .route("/tenants/{t}/simulate/replay", axum::routing::post(replay))
         .route("/tenants/{t}/rules", get(list_rules).post(add_rule))
         .route(
             "/tenants/{t}/rules/{name}",
@@ -695,4 +702,98 @@ async fn release_quarantine(
             format!("release of {id} failed: {e:#}"),
         )),
     }
+}
+
+// ---- Direct Send report, readiness, suggestions, replay ----
+
+async fn report_for(
+    state: &State,
+    t: &str,
+    since: Option<&str>,
+) -> Res<(DirectSendReport, Vec<crate::report::SourceExtra>)> {
+    tenant(state, t)?;
+    if let Some(s) = since {
+        crate::report::since(Some(s), "30d").map_err(bad)?;
+    }
+    let dir = state.live.get();
+    Ok(crate::report::direct_send(&state.store, &dir, &state.auth, t, since).await?)
+}
+
+async fn direct_send_report(
+    Extract(state): Extract<State>,
+    Path(t): Path<String>,
+    Query(p): Query<ReportParams>,
+) -> Res<Json<DirectSendReport>> {
+    Ok(Json(report_for(&state, &t, p.since.as_deref()).await?.0))
+}
+
+async fn readiness(
+    Extract(state): Extract<State>,
+    Path(t): Path<String>,
+    Query(p): Query<ReportParams>,
+) -> Res<Json<Readiness>> {
+    let (report, extra) = report_for(&state, &t, p.since.as_deref()).await?;
+    let plan = crate::report::suggest(&report, &extra, &connectors(&state, &t)?);
+    Ok(Json(crate::report::readiness(&report, &plan)))
+}
+
+async fn suggest_connectors(
+    Extract(state): Extract<State>,
+    Path(t): Path<String>,
+    Json(req): Json<SuggestRequest>,
+) -> Res<Json<SuggestResponse>> {
+    let (report, extra) = report_for(&state, &t, req.since.as_deref()).await?;
+    let mut plan = crate::report::suggest(&report, &extra, &connectors(&state, &t)?);
+    if req.apply {
+        for s in &plan.connectors {
+            let patch = ConnectorPatch {
+                sender_ips: (!s.sender_ips.is_empty()).then(|| s.sender_ips.clone()),
+                tls_cert_names: (!s.tls_cert_names.is_empty()).then(|| s.tls_cert_names.clone()),
+                ..Default::default()
+            };
+            let mut c = Connector::new(&t, &s.name);
+            patch.apply(&mut c).map_err(bad)?;
+            // Trust only for the tenant's own domains these sources used.
+            let domains: Vec<String> = report
+                .sources
+                .iter()
+                .filter(|r| s.covers.contains(&r.source))
+                .flat_map(|r| r.p1_domains.iter().cloned())
+                .collect();
+            if !domains.is_empty() {
+                c.sender_domains = domains;
+                c.sender_domains.sort();
+                c.sender_domains.dedup();
+            }
+            state.store.put_connector(&c, true).await?;
+            plan.applied.push(c.name.clone());
+            tracing::info!(tenant = %t, connector = %c.name, "suggested connector created");
+        }
+        changed(&state).await?;
+    }
+    Ok(Json(plan))
+}
+
+async fn replay(
+    Extract(state): Extract<State>,
+    Path(t): Path<String>,
+    Json(req): Json<ReplayRequest>,
+) -> Res<Json<ReplayReport>> {
+    tenant(&state, &t)?;
+    if let Some(s) = &req.since {
+        crate::report::since(Some(s), "7d").map_err(bad)?;
+    }
+    let data = state.store.load_directory().await?;
+    let services: Vec<String> = state
+        .config
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let proposed_data = crate::report::proposed(data.clone(), &t, &req, &services).map_err(bad)?;
+    let current = crate::directory::build(None, data, &state.config.services);
+    let proposed = crate::directory::build(Some(&current), proposed_data, &state.config.services);
+    Ok(Json(
+        crate::report::replay(&state.store, &current, &proposed, &t, req.since.as_deref()).await?,
+    ))
 }

@@ -185,6 +185,19 @@ impl Authenticator {
         })
     }
 
+    /// The reverse DNS (PTR) name of an address, cached; `None` without one or without DNS.
+    pub async fn ptr(&self, ip: IpAddr) -> Option<String> {
+        let resolver = self.resolver.as_ref()?;
+        let names = resolver
+            .ptr_lookup(ip.to_canonical(), Some(&self.caches.ptr))
+            .await
+            .ok()?;
+        names
+            .rrset
+            .first()
+            .map(|n| n.trim_end_matches('.').to_string())
+    }
+
     pub fn enabled(&self) -> bool {
         self.resolver.is_some()
     }

@@ -3,8 +3,10 @@
 //!
 //! A client command runs in two steps: [`plan`] validates the arguments locally with the shared
 //! `api_types` functions and turns them into one HTTP [`Call`] (a bad value never reaches the
-//! server), then the call is sent and its answer printed. The one exception, `rule set`, GETs the
-//! rule, applies the flags to it and PUTs it back ([`RuleEdit`]).
+//! server), then the call is sent and its answer printed. Two exceptions make a second call: `rule
+//! set` GETs the rule, applies the flags to it and PUTs it back ([`RuleEdit`]); `report
+//! direct-send --suggest-connectors --apply` shows the plan, asks, then posts it again with
+//! `apply: true` ([`run_suggest_apply`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -18,8 +20,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api_types::{
-    self, ConnectorPatch, NewDomain, NewTenant, OrgPatch, QuarantineDetail, QuarantineParams,
-    ReleaseRequest, SimulateReport, TRACE_STATUSES, TraceParams,
+    self, ConnectorPatch, Counts, DirectSendReport, NewDomain, NewTenant, OrgPatch,
+    QuarantineDetail, QuarantineParams, Readiness, ReleaseRequest, ReplayReport, ReplayRequest,
+    ReportParams, ReportSource, SimulateReport, SuggestRequest, SuggestResponse, TRACE_STATUSES,
+    TraceParams,
 };
 
 #[derive(Parser, Debug)]
@@ -85,8 +89,103 @@ pub enum Command {
     Quarantine(QuarantineCommand),
     /// Message trace
     Trace(TraceArgs),
-    /// Explain step by step what the gateway would decide for a transaction (nothing is sent)
-    Simulate(SimulateArgs),
+    /// Reports on recorded traffic
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Explain step by step what the gateway would decide for a transaction, or replay recorded
+    /// traffic against a proposed configuration (nothing is sent or changed)
+    Simulate(SimulateCommandArgs),
+}
+
+/// `portcullis simulate --tenant T --ip IP ...` explains one transaction; `portcullis simulate
+/// replay --tenant T ...` replays recorded traffic. The transaction flags and the `replay`
+/// subcommand exclude each other; the transaction flags are required only when no subcommand is
+/// given.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SimulateCommandArgs {
+    #[command(subcommand)]
+    pub command: Option<SimulateCommand>,
+    #[command(flatten)]
+    pub transaction: Option<SimulateArgs>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SimulateCommand {
+    /// Replay recorded transactions against a proposed configuration: which outcomes would change
+    Replay(ReplayArgs),
+}
+
+/// The `--set` keys of `simulate replay`.
+pub const REPLAY_SET_KEYS: &[&str] = &[
+    "reject-direct-send",
+    "direct-send-scope",
+    "honor-dmarc",
+    "arc-trusted-sealer",
+    "direct-send-allow-dkim-aligned",
+];
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ReplayArgs {
+    /// Tenant name
+    #[arg(long)]
+    pub tenant: String,
+    /// Replay the transactions received within this long, e.g. 2h or 7d
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub since: String,
+    /// A proposed setting (repeatable): reject-direct-send=on|off|audit,
+    /// direct-send-scope=envelope|envelope-and-header, honor-dmarc=on|off,
+    /// arc-trusted-sealer=DOMAIN, direct-send-allow-dkim-aligned=on|off
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A proposed inbound connector (repeatable): 'NAME sender-ip=CIDR [sender-ip=CIDR...]
+    /// [tls-cert-name=NAME] [sender-domain=DOMAIN] [type=partner|on-premises] [require-tls]'
+    #[arg(long = "add-connector", value_name = "'NAME KEY=VALUE...'")]
+    pub add_connectors: Vec<String>,
+    /// Replay as if this inbound connector did not exist (repeatable)
+    #[arg(long = "remove-connector", value_name = "NAME")]
+    pub remove_connectors: Vec<String>,
+    /// Print the server's JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Who sends direct send (anonymous mail) as the tenant's domains: from where, with which
+    /// SPF/DKIM/DMARC results, how often, and what `reject-direct-send on` would refuse
+    DirectSend(DirectSendArgs),
+}
+
+/// How `report direct-send` prints the report.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReportFormat {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct DirectSendArgs {
+    /// Tenant name
+    #[arg(long)]
+    pub tenant: String,
+    /// The traffic received within this long, e.g. 24h or 30d
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    pub since: String,
+    /// table, json (the server's JSON) or csv (RFC 4180)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Propose inbound connectors for the legitimate sources (nothing is created without --apply)
+    #[arg(long)]
+    pub suggest_connectors: bool,
+    /// Create the suggested connectors (after showing them and asking)
+    #[arg(long, requires = "suggest_connectors")]
+    pub apply: bool,
+    /// Do not ask before creating the connectors
+    #[arg(long, requires = "apply")]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -198,6 +297,18 @@ pub enum OrgCommand {
     },
     /// Change the tenant's settings (only the flags given change)
     Set(OrgSetArgs),
+    /// Is the tenant ready for `--reject-direct-send on`? What it would refuse, and what to do first
+    Readiness {
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// The traffic received within this long, e.g. 24h or 30d
+        #[arg(long, value_name = "DURATION", default_value = "30d")]
+        since: String,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -736,6 +847,16 @@ pub enum Output {
     QuarantineShow,
     /// `released <id> to <recipients>`
     QuarantineReleased,
+    /// `report direct-send`: the summary block, then one row per source.
+    DirectSendReport,
+    /// `report direct-send --format csv`: RFC 4180, CRLF line ends.
+    DirectSendCsv,
+    /// `report direct-send --suggest-connectors`: the proposed connectors and other advice.
+    Suggest,
+    /// `... --suggest-connectors --apply`, second call: `created connector <name>` per connector.
+    SuggestApplied,
+    Readiness,
+    Replay,
 }
 
 /// One admin-API request, fully validated.
@@ -806,8 +927,169 @@ pub fn plan(command: &Command) -> Result<Call, String> {
         Command::Rule(c) => plan_rule(c),
         Command::Quarantine(c) => plan_quarantine(c),
         Command::Trace(t) => plan_trace(t),
-        Command::Simulate(a) => simulate_call(a, Output::Simulate),
+        Command::Report(ReportCommand::DirectSend(a)) => plan_direct_send(a),
+        Command::Simulate(a) => match (&a.command, &a.transaction) {
+            (Some(SimulateCommand::Replay(r)), _) => plan_replay(r),
+            (None, Some(t)) => simulate_call(t, Output::Simulate),
+            (None, None) => Err("missing --tenant, --ip, --mail-from and --rcpt".to_string()),
+        },
     }
+}
+
+/// A `--since` duration (humantime: `2h`, `7d`, `1week`), trimmed.
+fn parse_since(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration {s:?} for --since: {e} (expected e.g. 2h or 7d)"))?;
+    Ok(t.to_string())
+}
+
+/// `report direct-send`: the report (GET), or with `--suggest-connectors` the proposed connectors
+/// (POST, `apply: false`; `--apply` creates them with a second POST, see [`run_suggest_apply`]).
+fn plan_direct_send(a: &DirectSendArgs) -> Result<Call, String> {
+    let base = tenant_path(&a.tenant)?;
+    let since = parse_since(&a.since)?;
+    let json = a.format == ReportFormat::Json;
+    if a.suggest_connectors {
+        if a.format == ReportFormat::Csv {
+            return Err("--format csv does not apply to --suggest-connectors".to_string());
+        }
+        let req = SuggestRequest {
+            since: Some(since),
+            apply: false,
+        };
+        return Ok(Call::new(
+            Method::Post,
+            format!("{base}/reports/direct-send/suggest"),
+            Output::Suggest,
+        )
+        .body(&req)
+        .json(json));
+    }
+    let params = ReportParams { since: Some(since) };
+    let output = match a.format {
+        ReportFormat::Csv => Output::DirectSendCsv,
+        _ => Output::DirectSendReport,
+    };
+    Ok(Call::new(
+        Method::Get,
+        format!("{base}/reports/direct-send{}", query_string(&params)),
+        output,
+    )
+    .json(json))
+}
+
+/// The second call of `--suggest-connectors --apply`: the same request with `apply: true`.
+fn suggest_apply_call(plan: &Call) -> Call {
+    let mut call = plan.clone();
+    if let Some(Value::Object(body)) = &mut call.body {
+        body.insert("apply".into(), Value::Bool(true));
+    }
+    call.output = Output::SuggestApplied;
+    call
+}
+
+/// One `simulate replay --set KEY=VALUE`, validated; the value trimmed (a domain normalized).
+fn parse_replay_set(s: &str) -> Result<String, String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid --set {s:?}: expected KEY=VALUE"))?;
+    let (key, value) = (key.trim(), value.trim());
+    let value = match key {
+        "reject-direct-send" => api_types::parse_reject_direct_send(value).map(|_| value.into()),
+        "direct-send-scope" => api_types::parse_direct_send_scope(value).map(|_| value.into()),
+        "honor-dmarc" | "direct-send-allow-dkim-aligned" => {
+            api_types::parse_on_off(key, value).map(|_| value.into())
+        }
+        "arc-trusted-sealer" => api_types::parse_domain(value),
+        _ => {
+            return Err(format!(
+                "invalid --set key {key:?}: expected one of {}",
+                REPLAY_SET_KEYS.join(", ")
+            ));
+        }
+    }
+    .map_err(|e| format!("--set {s:?}: {e}"))?;
+    Ok(format!("{key}={value}"))
+}
+
+/// One `simulate replay --add-connector 'NAME key=value... [require-tls]'`, validated as
+/// `connector add` validates its flags; sent with single spaces between the words. The name may
+/// contain spaces: it is every word before the first `key=value` (or `require-tls`).
+fn parse_replay_connector(tenant: &str, spec: &str) -> Result<String, String> {
+    let flag = format!("--add-connector {spec:?}");
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    let is_option = |w: &&str| w.contains('=') || *w == "require-tls";
+    let split = words.iter().position(is_option).unwrap_or(words.len());
+    if split == 0 {
+        return Err(format!(
+            "invalid {flag}: expected 'NAME sender-ip=CIDR [tls-cert-name=NAME] ...'"
+        ));
+    }
+    let name = words[..split].join(" ");
+    let name = api_types::parse_connector_name(&name).map_err(|e| format!("{flag}: {e}"))?;
+    let mut patch = ConnectorPatch::default();
+    for w in &words[split..] {
+        if *w == "require-tls" {
+            patch.require_tls = Some(true);
+            continue;
+        }
+        let (key, value) = w
+            .split_once('=')
+            .ok_or_else(|| format!("invalid {flag}: {w:?} is not KEY=VALUE"))?;
+        let list = match key {
+            "sender-ip" => &mut patch.sender_ips,
+            "tls-cert-name" => &mut patch.tls_cert_names,
+            "sender-domain" => &mut patch.sender_domains,
+            "type" => {
+                patch.connector_type = Some(value.to_string());
+                continue;
+            }
+            _ => {
+                return Err(format!(
+                    "invalid {flag}: unknown key {key:?} (expected sender-ip, tls-cert-name, sender-domain, type or require-tls)"
+                ));
+            }
+        };
+        list.get_or_insert_with(Vec::new).push(value.to_string());
+    }
+    // Each value and the combination, on a new connector (as `connector add`).
+    patch
+        .apply(&mut Connector::new(tenant, &name))
+        .map_err(|e| format!("{flag}: {e}"))?;
+    Ok(words.join(" "))
+}
+
+fn plan_replay(a: &ReplayArgs) -> Result<Call, String> {
+    let base = tenant_path(&a.tenant)?;
+    let req = ReplayRequest {
+        since: Some(parse_since(&a.since)?),
+        set: a
+            .set
+            .iter()
+            .map(|s| parse_replay_set(s))
+            .collect::<Result<_, _>>()?,
+        add_connectors: a
+            .add_connectors
+            .iter()
+            .map(|s| parse_replay_connector(&a.tenant, s))
+            .collect::<Result<_, _>>()?,
+        remove_connectors: a
+            .remove_connectors
+            .iter()
+            .map(|s| {
+                api_types::parse_connector_name(s.trim())
+                    .map_err(|e| format!("--remove-connector: {e}"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Call::new(
+        Method::Post,
+        format!("{base}/simulate/replay"),
+        Output::Replay,
+    )
+    .body(&req)
+    .json(a.json))
 }
 
 /// `simulate`, and `rule test` (the same request, printed differently).
@@ -941,6 +1223,25 @@ fn plan_org(c: &OrgCommand) -> Result<Call, String> {
             Output::Org,
         )
         .json(*json),
+        OrgCommand::Readiness {
+            tenant,
+            since,
+            json,
+        } => {
+            let params = ReportParams {
+                since: Some(parse_since(since)?),
+            };
+            Call::new(
+                Method::Get,
+                format!(
+                    "{}/readiness{}",
+                    tenant_path(tenant)?,
+                    query_string(&params)
+                ),
+                Output::Readiness,
+            )
+            .json(*json)
+        }
         OrgCommand::Set(a) => {
             let base = tenant_path(&a.tenant)?;
             let mut patch = OrgPatch {
@@ -1426,11 +1727,7 @@ fn plan_trace(t: &TraceArgs) -> Result<Call, String> {
             TRACE_STATUSES.join(", ")
         ));
     }
-    if let Some(s) = &t.since {
-        humantime::parse_duration(s.trim()).map_err(|e| {
-            format!("invalid duration {s:?} for --since: {e} (expected e.g. 2h or 7d)")
-        })?;
-    }
+    let since = t.since.as_deref().map(parse_since).transpose()?;
     let start = t
         .start
         .as_deref()
@@ -1447,7 +1744,7 @@ fn plan_trace(t: &TraceArgs) -> Result<Call, String> {
         from_ip,
         message_id: t.message_id.clone(),
         status: t.status.clone(),
-        since: t.since.as_ref().map(|s| s.trim().to_string()),
+        since,
         start,
         end,
         limit: t.limit,
@@ -1528,10 +1825,70 @@ pub fn run_client(cli: &Cli) -> i32 {
             Err(e) => return fail(1, &e),
         },
     };
+    if let Command::Report(ReportCommand::DirectSend(a)) = &cli.command
+        && a.apply
+    {
+        return run_suggest_apply(server, &token, &call, a.yes);
+    }
     match send(server, &token, &call) {
         Ok((status, body)) => handle_answer(&call, status, &body),
         Err(e) => fail(1, &e),
     }
+}
+
+/// `report direct-send --suggest-connectors --apply`: shows the plan (`call`, `apply: false`),
+/// asks unless `yes`, then sends it again with `apply: true` and prints what was created.
+fn run_suggest_apply(server: &str, token: &str, call: &Call, yes: bool) -> i32 {
+    let (status, body) = match send(server, token, call) {
+        Ok(answer) => answer,
+        Err(e) => return fail(1, &e),
+    };
+    let code = handle_answer(call, status, &body);
+    if code != 0 {
+        return code;
+    }
+    let plan: SuggestResponse = match parse(&body) {
+        Ok(p) => p,
+        Err(e) => return fail(1, &format!("unexpected answer from the gateway: {e}")),
+    };
+    // With --format json stdout holds only the JSON documents.
+    let nothing_changed = || {
+        if call.json {
+            eprintln!("nothing changed");
+        } else {
+            println!("nothing changed");
+        }
+        0
+    };
+    if plan.connectors.is_empty() {
+        return nothing_changed();
+    }
+    let prompt = format!("Create these {} connectors? [y/N] ", plan.connectors.len());
+    if !yes && !confirm(&prompt) {
+        return nothing_changed();
+    }
+    let apply = suggest_apply_call(call);
+    match send(server, token, &apply) {
+        Ok((status, body)) => handle_answer(&apply, status, &body),
+        Err(e) => fail(1, &e),
+    }
+}
+
+/// Asks `prompt` on the terminal (stderr) and reads one line from stdin: true for y or yes; end of
+/// input or anything else is no.
+fn confirm(prompt: &str) -> bool {
+    use std::io::Write;
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(n) if n > 0 => is_yes(&line),
+        _ => false,
+    }
+}
+
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 fn fail(code: i32, msg: &str) -> i32 {
@@ -1617,7 +1974,10 @@ fn handle_answer(call: &Call, status: u16, body: &str) -> i32 {
     }
     match render(call, body) {
         Ok(text) => {
-            if !text.is_empty() {
+            // CSV ends its own lines (CRLF).
+            if text.ends_with('\n') {
+                print!("{text}");
+            } else if !text.is_empty() {
                 println!("{text}");
             }
             0
@@ -1655,6 +2015,23 @@ fn render(call: &Call, body: &str) -> Result<String, String> {
             let to = e.released_to.as_ref().unwrap_or(&e.recipients);
             printable(&format!("released {} to {}", e.id, list_or_dash(to)), false)
         }
+        Output::DirectSendReport => direct_send_text(&parse(body)?),
+        Output::DirectSendCsv => direct_send_csv(&parse(body)?),
+        Output::Suggest => suggest_text(&parse(body)?),
+        Output::SuggestApplied => {
+            let r: SuggestResponse = parse(body)?;
+            if r.applied.is_empty() {
+                "no connector was created".to_string()
+            } else {
+                r.applied
+                    .iter()
+                    .map(|n| printable(&format!("created connector {n}"), false))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+        Output::Readiness => readiness_text(&parse(body)?),
+        Output::Replay => replay_text(&parse(body)?),
     })
 }
 
@@ -2197,6 +2574,295 @@ fn quarantine_text(d: &QuarantineDetail) -> String {
         .join("\n")
 }
 
+/// Result counts, most frequent first (ties by name): `fail 3/pass 1` (`sep` "/", `kv` " "), or
+/// `fail=3 pass=1` (`sep` " ", `kv` "="); "" when empty.
+fn counts_text(c: &Counts, kv: &str, sep: &str) -> String {
+    let mut v: Vec<(&String, &u64)> = c.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k}{kv}{n}"))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn counts_or_dash(c: &Counts) -> String {
+    Some(counts_text(c, " ", "/"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "-".to_string())
+}
+
+fn direct_send_text(r: &DirectSendReport) -> String {
+    let s = &r.summary;
+    let daily = s
+        .daily
+        .iter()
+        .map(|(day, n)| format!("{day} {n}"))
+        .collect::<Vec<_>>();
+    let mut out = fields(&[
+        ("tenant", r.tenant.clone()),
+        ("period", format!("{} .. {}", r.since, r.until)),
+        ("mode", r.mode.clone()),
+        ("messages", s.messages.to_string()),
+        ("distinct sources", s.sources.to_string()),
+        ("would be refused by `on`", s.would_refuse.to_string()),
+        (
+            "delivered/audited/refused",
+            format!("{}/{}/{}", s.delivered, s.audited, s.refused),
+        ),
+        (
+            "daily",
+            if daily.is_empty() {
+                "-".to_string()
+            } else {
+                daily.join(", ")
+            },
+        ),
+    ]);
+    out = printable(&out, true);
+    if r.sources.is_empty() {
+        out.push_str("\n\nno direct-send traffic in this period");
+        return out;
+    }
+    let rows = r
+        .sources
+        .iter()
+        .map(|x| {
+            [
+                x.source.clone(),
+                opt(&x.rdns).to_string(),
+                first_and_count(x.helo.iter().map(String::as_str)),
+                list_or_dash(&x.p1_domains),
+                list_or_dash(&x.p2_domains),
+                counts_or_dash(&x.spf),
+                counts_or_dash(&x.dkim),
+                counts_or_dash(&x.dmarc),
+                x.tls.to_string(),
+                x.messages.to_string(),
+                x.recipients.to_string(),
+                x.first_seen.clone(),
+                x.last_seen.clone(),
+                x.verdict.clone(),
+            ]
+            .iter()
+            .map(|cell| printable(cell, false))
+            .collect()
+        })
+        .collect::<Vec<_>>();
+    out.push_str("\n\n");
+    out.push_str(&table(
+        &[
+            "SOURCE",
+            "RDNS",
+            "HELO",
+            "P1 DOMAINS",
+            "P2 DOMAINS",
+            "SPF",
+            "DKIM",
+            "DMARC",
+            "TLS",
+            "MSGS",
+            "RCPTS",
+            "FIRST SEEN",
+            "LAST SEEN",
+            "VERDICT",
+        ],
+        &rows,
+    ));
+    out
+}
+
+/// One RFC 4180 field: quoted (inner quotes doubled) when it holds a comma, a double quote, CR or
+/// LF; as is otherwise.
+/// One RFC 4180 field. Values a sender chose (HELO names) could start with `=`, `+`, `-` or `@`
+/// and run as a formula in a spreadsheet: those get a leading `'` (OWASP's CSV-injection advice).
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// The columns of `report direct-send --format csv`.
+const CSV_COLUMNS: &[&str] = &[
+    "source",
+    "ips",
+    "rdns",
+    "helo",
+    "p1_domains",
+    "p2_domains",
+    "spf",
+    "dkim",
+    "dmarc",
+    "arc",
+    "tls",
+    "cert_names",
+    "messages",
+    "recipients",
+    "first_seen",
+    "last_seen",
+    "delivered",
+    "audited",
+    "refused",
+    "would_refuse",
+    "verdict",
+    "sample_trace_ids",
+];
+
+fn csv_row(x: &ReportSource) -> Vec<String> {
+    let counts = |c: &Counts| counts_text(c, "=", " ");
+    vec![
+        x.source.clone(),
+        x.ips.join(" "),
+        x.rdns.clone().unwrap_or_default(),
+        x.helo.join(" "),
+        x.p1_domains.join(" "),
+        x.p2_domains.join(" "),
+        counts(&x.spf),
+        counts(&x.dkim),
+        counts(&x.dmarc),
+        counts(&x.arc),
+        x.tls.to_string(),
+        x.cert_names.join(" "),
+        x.messages.to_string(),
+        x.recipients.to_string(),
+        x.first_seen.clone(),
+        x.last_seen.clone(),
+        x.delivered.to_string(),
+        x.audited.to_string(),
+        x.refused.to_string(),
+        x.would_refuse.to_string(),
+        x.verdict.clone(),
+        x.sample_trace_ids.join(" "),
+    ]
+}
+
+/// RFC 4180: a header row, then one row per source; every line ends with CRLF.
+fn direct_send_csv(r: &DirectSendReport) -> String {
+    let mut out = String::new();
+    let header = CSV_COLUMNS.iter().map(|c| c.to_string());
+    for row in std::iter::once(header.collect::<Vec<_>>()).chain(r.sources.iter().map(csv_row)) {
+        let cells: Vec<String> = row.iter().map(|c| csv_field(c)).collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn suggest_text(r: &SuggestResponse) -> String {
+    let mut out = Vec::new();
+    if r.connectors.is_empty() {
+        out.push("no connector to suggest".to_string());
+    } else {
+        out.push(format!("suggested connectors ({}):", r.connectors.len()));
+    }
+    for c in &r.connectors {
+        out.push(String::new());
+        out.push(format!("  {}", c.name));
+        for line in fields(&[
+            ("sender ips", list_or_dash(&c.sender_ips)),
+            ("cert names", list_or_dash(&c.tls_cert_names)),
+            (
+                "covers",
+                format!(
+                    "{} sources / {} messages ({})",
+                    c.covers.len(),
+                    c.messages,
+                    list_or_dash(&c.covers)
+                ),
+            ),
+            ("command", c.command.clone()),
+        ])
+        .lines()
+        {
+            out.push(format!("    {line}"));
+        }
+    }
+    if !r.other.is_empty() {
+        out.push(String::new());
+        out.push("other advice:".to_string());
+        out.extend(r.other.iter().map(|o| format!("  {o}")));
+    }
+    out.iter()
+        .map(|line| printable(line, false))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn readiness_text(r: &Readiness) -> String {
+    let mut out = printable(r.assessment.trim_end(), true);
+    for item in &r.items {
+        let mut s = format!(
+            "[{}] {} — {} messages\n    {}",
+            item.verdict, item.source, item.messages, item.explanation
+        );
+        if let Some(cmd) = &item.command {
+            s.push_str(&format!("\n    run: {cmd}"));
+        }
+        out.push_str("\n\n");
+        out.push_str(
+            &s.lines()
+                .map(|line| printable(line, false))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
+    out
+}
+
+fn replay_text(r: &ReplayReport) -> String {
+    let mut out = format!(
+        "replayed {} transactions ({} recipients) since {}: {} would change — {} newly refused, {} newly accepted",
+        r.transactions, r.recipients, r.since, r.changed, r.newly_refused, r.newly_accepted
+    );
+    out = printable(&out, false);
+    if r.changes.is_empty() {
+        return out;
+    }
+    let rows = r
+        .changes
+        .iter()
+        .map(|c| {
+            [
+                c.trace_id.clone(),
+                c.received_at.clone(),
+                c.client_ip.clone(),
+                c.mail_from.clone(),
+                c.recipient.clone(),
+                format!("{} → {}", c.before, c.after),
+            ]
+            .iter()
+            .map(|cell| printable(cell, false))
+            .collect()
+        })
+        .collect::<Vec<_>>();
+    out.push_str("\n\n");
+    out.push_str(&table(
+        &[
+            "TRACE-ID",
+            "RECEIVED",
+            "IP",
+            "FROM",
+            "RCPT",
+            "BEFORE → AFTER",
+        ],
+        &rows,
+    ));
+    if (r.changes.len() as u64) < r.changed {
+        out.push_str(&format!(
+            "\n(showing {} of {} changes)",
+            r.changes.len(),
+            r.changed
+        ));
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 
 #[cfg(test)]
@@ -2544,6 +3210,102 @@ mod tests {
                 "--json",
             ],
             &["quarantine", "delete", "Q1", "--tenant", "contoso"],
+            &["report", "direct-send", "--tenant", "contoso"],
+            &[
+                "report",
+                "direct-send",
+                "--tenant",
+                "contoso",
+                "--since",
+                "7d",
+                "--format",
+                "csv",
+            ],
+            &[
+                "report",
+                "direct-send",
+                "--tenant",
+                "contoso",
+                "--format",
+                "json",
+                "--suggest-connectors",
+            ],
+            &[
+                "report",
+                "direct-send",
+                "--tenant",
+                "contoso",
+                "--suggest-connectors",
+                "--apply",
+            ],
+            &[
+                "report",
+                "direct-send",
+                "--tenant",
+                "contoso",
+                "--suggest-connectors",
+                "--apply",
+                "--yes",
+            ],
+            &["org", "readiness", "--tenant", "contoso"],
+            &[
+                "org",
+                "readiness",
+                "--tenant",
+                "contoso",
+                "--since",
+                "14d",
+                "--json",
+            ],
+            &[
+                "simulate",
+                "--tenant",
+                "contoso",
+                "--ip",
+                "192.0.2.1",
+                "--mail-from",
+                "a@b.com",
+                "--rcpt",
+                "c@contoso.com",
+            ],
+            &[
+                "simulate",
+                "--tenant",
+                "contoso",
+                "--ip",
+                "192.0.2.1",
+                "--mail-from",
+                "<>",
+                "--rcpt",
+                "c@contoso.com",
+                "--helo",
+                "mx.b.com",
+                "--tls-cert-name",
+                "mx.b.com",
+                "--eml",
+                "m.eml",
+                "--json",
+            ],
+            &["simulate", "replay", "--tenant", "contoso"],
+            &[
+                "simulate",
+                "replay",
+                "--tenant",
+                "contoso",
+                "--since",
+                "24h",
+                "--set",
+                "reject-direct-send=on",
+                "--set",
+                "arc-trusted-sealer=google.com",
+                "--add-connector",
+                "Printer sender-ip=192.0.2.10/32 require-tls",
+                "--add-connector",
+                "SaaS tls-cert-name=*.saas.example sender-domain=contoso.com type=partner",
+                "--remove-connector",
+                "Old relay",
+                "--json",
+            ],
             &[
                 "--server",
                 "http://gw:8025",
@@ -2591,6 +3353,536 @@ mod tests {
         parse_err(&["trace", "show", "X"]);
         // Search filters and `show` exclude each other.
         parse_err(&["trace", "--tenant", "t", "--since", "1h", "show", "X"]);
+    }
+
+    #[test]
+    fn simulate_forms() {
+        // The flat form of before still works.
+        let cli = parse(&[
+            "simulate",
+            "--tenant",
+            "t",
+            "--ip",
+            "192.0.2.1",
+            "--mail-from",
+            "a@b.com",
+            "--rcpt",
+            "c@t.com",
+            "--json",
+        ]);
+        let Command::Simulate(a) = &cli.command else {
+            panic!("not simulate")
+        };
+        assert!(a.command.is_none());
+        let t = a.transaction.as_ref().unwrap();
+        assert_eq!(
+            (t.tenant.as_str(), t.ip.as_str(), t.rcpt.as_str(), t.json),
+            ("t", "192.0.2.1", "c@t.com", true)
+        );
+        let c = plan(&cli.command).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.output, c.json),
+            (
+                Method::Post,
+                "/api/v1/tenants/t/simulate",
+                Output::Simulate,
+                true
+            )
+        );
+
+        let cli = parse(&["simulate", "replay", "--tenant", "t"]);
+        let Command::Simulate(a) = &cli.command else {
+            panic!("not simulate")
+        };
+        assert!(a.transaction.is_none());
+        assert!(matches!(&a.command, Some(SimulateCommand::Replay(r))
+            if r.tenant == "t" && r.since == "7d" && r.set.is_empty() && !r.json));
+
+        // The transaction flags are required without a subcommand, `replay` requires --tenant.
+        parse_err(&["simulate"]);
+        parse_err(&["simulate", "--tenant", "t", "--ip", "192.0.2.1"]);
+        parse_err(&["simulate", "replay"]);
+        // The transaction flags and `replay` exclude each other.
+        parse_err(&[
+            "simulate",
+            "--tenant",
+            "t",
+            "--ip",
+            "192.0.2.1",
+            "--mail-from",
+            "a@b.com",
+            "--rcpt",
+            "c@t.com",
+            "replay",
+            "--tenant",
+            "t",
+        ]);
+        parse_err(&["simulate", "replay", "--tenant", "t", "--ip", "192.0.2.1"]);
+    }
+
+    #[test]
+    fn report_direct_send_calls() {
+        let c = plan_of(&["report", "direct-send", "--tenant", "contoso"]).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.output, c.json),
+            (
+                Method::Get,
+                "/api/v1/tenants/contoso/reports/direct-send?since=30d",
+                Output::DirectSendReport,
+                false
+            )
+        );
+        assert!(c.body.is_none() && c.edit.is_none());
+        let c = plan_of(&[
+            "report",
+            "direct-send",
+            "--tenant",
+            "contoso",
+            "--since",
+            " 1week 2days ",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.path,
+            "/api/v1/tenants/contoso/reports/direct-send?since=1week%202days"
+        );
+        assert!(c.json);
+        let c = plan_of(&[
+            "report",
+            "direct-send",
+            "--tenant",
+            "contoso",
+            "--format",
+            "csv",
+        ])
+        .unwrap();
+        assert_eq!((c.output, c.json), (Output::DirectSendCsv, false));
+
+        // --suggest-connectors: the plan first (apply: false), also with --apply.
+        for extra in [&[][..], &["--apply"], &["--apply", "--yes"]] {
+            let mut args = vec![
+                "report",
+                "direct-send",
+                "--tenant",
+                "contoso",
+                "--since",
+                "7d",
+                "--suggest-connectors",
+            ];
+            args.extend_from_slice(extra);
+            let c = plan_of(&args).unwrap();
+            assert_eq!(
+                (c.method, c.path.as_str(), c.output.clone(), c.json),
+                (
+                    Method::Post,
+                    "/api/v1/tenants/contoso/reports/direct-send/suggest",
+                    Output::Suggest,
+                    false
+                )
+            );
+            assert_eq!(
+                c.body.clone().unwrap(),
+                serde_json::json!({"since": "7d", "apply": false})
+            );
+            let apply = suggest_apply_call(&c);
+            assert_eq!(
+                (apply.method, &apply.path, apply.output, apply.json),
+                (Method::Post, &c.path, Output::SuggestApplied, false)
+            );
+            assert_eq!(
+                apply.body.unwrap(),
+                serde_json::json!({"since": "7d", "apply": true})
+            );
+        }
+        let c = plan_of(&[
+            "report",
+            "direct-send",
+            "--tenant",
+            "contoso",
+            "--suggest-connectors",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        assert!(c.json && c.output == Output::Suggest);
+        let e = plan_of(&[
+            "report",
+            "direct-send",
+            "--tenant",
+            "contoso",
+            "--suggest-connectors",
+            "--format",
+            "csv",
+        ])
+        .unwrap_err();
+        assert!(e.contains("csv"), "{e}");
+
+        // --apply needs --suggest-connectors, --yes needs --apply; --format is one of three.
+        for bad in [
+            &["--apply"][..],
+            &["--suggest-connectors", "--yes"],
+            &["--format", "xml"],
+        ] {
+            let mut args = vec!["report", "direct-send", "--tenant", "contoso"];
+            args.extend_from_slice(bad);
+            parse_err(&args);
+        }
+        parse_err(&["report", "direct-send"]);
+
+        let e =
+            plan_of(&["report", "direct-send", "--tenant", "t", "--since", "soon"]).unwrap_err();
+        assert!(e.contains("\"soon\"") && e.contains("--since"), "{e}");
+        let e = plan_of(&["report", "direct-send", "--tenant", "Bad Name"]).unwrap_err();
+        assert!(e.contains("\"Bad Name\""), "{e}");
+    }
+
+    #[test]
+    fn readiness_call() {
+        let c = plan_of(&["org", "readiness", "--tenant", "contoso"]).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.output, c.json),
+            (
+                Method::Get,
+                "/api/v1/tenants/contoso/readiness?since=30d",
+                Output::Readiness,
+                false
+            )
+        );
+        let c = plan_of(&[
+            "org",
+            "readiness",
+            "--tenant",
+            "contoso",
+            "--since",
+            "2h",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(c.path, "/api/v1/tenants/contoso/readiness?since=2h");
+        assert!(c.json);
+        let e = plan_of(&["org", "readiness", "--tenant", "t", "--since", "7x"]).unwrap_err();
+        assert!(e.contains("\"7x\""), "{e}");
+    }
+
+    #[test]
+    fn replay_call() {
+        let c = plan_of(&["simulate", "replay", "--tenant", "contoso"]).unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.output, c.json),
+            (
+                Method::Post,
+                "/api/v1/tenants/contoso/simulate/replay",
+                Output::Replay,
+                false
+            )
+        );
+        assert_eq!(
+            c.body.unwrap(),
+            serde_json::json!({"since": "7d", "set": [], "add_connectors": [], "remove_connectors": []})
+        );
+        let c = plan_of(&[
+            "simulate",
+            "replay",
+            "--tenant",
+            "contoso",
+            "--since",
+            "24h",
+            "--set",
+            "reject-direct-send=on",
+            "--set",
+            " direct-send-scope = envelope-and-header",
+            "--set",
+            "honor-dmarc=off",
+            "--set",
+            "arc-trusted-sealer=Google.COM",
+            "--set",
+            "direct-send-allow-dkim-aligned=on",
+            "--add-connector",
+            "  Contoso printers   sender-ip=192.0.2.0/24 sender-ip=2001:db8::/48 require-tls ",
+            "--add-connector",
+            "SaaS tls-cert-name=*.saas.example sender-domain=*.contoso.com type=partner",
+            "--remove-connector",
+            "Old relay",
+            "--json",
+        ])
+        .unwrap();
+        assert!(c.json);
+        assert_eq!(
+            c.body.unwrap(),
+            serde_json::json!({
+                "since": "24h",
+                "set": ["reject-direct-send=on", "direct-send-scope=envelope-and-header",
+                        "honor-dmarc=off", "arc-trusted-sealer=google.com",
+                        "direct-send-allow-dkim-aligned=on"],
+                "add_connectors": [
+                    "Contoso printers sender-ip=192.0.2.0/24 sender-ip=2001:db8::/48 require-tls",
+                    "SaaS tls-cert-name=*.saas.example sender-domain=*.contoso.com type=partner"
+                ],
+                "remove_connectors": ["Old relay"]
+            })
+        );
+    }
+
+    #[test]
+    fn replay_bad_values_are_named() {
+        let replay = |extra: &[&str]| {
+            let mut args = vec!["simulate", "replay", "--tenant", "t"];
+            args.extend_from_slice(extra);
+            plan_of(&args).unwrap_err()
+        };
+        let e = replay(&["--set", "spoof-action=junk"]);
+        assert!(
+            e.contains("\"spoof-action\"") && e.contains("reject-direct-send"),
+            "{e}"
+        );
+        let e = replay(&["--set", "reject-direct-send"]);
+        assert!(
+            e.contains("\"reject-direct-send\"") && e.contains("KEY=VALUE"),
+            "{e}"
+        );
+        let e = replay(&["--set", "reject-direct-send=maybe"]);
+        assert!(e.contains("\"maybe\""), "{e}");
+        let e = replay(&["--set", "honor-dmarc=perhaps"]);
+        assert!(e.contains("\"perhaps\""), "{e}");
+        let e = replay(&["--set", "arc-trusted-sealer=not a domain"]);
+        assert!(e.contains("\"not a domain\""), "{e}");
+        let e = replay(&["--add-connector", "p sender-ip=10.0.0.300/8"]);
+        assert!(e.contains("\"10.0.0.300/8\""), "{e}");
+        let e = replay(&["--add-connector", "p tls-cert-name=*.*.x"]);
+        assert!(e.contains("\"*.*.x\""), "{e}");
+        let e = replay(&["--add-connector", "p sender-ip=192.0.2.1 type=cloud"]);
+        assert!(e.contains("\"cloud\""), "{e}");
+        let e = replay(&[
+            "--add-connector",
+            "p sender-ip=192.0.2.1 sender-domain=a..b",
+        ]);
+        assert!(e.contains("\"a..b\""), "{e}");
+        let e = replay(&["--add-connector", "p sender-ip=192.0.2.1 colour=red"]);
+        assert!(e.contains("\"colour\""), "{e}");
+        let e = replay(&["--add-connector", "p sender-ip=192.0.2.1 tls"]);
+        assert!(e.contains("\"tls\""), "{e}");
+        let e = replay(&["--add-connector", "sender-ip=192.0.2.1"]);
+        assert!(e.contains("NAME"), "{e}");
+        let e = replay(&["--add-connector", "bad/name sender-ip=192.0.2.1"]);
+        assert!(e.contains("\"bad/name\""), "{e}");
+        // A connector with neither sender IPs nor certificate names matches nothing.
+        let e = replay(&["--add-connector", "p require-tls"]);
+        assert!(e.contains("\"p\""), "{e}");
+        let e = replay(&["--remove-connector", "a/b"]);
+        assert!(e.contains("\"a/b\""), "{e}");
+        let e = replay(&["--since", "yesterday"]);
+        assert!(e.contains("\"yesterday\"") && e.contains("--since"), "{e}");
+    }
+
+    #[test]
+    fn csv_fields() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field(""), "");
+        assert_eq!(csv_field("pass=12 fail=3"), "pass=12 fail=3");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("cr\rhere"), "\"cr\rhere\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+    }
+
+    fn sample_report() -> Value {
+        serde_json::json!({
+            "tenant": "contoso", "since": "2024-05-01T00:00:00Z", "until": "2024-05-31T00:00:00Z",
+            "mode": "audit",
+            "summary": {"messages": 17, "sources": 2, "would_refuse": 4, "delivered": 0,
+                        "audited": 17, "refused": 0,
+                        "daily": [["2024-05-01", 10], ["2024-05-02", 7]]},
+            "sources": [
+                {"source": "192.0.2.0/24", "ips": ["192.0.2.1", "192.0.2.2"], "rdns": "mx.b.com",
+                 "helo": ["mx1.b.com", "mx2.b.com", "mx3.b.com"], "p1_domains": ["contoso.com"],
+                 "p2_domains": ["contoso.com", "sub.contoso.com"],
+                 "spf": {"pass": 12, "fail": 1}, "dkim": {"none": 13}, "dmarc": {"pass": 12, "fail": 1},
+                 "arc": {}, "tls": 13, "cert_names": [], "messages": 13, "recipients": 4,
+                 "first_seen": "2024-05-01T08:00:00Z", "last_seen": "2024-05-02T09:00:00Z",
+                 "delivered": 0, "audited": 13, "refused": 0, "would_refuse": 0,
+                 "verdict": "likely-legitimate", "sample_trace_ids": ["T1", "T2"]},
+                {"source": "203.0.113.9", "ips": ["203.0.113.9"], "rdns": null,
+                 "helo": ["evil,\"helo\"\u{1b}[2J"], "p1_domains": ["contoso.com"], "p2_domains": [],
+                 "spf": {"fail": 3, "softfail": 1}, "dkim": {}, "dmarc": {"fail": 4}, "arc": {},
+                 "tls": 0, "cert_names": [], "messages": 4, "recipients": 1,
+                 "first_seen": "2024-05-02T00:00:00Z", "last_seen": "2024-05-02T01:00:00Z",
+                 "delivered": 0, "audited": 4, "refused": 0, "would_refuse": 4,
+                 "verdict": "likely-spoofing", "sample_trace_ids": ["T9"]}
+            ]
+        })
+    }
+
+    #[test]
+    fn direct_send_rendering() {
+        let report = sample_report().to_string();
+        let call = Call::new(Method::Get, String::new(), Output::DirectSendReport);
+        let text = render(&call, &report).unwrap();
+        assert!(text.contains("mode:"), "{text}");
+        assert!(
+            text.contains("would be refused by `on`:   4")
+                && text.contains("delivered/audited/refused:  0/17/0")
+                && text.contains("daily:                      2024-05-01 10, 2024-05-02 7"),
+            "{text}"
+        );
+        let mut lines = text.lines().skip_while(|l| !l.starts_with("SOURCE"));
+        let header = lines.next().unwrap();
+        assert!(
+            header.starts_with("SOURCE") && header.ends_with("VERDICT"),
+            "{header}"
+        );
+        let row = lines.next().unwrap();
+        assert!(
+            row.starts_with("192.0.2.0/24")
+                && row.contains("mx1.b.com (+2)")
+                && row.contains("contoso.com,sub.contoso.com")
+                && row.contains("pass 12/fail 1")
+                && row.contains("none 13")
+                && row.ends_with("likely-legitimate"),
+            "{row}"
+        );
+        let row = lines.next().unwrap();
+        assert!(
+            row.starts_with("203.0.113.9")
+                && row.contains("fail 3/softfail 1")
+                && row.ends_with("likely-spoofing"),
+            "{row}"
+        );
+        assert!(!text.contains('\u{1b}'));
+
+        // JSON: the server's, pretty-printed, in its order.
+        let call = Call::new(Method::Get, String::new(), Output::DirectSendReport).json(true);
+        let text = render(&call, &report).unwrap();
+        assert!(
+            text.starts_with("{\n  \"tenant\": \"contoso\",\n  \"since\""),
+            "{text}"
+        );
+
+        let call = Call::new(Method::Get, String::new(), Output::DirectSendCsv);
+        let csv = render(&call, &report).unwrap();
+        let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
+        assert_eq!(lines.len(), 3, "{csv:?}");
+        assert!(csv.ends_with("\r\n") && !csv.replace("\r\n", "").contains('\n'));
+        assert_eq!(lines[0], CSV_COLUMNS.join(","));
+        assert_eq!(
+            lines[1],
+            "192.0.2.0/24,192.0.2.1 192.0.2.2,mx.b.com,mx1.b.com mx2.b.com mx3.b.com,contoso.com,\
+             contoso.com sub.contoso.com,pass=12 fail=1,none=13,pass=12 fail=1,,13,,13,4,\
+             2024-05-01T08:00:00Z,2024-05-02T09:00:00Z,0,13,0,0,likely-legitimate,T1 T2"
+        );
+        assert!(
+            lines[2].starts_with("203.0.113.9,203.0.113.9,,\"evil,\"\"helo\"\"\u{1b}[2J\",contoso.com,,fail=3 softfail=1,,fail=4,,0,"),
+            "{}",
+            lines[2]
+        );
+
+        let empty = serde_json::json!({"tenant": "t", "since": "a", "until": "b", "mode": "off",
+            "summary": {"messages": 0, "sources": 0, "would_refuse": 0, "delivered": 0,
+                        "audited": 0, "refused": 0, "daily": []},
+            "sources": []});
+        let call = Call::new(Method::Get, String::new(), Output::DirectSendReport);
+        let text = render(&call, &empty.to_string()).unwrap();
+        assert!(
+            text.contains("daily:") && text.ends_with("no direct-send traffic in this period"),
+            "{text}"
+        );
+        let call = Call::new(Method::Get, String::new(), Output::DirectSendCsv);
+        assert_eq!(
+            render(&call, &empty.to_string()).unwrap(),
+            format!("{}\r\n", CSV_COLUMNS.join(","))
+        );
+    }
+
+    #[test]
+    fn suggest_readiness_replay_rendering() {
+        let plan = serde_json::json!({
+            "connectors": [{"name": "b.com relay", "sender_ips": ["192.0.2.0/24"],
+                            "tls_cert_names": ["mx.b.com"], "covers": ["192.0.2.0/24", "192.0.2.77"],
+                            "messages": 13,
+                            "command": "portcullis connector add 'b.com relay' --tenant contoso --sender-ip 192.0.2.0/24"}],
+            "other": ["portcullis org set --tenant contoso --arc-trusted-sealer google.com"],
+            "applied": []
+        });
+        let call = Call::new(Method::Post, String::new(), Output::Suggest);
+        let text = render(&call, &plan.to_string()).unwrap();
+        assert!(
+            text.starts_with("suggested connectors (1):\n\n  b.com relay\n"),
+            "{text}"
+        );
+        assert!(text.contains("    sender ips:  192.0.2.0/24\n    cert names:  mx.b.com\n    covers:      2 sources / 13 messages (192.0.2.0/24,192.0.2.77)\n    command:     portcullis connector add 'b.com relay'"), "{text}");
+        assert!(text.ends_with("\n\nother advice:\n  portcullis org set --tenant contoso --arc-trusted-sealer google.com"), "{text}");
+        let none = serde_json::json!({"connectors": [], "other": [], "applied": []});
+        assert_eq!(
+            render(&call, &none.to_string()).unwrap(),
+            "no connector to suggest"
+        );
+
+        let mut applied = plan.clone();
+        applied["applied"] = serde_json::json!(["b.com relay", "other"]);
+        let call = Call::new(Method::Post, String::new(), Output::SuggestApplied);
+        assert_eq!(
+            render(&call, &applied.to_string()).unwrap(),
+            "created connector b.com relay\ncreated connector other"
+        );
+
+        let readiness = serde_json::json!({
+            "tenant": "contoso", "mode": "audit", "since": "2024-05-01T00:00:00Z",
+            "assessment": "Not ready: one legitimate source would be refused.", "would_refuse": 17,
+            "items": [
+                {"source": "192.0.2.0/24", "verdict": "likely-legitimate", "messages": 13,
+                 "explanation": "Passes SPF for b.com.", "command": "portcullis connector add x"},
+                {"source": "203.0.113.9", "verdict": "likely-spoofing", "messages": 4,
+                 "explanation": "Fails everything.", "command": null}
+            ]
+        });
+        let call = Call::new(Method::Get, String::new(), Output::Readiness);
+        assert_eq!(
+            render(&call, &readiness.to_string()).unwrap(),
+            "Not ready: one legitimate source would be refused.\n\n\
+             [likely-legitimate] 192.0.2.0/24 — 13 messages\n    Passes SPF for b.com.\n    run: portcullis connector add x\n\n\
+             [likely-spoofing] 203.0.113.9 — 4 messages\n    Fails everything."
+        );
+
+        let replay = serde_json::json!({
+            "tenant": "contoso", "since": "2024-05-24T00:00:00Z", "transactions": 20,
+            "recipients": 31, "changed": 3, "newly_refused": 2, "newly_accepted": 1,
+            "changes": [
+                {"trace_id": "T1", "received_at": "2024-05-25T10:00:00Z", "client_ip": "203.0.113.9",
+                 "mail_from": "ceo@contoso.com", "recipient": "a@contoso.com",
+                 "before": "accepted", "after": "550 5.7.68 TenantInboundAttribution; Direct Send not allowed"}
+            ]
+        });
+        let call = Call::new(Method::Post, String::new(), Output::Replay);
+        let text = render(&call, &replay.to_string()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "replayed 20 transactions (31 recipients) since 2024-05-24T00:00:00Z: 3 would change — 2 newly refused, 1 newly accepted"
+        );
+        assert!(
+            lines[2].starts_with("TRACE-ID") && lines[2].ends_with("RCPT           BEFORE → AFTER"),
+            "{text}"
+        );
+        assert!(
+            lines[3].starts_with("T1")
+                && lines[3].ends_with(
+                    "accepted → 550 5.7.68 TenantInboundAttribution; Direct Send not allowed"
+                ),
+            "{text}"
+        );
+        assert_eq!(lines[4], "(showing 1 of 3 changes)");
+    }
+
+    #[test]
+    fn confirmation_answers() {
+        for yes in ["y\n", "Y\r\n", " yes \n", "YES"] {
+            assert!(is_yes(yes), "{yes:?}");
+        }
+        for no in ["", "\n", "n\n", "no", "yep", "ja"] {
+            assert!(!is_yes(no), "{no:?}");
+        }
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Live {
 
 /// Builds the snapshot; trusted services a tenant opted into become connectors named
 /// `service:NAME`, so attribution treats them like any other connector.
-fn build(previous: Option<&Directory>, data: DirectoryData, services: &[Service]) -> Directory {
+pub fn build(previous: Option<&Directory>, data: DirectoryData, services: &[Service]) -> Directory {
     let mut connectors = data.connectors;
     for t in &data.tenants {
         for name in &t.settings.trust_services {

@@ -10,6 +10,7 @@ mod connection;
 mod delivery;
 mod directory;
 mod message;
+mod report;
 mod server;
 mod simulate;
 mod spool;
