@@ -270,8 +270,23 @@ async fn report_readiness_suggestions_and_replay_predict_enforcement() {
         "--json",
     ]));
     assert_eq!(created["sender_domains"][0], "contoso.com");
+    // ... and the advice for forwarded mail: trust the list's ARC sealer.
+    let advice = plan["other"].as_array().unwrap();
+    assert_eq!(advice.len(), 1);
+    assert_eq!(
+        advice[0],
+        "portcullis org set --tenant contoso --arc-trusted-sealer forwarder.example"
+    );
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--arc-trusted-sealer",
+        "forwarder.example",
+    ]);
 
-    // What-if: enforcement now would refuse the spoofers and the forwarded message only.
+    // What-if: enforcement now would refuse the spoofers only.
     let replay = json(gw.ok(&[
         "simulate",
         "replay",
@@ -284,7 +299,7 @@ async fn report_readiness_suggestions_and_replay_predict_enforcement() {
         "--json",
     ]));
     assert_eq!(replay["transactions"], 12);
-    assert_eq!(replay["newly_refused"], 6, "{replay:#}");
+    assert_eq!(replay["newly_refused"], 5, "{replay:#}");
     let predicted: std::collections::BTreeMap<String, String> = replay["changes"]
         .as_array()
         .unwrap()
@@ -300,7 +315,17 @@ async fn report_readiness_suggestions_and_replay_predict_enforcement() {
         predicted.values().all(|a| a.starts_with("550 5.7.68")),
         "{predicted:?}"
     );
-    assert!(!predicted.contains_key("127.1.0.20") && !predicted.contains_key("127.2.0.21"));
+    let predicted_ips: Vec<&str> = predicted.keys().map(String::as_str).collect();
+    assert_eq!(
+        predicted_ips,
+        [
+            "127.5.0.1",
+            "127.5.0.2",
+            "127.5.0.3",
+            "127.5.0.4",
+            "127.6.0.9"
+        ]
+    );
 
     // The real run with that configuration does exactly what the replay predicted.
     gw.ok(&[
@@ -313,12 +338,12 @@ async fn report_readiness_suggestions_and_replay_predict_enforcement() {
     ]);
     for (class, reply) in traffic(&gw, &t).await {
         match class {
-            "spoofer" | "forwarded" => assert!(reply.starts_with("550 5.7.68"), "{class}: {reply}"),
+            "spoofer" => assert!(reply.starts_with("550 5.7.68"), "{class}: {reply}"),
             _ => assert!(reply.starts_with("250 2.6.0"), "{class}: {reply}"),
         }
     }
     let refused = gw.trace_until("contoso", &["--status", "rejected", "--since", "1h"], |v| {
-        v.len() == 6
+        v.len() == 5
     });
     let mut actual: Vec<String> = refused
         .iter()
