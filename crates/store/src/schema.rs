@@ -114,7 +114,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         15,
-        "CREATE INDEX trace_direct_send ON trace (tenant, direct_send, received_at)",
+        "CREATE INDEX trace_direct_send ON trace (tenant, direct_send, received_at, trace_id)",
     ),
 ];
 
