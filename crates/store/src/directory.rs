@@ -205,41 +205,67 @@ impl Store {
 
     /// Creates (`create = true`) or replaces an existing connector.
     pub async fn put_connector(&self, c: &Connector, create: bool) -> Result<()> {
+        self.put_named(Named::Connector, &c.tenant, &c.name, &to_json(c), create)
+            .await
+    }
+
+    pub async fn remove_connector(&self, tenant: &str, name: &str) -> Result<()> {
+        self.remove_named(Named::Connector, tenant, name).await
+    }
+
+    /// Creates (`create = true`) or replaces an existing rule.
+    pub async fn put_rule(&self, r: &Rule, create: bool) -> Result<()> {
+        self.put_named(Named::Rule, &r.tenant, &r.name, &to_json(r), create)
+            .await
+    }
+
+    pub async fn remove_rule(&self, tenant: &str, name: &str) -> Result<()> {
+        self.remove_named(Named::Rule, tenant, name).await
+    }
+
+    /// The one create-or-replace of a tenant's named JSON document (connector, rule).
+    async fn put_named(
+        &self,
+        kind: Named,
+        tenant: &str,
+        name: &str,
+        doc: &str,
+        create: bool,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let tenant: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
-            .bind(&c.tenant)
+        let owner: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
+            .bind(tenant)
             .fetch_optional(&mut *tx)
             .await?;
-        if tenant.is_none() {
-            return Err(StoreError::NotFound(format!("tenant {}", c.tenant)));
+        if owner.is_none() {
+            return Err(StoreError::NotFound(format!("tenant {tenant}")));
         }
-        let existing: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM connectors WHERE tenant = $1 AND name = $2")
-                .bind(&c.tenant)
-                .bind(&c.name)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing: Option<(String,)> = sqlx::query_as(kind.sql().0)
+            .bind(tenant)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let what = kind.what();
         match (create, existing.is_some()) {
-            (true, true) => return Err(StoreError::Conflict(format!("connector {}", c.name))),
+            (true, true) => return Err(StoreError::Conflict(format!("{what} {name}"))),
             (false, false) => {
                 return Err(StoreError::NotFound(format!(
-                    "connector {} of tenant {}",
-                    c.name, c.tenant
+                    "{what} {name} of tenant {tenant}"
                 )));
             }
             (true, false) => {
-                sqlx::query("INSERT INTO connectors (tenant, name, doc) VALUES ($1, $2, $3)")
-                    .bind(&c.tenant)
-                    .bind(&c.name)
-                    .bind(to_json(c))
+                sqlx::query(kind.sql().1)
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(doc)
                     .execute(&mut *tx)
                     .await?;
             }
             (false, true) => {
-                sqlx::query("UPDATE connectors SET doc = $1 WHERE tenant = $2 AND name = $3")
-                    .bind(to_json(c))
-                    .bind(&c.tenant)
-                    .bind(&c.name)
+                sqlx::query(kind.sql().2)
+                    .bind(doc)
+                    .bind(tenant)
+                    .bind(name)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -249,16 +275,17 @@ impl Store {
         Ok(())
     }
 
-    pub async fn remove_connector(&self, tenant: &str, name: &str) -> Result<()> {
+    async fn remove_named(&self, kind: Named, tenant: &str, name: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let r = sqlx::query("DELETE FROM connectors WHERE tenant = $1 AND name = $2")
+        let r = sqlx::query(kind.sql().3)
             .bind(tenant)
             .bind(name)
             .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
-                "connector {name} of tenant {tenant}"
+                "{} {name} of tenant {tenant}",
+                kind.what()
             )));
         }
         bump(&mut tx).await?;
@@ -267,67 +294,36 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Creates (`create = true`) or replaces an existing rule.
-    pub async fn put_rule(&self, r: &Rule, create: bool) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let tenant: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
-            .bind(&r.tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if tenant.is_none() {
-            return Err(StoreError::NotFound(format!("tenant {}", r.tenant)));
+/// The tables of per-tenant named documents: `(tenant, name, doc)`.
+#[derive(Clone, Copy)]
+enum Named {
+    Connector,
+    Rule,
+}
+
+impl Named {
+    fn what(self) -> &'static str {
+        match self {
+            Named::Connector => "connector",
+            Named::Rule => "rule",
         }
-        let existing: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM rules WHERE tenant = $1 AND name = $2")
-                .bind(&r.tenant)
-                .bind(&r.name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match (create, existing.is_some()) {
-            (true, true) => return Err(StoreError::Conflict(format!("rule {}", r.name))),
-            (false, false) => {
-                return Err(StoreError::NotFound(format!(
-                    "rule {} of tenant {}",
-                    r.name, r.tenant
-                )));
-            }
-            (true, false) => {
-                sqlx::query("INSERT INTO rules (tenant, name, doc) VALUES ($1, $2, $3)")
-                    .bind(&r.tenant)
-                    .bind(&r.name)
-                    .bind(to_json(r))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            (false, true) => {
-                sqlx::query("UPDATE rules SET doc = $1 WHERE tenant = $2 AND name = $3")
-                    .bind(to_json(r))
-                    .bind(&r.tenant)
-                    .bind(&r.name)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
-    pub async fn remove_rule(&self, tenant: &str, name: &str) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let r = sqlx::query("DELETE FROM rules WHERE tenant = $1 AND name = $2")
-            .bind(tenant)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "rule {name} of tenant {tenant}"
-            )));
+    /// (select, insert, update, delete); static strings, so no table name is ever interpolated.
+    fn sql(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Named::Connector => (
+                "SELECT name FROM connectors WHERE tenant = $1 AND name = $2",
+                "INSERT INTO connectors (tenant, name, doc) VALUES ($1, $2, $3)",
+                "UPDATE connectors SET doc = $1 WHERE tenant = $2 AND name = $3",
+                "DELETE FROM connectors WHERE tenant = $1 AND name = $2",
+            ),
+            Named::Rule => (
+                "SELECT name FROM rules WHERE tenant = $1 AND name = $2",
+                "INSERT INTO rules (tenant, name, doc) VALUES ($1, $2, $3)",
+                "UPDATE rules SET doc = $1 WHERE tenant = $2 AND name = $3",
+                "DELETE FROM rules WHERE tenant = $1 AND name = $2",
+            ),
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
     }
 }
