@@ -250,6 +250,7 @@ async fn add_domain(
             None => Default::default(),
         },
         match_subdomains: body.match_subdomains,
+        route: None,
     };
     state.store.add_domain(&d).await?;
     changed(&state).await?;
@@ -685,6 +686,9 @@ async fn release_quarantine(
         mail_from: entry.mail_from.clone(),
         recipients: to,
         trace: record.clone(),
+        state: Vec::new(),
+        attempts: 0,
+        first_attempt_us: 0,
     };
     let spool = state.shared.spool.clone();
     let stored = tokio::task::spawn_blocking(move || spool.store(&envelope, &released))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use portcullis_policy::RejectDirectSend;
+use portcullis_policy::route::Route;
 use serde::Deserialize;
 
 use crate::api_types::{parse_cert_name, parse_cidr, parse_reject_direct_send};
@@ -106,6 +107,11 @@ struct RawQuarantine {
 #[serde(deny_unknown_fields)]
 struct RawDelivery {
     default_route: Option<String>,
+    first_retry: Option<String>,
+    max_retry: Option<String>,
+    give_up_after: Option<String>,
+    max_concurrency: Option<u64>,
+    max_per_destination: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,7 +168,15 @@ pub struct Config {
     /// How long quarantined messages are kept.
     pub quarantine_retention: Duration,
     /// Root of the Maildir tree.
-    pub maildir_root: PathBuf,
+    /// Where mail goes unless the tenant or the accepted domain has a route of its own.
+    pub default_route: Route,
+    /// Retry schedule: first retry, doubling up to `max_retry`, ±10% jitter; give up after.
+    pub first_retry: Duration,
+    pub max_retry: Duration,
+    pub give_up_after: Duration,
+    /// Concurrent deliveries in total and per destination (route).
+    pub delivery_concurrency: usize,
+    pub delivery_per_destination: usize,
     pub default_reject_direct_send: RejectDirectSend,
     pub lock_reject_direct_send: bool,
     pub services: Vec<Service>,
@@ -293,17 +307,9 @@ fn validate(
         None => format!("sqlite://{}", data_dir.join("portcullis.db").display()),
     };
 
-    let maildir_root = match raw.delivery.default_route {
-        None => data_dir.join("mail"),
-        Some(r) => match r.strip_prefix("maildir:") {
-            Some(path) if !path.is_empty() => PathBuf::from(path),
-            _ => {
-                return Err(err(
-                    "delivery.default_route",
-                    format!("unsupported route {r:?}: this version delivers to maildir:PATH only"),
-                ));
-            }
-        },
+    let default_route = match &raw.delivery.default_route {
+        None => Route::Maildir(data_dir.join("mail").display().to_string()),
+        Some(r) => Route::parse(r).map_err(|e| err("delivery.default_route", e))?,
     };
 
     let default_reject_direct_send = match &raw.tenants.default_reject_direct_send {
@@ -377,7 +383,20 @@ fn validate(
         storage_url,
         trace_retention: duration("trace.retention", &raw.trace.retention, "90d")?,
         quarantine_retention: duration("quarantine.retention", &raw.quarantine.retention, "30d")?,
-        maildir_root,
+        default_route,
+        first_retry: duration("delivery.first_retry", &raw.delivery.first_retry, "1m")?,
+        max_retry: duration("delivery.max_retry", &raw.delivery.max_retry, "1h")?,
+        give_up_after: duration("delivery.give_up_after", &raw.delivery.give_up_after, "2d")?,
+        delivery_concurrency: positive(
+            "delivery.max_concurrency",
+            raw.delivery.max_concurrency,
+            32,
+        )?,
+        delivery_per_destination: positive(
+            "delivery.max_per_destination",
+            raw.delivery.max_per_destination,
+            8,
+        )?,
         default_reject_direct_send,
         lock_reject_direct_send: raw.tenants.lock_reject_direct_send.unwrap_or(false),
         services,

@@ -586,6 +586,9 @@ impl Conn {
                                     mail_from: reverse_path_text(&txn.from),
                                     recipients,
                                     trace: copy.record.clone(),
+                                    state: Vec::new(),
+                                    attempts: 0,
+                                    first_attempt_us: 0,
                                 },
                                 full,
                             ));

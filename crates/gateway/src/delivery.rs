@@ -1,23 +1,32 @@
-//! Delivery of spooled copies to the tenant's mailbox store. For now the route is the embedded
-//! Maildir tree; the queue shape (spool entry in, trace update out, retry on failure) is the one a
-//! downstream SMTP/LMTP route will use.
+//! The queue's delivery side: every spooled copy goes to its recipients' routes — the embedded
+//! Maildir tree, or the tenant's mailbox server over SMTP or LMTP — one transaction per route.
+//! 2xx delivers, 5xx fails, 4xx and connection trouble defer: the entry stays in the spool with
+//! its per-recipient state and is retried with exponential backoff and jitter until
+//! `[delivery] give_up_after`. Concurrency is bounded in total and per destination.
+//!
+//! Crash safety: the spool entry is removed only once every recipient has a final outcome, and the
+//! envelope's state is rewritten durably after each attempt, so a restart resumes where it
+//! stopped. A crash between a downstream's acknowledgment and that rewrite re-delivers to that
+//! route once (at-least-once; never loses a message that got a 250).
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
+use portcullis_policy::route::Route;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::spool::{Entry, Spool, deliver_maildir};
-use crate::trace::{TraceSender, event};
-
-const CONCURRENCY: usize = 8;
-const FIRST_RETRY: Duration = Duration::from_secs(60);
+use crate::config::Config;
+use crate::directory::Live;
+use crate::downstream;
+use crate::spool::{Entry, RcptState, Spool, deliver_maildir};
+use crate::trace::{TraceSender, event, micros};
 
 #[derive(Clone)]
 pub struct Delivery {
     tx: mpsc::UnboundedSender<Entry>,
     limit: Arc<Semaphore>,
+    total: u32,
     stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -25,19 +34,21 @@ impl Delivery {
     /// Starts the delivery worker. `pending` are entries recovered from the spool at start.
     pub fn start(
         spool: Spool,
-        maildir_root: PathBuf,
-        hostname: String,
+        config: Arc<Config>,
+        directory: Arc<Live>,
         trace: TraceSender,
         pending: Vec<Entry>,
     ) -> Delivery {
         let (tx, mut rx) = mpsc::unbounded_channel::<Entry>();
+        let total = u32::try_from(config.delivery_concurrency).unwrap_or(u32::MAX);
+        let limit = Arc::new(Semaphore::new(total as usize));
         let worker = Arc::new(Worker {
             spool,
-            maildir_root,
-            hostname,
+            config,
+            directory,
             trace,
+            destinations: Mutex::default(),
         });
-        let limit = Arc::new(Semaphore::new(CONCURRENCY));
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for entry in pending {
             let _ = tx.send(entry);
@@ -64,23 +75,8 @@ impl Delivery {
         Delivery {
             tx,
             limit,
+            total,
             stopping,
-        }
-    }
-
-    /// Stops taking new work and waits (up to `grace`) for deliveries in flight, so their trace
-    /// updates are queued before the trace writer is flushed. Unfinished work stays spooled.
-    pub async fn shutdown(&self, grace: Duration) {
-        self.stopping
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let all = u32::try_from(CONCURRENCY).expect("small");
-        if tokio::time::timeout(grace, self.limit.acquire_many(all))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "deliveries still running at shutdown; they resume from the spool at the next start"
-            );
         }
     }
 
@@ -90,65 +86,339 @@ impl Delivery {
             tracing::warn!("delivery worker stopped; message stays spooled");
         }
     }
+
+    /// Stops taking new work and waits (up to `grace`) for deliveries in flight, so their trace
+    /// updates are queued before the trace writer is flushed. Unfinished work stays spooled.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if tokio::time::timeout(grace, self.limit.acquire_many(self.total))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "deliveries still running at shutdown; they resume from the spool at the next start"
+            );
+        }
+    }
 }
 
 struct Worker {
     spool: Spool,
-    maildir_root: PathBuf,
-    hostname: String,
+    config: Arc<Config>,
+    directory: Arc<Live>,
     trace: TraceSender,
+    /// One semaphore per destination (route URL): at most `delivery_per_destination` at once.
+    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl Worker {
-    async fn deliver(self: Arc<Self>, entry: Entry, retry: mpsc::UnboundedSender<Entry>) {
-        let backoff = FIRST_RETRY;
-        let me = self.clone();
-        let job = entry.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let message = me.spool.read_message(&job)?;
-            deliver_maildir(&me.maildir_root, &me.hostname, &job.envelope, &message)?;
-            me.spool.remove(&job)?;
-            anyhow::Ok(())
-        })
-        .await
-        .unwrap_or_else(|e| Err(anyhow::anyhow!("delivery task failed: {e}")));
+    fn destination(&self, route: &str) -> Arc<Semaphore> {
+        let mut map = self.destinations.lock().expect("not poisoned");
+        map.entry(route.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.config.delivery_per_destination)))
+            .clone()
+    }
 
-        let mut record = entry.envelope.trace.clone();
-        match result {
-            Ok(()) => {
-                for r in record
-                    .recipients
-                    .iter_mut()
-                    .filter(|r| r.status == "pending")
-                {
-                    r.status = "delivered".into();
-                    r.reply = "250 2.0.0 delivered to mailbox".into();
+    /// Resolves each recipient's route once, at the first attempt (domain route, else the
+    /// tenant's, else the operator's default).
+    fn resolve_routes(&self, entry: &mut Entry) {
+        let env = &mut entry.envelope;
+        if !env.state.is_empty() {
+            return;
+        }
+        let dir = self.directory.get();
+        env.state = env
+            .recipients
+            .iter()
+            .map(|r| {
+                let domain = r
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default();
+                let route = dir
+                    .route_for(&domain)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| self.config.default_route.to_string());
+                RcptState {
+                    address: r.clone(),
+                    route,
+                    status: "pending".into(),
+                    reply: String::new(),
                 }
-                record.status = "delivered".into();
+            })
+            .collect();
+    }
+
+    async fn deliver(self: Arc<Self>, mut entry: Entry, retry: mpsc::UnboundedSender<Entry>) {
+        self.resolve_routes(&mut entry);
+        let now_us = micros(SystemTime::now());
+        if entry.envelope.first_attempt_us == 0 {
+            entry.envelope.first_attempt_us = now_us;
+        }
+        entry.envelope.attempts += 1;
+        let mut record = entry.envelope.trace.clone();
+
+        let spool = self.spool.clone();
+        let job = entry.clone();
+        let read = tokio::task::spawn_blocking(move || spool.read_message(&job))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")));
+        let message = match read {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(trace_id = %record.trace_id, "cannot read spooled message: {e:#}");
+                return self
+                    .schedule(entry, record, retry, format!("local error: {e:#}"))
+                    .await;
+            }
+        };
+
+        // One transaction per route with the recipients still pending on it.
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, s) in entry.envelope.state.iter().enumerate() {
+            if s.status == "pending" {
+                groups.entry(s.route.clone()).or_default().push(i);
+            }
+        }
+        for (route_url, idxs) in groups {
+            let rcpts: Vec<String> = idxs
+                .iter()
+                .map(|&i| entry.envelope.state[i].address.clone())
+                .collect();
+            let outcomes = match Route::parse(&route_url) {
+                Err(e) => rcpts
+                    .iter()
+                    .map(|_| downstream::Outcome {
+                        code: 550,
+                        reply: format!("550 5.3.5 {e}"),
+                    })
+                    .collect(),
+                Ok(Route::Maildir(root)) => {
+                    let (spool_env, msg, hostname) = (
+                        entry.envelope.clone(),
+                        message.clone(),
+                        self.config.hostname.clone(),
+                    );
+                    let list = rcpts.clone();
+                    let r = tokio::task::spawn_blocking(move || {
+                        deliver_maildir(
+                            std::path::Path::new(&root),
+                            &hostname,
+                            &spool_env,
+                            &list,
+                            &msg,
+                        )
+                    })
+                    .await;
+                    let (code, reply) = match r {
+                        Ok(Ok(_)) => (250, "250 2.0.0 delivered to mailbox".to_string()),
+                        Ok(Err(e)) => (0, format!("maildir: {e:#}")),
+                        Err(e) => (0, format!("maildir: {e}")),
+                    };
+                    rcpts
+                        .iter()
+                        .map(|_| downstream::Outcome {
+                            code,
+                            reply: reply.clone(),
+                        })
+                        .collect()
+                }
+                Ok(route) => {
+                    let slot = self.destination(&route_url);
+                    let _permit = slot.acquire_owned().await.expect("never closed");
+                    downstream::deliver(
+                        &route,
+                        &self.config.hostname,
+                        &entry.envelope.mail_from,
+                        &rcpts,
+                        &message,
+                    )
+                    .await
+                }
+            };
+            let mut delivered = Vec::new();
+            for (&i, o) in idxs.iter().zip(&outcomes) {
+                let s = &mut entry.envelope.state[i];
+                s.reply = o.reply.clone();
+                if o.is_success() {
+                    s.status = "delivered".into();
+                    delivered.push(s.address.clone());
+                } else if o.is_permanent() {
+                    s.status = "failed".into();
+                    event(
+                        &mut record,
+                        "FAIL",
+                        format!("{route_url}: {}: {}", s.address, o.reply),
+                    );
+                }
+                set_recipient(&mut record, &s.address, &s.status, &s.reply);
+            }
+            if !delivered.is_empty() {
+                let reply = outcomes
+                    .iter()
+                    .find(|o| o.is_success())
+                    .map(|o| o.reply.clone())
+                    .unwrap_or_default();
+                let target = if route_url.starts_with("maildir:") {
+                    "maildir".to_string()
+                } else {
+                    route_url.clone()
+                };
                 event(
                     &mut record,
                     "DELIVER",
-                    format!("maildir: {} recipient(s)", entry.envelope.recipients.len()),
+                    format!("{target}: {} recipient(s): {reply}", delivered.len()),
                 );
-                self.trace.send(record).await;
+            }
+            if let Some(o) = outcomes
+                .iter()
+                .find(|o| !o.is_success() && !o.is_permanent())
+            {
+                event(&mut record, "DEFER", format!("{route_url}: {}", o.reply));
+            }
+        }
+
+        let pending = entry.envelope.state.iter().any(|s| s.status == "pending");
+        if pending {
+            let last = entry
+                .envelope
+                .state
+                .iter()
+                .find(|s| s.status == "pending")
+                .map(|s| s.reply.clone())
+                .unwrap_or_default();
+            return self.schedule(entry, record, retry, last).await;
+        }
+        self.finish(entry, record).await;
+    }
+
+    /// Some recipients are still pending: retry later, or give up once the message is too old.
+    async fn schedule(
+        &self,
+        mut entry: Entry,
+        mut record: portcullis_store::TraceRecord,
+        retry: mpsc::UnboundedSender<Entry>,
+        last: String,
+    ) {
+        let age = Duration::from_micros(
+            (micros(SystemTime::now()) - entry.envelope.first_attempt_us).max(0) as u64,
+        );
+        if age >= self.config.give_up_after {
+            for s in entry
+                .envelope
+                .state
+                .iter_mut()
+                .filter(|s| s.status == "pending")
+            {
+                s.status = "failed".into();
+                s.reply = format!(
+                    "554 4.4.7 delivery time expired after {}: {}",
+                    humantime::format_duration(self.config.give_up_after),
+                    s.reply
+                );
+                event(&mut record, "FAIL", format!("{}: {}", s.address, s.reply));
+                set_recipient(&mut record, &s.address, "failed", &s.reply);
+            }
+            return self.finish(entry, record).await;
+        }
+        let backoff = backoff(
+            entry.envelope.attempts,
+            self.config.first_retry,
+            self.config.max_retry,
+        );
+        record.status = "deferred".into();
+        event(
+            &mut record,
+            "DEFER",
+            format!(
+                "attempt {} failed ({last}); retry in {}",
+                entry.envelope.attempts,
+                humantime::format_duration(Duration::from_secs(backoff.as_secs()))
+            ),
+        );
+        entry.envelope.trace = record.clone();
+        let spool = self.spool.clone();
+        let job = entry.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.update(&job)).await {
+            tracing::error!(trace_id = %record.trace_id, "cannot record the delivery state: {e:#}");
+        }
+        self.trace.send(record).await;
+        tokio::spawn(async move {
+            tokio::time::sleep(backoff).await;
+            let _ = retry.send(entry);
+        });
+    }
+
+    /// Every recipient has a final outcome: the entry leaves the spool.
+    async fn finish(&self, entry: Entry, mut record: portcullis_store::TraceRecord) {
+        // Delivered if any recipient got it (the per-recipient statuses say which did not).
+        let states = &entry.envelope.state;
+        record.status = if states.iter().any(|s| s.status == "delivered") {
+            "delivered"
+        } else {
+            "failed"
+        }
+        .into();
+        let spool = self.spool.clone();
+        let job = entry.clone();
+        match tokio::task::spawn_blocking(move || spool.remove(&job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(trace_id = %record.trace_id, "cannot remove spool entry: {e:#}")
             }
             Err(e) => {
-                tracing::warn!(trace_id = %record.trace_id, tenant = %record.tenant, "delivery deferred: {e:#}");
-                record.status = "deferred".into();
-                event(
-                    &mut record,
-                    "DEFER",
-                    format!(
-                        "maildir: {e:#}; retry in {}",
-                        humantime::format_duration(backoff)
-                    ),
-                );
-                self.trace.send(record).await;
-                tokio::spawn(async move {
-                    tokio::time::sleep(backoff).await;
-                    let _ = retry.send(entry);
-                });
+                tracing::error!(trace_id = %record.trace_id, "cannot remove spool entry: {e}")
             }
+        }
+        self.trace.send(record).await;
+    }
+}
+
+fn set_recipient(
+    record: &mut portcullis_store::TraceRecord,
+    address: &str,
+    status: &str,
+    reply: &str,
+) {
+    match record
+        .recipients
+        .iter_mut()
+        .find(|r| r.address.eq_ignore_ascii_case(address))
+    {
+        Some(r) => {
+            r.status = status.into();
+            r.reply = reply.into();
+        }
+        None => record.recipients.push(portcullis_store::TraceRecipient {
+            address: address.into(),
+            status: status.into(),
+            reply: reply.into(),
+        }),
+    }
+}
+
+/// `first * 2^(attempts-1)`, at most `max`, ±10% jitter so retries of many messages spread out.
+fn backoff(attempts: u32, first: Duration, max: Duration) -> Duration {
+    let doubled = first.saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
+    let base = doubled.min(max);
+    let jitter = 0.9 + rand::random::<f64>() * 0.2;
+    base.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        let (first, max) = (Duration::from_secs(60), Duration::from_secs(3600));
+        for (attempt, want) in [(1, 60.0), (2, 120.0), (3, 240.0), (7, 3600.0), (30, 3600.0)] {
+            let got = backoff(attempt, first, max).as_secs_f64();
+            assert!(
+                got >= want * 0.9 - 0.001 && got <= want * 1.1 + 0.001,
+                "attempt {attempt}: {got}"
+            );
         }
     }
 }

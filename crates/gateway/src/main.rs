@@ -9,6 +9,7 @@ mod config;
 mod connection;
 mod delivery;
 mod directory;
+mod downstream;
 mod message;
 mod report;
 mod server;

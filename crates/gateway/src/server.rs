@@ -107,8 +107,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (trace, trace_task) = crate::trace::start(store.clone());
     let delivery = Delivery::start(
         spool.clone(),
-        config.maildir_root.clone(),
-        config.hostname.clone(),
+        config.clone(),
+        directory.clone(),
         trace.clone(),
         recovered,
     );

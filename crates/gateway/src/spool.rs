@@ -27,6 +27,26 @@ pub struct Envelope {
     pub recipients: Vec<String>,
     /// The trace record as of acceptance, so delivery (also after a restart) can complete it.
     pub trace: TraceRecord,
+    /// Per-recipient delivery state, filled at the first attempt (routes resolved then).
+    #[serde(default)]
+    pub state: Vec<RcptState>,
+    /// Attempts so far and when the first one happened (microseconds since the epoch).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub first_attempt_us: i64,
+}
+
+/// One recipient of a spooled copy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RcptState {
+    pub address: String,
+    /// The route as a URL (`maildir:…`, `smtp://…`).
+    pub route: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// The last reply (remote or local).
+    pub reply: String,
 }
 
 #[derive(Clone, Debug)]
@@ -66,6 +86,14 @@ impl Spool {
             stem,
             envelope: envelope.clone(),
         })
+    }
+
+    /// Rewrites an entry's envelope (delivery state after an attempt), durably.
+    pub fn update(&self, entry: &Entry) -> anyhow::Result<()> {
+        let (_, env) = self.paths(&entry.stem);
+        let json = serde_json::to_vec(&entry.envelope).expect("envelopes serialize");
+        write_durable(&env, &json)?;
+        sync_dir(&self.dir)
     }
 
     pub fn read_message(&self, entry: &Entry) -> anyhow::Result<Vec<u8>> {
@@ -175,13 +203,14 @@ pub fn deliver_maildir(
     root: &Path,
     hostname: &str,
     envelope: &Envelope,
+    recipients: &[String],
     message: &[u8],
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    for rcpt in &envelope.recipients {
+    for rcpt in recipients {
         let mailbox = root.join(&envelope.tenant).join(mailbox_dir_name(rcpt));
         for sub in ["tmp", "new", "cur"] {
             fs::create_dir_all(mailbox.join(sub))
@@ -238,6 +267,9 @@ mod tests {
             mail_from: "a@x.org".into(),
             recipients: vec!["b@contoso.com".into()],
             trace: TraceRecord::default(),
+            state: Vec::new(),
+            attempts: 0,
+            first_attempt_us: 0,
         };
         let e = spool.store(&env, b"Subject: x\r\n\r\nhi\r\n").unwrap();
         // A half-written entry from a crash is discarded on recovery.
@@ -250,6 +282,7 @@ mod tests {
             &dir.path().join("mail"),
             "mx",
             &env,
+            &env.recipients,
             &spool.read_message(&e).unwrap(),
         )
         .unwrap();

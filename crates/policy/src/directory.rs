@@ -156,6 +156,13 @@ impl Directory {
         Some((t, &t.domains[*i]))
     }
 
+    /// The configured route for a recipient domain: the accepted domain's, else its tenant's;
+    /// `None` means the operator's default route.
+    pub fn route_for(&self, rcpt_domain: &str) -> Option<&str> {
+        let (t, d) = self.resolve(rcpt_domain)?;
+        d.route.as_deref().or(t.tenant.settings.route.as_deref())
+    }
+
     /// Is `domain` (the P1 or P2 domain) one of `tenant`'s own domains, by the same resolution
     /// rules as recipients? This is the "direct send" test of SPEC §1.
     pub fn is_own_domain(&self, tenant: &str, domain: &str) -> bool {

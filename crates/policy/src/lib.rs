@@ -10,6 +10,7 @@ pub mod decide;
 pub mod directory;
 pub mod model;
 pub mod names;
+pub mod route;
 pub mod rules;
 
 pub use attribution::{Attribution, ConnectorCheck, MatchedBy, PeerFacts, check_connector};

@@ -48,6 +48,9 @@ pub struct OrgSettings {
     pub trust_services: Vec<String>,
     /// Quarantined direct-send spoofs may be released by an org admin only (enforced with roles).
     pub admin_only_release_direct_send: bool,
+    /// Delivery route of the tenant (`tenant set --route`); `None`: the operator's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 impl Default for OrgSettings {
@@ -61,6 +64,7 @@ impl Default for OrgSettings {
             spoof_action: SpoofAction::Junk,
             trust_services: Vec::new(),
             admin_only_release_direct_send: true,
+            route: None,
         }
     }
 }
@@ -88,6 +92,9 @@ pub struct AcceptedDomain {
     pub domain_type: DomainType,
     #[serde(default)]
     pub match_subdomains: bool,
+    /// Delivery route for this domain's recipients, overriding the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ fn dom(tenant: &str, domain: &str, sub: bool) -> AcceptedDomain {
         tenant: tenant.into(),
         domain_type: DomainType::Authoritative,
         match_subdomains: sub,
+        route: None,
     }
 }
 

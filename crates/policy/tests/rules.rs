@@ -181,6 +181,7 @@ fn check(note: &str, rules: &[Rule], facts: impl FnOnce(&mut Facts), expect: &st
             tenant: "contoso".into(),
             domain_type: DomainType::Authoritative,
             match_subdomains: false,
+            route: None,
         }],
         vec![],
         rules.to_vec(),

@@ -36,6 +36,7 @@ async fn scenario(store: &Store) {
         tenant: "contoso".into(),
         domain_type: DomainType::Authoritative,
         match_subdomains: true,
+        route: None,
     };
     store.add_domain(&d).await.unwrap();
     let mut other = d.clone();
@@ -372,6 +373,7 @@ async fn concurrent_writers_on_sqlite_wait_instead_of_failing() {
                     tenant: name.clone(),
                     domain_type: DomainType::Authoritative,
                     match_subdomains: false,
+                    route: None,
                 };
                 store.add_domain(&d).await.unwrap();
             }
