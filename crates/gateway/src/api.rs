@@ -93,11 +93,16 @@ type Res<T> = Result<T, ApiErr>;
 pub fn router(state: State) -> Router {
     let api = Router::new()
         .route("/tenants", get(list_tenants).post(add_tenant))
-        .route("/tenants/{t}", get(show_tenant).delete(remove_tenant))
+        .route(
+            "/tenants/{t}",
+            get(show_tenant)
+                .delete(remove_tenant)
+                .patch(set_tenant_route),
+        )
         .route("/tenants/{t}/domains", get(list_domains).post(add_domain))
         .route(
             "/tenants/{t}/domains/{d}",
-            axum::routing::delete(remove_domain),
+            axum::routing::delete(remove_domain).patch(set_domain_route),
         )
         .route("/tenants/{t}/org", get(show_org).patch(set_org))
         .route(
@@ -800,4 +805,48 @@ async fn replay(
     Ok(Json(
         crate::report::replay(&state.store, &current, &proposed, &t, req.since.as_deref()).await?,
     ))
+}
+
+// ---- delivery routes ----
+
+async fn set_tenant_route(
+    Extract(state): Extract<State>,
+    Path(t): Path<String>,
+    Json(body): Json<RoutePatch>,
+) -> Res<Json<Tenant>> {
+    let mut tenant = tenant(&state, &t)?;
+    tenant.settings.route = match &body.route {
+        Some(r) => parse_route_opt(r).map_err(bad)?,
+        None => None,
+    };
+    state.store.set_org_settings(&t, &tenant.settings).await?;
+    changed(&state).await?;
+    tracing::info!(tenant = %t, route = ?tenant.settings.route, "tenant route changed");
+    Ok(Json(tenant))
+}
+
+async fn set_domain_route(
+    Extract(state): Extract<State>,
+    Path((t, d)): Path<(String, String)>,
+    Json(body): Json<RoutePatch>,
+) -> Res<Json<AcceptedDomain>> {
+    tenant(&state, &t)?;
+    let domain = names::normalize_domain(&d).unwrap_or(d);
+    let dir = state.live.get();
+    let mut accepted = dir
+        .tenant(&t)
+        .and_then(|e| e.domains.iter().find(|x| x.domain == domain).cloned())
+        .ok_or_else(|| {
+            ApiErr(
+                StatusCode::NOT_FOUND,
+                format!("accepted domain {domain} of tenant {t} not found"),
+            )
+        })?;
+    accepted.route = match &body.route {
+        Some(r) => parse_route_opt(r).map_err(bad)?,
+        None => None,
+    };
+    state.store.update_domain(&accepted).await?;
+    changed(&state).await?;
+    Ok(Json(accepted))
 }

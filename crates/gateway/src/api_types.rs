@@ -637,3 +637,17 @@ pub struct ReplayReport {
     pub newly_accepted: u64,
     pub changes: Vec<ReplayChange>,
 }
+
+/// `PATCH /tenants/{t}` and `PATCH /tenants/{t}/domains/{d}`: the delivery route (`null` = default).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RoutePatch {
+    pub route: Option<String>,
+}
+
+/// A route URL, normalized; `''` means "no route of its own" (`None`).
+pub fn parse_route_opt(s: &str) -> Result<Option<String>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    portcullis_policy::route::Route::parse(s).map(|r| Some(r.to_string()))
+}

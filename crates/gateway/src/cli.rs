@@ -247,6 +247,15 @@ pub enum TenantCommand {
         /// Tenant name
         name: String,
     },
+    /// Change a tenant's delivery route
+    Set {
+        /// Tenant name
+        name: String,
+        /// maildir:PATH, smtp://host:port, smtp+tls-required://host:port, lmtp://host:port or
+        /// lmtp+unix:///path ('' returns to the operator's default)
+        #[arg(long, value_name = "URL")]
+        route: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -281,6 +290,17 @@ pub enum DomainCommand {
         /// Tenant name
         #[arg(long)]
         tenant: String,
+    },
+    /// Change an accepted domain's delivery route (overrides the tenant's)
+    Set {
+        /// Domain name
+        domain: String,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// A route URL as for `tenant set`; '' returns to the tenant's route
+        #[arg(long, value_name = "URL")]
+        route: String,
     },
 }
 
@@ -1147,6 +1167,17 @@ fn plan_tenant(c: &TenantCommand) -> Result<Call, String> {
             tenant_path(name)?,
             Output::Confirm(format!("tenant {name} removed")),
         ),
+        TenantCommand::Set { name, route } => {
+            let body = api_types::RoutePatch {
+                route: api_types::parse_route_opt(route)?,
+            };
+            Call::new(
+                Method::Patch,
+                tenant_path(name)?,
+                Output::Confirm(format!("tenant {name} updated")),
+            )
+            .body(&body)
+        }
     })
 }
 
@@ -1189,6 +1220,23 @@ fn plan_domain(c: &DomainCommand) -> Result<Call, String> {
                 format!("{base}/domains/{}", encode(&domain)),
                 Output::Confirm(format!("domain {domain} removed from tenant {tenant}")),
             )
+        }
+        DomainCommand::Set {
+            domain,
+            tenant,
+            route,
+        } => {
+            let base = tenant_path(tenant)?;
+            let domain = api_types::parse_domain(domain)?;
+            let body = api_types::RoutePatch {
+                route: api_types::parse_route_opt(route)?,
+            };
+            Call::new(
+                Method::Patch,
+                format!("{base}/domains/{}", encode(&domain)),
+                Output::Confirm(format!("domain {domain} of tenant {tenant} updated")),
+            )
+            .body(&body)
         }
     })
 }

@@ -186,6 +186,27 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces an accepted domain's document (its route), within its tenant.
+    pub async fn update_domain(&self, d: &AcceptedDomain) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let r =
+            sqlx::query("UPDATE accepted_domains SET doc = $1 WHERE tenant = $2 AND domain = $3")
+                .bind(to_json(d))
+                .bind(&d.tenant)
+                .bind(&d.domain)
+                .execute(&mut *tx)
+                .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "accepted domain {} of tenant {}",
+                d.domain, d.tenant
+            )));
+        }
+        bump(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn remove_domain(&self, tenant: &str, domain: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let r = sqlx::query("DELETE FROM accepted_domains WHERE tenant = $1 AND domain = $2")
