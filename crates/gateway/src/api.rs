@@ -694,6 +694,7 @@ async fn release_quarantine(
         state: Vec::new(),
         attempts: 0,
         first_attempt_us: 0,
+        is_dsn: false,
     };
     let spool = state.shared.spool.clone();
     let stored = tokio::task::spawn_blocking(move || spool.store(&envelope, &released))

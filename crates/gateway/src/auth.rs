@@ -185,6 +185,37 @@ impl Authenticator {
         })
     }
 
+    /// The mail exchangers of a domain, most preferred first; the domain itself when it has no MX
+    /// (RFC 5321 §5.1 implicit MX). `Err` is a temporary failure.
+    pub async fn mx_hosts(&self, domain: &str) -> Result<Vec<String>, String> {
+        let Some(resolver) = self.resolver.as_ref() else {
+            return Ok(vec![domain.to_string()]);
+        };
+        match resolver.mx_lookup(domain, Some(&self.caches.mx)).await {
+            Ok(set) => {
+                let mut mx: Vec<(u16, String)> = set
+                    .rrset
+                    .iter()
+                    .flat_map(|m| {
+                        m.exchanges
+                            .iter()
+                            .map(move |e| (m.preference, e.trim_end_matches('.').to_string()))
+                    })
+                    .collect();
+                mx.sort();
+                if mx.is_empty() {
+                    Ok(vec![domain.to_string()])
+                } else {
+                    Ok(mx.into_iter().map(|(_, h)| h).collect())
+                }
+            }
+            Err(MaError::Dns(mail_auth::DnsError::RecordNotFound(_))) => {
+                Ok(vec![domain.to_string()])
+            }
+            Err(e) => Err(format!("MX lookup for {domain}: {e}")),
+        }
+    }
+
     /// The reverse DNS (PTR) name of an address, cached; `None` without one or without DNS.
     pub async fn ptr(&self, ip: IpAddr) -> Option<String> {
         let resolver = self.resolver.as_ref()?;

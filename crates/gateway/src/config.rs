@@ -112,6 +112,7 @@ struct RawDelivery {
     give_up_after: Option<String>,
     max_concurrency: Option<u64>,
     max_per_destination: Option<u64>,
+    mx_port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +178,8 @@ pub struct Config {
     /// Concurrent deliveries in total and per destination (route).
     pub delivery_concurrency: usize,
     pub delivery_per_destination: usize,
+    /// The port of mail exchangers for `mx:` routes (25; tests on loopback use another).
+    pub mx_port: u16,
     pub default_reject_direct_send: RejectDirectSend,
     pub lock_reject_direct_send: bool,
     pub services: Vec<Service>,
@@ -392,6 +395,7 @@ fn validate(
             raw.delivery.max_concurrency,
             32,
         )?,
+        mx_port: raw.delivery.mx_port.unwrap_or(25),
         delivery_per_destination: positive(
             "delivery.max_per_destination",
             raw.delivery.max_per_destination,

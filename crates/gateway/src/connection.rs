@@ -28,7 +28,7 @@ use crate::message::{
 };
 use crate::spool::{Entry, Envelope, Spool};
 use crate::tls::{Tls, TlsInfo};
-use crate::trace::{TraceSender, event, micros, rfc3339};
+use crate::trace::{TraceSender, event, micros, new_trace_id, rfc3339};
 
 /// Everything a connection needs, shared by all connections.
 pub struct Shared {
@@ -589,6 +589,7 @@ impl Conn {
                                     state: Vec::new(),
                                     attempts: 0,
                                     first_attempt_us: 0,
+                                    is_dsn: false,
                                 },
                                 full,
                             ));
@@ -920,10 +921,4 @@ fn added_headers(
         h.push_str("X-Portcullis-Direct-Send: audit\r\n");
     }
     h
-}
-
-/// Sortable, unique, filename- and URL-safe: 13 hex digits of microseconds + 8 random.
-fn new_trace_id() -> String {
-    let us = micros(SystemTime::now()) as u64;
-    format!("{us:013X}{:08X}", rand::random::<u32>())
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use portcullis_policy::route::Route;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::directory::Live;
 use crate::downstream;
@@ -36,6 +37,7 @@ impl Delivery {
         spool: Spool,
         config: Arc<Config>,
         directory: Arc<Live>,
+        auth: Arc<Authenticator>,
         trace: TraceSender,
         pending: Vec<Entry>,
     ) -> Delivery {
@@ -46,6 +48,7 @@ impl Delivery {
             spool,
             config,
             directory,
+            auth,
             trace,
             destinations: Mutex::default(),
         });
@@ -107,6 +110,8 @@ struct Worker {
     spool: Spool,
     config: Arc<Config>,
     directory: Arc<Live>,
+    /// The resolver, for the mail exchangers of `mx:` routes.
+    auth: Arc<Authenticator>,
     trace: TraceSender,
     /// One semaphore per destination (route URL): at most `delivery_per_destination` at once.
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -136,10 +141,14 @@ impl Worker {
                     .rsplit_once('@')
                     .map(|(_, d)| d.to_ascii_lowercase())
                     .unwrap_or_default();
-                let route = dir
-                    .route_for(&domain)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| self.config.default_route.to_string());
+                let route = if dir.resolve(&domain).is_none() {
+                    // Outside every tenant (a bounce, a redirect elsewhere): its mail exchangers.
+                    Route::Mx(domain).to_string()
+                } else {
+                    dir.route_for(&domain)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| self.config.default_route.to_string())
+                };
                 RcptState {
                     address: r.clone(),
                     route,
@@ -224,6 +233,10 @@ impl Worker {
                         })
                         .collect()
                 }
+                Ok(Route::Mx(domain)) => {
+                    self.deliver_mx(&domain, &entry.envelope.mail_from, &rcpts, &message)
+                        .await
+                }
                 Ok(route) => {
                     let slot = self.destination(&route_url);
                     let _permit = slot.acquire_owned().await.expect("never closed");
@@ -290,7 +303,45 @@ impl Worker {
                 .unwrap_or_default();
             return self.schedule(entry, record, retry, last).await;
         }
-        self.finish(entry, record).await;
+        self.finish(entry, record, &retry).await;
+    }
+
+    /// SMTP to the domain's mail exchangers in preference order, until one answers.
+    async fn deliver_mx(
+        &self,
+        domain: &str,
+        mail_from: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> Vec<downstream::Outcome> {
+        let hosts = match self.auth.mx_hosts(domain).await {
+            Ok(h) => h,
+            Err(e) => {
+                return rcpts
+                    .iter()
+                    .map(|_| downstream::Outcome {
+                        code: 0,
+                        reply: e.clone(),
+                    })
+                    .collect();
+            }
+        };
+        let mut last = Vec::new();
+        for host in hosts {
+            let route = Route::Smtp {
+                host,
+                port: self.config.mx_port,
+                tls_required: false,
+            };
+            let slot = self.destination(&route.to_string());
+            let _permit = slot.acquire_owned().await.expect("never closed");
+            last =
+                downstream::deliver(&route, &self.config.hostname, mail_from, rcpts, message).await;
+            if last.iter().any(|o| o.code != 0) {
+                break;
+            }
+        }
+        last
     }
 
     /// Some recipients are still pending: retry later, or give up once the message is too old.
@@ -320,7 +371,7 @@ impl Worker {
                 event(&mut record, "FAIL", format!("{}: {}", s.address, s.reply));
                 set_recipient(&mut record, &s.address, "failed", &s.reply);
             }
-            return self.finish(entry, record).await;
+            return self.finish(entry, record, &retry).await;
         }
         let backoff = backoff(
             entry.envelope.attempts,
@@ -351,7 +402,38 @@ impl Worker {
     }
 
     /// Every recipient has a final outcome: the entry leaves the spool.
-    async fn finish(&self, entry: Entry, mut record: portcullis_store::TraceRecord) {
+    async fn finish(
+        &self,
+        entry: Entry,
+        mut record: portcullis_store::TraceRecord,
+        queue: &mpsc::UnboundedSender<Entry>,
+    ) {
+        // A bounce to the envelope sender for the failed recipients: never for the null sender,
+        // never for a bounce. It is spooled (durable) before this entry leaves the spool.
+        let failed: Vec<&RcptState> = entry
+            .envelope
+            .state
+            .iter()
+            .filter(|s| s.status == "failed")
+            .collect();
+        if !failed.is_empty() && entry.envelope.mail_from != "<>" && !entry.envelope.is_dsn {
+            match self.bounce(&entry, &failed).await {
+                Ok((dsn, id)) => {
+                    event(
+                        &mut record,
+                        "FAIL",
+                        format!(
+                            "delivery status notification sent to {} as {id}",
+                            entry.envelope.mail_from
+                        ),
+                    );
+                    let _ = queue.send(dsn);
+                }
+                Err(e) => {
+                    tracing::error!(trace_id = %record.trace_id, "cannot create the bounce: {e:#}")
+                }
+            }
+        }
         // Delivered if any recipient got it (the per-recipient statuses say which did not).
         let states = &entry.envelope.state;
         record.status = if states.iter().any(|s| s.status == "delivered") {
@@ -372,6 +454,69 @@ impl Worker {
             }
         }
         self.trace.send(record).await;
+    }
+}
+
+impl Worker {
+    /// Spools the delivery status notification for `failed` recipients of `entry`.
+    async fn bounce(
+        &self,
+        entry: &Entry,
+        failed: &[&RcptState],
+    ) -> anyhow::Result<(Entry, String)> {
+        let id = crate::trace::new_trace_id();
+        let spool = self.spool.clone();
+        let job = entry.clone();
+        let message = tokio::task::spawn_blocking(move || spool.read_message(&job)).await??;
+        let dsn = crate::dsn::build(
+            &self.config.hostname,
+            &id,
+            &entry.envelope,
+            failed,
+            &message,
+        );
+        let now = SystemTime::now();
+        let mut trace = portcullis_store::TraceRecord {
+            trace_id: id.clone(),
+            tenant: entry.envelope.tenant.clone(),
+            received_at: crate::trace::rfc3339(now),
+            received_at_us: micros(now),
+            client_ip: "127.0.0.1".into(),
+            mail_from: "<>".into(),
+            subject: Some("Undelivered Mail Returned to Sender".into()),
+            size: dsn.len() as u64,
+            attribution: "anonymous".into(),
+            status: "pending".into(),
+            recipients: vec![portcullis_store::TraceRecipient {
+                address: entry.envelope.mail_from.clone(),
+                status: "pending".into(),
+                reply: String::new(),
+            }],
+            ..Default::default()
+        };
+        event(
+            &mut trace,
+            "RECEIVE",
+            format!(
+                "delivery status notification for {}",
+                entry.envelope.trace_id
+            ),
+        );
+        let envelope = crate::spool::Envelope {
+            trace_id: id.clone(),
+            tenant: entry.envelope.tenant.clone(),
+            mail_from: "<>".into(),
+            recipients: vec![entry.envelope.mail_from.clone()],
+            trace: trace.clone(),
+            state: Vec::new(),
+            attempts: 0,
+            first_attempt_us: 0,
+            is_dsn: true,
+        };
+        let spool = self.spool.clone();
+        let stored = tokio::task::spawn_blocking(move || spool.store(&envelope, &dsn)).await??;
+        self.trace.send(trace).await;
+        Ok((stored, id))
     }
 }
 

@@ -131,7 +131,7 @@ async fn connect_and_send(
             };
             lmtp(&mut client, helo, mail_from, rcpts, message).await
         }
-        Route::Maildir(_) => Err("not a network route".into()),
+        Route::Maildir(_) | Route::Mx(_) => Err("not a network route".into()),
     }
 }
 

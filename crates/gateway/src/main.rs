@@ -10,6 +10,7 @@ mod connection;
 mod delivery;
 mod directory;
 mod downstream;
+mod dsn;
 mod message;
 mod report;
 mod server;

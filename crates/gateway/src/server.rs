@@ -109,6 +109,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         spool.clone(),
         config.clone(),
         directory.clone(),
+        auth.clone(),
         trace.clone(),
         recovered,
     );

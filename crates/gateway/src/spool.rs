@@ -35,6 +35,9 @@ pub struct Envelope {
     pub attempts: u32,
     #[serde(default)]
     pub first_attempt_us: i64,
+    /// This is a delivery status notification: it never gets one of its own.
+    #[serde(default)]
+    pub is_dsn: bool,
 }
 
 /// One recipient of a spooled copy.
@@ -270,6 +273,7 @@ mod tests {
             state: Vec::new(),
             attempts: 0,
             first_attempt_us: 0,
+            is_dsn: false,
         };
         let e = spool.store(&env, b"Subject: x\r\n\r\nhi\r\n").unwrap();
         // A half-written entry from a crash is discarded on recovery.

@@ -100,3 +100,9 @@ pub fn event(record: &mut TraceRecord, event: &str, detail: impl Into<String>) {
         detail: detail.into(),
     });
 }
+
+/// Sortable, unique, filename- and URL-safe: 13 hex digits of microseconds + 8 random.
+pub fn new_trace_id() -> String {
+    let us = micros(SystemTime::now()) as u64;
+    format!("{us:013X}{:08X}", rand::random::<u32>())
+}

@@ -27,7 +27,11 @@ struct Downstream {
 impl Downstream {
     /// Starts on `port` (0: any). `lmtp`: one reply per recipient after DATA.
     async fn start(port: u16, lmtp: bool, later_budget: usize) -> Downstream {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        Self::start_on("127.0.0.1", port, lmtp, later_budget).await
+    }
+
+    async fn start_on(ip: &str, port: u16, lmtp: bool, later_budget: usize) -> Downstream {
+        let listener = TcpListener::bind((ip, port)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(Received {
             later_budget,
@@ -155,7 +159,15 @@ async fn wait<T>(mut f: impl FnMut() -> Option<T>) -> T {
 #[tokio::test]
 async fn lmtp_gives_each_recipient_its_outcome_and_retries_the_deferred() {
     let down = Downstream::start(0, true, 1).await;
-    let gw = Gateway::start("[delivery]\nfirst_retry = \"1s\"\n");
+    // The sender's mail exchanger, for the bounce: partner.example MX → 127.0.0.44.
+    let mx = Downstream::start_on("127.0.0.44", 0, false, 0).await;
+    let gw = Gateway::start(&format!(
+        "[delivery]\nfirst_retry = \"1s\"\nmx_port = {}\n",
+        mx.port
+    ));
+    gw.dns.mx("partner.example", 10, "mx.partner.example");
+    gw.dns
+        .a("mx.partner.example", "127.0.0.44".parse().unwrap());
     setup(&gw);
     gw.ok(&[
         "tenant",
@@ -184,7 +196,7 @@ async fn lmtp_gives_each_recipient_its_outcome_and_retries_the_deferred() {
     assert_eq!(got[0].1, ["bob@contoso.com"]);
     assert_eq!(got[1].1, ["later@contoso.com"]);
     assert!(got[0].2.contains("Subject: three recipients"));
-    let t = gw.trace_until("contoso", &[], |v| {
+    let t = gw.trace_until("contoso", &["--sender", "a@partner.example"], |v| {
         v.len() == 1 && v[0]["status"] != "pending" && v[0]["status"] != "deferred"
     });
     let rec = &t[0];

@@ -19,6 +19,9 @@ pub enum Route {
     Lmtp { host: String, port: u16 },
     /// LMTP over a Unix socket (`lmtp+unix:///path`).
     LmtpUnix(String),
+    /// SMTP to the mail exchangers (MX) of the recipients' domain (`mx:` with the domain filled in
+    /// per recipient): for addresses outside every tenant — bounces, redirects to other domains.
+    Mx(String),
 }
 
 impl Route {
@@ -31,6 +34,9 @@ impl Route {
                 return Err(bad("maildir: needs a path"));
             }
             return Ok(Route::Maildir(path.to_string()));
+        }
+        if let Some(domain) = url.strip_prefix("mx:") {
+            return Ok(Route::Mx(domain.to_ascii_lowercase()));
         }
         if let Some(path) = url.strip_prefix("lmtp+unix://") {
             if !path.starts_with('/') {
@@ -107,6 +113,7 @@ impl fmt::Display for Route {
             }
             Route::Lmtp { host: h, port } => write!(f, "lmtp://{}:{port}", host(h)),
             Route::LmtpUnix(p) => write!(f, "lmtp+unix://{p}"),
+            Route::Mx(d) => write!(f, "mx:{d}"),
         }
     }
 }
