@@ -3,13 +3,13 @@
 # and checks what arrives at the other end and what the message trace says about it.
 #
 #   1. Postfix's smtp-sink as an SMTP and as an LMTP downstream (tenant route and domain route, one
-#      transaction per route, LMTP per-recipient replies); a sink refusing every RCPT with 5xx
-#      (failed), one refusing with 4xx (deferred), one without STARTTLS behind smtp+tls-required
-#      (deferred).
+#      transaction per route); a sink refusing every RCPT with 5xx (failed), one refusing with 4xx
+#      (deferred, retried), one without STARTTLS behind smtp+tls-required (deferred).
 #   2. Dovecot's LMTP server (its own config, sockets and mail in the temp dir) over a unix socket
 #      (lmtp+unix://) and over TCP (lmtp://): the message lands in the user's Maildir/new.
 #   3. A downstream that is down at first and comes up later: deferred, then delivered on a retry
 #      (`[delivery] first_retry = "1s"`, `max_retry = "2s"`).
+#   4. LMTP with two recipients in one transaction (smtp-sink and dovecot): one reply per recipient.
 #
 # Usage: tests/interop/delivery.sh            (binary: target/debug/portcullis, or $PORTCULLIS_BIN)
 # Needs: swaks, jq, postfix (smtp-sink; the postfix daemon itself is not used), dovecot-core +
@@ -283,7 +283,7 @@ trace_check() {
 dump_record() {
     local name=$1 subject=$2 out _i
     for _i in $(seq 50); do
-        out=$(tr -d '\r' <"$TMP/$name.dump" 2>/dev/null | awk -v s="Subject: $subject" '
+        out=$(tr -d '\r' 2>/dev/null <"$TMP/$name.dump" | awk -v s="Subject: $subject" '
             /^X-Client-Addr: / { if (found) printf "%s", rec; rec = ""; found = 0 }
             { rec = rec $0 "\n"; if ($0 == s) found = 1 }
             END { if (found) printf "%s", rec }')
@@ -376,20 +376,6 @@ trace_check "$ID" "DELIVER event naming $LMTP_ROUTE (1 recipient)" \
     '[.events[] | select(.event == "DELIVER" and (.detail | startswith($r + ": 1 recipient")))] | length == 1' \
     --arg r "$LMTP_ROUTE"
 trace_check "$ID" "no DEFER or FAIL event" '[.events[] | select(.event == "DEFER" or .event == "FAIL")] | length == 0'
-
-# LMTP: one reply per recipient after DATA.
-SUBJ_LMTP2="Portcullis delivery: LMTP two recipients $$"
-ID=$(smtp lmtp2 --from ceo@contoso.com --to erin@contoso.net,frank@contoso.net --h-Subject "$SUBJ_LMTP2")
-REC=$(dump_record lmtp "$SUBJ_LMTP2") || fail "LMTP sink: no message with Subject '$SUBJ_LMTP2'" "$TMP/lmtp.dump"
-printf '%s' "$REC" >"$TMP/sink-lmtp2.rec"
-{ [[ $(grep -c '^X-Client-Addr: ' "$TMP/sink-lmtp2.rec") == 1 ]] &&
-    [[ $(grep -c '^X-Rcpt-Args: ' "$TMP/sink-lmtp2.rec") == 2 ]]; } ||
-    fail "LMTP sink: expected one transaction with two recipients" "$TMP/sink-lmtp2.rec"
-wait_status "$ID" contoso delivered 10
-trace_check "$ID" "LMTP, 2 recipients in one transaction: both delivered, each with its own 250 reply" \
-    '.status == "delivered" and (.recipients | length == 2) and all(.recipients[]; .status == "delivered" and (.reply | startswith("250")))
-     and ([.events[] | select(.event == "DELIVER" and (.detail | startswith($r + ": 2 recipient")))] | length == 1)' \
-    --arg r "$LMTP_ROUTE"
 
 # A sink refusing every RCPT with 5xx: failed, the sink's reply recorded. The null sender, so the
 # outcome does not depend on a delivery status notification going anywhere.
@@ -493,6 +479,41 @@ ok "late sink: exactly one copy of the message"
 wait_status "$ID_TEMPFAIL" contoso deferred 1
 trace_check "$ID_TEMPFAIL" "4xx: still deferred, retried (more than one attempt)" \
     '[.events[] | select(.event == "DEFER" and (.detail | startswith("attempt ")))] | length >= 2'
+
+# ---------------------------------------------------------------------------------------------
+# 4. LMTP with several recipients in one transaction: one reply per recipient after DATA, from
+#    smtp-sink (which writes its replies in one segment) and from dovecot.
+# ---------------------------------------------------------------------------------------------
+SUBJ_LMTP2="Portcullis delivery: LMTP two recipients $$"
+ID=$(smtp lmtp2 --from ceo@contoso.com --to erin@contoso.net,frank@contoso.net --h-Subject "$SUBJ_LMTP2")
+REC=$(dump_record lmtp "$SUBJ_LMTP2") || fail "LMTP sink: no message with Subject '$SUBJ_LMTP2'" "$TMP/lmtp.dump"
+printf '%s' "$REC" >"$TMP/sink-lmtp2.rec"
+{ [[ $(grep -c '^X-Client-Addr: ' "$TMP/sink-lmtp2.rec") == 1 ]] &&
+    [[ $(grep -c '^X-Rcpt-Args: ' "$TMP/sink-lmtp2.rec") == 2 ]]; } ||
+    fail "LMTP sink: expected one transaction with two recipients" "$TMP/sink-lmtp2.rec"
+ok "LMTP sink: one transaction to erin@contoso.net and frank@contoso.net"
+wait_status "$ID" contoso delivered 10
+trace_check "$ID" "LMTP sink, 2 recipients: both delivered, each with its own 250 reply, one DELIVER event" \
+    '.status == "delivered" and (.recipients | length == 2) and all(.recipients[]; .status == "delivered" and (.reply | startswith("250")))
+     and ([.events[] | select(.event == "DELIVER" and (.detail | startswith($r + ": 2 recipient")))] | length == 1)' \
+    --arg r "$LMTP_ROUTE"
+REC=$(dump_record lmtp "$SUBJ_LMTP2") && printf '%s' "$REC" >"$TMP/sink-lmtp2.rec"
+[[ $(grep -c '^X-Client-Addr: ' "$TMP/sink-lmtp2.rec") == 1 ]] ||
+    fail "LMTP sink: the message was delivered more than once" "$TMP/sink-lmtp2.rec"
+ok "LMTP sink: still exactly one copy"
+
+SUBJ_DV2="Portcullis delivery: dovecot two recipients $$"
+ID=$(smtp dovecot2 --local-interface 127.0.0.2 --from alice@sender.example --to mia@fabrikam.com,nina@fabrikam.com \
+    --h-Subject "$SUBJ_DV2")
+for user in mia@fabrikam.com nina@fabrikam.com; do
+    dovecot_mail "$user" "$SUBJ_DV2" >/dev/null ||
+        fail "dovecot: no message in $DV/mail/$user/Maildir/new" <(ls -laR "$DV/mail" 2>&1) "$DV/dovecot.log"
+done
+ok "dovecot: mia@fabrikam.com and nina@fabrikam.com each have the message in Maildir/new"
+wait_status "$ID" fabrikam delivered 10
+trace_check "$ID" "dovecot, 2 recipients: each delivered with its own '250 2.0.0 <address> … Saved'" \
+    '.status == "delivered" and (.recipients | length == 2)
+     and all(.recipients[]; .status == "delivered" and (.reply | test("^250 2\\.0\\.0 <" + .address + "> .*Saved")))'
 
 # ---------------------------------------------------------------------------------------------
 # Graceful shutdown with a message still deferred.

@@ -125,6 +125,10 @@ pub fn router(state: State) -> Router {
         )
         .route("/tenants/{t}/readiness", get(readiness))
         .route("/tenants/{t}/simulate/replay", axum::routing::post(replay))
+        .route("/queue", get(list_queue))
+        .route("/queue/retry", axum::routing::post(retry_queue))
+        .route("/queue/{id}", get(show_queue).delete(delete_queue))
+        .route("/queue/{id}/retry", axum::routing::post(retry_queue_item))
         .route("/tenants/{t}/rules", get(list_rules).post(add_rule))
         .route(
             "/tenants/{t}/rules/{name}",
@@ -695,6 +699,7 @@ async fn release_quarantine(
         attempts: 0,
         first_attempt_us: 0,
         is_dsn: false,
+        next_attempt_us: 0,
     };
     let spool = state.shared.spool.clone();
     let stored = tokio::task::spawn_blocking(move || spool.store(&envelope, &released))
@@ -850,4 +855,149 @@ async fn set_domain_route(
     state.store.update_domain(&accepted).await?;
     changed(&state).await?;
     Ok(Json(accepted))
+}
+
+// ---- delivery queue (operator scope: every tenant's messages) ----
+
+fn queue_item(e: &crate::spool::Entry, default_route: &str) -> QueueItem {
+    let env = &e.envelope;
+    let ts = |us: i64| {
+        (us > 0).then(|| {
+            crate::trace::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_micros(us as u64),
+            )
+        })
+    };
+    let recipients = if env.state.is_empty() {
+        env.recipients
+            .iter()
+            .map(|a| QueueRecipient {
+                address: a.clone(),
+                route: default_route.into(),
+                status: "pending".into(),
+                reply: String::new(),
+            })
+            .collect()
+    } else {
+        env.state
+            .iter()
+            .map(|s| QueueRecipient {
+                address: s.address.clone(),
+                route: s.route.clone(),
+                status: s.status.clone(),
+                reply: s.reply.clone(),
+            })
+            .collect()
+    };
+    QueueItem {
+        id: e.stem.clone(),
+        trace_id: env.trace_id.clone(),
+        tenant: env.tenant.clone(),
+        mail_from: env.mail_from.clone(),
+        attempts: env.attempts,
+        first_attempt: ts(env.first_attempt_us),
+        next_attempt: ts(env.next_attempt_us),
+        size: env.trace.size,
+        recipients,
+    }
+}
+
+async fn spool_entries(state: &State) -> Res<Vec<crate::spool::Entry>> {
+    let spool = state.shared.spool.clone();
+    Ok(tokio::task::spawn_blocking(move || spool.list())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))??)
+}
+
+async fn list_queue(
+    Extract(state): Extract<State>,
+    Query(p): Query<QueueParams>,
+) -> Res<Json<Vec<QueueItem>>> {
+    let default = state.config.default_route.to_string();
+    let items = spool_entries(&state)
+        .await?
+        .iter()
+        .map(|e| queue_item(e, &default))
+        .filter(|i| p.tenant.as_ref().is_none_or(|t| &i.tenant == t))
+        .filter(|i| {
+            p.destination.as_ref().is_none_or(|d| {
+                i.recipients
+                    .iter()
+                    .any(|r| r.status == "pending" && r.route.starts_with(d.as_str()))
+            })
+        })
+        .collect();
+    Ok(Json(items))
+}
+
+async fn queued(state: &State, id: &str) -> Res<crate::spool::Entry> {
+    let spool = state.shared.spool.clone();
+    let key = id.to_string();
+    tokio::task::spawn_blocking(move || spool.get(&key))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))??
+        .ok_or_else(|| {
+            ApiErr(
+                StatusCode::NOT_FOUND,
+                format!("queued message {id} not found"),
+            )
+        })
+}
+
+async fn show_queue(
+    Extract(state): Extract<State>,
+    Path(id): Path<String>,
+) -> Res<Json<QueueItem>> {
+    let e = queued(&state, &id).await?;
+    Ok(Json(queue_item(
+        &e,
+        &state.config.default_route.to_string(),
+    )))
+}
+
+async fn retry_queue_item(
+    Extract(state): Extract<State>,
+    Path(id): Path<String>,
+) -> Res<Json<QueueItem>> {
+    let e = queued(&state, &id).await?;
+    if !state.shared.delivery.retry_now(&id) {
+        return Err(ApiErr(
+            StatusCode::CONFLICT,
+            format!("queued message {id} is being delivered right now"),
+        ));
+    }
+    tracing::info!(id, "queue: retry requested");
+    Ok(Json(queue_item(
+        &e,
+        &state.config.default_route.to_string(),
+    )))
+}
+
+async fn retry_queue(Extract(state): Extract<State>) -> Json<serde_json::Value> {
+    let n = state.shared.delivery.retry_all();
+    tracing::info!(
+        messages = n,
+        "queue: retry of every waiting message requested"
+    );
+    Json(serde_json::json!({ "retried": n }))
+}
+
+async fn delete_queue(
+    Extract(state): Extract<State>,
+    Path(id): Path<String>,
+    Query(p): Query<QueueDeleteParams>,
+) -> Res<StatusCode> {
+    let found = state
+        .shared
+        .delivery
+        .delete(&id, p.dsn, "deleted from the queue by the administrator")
+        .await?;
+    if !found {
+        return Err(ApiErr(
+            StatusCode::NOT_FOUND,
+            format!("queued message {id} not found"),
+        ));
+    }
+    tracing::info!(id, dsn = p.dsn, "queue: message deleted");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -651,3 +651,45 @@ pub fn parse_route_opt(s: &str) -> Result<Option<String>, String> {
     }
     portcullis_policy::route::Route::parse(s).map(|r| Some(r.to_string()))
 }
+
+/// One message in the delivery queue (`portcullis queue list/show`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct QueueItem {
+    /// `<trace_id>.<tenant>`: what `queue show/retry/delete` take.
+    pub id: String,
+    pub trace_id: String,
+    pub tenant: String,
+    pub mail_from: String,
+    pub attempts: u32,
+    pub first_attempt: Option<String>,
+    pub next_attempt: Option<String>,
+    pub size: u64,
+    /// Per recipient: address, route, status (pending/delivered/failed) and the last reply.
+    pub recipients: Vec<QueueRecipient>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct QueueRecipient {
+    pub address: String,
+    pub route: String,
+    pub status: String,
+    pub reply: String,
+}
+
+/// Query of `GET /queue`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct QueueParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// A route URL (or a prefix of one, e.g. `smtp://mail.contoso.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+/// Query of `DELETE /queue/{id}`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct QueueDeleteParams {
+    /// Send the sender a delivery status notification for the recipients not yet delivered.
+    #[serde(default)]
+    pub dsn: bool,
+}

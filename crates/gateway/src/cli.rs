@@ -95,6 +95,50 @@ pub enum Command {
     /// Explain step by step what the gateway would decide for a transaction, or replay recorded
     /// traffic against a proposed configuration (nothing is sent or changed)
     Simulate(SimulateCommandArgs),
+    /// The delivery queue: messages waiting for their mailbox server
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// Messages in the queue, with each recipient's route and state
+    List {
+        /// Only this tenant's messages
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only messages with recipients pending on this route (URL or prefix)
+        #[arg(long, value_name = "ROUTE")]
+        destination: Option<String>,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// One queued message
+    Show {
+        /// Queue id (`<trace id>.<tenant>`, as listed)
+        id: String,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attempt delivery now instead of at the scheduled time
+    Retry {
+        /// Queue id
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        /// Every waiting message
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Take a message out of the queue (its undelivered recipients fail)
+    Delete {
+        /// Queue id
+        id: String,
+        /// Send the sender a delivery status notification (default: silently)
+        #[arg(long)]
+        dsn: bool,
+    },
 }
 
 /// `portcullis simulate --tenant T --ip IP ...` explains one transaction; `portcullis simulate
@@ -860,6 +904,8 @@ pub enum Output {
     TraceList,
     TraceShow,
     Simulate,
+    QueueList,
+    QueueShow,
     RuleList,
     Rule,
     RuleTest,
@@ -953,7 +999,139 @@ pub fn plan(command: &Command) -> Result<Call, String> {
             (None, Some(t)) => simulate_call(t, Output::Simulate),
             (None, None) => Err("missing --tenant, --ip, --mail-from and --rcpt".to_string()),
         },
+        Command::Queue(c) => plan_queue(c),
     }
+}
+
+fn plan_queue(c: &QueueCommand) -> Result<Call, String> {
+    let queue_id = |id: &str| -> Result<String, String> {
+        let ok = !id.is_empty()
+            && id.len() <= 200
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(encode(id))
+        } else {
+            Err(format!("invalid queue id {id:?}"))
+        }
+    };
+    Ok(match c {
+        QueueCommand::List {
+            tenant,
+            destination,
+            json,
+        } => {
+            if let Some(t) = tenant {
+                api_types::parse_tenant_name(t)?;
+            }
+            let q = query_string(&api_types::QueueParams {
+                tenant: tenant.clone(),
+                destination: destination.clone(),
+            });
+            Call::new(Method::Get, format!("{API}/queue{q}"), Output::QueueList).json(*json)
+        }
+        QueueCommand::Show { id, json } => Call::new(
+            Method::Get,
+            format!("{API}/queue/{}", queue_id(id)?),
+            Output::QueueShow,
+        )
+        .json(*json),
+        QueueCommand::Retry { id: Some(id), .. } => Call::new(
+            Method::Post,
+            format!("{API}/queue/{}/retry", queue_id(id)?),
+            Output::Confirm(format!("retrying {id} now")),
+        ),
+        QueueCommand::Retry { id: None, .. } => Call::new(
+            Method::Post,
+            format!("{API}/queue/retry"),
+            Output::Confirm("retrying every waiting message now".into()),
+        ),
+        QueueCommand::Delete { id, dsn } => Call::new(
+            Method::Delete,
+            format!(
+                "{API}/queue/{}{}",
+                queue_id(id)?,
+                if *dsn { "?dsn=true" } else { "" }
+            ),
+            Output::Confirm(format!(
+                "deleted {id} from the queue{}",
+                if *dsn {
+                    " (the sender gets a bounce)"
+                } else {
+                    ""
+                }
+            )),
+        ),
+    })
+}
+
+fn queue_table(items: &[api_types::QueueItem]) -> String {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            let pending: Vec<&api_types::QueueRecipient> = i
+                .recipients
+                .iter()
+                .filter(|r| r.status == "pending")
+                .collect();
+            let mut routes: Vec<&str> = pending.iter().map(|r| r.route.as_str()).collect();
+            routes.dedup();
+            vec![
+                i.id.clone(),
+                i.tenant.clone(),
+                i.mail_from.clone(),
+                format!("{}/{}", pending.len(), i.recipients.len()),
+                i.attempts.to_string(),
+                i.next_attempt.clone().unwrap_or_else(|| "now".into()),
+                routes.join(" "),
+                pending.first().map(|r| r.reply.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "the queue is empty".into();
+    }
+    table(
+        &[
+            "ID",
+            "TENANT",
+            "FROM",
+            "PENDING",
+            "ATTEMPTS",
+            "NEXT ATTEMPT",
+            "ROUTES",
+            "LAST REPLY",
+        ],
+        &rows,
+    )
+}
+
+fn queue_text(i: &api_types::QueueItem) -> String {
+    let mut out = fields(&[
+        ("id", i.id.clone()),
+        ("trace_id", i.trace_id.clone()),
+        ("tenant", i.tenant.clone()),
+        ("mail_from", i.mail_from.clone()),
+        ("size", i.size.to_string()),
+        ("attempts", i.attempts.to_string()),
+        (
+            "first_attempt",
+            i.first_attempt.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "next_attempt",
+            i.next_attempt.clone().unwrap_or_else(|| "now".into()),
+        ),
+    ]);
+    out.push_str("\nrecipients:\n");
+    for r in &i.recipients {
+        out.push_str(&format!(
+            "  {}  {}  {}  {}\n",
+            r.address, r.status, r.route, r.reply
+        ));
+    }
+    out.trim_end().to_string()
 }
 
 /// A `--since` duration (humantime: `2h`, `7d`, `1week`), trimmed.
@@ -2053,6 +2231,8 @@ fn render(call: &Call, body: &str) -> Result<String, String> {
         Output::TraceList => trace_table(&parse::<Vec<_>>(body)?),
         Output::TraceShow => trace_text(&parse(body)?),
         Output::Simulate => simulate_text(&parse(body)?),
+        Output::QueueList => queue_table(&parse::<Vec<_>>(body)?),
+        Output::QueueShow => queue_text(&parse(body)?),
         Output::RuleList => rule_table(&parse::<Vec<_>>(body)?),
         Output::Rule => rule_text(&parse(body)?),
         Output::RuleTest => rule_test_text(&parse(body)?),

@@ -113,6 +113,8 @@ struct RawDelivery {
     max_concurrency: Option<u64>,
     max_per_destination: Option<u64>,
     mx_port: Option<u16>,
+    max_queue: Option<u64>,
+    min_free_space_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +182,10 @@ pub struct Config {
     pub delivery_per_destination: usize,
     /// The port of mail exchangers for `mx:` routes (25; tests on loopback use another).
     pub mx_port: u16,
+    /// Back-pressure: beyond this many spooled messages, or below this much free disk space,
+    /// new transactions get `452 4.3.1` instead of being accepted.
+    pub max_queue: usize,
+    pub min_free_space: u64,
     pub default_reject_direct_send: RejectDirectSend,
     pub lock_reject_direct_send: bool,
     pub services: Vec<Service>,
@@ -396,6 +402,8 @@ fn validate(
             32,
         )?,
         mx_port: raw.delivery.mx_port.unwrap_or(25),
+        max_queue: positive("delivery.max_queue", raw.delivery.max_queue, 100_000)?,
+        min_free_space: raw.delivery.min_free_space_mb.unwrap_or(512) * 1024 * 1024,
         delivery_per_destination: positive(
             "delivery.max_per_destination",
             raw.delivery.max_per_destination,

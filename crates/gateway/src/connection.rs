@@ -43,6 +43,26 @@ pub struct Shared {
     pub store: portcullis_store::Store,
 }
 
+impl Shared {
+    /// Why new mail cannot be accepted now, if it cannot: the queue is full or the spool's disk
+    /// nearly is (a 250 must never be given for mail that could not be kept).
+    pub fn overloaded(&self) -> Option<String> {
+        let queued = self.spool.len();
+        if queued >= self.config.max_queue {
+            return Some(format!(
+                "{queued} messages queued (delivery.max_queue {})",
+                self.config.max_queue
+            ));
+        }
+        match self.spool.free_bytes() {
+            Some(free) if free < self.config.min_free_space => {
+                Some(format!("{} MiB free on the spool's disk", free / 1048576))
+            }
+            _ => None,
+        }
+    }
+}
+
 enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
@@ -205,6 +225,10 @@ impl Conn {
         match stage {
             Stage::Mail { from, .. } => {
                 self.finish_txn().await;
+                if let Some(why) = self.shared.overloaded() {
+                    tracing::warn!(peer = %self.peer, "refusing new mail: {why}");
+                    return reply::INSUFFICIENT_STORAGE;
+                }
                 let sender = from.address().map(|a| a.to_string());
                 let helo = session.helo().unwrap_or("");
                 let spf = self
@@ -590,6 +614,7 @@ impl Conn {
                                     attempts: 0,
                                     first_attempt_us: 0,
                                     is_dsn: false,
+                                    next_attempt_us: 0,
                                 },
                                 full,
                             ));

@@ -29,6 +29,7 @@ pub struct Delivery {
     limit: Arc<Semaphore>,
     total: u32,
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    worker: Arc<Worker>,
 }
 
 impl Delivery {
@@ -51,7 +52,9 @@ impl Delivery {
             auth,
             trace,
             destinations: Mutex::default(),
+            waiting: Mutex::default(),
         });
+        let handle = worker.clone();
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for entry in pending {
             let _ = tx.send(entry);
@@ -80,7 +83,51 @@ impl Delivery {
             limit,
             total,
             stopping,
+            worker: handle,
         }
+    }
+
+    /// Entries waiting for their next attempt can be woken now (`queue retry`). Returns whether
+    /// `stem` was waiting.
+    pub fn retry_now(&self, stem: &str) -> bool {
+        let waiting = self.worker.waiting.lock().expect("not poisoned");
+        waiting.get(stem).map(|n| n.notify_one()).is_some()
+    }
+
+    /// Wakes every waiting entry; returns how many.
+    pub fn retry_all(&self) -> usize {
+        let waiting = self.worker.waiting.lock().expect("not poisoned");
+        waiting.values().for_each(|n| n.notify_one());
+        waiting.len()
+    }
+
+    /// Takes an entry out of the queue (`queue delete`): its pending recipients fail with
+    /// `reason`; with `bounce` the sender gets a delivery status notification.
+    pub async fn delete(&self, stem: &str, bounce: bool, reason: &str) -> anyhow::Result<bool> {
+        let spool = self.worker.spool.clone();
+        let key = stem.to_string();
+        let Some(mut entry) = tokio::task::spawn_blocking(move || spool.get(&key)).await?? else {
+            return Ok(false);
+        };
+        self.worker.resolve_routes(&mut entry);
+        let mut record = entry.envelope.trace.clone();
+        for s in entry
+            .envelope
+            .state
+            .iter_mut()
+            .filter(|s| s.status == "pending")
+        {
+            s.status = "failed".into();
+            s.reply = format!("550 5.0.0 {reason}");
+            event(&mut record, "FAIL", format!("{}: {}", s.address, s.reply));
+            set_recipient(&mut record, &s.address, "failed", &s.reply);
+        }
+        if !bounce {
+            entry.envelope.is_dsn = true; // suppresses the bounce
+        }
+        self.worker.finish(entry, record, &self.tx).await;
+        self.retry_now(stem); // a waiting retry finds the entry gone and drops it
+        Ok(true)
     }
 
     pub fn submit(&self, entry: Entry) {
@@ -115,6 +162,8 @@ struct Worker {
     trace: TraceSender,
     /// One semaphore per destination (route URL): at most `delivery_per_destination` at once.
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Entries waiting for their next attempt, by spool stem: `queue retry` wakes them.
+    waiting: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
 }
 
 impl Worker {
@@ -175,6 +224,10 @@ impl Worker {
             .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")));
         let message = match read {
             Ok(m) => m,
+            Err(_) if matches!(self.spool.get(&entry.stem), Ok(None)) => {
+                // Deleted from the queue (`queue delete`) since it was scheduled.
+                return;
+            }
             Err(e) => {
                 tracing::error!(trace_id = %record.trace_id, "cannot read spooled message: {e:#}");
                 return self
@@ -346,7 +399,7 @@ impl Worker {
 
     /// Some recipients are still pending: retry later, or give up once the message is too old.
     async fn schedule(
-        &self,
+        self: &Arc<Self>,
         mut entry: Entry,
         mut record: portcullis_store::TraceRecord,
         retry: mpsc::UnboundedSender<Entry>,
@@ -389,15 +442,36 @@ impl Worker {
             ),
         );
         entry.envelope.trace = record.clone();
+        entry.envelope.next_attempt_us = micros(SystemTime::now() + backoff);
         let spool = self.spool.clone();
         let job = entry.clone();
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spool.update(&job)).await {
             tracing::error!(trace_id = %record.trace_id, "cannot record the delivery state: {e:#}");
         }
         self.trace.send(record).await;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        self.waiting
+            .lock()
+            .expect("not poisoned")
+            .insert(entry.stem.clone(), wake.clone());
+        let worker = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(backoff).await;
-            let _ = retry.send(entry);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = wake.notified() => {}
+            }
+            worker
+                .waiting
+                .lock()
+                .expect("not poisoned")
+                .remove(&entry.stem);
+            // Deleted from the queue meanwhile? Then there is nothing to retry.
+            let spool = worker.spool.clone();
+            let stem = entry.stem.clone();
+            let current = tokio::task::spawn_blocking(move || spool.get(&stem)).await;
+            if let Ok(Ok(Some(current))) = current {
+                let _ = retry.send(current);
+            }
         });
     }
 
@@ -512,6 +586,7 @@ impl Worker {
             attempts: 0,
             first_attempt_us: 0,
             is_dsn: true,
+            next_attempt_us: 0,
         };
         let spool = self.spool.clone();
         let stored = tokio::task::spawn_blocking(move || spool.store(&envelope, &dsn)).await??;

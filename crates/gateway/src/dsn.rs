@@ -122,6 +122,7 @@ mod tests {
             attempts: 1,
             first_attempt_us: 1,
             is_dsn: false,
+            next_attempt_us: 0,
         };
         let failed = RcptState {
             address: "x@contoso.com".into(),

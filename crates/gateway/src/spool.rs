@@ -38,6 +38,9 @@ pub struct Envelope {
     /// This is a delivery status notification: it never gets one of its own.
     #[serde(default)]
     pub is_dsn: bool,
+    /// When the next attempt is due (microseconds since the epoch; 0: now).
+    #[serde(default)]
+    pub next_attempt_us: i64,
 }
 
 /// One recipient of a spooled copy.
@@ -55,6 +58,8 @@ pub struct RcptState {
 #[derive(Clone, Debug)]
 pub struct Spool {
     dir: PathBuf,
+    /// Complete entries in the spool (the queue length, for back-pressure).
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A spooled entry, identified by its file stem `<id>.<tenant>`.
@@ -67,7 +72,10 @@ pub struct Entry {
 impl Spool {
     pub fn open(dir: PathBuf) -> anyhow::Result<Spool> {
         fs::create_dir_all(&dir).with_context(|| format!("creating spool {}", dir.display()))?;
-        Ok(Spool { dir })
+        Ok(Spool {
+            dir,
+            count: Default::default(),
+        })
     }
 
     fn paths(&self, stem: &str) -> (PathBuf, PathBuf) {
@@ -85,6 +93,7 @@ impl Spool {
         let json = serde_json::to_vec(envelope).expect("envelopes serialize");
         write_durable(&env, &json)?;
         sync_dir(&self.dir)?;
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Entry {
             stem,
             envelope: envelope.clone(),
@@ -93,7 +102,11 @@ impl Spool {
 
     /// Rewrites an entry's envelope (delivery state after an attempt), durably.
     pub fn update(&self, entry: &Entry) -> anyhow::Result<()> {
-        let (_, env) = self.paths(&entry.stem);
+        let (msg, env) = self.paths(&entry.stem);
+        if !msg.exists() {
+            // Deleted from the queue while it was being delivered: do not bring it back.
+            return Ok(());
+        }
         let json = serde_json::to_vec(&entry.envelope).expect("envelopes serialize");
         write_durable(&env, &json)?;
         sync_dir(&self.dir)
@@ -109,12 +122,41 @@ impl Spool {
         let (msg, env) = self.paths(&entry.stem);
         fs::remove_file(&env).with_context(|| format!("removing {}", env.display()))?;
         let _ = fs::remove_file(&msg);
+        let dec = |n: usize| n.checked_sub(1);
+        let _ = self.count.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            dec,
+        );
         Ok(())
     }
 
     /// Complete entries left by a previous run; half-written ones (no `.env`) are discarded,
-    /// since they were never acknowledged.
+    /// since they were never acknowledged. Call once, before the listener opens.
     pub fn recover(&self) -> anyhow::Result<Vec<Entry>> {
+        for item in fs::read_dir(&self.dir)? {
+            let path = item?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if name.ends_with(".tmp") {
+                let _ = fs::remove_file(&path);
+            } else if let Some(stem) = name.strip_suffix(".msg")
+                && !self.dir.join(format!("{stem}.env")).exists()
+            {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        let entries = self.list()?;
+        self.count
+            .store(entries.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(entries)
+    }
+
+    /// The complete entries (read only: a session may be writing a new one meanwhile).
+    pub fn list(&self) -> anyhow::Result<Vec<Entry>> {
         let mut entries = Vec::new();
         for item in fs::read_dir(&self.dir)? {
             let path = item?.path();
@@ -124,26 +166,52 @@ impl Spool {
                 .unwrap_or_default()
                 .to_string();
             if let Some(stem) = name.strip_suffix(".env") {
-                let bytes = fs::read(&path)?;
-                match serde_json::from_slice::<Envelope>(&bytes) {
-                    Ok(envelope) => entries.push(Entry {
-                        stem: stem.to_string(),
-                        envelope,
-                    }),
+                match self.get(stem) {
+                    Ok(Some(e)) => entries.push(e),
+                    Ok(None) => {}
                     Err(e) => {
-                        tracing::error!(file = %path.display(), "unreadable spool envelope, left in place: {e}")
+                        tracing::error!(file = %path.display(), "unreadable spool envelope, left in place: {e:#}")
                     }
                 }
-            } else if name.ends_with(".tmp") {
-                let _ = fs::remove_file(&path);
-            } else if let Some(stem) = name.strip_suffix(".msg")
-                && !self.dir.join(format!("{stem}.env")).exists()
-            {
-                let _ = fs::remove_file(&path);
             }
         }
         entries.sort_by(|a, b| a.stem.cmp(&b.stem));
         Ok(entries)
+    }
+
+    /// One entry by its stem, if it is (still) spooled.
+    pub fn get(&self, stem: &str) -> anyhow::Result<Option<Entry>> {
+        if stem.contains(['/', '\\']) || stem.starts_with('.') {
+            return Ok(None);
+        }
+        let (_, env) = self.paths(stem);
+        match fs::read(&env) {
+            Ok(bytes) => {
+                let envelope = serde_json::from_slice::<Envelope>(&bytes)
+                    .with_context(|| format!("{}: unreadable envelope", env.display()))?;
+                Ok(Some(Entry {
+                    stem: stem.to_string(),
+                    envelope,
+                }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", env.display())),
+        }
+    }
+
+    /// Entries in the spool now.
+    pub fn len(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Free bytes on the spool's file system.
+    pub fn free_bytes(&self) -> Option<u64> {
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: statvfs is plain old data; all-zero is a valid value to be overwritten.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a valid NUL-terminated string and `st` a writable statvfs.
+        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+        (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
     }
 }
 
@@ -274,6 +342,7 @@ mod tests {
             attempts: 0,
             first_attempt_us: 0,
             is_dsn: false,
+            next_attempt_us: 0,
         };
         let e = spool.store(&env, b"Subject: x\r\n\r\nhi\r\n").unwrap();
         // A half-written entry from a crash is discarded on recovery.

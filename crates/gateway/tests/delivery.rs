@@ -1,133 +1,10 @@
-//! Delivery to a downstream mailbox server over SMTP and LMTP: a server written here answers
+//! Delivery to a downstream mailbox server over SMTP and LMTP: the harness's `Downstream` answers
 //! each recipient as told by its local part (`reject…` → 550, `later…` → 451, else 250), can be
 //! taken down and brought back, and records what it received.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::*;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-
-#[derive(Default)]
-struct Received {
-    /// (mail from, recipients accepted, message)
-    messages: Vec<(String, Vec<String>, String)>,
-    /// Replies the downstream gave to `later…` recipients (a 451 the first N times).
-    later_budget: usize,
-}
-
-struct Downstream {
-    port: u16,
-    state: Arc<Mutex<Received>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Downstream {
-    /// Starts on `port` (0: any). `lmtp`: one reply per recipient after DATA.
-    async fn start(port: u16, lmtp: bool, later_budget: usize) -> Downstream {
-        Self::start_on("127.0.0.1", port, lmtp, later_budget).await
-    }
-
-    async fn start_on(ip: &str, port: u16, lmtp: bool, later_budget: usize) -> Downstream {
-        let listener = TcpListener::bind((ip, port)).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(Mutex::new(Received {
-            later_budget,
-            ..Default::default()
-        }));
-        let st = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let (r, mut w) = sock.into_split();
-                    let mut r = BufReader::new(r);
-                    w.write_all(b"220 downstream.test ready\r\n").await.ok();
-                    let (mut from, mut rcpts) = (String::new(), Vec::<String>::new());
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let cmd = line.trim_end().to_string();
-                        let upper = cmd.to_ascii_uppercase();
-                        let reply: String = if upper.starts_with("EHLO")
-                            || upper.starts_with("LHLO")
-                        {
-                            "250-downstream.test\r\n250 PIPELINING\r\n".into()
-                        } else if upper.starts_with("MAIL FROM:") {
-                            from = cmd[10..].trim_matches(['<', '>', ' ']).to_string();
-                            rcpts.clear();
-                            "250 2.1.0 ok\r\n".into()
-                        } else if upper.starts_with("RCPT TO:") {
-                            let to = cmd[8..].trim_matches(['<', '>', ' ']).to_string();
-                            if to.starts_with("reject") {
-                                "550 5.1.1 no such user\r\n".into()
-                            } else if to.starts_with("later") && {
-                                let mut s = st.lock().unwrap();
-                                let hit = s.later_budget > 0;
-                                if hit {
-                                    s.later_budget -= 1;
-                                }
-                                hit
-                            } {
-                                "451 4.2.0 mailbox busy, try later\r\n".into()
-                            } else {
-                                rcpts.push(to);
-                                "250 2.1.5 ok\r\n".into()
-                            }
-                        } else if upper == "DATA" {
-                            w.write_all(b"354 go ahead\r\n").await.ok();
-                            let mut data = String::new();
-                            loop {
-                                line.clear();
-                                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                                    return;
-                                }
-                                if line == ".\r\n" {
-                                    break;
-                                }
-                                data.push_str(&line);
-                            }
-                            let n = rcpts.len();
-                            st.lock()
-                                .unwrap()
-                                .messages
-                                .push((from.clone(), rcpts.clone(), data));
-                            if lmtp {
-                                "250 2.0.0 delivered\r\n".repeat(n)
-                            } else {
-                                "250 2.0.0 queued downstream\r\n".into()
-                            }
-                        } else if upper == "QUIT" {
-                            w.write_all(b"221 bye\r\n").await.ok();
-                            return;
-                        } else {
-                            "250 ok\r\n".into()
-                        };
-                        w.write_all(reply.as_bytes()).await.ok();
-                    }
-                });
-            }
-        });
-        Downstream { port, state, task }
-    }
-
-    fn messages(&self) -> Vec<(String, Vec<String>, String)> {
-        self.state.lock().unwrap().messages.clone()
-    }
-
-    fn stop(self) -> u16 {
-        self.task.abort();
-        self.port
-    }
-}
 
 fn setup(gw: &Gateway) {
     gw.ok(&["tenant", "add", "contoso"]);
@@ -278,4 +155,101 @@ async fn smtp_route_per_domain_and_downstream_down_then_back() {
     let out = gw.cli(&["tenant", "set", "contoso", "--route", "ftp://x:21"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ftp://x:21"));
+}
+
+#[tokio::test]
+async fn queue_list_retry_delete_and_back_pressure() {
+    let down = Downstream::start(0, false, 0).await;
+    let port = down.stop();
+    let gw = Gateway::start("[delivery]\nfirst_retry = \"1h\"\nmax_queue = 2\n");
+    setup(&gw);
+    gw.ok(&[
+        "tenant",
+        "set",
+        "contoso",
+        "--route",
+        &format!("smtp://127.0.0.1:{port}"),
+    ]);
+    assert!(
+        send(&gw, &["bob@contoso.com"], "first")
+            .await
+            .starts_with("250 2.6.0")
+    );
+    assert!(
+        send(&gw, &["carol@contoso.com"], "second")
+            .await
+            .starts_with("250 2.6.0")
+    );
+    // The queue is full: new mail is refused with a 4xx, never accepted and lost.
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    assert_eq!(
+        s.cmd("MAIL FROM:<a@partner.example>").await,
+        "452 4.3.1 Insufficient system storage, please try again later"
+    );
+
+    let list = || -> Vec<serde_json::Value> {
+        serde_json::from_str(&gw.ok(&["queue", "list", "--json"])).unwrap()
+    };
+    let queued = wait(|| {
+        let l = list();
+        (l.len() == 2 && l.iter().all(|i| i["attempts"] == 1)).then_some(l)
+    })
+    .await;
+    let first = queued
+        .iter()
+        .find(|i| i["recipients"][0]["address"] == "bob@contoso.com")
+        .unwrap();
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(first["tenant"], "contoso");
+    assert_eq!(first["recipients"][0]["status"], "pending");
+    assert_eq!(
+        first["recipients"][0]["route"],
+        format!("smtp://127.0.0.1:{port}")
+    );
+    assert!(first["next_attempt"].is_string());
+    let filtered: Vec<serde_json::Value> =
+        serde_json::from_str(&gw.ok(&["queue", "list", "--destination", "lmtp://", "--json"]))
+            .unwrap();
+    assert!(filtered.is_empty());
+    let show = gw.ok(&["queue", "show", &id]);
+    assert!(
+        show.contains("bob@contoso.com") && show.contains("pending"),
+        "{show}"
+    );
+
+    // Delete the second one silently: its recipient fails, no bounce.
+    let second = queued
+        .iter()
+        .find(|i| i["recipients"][0]["address"] == "carol@contoso.com")
+        .unwrap();
+    gw.ok(&["queue", "delete", second["id"].as_str().unwrap()]);
+    let t = gw.trace_until("contoso", &["--recipient", "carol@contoso.com"], |v| {
+        v.len() == 1 && v[0]["status"] == "failed"
+    });
+    assert_eq!(
+        t[0]["recipients"][0]["reply"],
+        "550 5.0.0 deleted from the queue by the administrator"
+    );
+
+    // The downstream comes back; retry now instead of in an hour.
+    let back = Downstream::start(port, false, 0).await;
+    gw.ok(&["queue", "retry", &id]);
+    let got = wait(|| {
+        let m = back.messages();
+        (m.len() == 1).then_some(m)
+    })
+    .await;
+    assert_eq!(got[0].1, ["bob@contoso.com"]);
+    wait(|| list().is_empty().then_some(())).await;
+    assert_eq!(
+        gw.cli(&["queue", "show", &id]).status.code(),
+        Some(2),
+        "gone from the queue"
+    );
+    // Room again: new mail is accepted.
+    assert!(
+        send(&gw, &["dave@contoso.com"], "third")
+            .await
+            .starts_with("250 2.6.0")
+    );
 }

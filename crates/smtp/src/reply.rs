@@ -292,6 +292,12 @@ pub const DIRECT_SEND_NOT_ALLOWED: Reply = Reply::new(
     "5.7.68",
     "TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources",
 );
+/// The queue is full or the spool's disk nearly is: new mail waits (RFC 3463 X.3.1).
+pub const INSUFFICIENT_STORAGE: Reply = Reply::new(
+    452,
+    "4.3.1",
+    "Insufficient system storage, please try again later",
+);
 /// SPEC §4: DMARC `p=reject` failure while the tenant honours DMARC.
 pub fn dmarc_reject(domain: &str) -> Reply {
     Reply::dynamic(
@@ -493,6 +499,10 @@ mod tests {
                 "550 5.7.900 Not from outside, please\r\n",
             ),
             (rule_reject("5.7.1", "caf\u{e9}"), "550 5.7.1 caf?\r\n"),
+            (
+                INSUFFICIENT_STORAGE,
+                "452 4.3.1 Insufficient system storage, please try again later\r\n",
+            ),
             (
                 SPF_TEMP_ERROR,
                 "451 4.7.24 SPF validation error (temporary DNS failure), please try again later\r\n",

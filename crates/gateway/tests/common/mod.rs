@@ -470,3 +470,163 @@ impl TestCa {
         }
     }
 }
+
+// ---------------------------------------------------------------- downstream mailbox server
+
+/// What a [`Downstream`] received.
+#[derive(Default)]
+pub struct Received {
+    /// (mail from, recipients accepted, message)
+    pub messages: Vec<(String, Vec<String>, String)>,
+    /// The `Message-ID` of each message in `messages` (same order; empty when it has none).
+    pub message_ids: Vec<String>,
+    /// When the connection that brought each message in `messages` was accepted.
+    pub connected_at: Vec<std::time::Instant>,
+    /// Replies the downstream gave to `later…` recipients (a 451 the first N times).
+    pub later_budget: usize,
+}
+
+/// A mailbox server speaking SMTP or LMTP, in the test process (so it outlives gateway
+/// restarts). Each recipient is answered as told by its local part: `reject…` → 550, `later…` →
+/// 451 (while `later_budget` lasts), else 250. A message is recorded when its final dot arrives,
+/// just before the 250 is written; a message whose DATA is cut off is not recorded.
+pub struct Downstream {
+    pub port: u16,
+    pub state: std::sync::Arc<std::sync::Mutex<Received>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Downstream {
+    /// Starts on `port` (0: any). `lmtp`: one reply per recipient after DATA.
+    pub async fn start(port: u16, lmtp: bool, later_budget: usize) -> Downstream {
+        Self::start_on("127.0.0.1", port, lmtp, later_budget).await
+    }
+
+    pub async fn start_on(ip: &str, port: u16, lmtp: bool, later_budget: usize) -> Downstream {
+        use tokio::io::AsyncBufReadExt;
+        let listener = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Received {
+            later_budget,
+            ..Default::default()
+        }));
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let connected_at = Instant::now();
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = sock.into_split();
+                    let mut r = tokio::io::BufReader::new(r);
+                    w.write_all(b"220 downstream.test ready\r\n").await.ok();
+                    let (mut from, mut rcpts) = (String::new(), Vec::<String>::new());
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let cmd = line.trim_end().to_string();
+                        let upper = cmd.to_ascii_uppercase();
+                        let reply: String =
+                            if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
+                                "250-downstream.test\r\n250 PIPELINING\r\n".into()
+                            } else if upper.starts_with("MAIL FROM:") {
+                                from = cmd[10..].trim_matches(['<', '>', ' ']).to_string();
+                                rcpts.clear();
+                                "250 2.1.0 ok\r\n".into()
+                            } else if upper.starts_with("RCPT TO:") {
+                                let to = cmd[8..].trim_matches(['<', '>', ' ']).to_string();
+                                if to.starts_with("reject") {
+                                    "550 5.1.1 no such user\r\n".into()
+                                } else if to.starts_with("later") && {
+                                    let mut s = st.lock().unwrap();
+                                    let hit = s.later_budget > 0;
+                                    if hit {
+                                        s.later_budget -= 1;
+                                    }
+                                    hit
+                                } {
+                                    "451 4.2.0 mailbox busy, try later\r\n".into()
+                                } else {
+                                    rcpts.push(to);
+                                    "250 2.1.5 ok\r\n".into()
+                                }
+                            } else if upper == "DATA" {
+                                w.write_all(b"354 go ahead\r\n").await.ok();
+                                let mut data = String::new();
+                                loop {
+                                    line.clear();
+                                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                        return;
+                                    }
+                                    if line == ".\r\n" {
+                                        break;
+                                    }
+                                    data.push_str(&line);
+                                }
+                                let n = rcpts.len();
+                                let mut s = st.lock().unwrap();
+                                s.message_ids.push(message_id(&data).unwrap_or_default());
+                                s.connected_at.push(connected_at);
+                                s.messages.push((from.clone(), rcpts.clone(), data));
+                                drop(s);
+                                if lmtp {
+                                    "250 2.0.0 delivered\r\n".repeat(n)
+                                } else {
+                                    "250 2.0.0 queued downstream\r\n".into()
+                                }
+                            } else if upper == "QUIT" {
+                                w.write_all(b"221 bye\r\n").await.ok();
+                                return;
+                            } else {
+                                "250 ok\r\n".into()
+                            };
+                        w.write_all(reply.as_bytes()).await.ok();
+                    }
+                });
+            }
+        });
+        Downstream { port, state, task }
+    }
+
+    pub fn messages(&self) -> Vec<(String, Vec<String>, String)> {
+        self.state.lock().unwrap().messages.clone()
+    }
+
+    /// The `Message-ID`s received so far, in arrival order (repeated when received again).
+    pub fn message_ids(&self) -> Vec<String> {
+        self.state.lock().unwrap().message_ids.clone()
+    }
+
+    /// `(Message-ID, when its connection was accepted)` of everything received so far.
+    pub fn arrivals(&self) -> Vec<(String, Instant)> {
+        let s = self.state.lock().unwrap();
+        s.message_ids
+            .iter()
+            .cloned()
+            .zip(s.connected_at.iter().copied())
+            .collect()
+    }
+
+    /// Stops accepting connections; returns the port, free to start again on.
+    pub fn stop(self) -> u16 {
+        self.task.abort();
+        self.port
+    }
+}
+
+/// The `Message-ID` header's value (`<…>`) from a message's header section.
+pub fn message_id(message: &str) -> Option<String> {
+    message
+        .split("\r\n")
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("message-id")
+                .then(|| value.trim().to_string())
+        })
+}
