@@ -513,7 +513,7 @@ ok "dovecot: mia@fabrikam.com and nina@fabrikam.com each have the message in Mai
 wait_status "$ID" fabrikam delivered 10
 trace_check "$ID" "dovecot, 2 recipients: each delivered with its own '250 2.0.0 <address> … Saved'" \
     '.status == "delivered" and (.recipients | length == 2)
-     and all(.recipients[]; .status == "delivered" and (.reply | test("^250 2\\.0\\.0 <" + .address + "> .*Saved")))'
+     and all(.recipients[]; .status == "delivered" and (. as $r | $r.reply | test("^250 2\\.0\\.0 <" + $r.address + "> .*Saved")))'
 
 # ---------------------------------------------------------------------------------------------
 # Graceful shutdown with a message still deferred.

@@ -49,6 +49,15 @@ fn text(r: &smtp_proto::Response<String>) -> String {
     format!("{} {esc}{}", r.code, r.message.replace(['\r', '\n'], " "))
 }
 
+/// mail-send applies its time-out to commands only: every bare read gets one here, so a stalled
+/// server cannot hold a delivery slot.
+async fn timed<T>(f: impl std::future::Future<Output = mail_send::Result<T>>) -> Result<T, String> {
+    match tokio::time::timeout(TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no reply within {} s", TIMEOUT.as_secs())),
+    }
+}
+
 /// Delivers one message to `rcpts` over an SMTP or LMTP route, in one transaction.
 pub async fn deliver(
     route: &Route,
@@ -59,7 +68,7 @@ pub async fn deliver(
 ) -> Vec<Outcome> {
     match connect_and_send(route, helo, mail_from, rcpts, message).await {
         Ok(outcomes) => outcomes,
-        Err(e) => all(rcpts, 0, format!("{route}: {e}")),
+        Err(e) => all(rcpts, 0, e),
     }
 }
 
@@ -84,7 +93,7 @@ async fn connect_and_send(
             let mut client = SmtpClient::connect(addr, TIMEOUT)
                 .await
                 .map_err(|e| e.to_string())?;
-            let greeting = client.read().await.map_err(|e| e.to_string())?;
+            let greeting = timed(client.read()).await?;
             if greeting.code != 220 {
                 return Ok(all(rcpts, greeting.code, text(&greeting)));
             }
@@ -142,7 +151,7 @@ async fn lmtp<T: AsyncRead + AsyncWrite + Unpin>(
     rcpts: &[String],
     message: &[u8],
 ) -> Result<Vec<Outcome>, String> {
-    let greeting = client.read().await.map_err(|e| e.to_string())?;
+    let greeting = timed(client.read()).await?;
     if greeting.code != 220 {
         return Ok(all(rcpts, greeting.code, text(&greeting)));
     }
@@ -203,14 +212,12 @@ async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
         .write_message(body)
         .await
         .map_err(|e| e.to_string())?;
+    // LMTP: one reply per accepted recipient, often all in one segment — read_many keeps the
+    // rest of a segment for the next reply (a plain read() would drop it and wait forever).
     let replies = if is_lmtp {
-        let mut v = Vec::with_capacity(accepted.len());
-        for _ in &accepted {
-            v.push(client.read().await.map_err(|e| e.to_string())?);
-        }
-        v
+        timed(client.read_many(accepted.len())).await?
     } else {
-        let r = client.read().await.map_err(|e| e.to_string())?;
+        let r = timed(client.read()).await?;
         vec![r; accepted.len()]
     };
     for (&i, r) in accepted.iter().zip(&replies) {
