@@ -224,6 +224,8 @@ async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
         outcomes[i].code = r.code;
         outcomes[i].reply = text(r);
     }
-    let _ = client.cmd("QUIT\r\n").await;
+    // Say goodbye without waiting for the answer: the outcomes are known, and every moment
+    // between the downstream's 250 and the spool's update is a window for a duplicate on a crash.
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut client.stream, b"QUIT\r\n").await;
     Ok(outcomes)
 }
