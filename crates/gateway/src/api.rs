@@ -144,11 +144,39 @@ pub fn router(state: State) -> Router {
             axum::routing::post(release_quarantine),
         )
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state.clone());
+    // Metrics name tenants: behind the admin token like the API. Probes are open.
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state.clone());
+    let probes = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .with_state(state);
     Router::new()
         .nest("/api/v1", api)
-        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(metrics)
+        .merge(probes)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
+}
+
+async fn metrics(Extract(state): Extract<State>) -> Response {
+    let body = crate::telemetry::render(state.shared.spool.len());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Ready when the database answers and the spool accepts a durable write.
+async fn readyz(Extract(state): Extract<State>) -> Response {
+    if let Err(e) = state.store.directory_generation().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")).into_response();
+    }
+    let spool = state.shared.spool.clone();
+    match tokio::task::spawn_blocking(move || spool.probe()).await {
+        Ok(Ok(())) => "ready\n".into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("spool: {e:#}\n")).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("spool: {e}\n")).into_response(),
+    }
 }
 
 async fn authorize(Extract(state): Extract<State>, req: Request, next: Next) -> Response {

@@ -132,6 +132,8 @@ pub async fn handle(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
+    metrics::counter!("portcullis_connections_total").increment(1);
+    metrics::gauge!("portcullis_connections_active").increment(1.0);
     let mut stream = Stream::Plain(tcp);
     let mut session = Session::new(shared.session_config.clone());
     let mut conn = Conn {
@@ -218,6 +220,7 @@ pub async fn handle(
         }
     }
     conn.finish_txn().await;
+    metrics::gauge!("portcullis_connections_active").decrement(1.0);
 }
 
 impl Conn {
@@ -246,7 +249,16 @@ impl Conn {
                 reply::SENDER_OK
             }
             Stage::Rcpt { to } => self.rcpt(session, to),
-            Stage::Data { message } => self.data(session, message).await,
+            Stage::Data { message } => {
+                let r = self.data(session, message).await;
+                let outcome = match r.code {
+                    250 => "accepted",
+                    400..=499 => "deferred",
+                    _ => "refused",
+                };
+                metrics::counter!("portcullis_messages_total", "outcome" => outcome).increment(1);
+                r
+            }
         }
     }
 
@@ -275,6 +287,16 @@ impl Conn {
         };
         let verdict = decide_rcpt(&txn.dir, &facts);
         let r = verdict.reply();
+        metrics::counter!(
+            "portcullis_rcpt_replies_total",
+            "code" => r.code.to_string(),
+            "status" => r.status.unwrap_or("").to_string()
+        )
+        .increment(1);
+        if let RcptVerdict::DirectSendRefused { tenant } = &verdict {
+            metrics::counter!("portcullis_direct_send_refused_total", "tenant" => tenant.clone())
+                .increment(1);
+        }
         let rcpt = to.to_string();
         let Some(tenant) = verdict.tenant() else {
             // No tenant owns the domain: nobody may see this refusal but the operator's log.
@@ -388,6 +410,18 @@ impl Conn {
         if auth.facts.from_domain.is_none() {
             // Authentication off or unparsable: the P2 checks still need the From: domain.
             auth.facts.from_domain = facts.from_domain.clone();
+        }
+        if auth.facts.evaluated {
+            let f = &auth.facts;
+            for (method, result) in [
+                ("spf", f.spf),
+                ("dkim", f.dkim_summary()),
+                ("arc", f.arc),
+                ("dmarc", f.dmarc),
+            ] {
+                metrics::counter!("portcullis_auth_results_total", "method" => method, "result" => result.as_str())
+                    .increment(1);
+            }
         }
         let body = strip_own_headers(&message, &host);
         let size = message.len() as u64;

@@ -307,7 +307,18 @@ impl Worker {
             for (&i, o) in idxs.iter().zip(&outcomes) {
                 let s = &mut entry.envelope.state[i];
                 s.reply = o.reply.clone();
+                let outcome = if o.is_success() {
+                    "delivered"
+                } else if o.is_permanent() {
+                    "failed"
+                } else {
+                    "deferred"
+                };
+                metrics::counter!("portcullis_deliveries_total", "outcome" => outcome).increment(1);
                 if o.is_success() {
+                    let since = micros(SystemTime::now()) - entry.envelope.trace.received_at_us;
+                    metrics::histogram!("portcullis_delivery_seconds")
+                        .record(since.max(0) as f64 / 1e6);
                     s.status = "delivered".into();
                     delivered.push(s.address.clone());
                 } else if o.is_permanent() {

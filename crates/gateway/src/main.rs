@@ -16,6 +16,7 @@ mod report;
 mod server;
 mod simulate;
 mod spool;
+mod telemetry;
 mod tls;
 mod trace;
 

@@ -65,6 +65,7 @@ pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    crate::telemetry::install()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     ensure_admin_token(&config.data_dir)?;

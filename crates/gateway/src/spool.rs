@@ -199,6 +199,14 @@ impl Spool {
         }
     }
 
+    /// Writes, syncs and removes a probe file: the spool can take mail (`/readyz`).
+    pub fn probe(&self) -> anyhow::Result<()> {
+        let path = self.dir.join(".probe.tmp");
+        write_durable(&path.with_extension("probe"), b"ok")?;
+        fs::remove_file(path.with_extension("probe"))?;
+        Ok(())
+    }
+
     /// Entries in the spool now.
     pub fn len(&self) -> usize {
         self.count.load(std::sync::atomic::Ordering::SeqCst)

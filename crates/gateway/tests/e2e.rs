@@ -841,3 +841,87 @@ async fn postgres_storage_shared_by_two_nodes() {
         .await
         .unwrap();
 }
+
+/// `/healthz` and `/readyz` for probes; `/metrics` (Prometheus text, behind the admin token)
+/// parsed with a Prometheus text parser after real traffic.
+#[tokio::test]
+async fn metrics_and_probes() {
+    let gw = Gateway::start("");
+    contoso(&gw, "on");
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    assert_eq!(
+        s.mail("ceo@contoso.com", &["bob@contoso.com"], "").await[1],
+        R5768
+    );
+    let r = s
+        .mail(
+            "a@partner.example",
+            &["bob@contoso.com"],
+            &message("a@partner.example", "bob@contoso.com", "m"),
+        )
+        .await;
+    queued_id(&r[3]);
+    s.cmd("QUIT").await;
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = agent.get(format!("{}{path}", gw.admin));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut resp = req.call().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap())
+    };
+    assert_eq!(get("/healthz", None), (200, "ok\n".to_string()));
+    assert_eq!(get("/readyz", None), (200, "ready\n".to_string()));
+    assert_eq!(
+        get("/metrics", None).0,
+        401,
+        "metrics name tenants: token required"
+    );
+    let token = std::fs::read_to_string(gw.data().join("admin.token")).unwrap();
+    let (status, text) = get("/metrics", Some(token.trim()));
+    assert_eq!(status, 200);
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text exposition");
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert!(value("portcullis_connections_total", &[]) >= 1.0, "{text}");
+    assert_eq!(
+        value(
+            "portcullis_rcpt_replies_total",
+            &[("code", "550"), ("status", "5.7.68")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            "portcullis_direct_send_refused_total",
+            &[("tenant", "contoso")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("portcullis_messages_total", &[("outcome", "accepted")]),
+        1.0,
+        "{text}"
+    );
+    assert!(text.contains("portcullis_queue_depth"), "{text}");
+}
