@@ -271,6 +271,9 @@ pub struct ServeArgs {
     /// Admin API listen address (overrides the config file)
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
+    /// Allow the admin API (plain HTTP) on a non-loopback address
+    #[arg(long)]
+    pub admin_insecure: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -62,6 +62,7 @@ struct RawSmtp {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     listen: Option<String>,
+    insecure: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,6 +277,17 @@ fn validate(
         Some(a) => a,
         None => addr("admin.listen", &raw.admin.listen, "127.0.0.1:8025")?,
     };
+    // The admin API speaks plain HTTP with a bearer token: off loopback only on request.
+    if !admin_listen.ip().is_loopback() && !args.admin_insecure && raw.admin.insecure != Some(true)
+    {
+        return Err(err(
+            "admin.listen",
+            format!(
+                "{admin_listen} is not a loopback address and the admin API has no TLS: keep it on loopback \
+                 (behind a TLS proxy) or pass --admin-insecure / set [admin] insecure = true"
+            ),
+        ));
+    }
     let max_line_length = positive("smtp.max_line_length", raw.smtp.max_line_length, 2048)?;
     if max_line_length < 512 {
         return Err(err(
@@ -470,5 +482,14 @@ mod tests {
                 .unwrap_err()
                 .contains("listen_port")
         );
+        let e = load("[admin]\nlisten = \"0.0.0.0:8025\"").unwrap_err();
+        assert!(
+            e.contains("key `admin.listen`")
+                && e.contains("0.0.0.0:8025")
+                && e.contains("--admin-insecure"),
+            "{e}"
+        );
+        assert!(load("[admin]\nlisten = \"0.0.0.0:8025\"\ninsecure = true").is_ok());
+        assert!(load("[admin]\nlisten = \"[::1]:8025\"").is_ok());
     }
 }

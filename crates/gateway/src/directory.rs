@@ -71,7 +71,7 @@ pub fn build(previous: Option<&Directory>, data: DirectoryData, services: &[Serv
         for name in &t.settings.trust_services {
             if let Some(s) = services.iter().find(|s| &s.name == name) {
                 let mut c = Connector::new(&t.name, &format!("service:{}", s.name));
-                c.connector_type = ConnectorType::Partner;
+                c.connector_type = ConnectorType::TrustedService;
                 c.sender_ips = s.sender_ips.clone();
                 c.tls_cert_names = s.tls_cert_names.clone();
                 connectors.push(c);

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use portcullis_policy::rules::{RuleFacts, evaluate_rules};
 use portcullis_policy::{
-    AuthResult, ConnectorType, DataFacts, DataVerdict, DirectSend, Directory, MatchedBy, PeerFacts,
-    RcptFacts, RcptVerdict, check_connector, decide_data, decide_rcpt,
+    AuthResult, DataFacts, DataVerdict, DirectSend, Directory, MatchedBy, PeerFacts, RcptFacts,
+    RcptVerdict, check_connector, decide_data, decide_rcpt,
 };
 use portcullis_smtp::Address;
 use portcullis_store::TraceAuth;
@@ -204,14 +204,9 @@ pub async fn run(
         direct_send.is_direct_send() || matches!(verdict, RcptVerdict::DirectSendRefused { .. });
     let who = match &attribution {
         portcullis_policy::Attribution::Anonymous => "anonymous".to_string(),
-        portcullis_policy::Attribution::Connector { name, kind, .. } => format!(
-            "connector \"{name}\" ({})",
-            if *kind == ConnectorType::OnPremises {
-                "on-premises"
-            } else {
-                "partner"
-            }
-        ),
+        portcullis_policy::Attribution::Connector { name, kind, .. } => {
+            format!("connector \"{name}\" ({})", kind.as_str())
+        }
     };
     let ds = if report.direct_send {
         "direct send: anonymous, P1 domain is the tenant's"

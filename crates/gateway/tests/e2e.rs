@@ -925,3 +925,42 @@ async fn metrics_and_probes() {
     );
     assert!(text.contains("portcullis_queue_depth"), "{text}");
 }
+
+/// An operator-defined sending service a tenant opted into attributes as `trusted-service`.
+#[tokio::test]
+async fn trusted_service_attributes_mail_from_its_addresses() {
+    let gw = Gateway::start("[services.mailer]\nsender_ips = [\"127.0.0.77/32\"]\n");
+    contoso(&gw, "on");
+    let msg = message("news@contoso.com", "bob@contoso.com", "service");
+    let mut s = session(gw.smtp, "127.0.0.77").await;
+    assert_eq!(
+        s.mail("news@contoso.com", &["bob@contoso.com"], &msg).await[1],
+        R5768,
+        "not trusted yet"
+    );
+    let out = gw.cli(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--trust-service",
+        "nosuch",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--trust-service",
+        "mailer",
+    ]);
+    queued_id(&s.mail("news@contoso.com", &["bob@contoso.com"], &msg).await[3]);
+    let mail = gw.wait_maildir("contoso", "bob@contoso.com", 1);
+    assert!(
+        mail[0].contains("X-Portcullis-Attribution: tenant=contoso; auth-as=trusted-service; connector=\"service:mailer\""),
+        "{}",
+        mail[0]
+    );
+}

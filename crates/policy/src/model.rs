@@ -103,6 +103,9 @@ pub enum ConnectorType {
     #[default]
     Partner,
     OnPremises,
+    /// An operator-defined sending service the tenant opted into (`[services.NAME]`,
+    /// `org set --trust-service`); never created by tenants directly.
+    TrustedService,
 }
 
 impl ConnectorType {
@@ -110,6 +113,7 @@ impl ConnectorType {
         match self {
             ConnectorType::Partner => "partner",
             ConnectorType::OnPremises => "on-premises",
+            ConnectorType::TrustedService => "trusted-service",
         }
     }
 }
