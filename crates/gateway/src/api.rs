@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{Path, Query, Request, State as Extract};
+use axum::extract::{MatchedPath, Path, Query, Request, State as Extract};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use crate::api_types::*;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::directory::Live;
+use crate::principals::{self, Principal, Role, Tokens};
 
 #[derive(Clone)]
 pub struct State {
@@ -29,7 +30,7 @@ pub struct State {
     live: Arc<Live>,
     config: Arc<Config>,
     auth: Arc<Authenticator>,
-    token: Arc<str>,
+    tokens: Arc<Tokens>,
     /// Spool, delivery and trace, for releasing quarantined messages.
     shared: Arc<crate::connection::Shared>,
 }
@@ -50,7 +51,7 @@ impl State {
             live,
             config,
             auth,
-            token: token.trim().into(),
+            tokens: Arc::new(Tokens::new(token.trim().to_string(), shared.store.clone())),
             shared,
         })
     }
@@ -143,12 +144,17 @@ pub fn router(state: State) -> Router {
             "/tenants/{t}/quarantine/{id}/release",
             axum::routing::post(release_quarantine),
         )
-        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .route("/tenants/{t}/audit", get(tenant_audit))
+        .route("/audit", get(all_audit))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", axum::routing::delete(revoke_token))
+        .route("/routes", get(list_routes))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state.clone());
-    // Metrics name tenants: behind the admin token like the API. Probes are open.
+    // Metrics name tenants: behind the operator's token. Probes are open.
     let metrics = Router::new()
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state.clone());
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -179,25 +185,260 @@ async fn readyz(Extract(state): Extract<State>) -> Response {
     }
 }
 
-async fn authorize(Extract(state): Extract<State>, req: Request, next: Next) -> Response {
+/// Authenticates the bearer token, checks the route's role in [`principals::ROUTES`] (routes not
+/// in the table are refused) and the tenant in the path, and writes an audit entry for every
+/// successful change, with the tenant's configuration before and after.
+async fn authorize(Extract(state): Extract<State>, mut req: Request, next: Next) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(req).await,
-        _ => ApiErr(
+        .map(str::trim)
+        .unwrap_or("");
+    let Some(principal) = state.tokens.authenticate(presented).await else {
+        return ApiErr(
             StatusCode::UNAUTHORIZED,
-            "missing or wrong admin token".into(),
+            "missing, wrong, expired or revoked API token".into(),
         )
-        .into_response(),
+        .into_response();
+    };
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    // Inside the nested router the URI lacks `/api/v1`; the template and the original URI have it.
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let tenant = path_tenant(&template, &path);
+    let Some(need) = principals::need(&method, &template) else {
+        tracing::error!(%method, route = %template, "admin API route missing from the role table; refused");
+        return ApiErr(
+            StatusCode::FORBIDDEN,
+            format!("{method} {template} is not permitted"),
+        )
+        .into_response();
+    };
+    if !principals::allows(&principal, need, tenant.as_deref()) {
+        let scope = match &principal.tenant {
+            Some(t) => format!("{} of tenant {t}", principal.role.as_str()),
+            None => principal.role.as_str().to_string(),
+        };
+        return ApiErr(
+            StatusCode::FORBIDDEN,
+            format!("{} ({scope}) may not {method} {path}", principal.name),
+        )
+        .into_response();
     }
+    let address = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let audited = method != axum::http::Method::GET
+        && !template.ends_with("/simulate")
+        && !template.ends_with("/simulate/replay")
+        && !template.ends_with("/suggest");
+    let before = if audited {
+        tenant.as_deref().and_then(|t| tenant_snapshot(&state, t))
+    } else {
+        None
+    };
+    req.extensions_mut().insert(principal.clone());
+    let resp = next.run(req).await;
+    if audited && resp.status().is_success() {
+        let after = tenant.as_deref().and_then(|t| tenant_snapshot(&state, t));
+        let now = SystemTime::now();
+        let entry = portcullis_store::AuditEntry {
+            at: humantime::format_rfc3339_seconds(now).to_string(),
+            at_us: now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+            principal: principal.name.clone(),
+            address,
+            tenant: tenant.clone(),
+            action: format!("{method} {template}"),
+            before,
+            after,
+        };
+        if let Err(e) = state.store.add_audit(&entry).await {
+            tracing::error!("audit log: {e}");
+        }
+        tracing::info!(principal = %principal.name, action = %entry.action, tenant = ?tenant, "admin change");
+    }
+    resp
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The `{t}` segment of a request path, by its position in the route template.
+fn path_tenant(template: &str, path: &str) -> Option<String> {
+    let pos = template.split('/').position(|s| s == "{t}")?;
+    // Tenant names are plain ASCII names; an encoded one matches no tenant and is refused.
+    path.split('/').nth(pos).map(str::to_string)
+}
+
+/// A tenant's whole configuration as JSON, for the audit log.
+fn tenant_snapshot(state: &State, t: &str) -> Option<serde_json::Value> {
+    let dir = state.live.get();
+    let e = dir.tenant(t)?;
+    Some(serde_json::json!({
+        "tenant": e.tenant,
+        "domains": e.domains,
+        "connectors": e.connectors,
+        "rules": e.rules.iter().map(|r| &r.rule).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+pub struct AuditQuery {
+    /// Only entries at or after this time (RFC 3339, or an age such as `24h`).
+    since: Option<String>,
+    limit: Option<u32>,
+}
+
+fn since_us(q: &AuditQuery) -> Res<i64> {
+    let Some(s) = q.since.as_deref() else {
+        return Ok(0);
+    };
+    let at = humantime::parse_rfc3339_weak(s)
+        .or_else(|_| humantime::parse_duration(s).map(|d| SystemTime::now() - d))
+        .map_err(|_| {
+            bad(format!(
+                "since {s:?}: expected an RFC 3339 time or an age such as 24h"
+            ))
+        })?;
+    Ok(at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0))
+}
+
+async fn tenant_audit(
+    Extract(state): Extract<State>,
+    Path(t): Path<String>,
+    Query(q): Query<AuditQuery>,
+) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
+    let since = since_us(&q)?;
+    Ok(Json(
+        state
+            .store
+            .list_audit(Some(&t), since, q.limit.unwrap_or(1000))
+            .await?,
+    ))
+}
+
+async fn all_audit(
+    Extract(state): Extract<State>,
+    Query(q): Query<AuditQuery>,
+) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
+    let since = since_us(&q)?;
+    Ok(Json(
+        state
+            .store
+            .list_audit(None, since, q.limit.unwrap_or(1000))
+            .await?,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+pub struct NewToken {
+    name: String,
+    role: String,
+    tenant: Option<String>,
+    /// Lifetime, e.g. `90d`; none: until revoked.
+    expires: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    record: portcullis_store::TokenRecord,
+    /// The token itself: shown once, stored only as a hash.
+    token: String,
+}
+
+async fn create_token(
+    Extract(state): Extract<State>,
+    Json(body): Json<NewToken>,
+) -> Res<(StatusCode, Json<CreatedToken>)> {
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(bad(format!("name {name:?}: expected 1 to 100 characters")));
+    }
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        bad(format!(
+            "role {:?}: expected operator, org-admin, org-config, mail-flow, quarantine-admin or viewer",
+            body.role
+        ))
+    })?;
+    let tenant = match (role, body.tenant) {
+        (Role::Operator, None) => None,
+        (Role::Operator, Some(t)) => {
+            return Err(bad(format!(
+                "tenant {t:?}: an operator token spans all tenants; omit the tenant"
+            )));
+        }
+        (_, None) => {
+            return Err(bad(format!(
+                "role {}: a tenant role needs a tenant",
+                role.as_str()
+            )));
+        }
+        (_, Some(t)) => Some(tenant(&state, &t)?.name),
+    };
+    let expires = body
+        .expires
+        .as_deref()
+        .map(|e| {
+            humantime::parse_duration(e)
+                .map_err(|_| bad(format!("expires {e:?}: expected a duration such as 90d")))
+        })
+        .transpose()?;
+    let (record, token) = state.tokens.create(name, role, tenant, expires).await?;
+    tracing::info!(id = %record.id, name = %record.name, role = %record.role, tenant = ?record.tenant, "API token created");
+    Ok((StatusCode::CREATED, Json(CreatedToken { record, token })))
+}
+
+async fn list_tokens(
+    Extract(state): Extract<State>,
+) -> Res<Json<Vec<portcullis_store::TokenRecord>>> {
+    Ok(Json(state.store.list_tokens().await?))
+}
+
+async fn revoke_token(Extract(state): Extract<State>, Path(id): Path<String>) -> Res<StatusCode> {
+    state.tokens.revoke(&id).await?;
+    tracing::info!(%id, "API token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Serialize)]
+pub struct RouteInfo {
+    method: &'static str,
+    path: &'static str,
+    /// `operator`, or the tenant roles allowed (the operator always is).
+    roles: Vec<&'static str>,
+}
+
+/// Every route with the roles it admits: the table the API enforces.
+async fn list_routes(_p: axum::Extension<Principal>) -> Json<Vec<RouteInfo>> {
+    Json(
+        principals::ROUTES
+            .iter()
+            .map(|(m, p, n)| RouteInfo {
+                method: m,
+                path: p,
+                roles: match n {
+                    principals::Need::Operator => vec!["operator"],
+                    principals::Need::Tenant(r) => r.iter().map(|r| r.as_str()).collect(),
+                },
+            })
+            .collect(),
+    )
 }
 
 /// The tenant as of the latest snapshot, or 404.
@@ -312,6 +553,7 @@ async fn show_org(Extract(state): Extract<State>, Path(t): Path<String>) -> Res<
 
 async fn set_org(
     Extract(state): Extract<State>,
+    axum::Extension(who): axum::Extension<Principal>,
     Path(t): Path<String>,
     Json(patch): Json<OrgPatch>,
 ) -> Res<Json<OrgSettings>> {
@@ -324,7 +566,11 @@ async fn set_org(
         .map(|s| s.name.clone())
         .collect();
     patch.apply(&mut settings, &services).map_err(bad)?;
-    if state.config.lock_reject_direct_send && settings.reject_direct_send != before {
+    // The lock binds tenant roles; the operator who set it may still change the setting.
+    if state.config.lock_reject_direct_send
+        && settings.reject_direct_send != before
+        && !who.is_operator()
+    {
         return Err(ApiErr(
             StatusCode::FORBIDDEN,
             "reject_direct_send is locked by the operator ([tenants] lock_reject_direct_send)"
@@ -333,7 +579,12 @@ async fn set_org(
     }
     state.store.set_org_settings(&t, &settings).await?;
     changed(&state).await?;
-    tracing::info!(tenant = %t, reject_direct_send = ?settings.reject_direct_send, "org settings changed");
+    tracing::info!(tenant = %t, reject_direct_send = ?settings.reject_direct_send, principal = %who.name, "org settings changed");
+    if settings.reject_direct_send != before
+        && settings.reject_direct_send == portcullis_policy::RejectDirectSend::Off
+    {
+        tracing::warn!(tenant = %t, principal = %who.name, "reject direct send turned OFF: anonymous mail from the tenant's own domains is accepted again");
+    }
     Ok(Json(settings))
 }
 

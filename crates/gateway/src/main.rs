@@ -12,6 +12,7 @@ mod directory;
 mod downstream;
 mod dsn;
 mod message;
+mod principals;
 mod report;
 mod server;
 mod simulate;

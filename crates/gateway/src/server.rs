@@ -157,11 +157,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut api_shutdown = shutdown_rx.clone();
     let api = tokio::spawn(async move {
         let app = crate::api::router(api_state);
-        axum::serve(admin, app)
-            .with_graceful_shutdown(async move {
-                let _ = api_shutdown.wait_for(|s| *s).await;
-            })
-            .await
+        axum::serve(
+            admin,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = api_shutdown.wait_for(|s| *s).await;
+        })
+        .await
     });
 
     tokio::spawn(async move {

@@ -4,12 +4,14 @@
 //!
 //! Every query that touches tenant data is scoped by tenant (tenant isolation invariant).
 
+mod admin;
 mod directory;
 mod quarantine;
 pub use directory::DirectoryData;
 mod schema;
 mod trace;
 
+pub use admin::{AuditEntry, TokenRecord};
 pub use quarantine::{QuarantineEntry, QuarantineQuery};
 pub use trace::TraceScan;
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};

@@ -116,6 +116,34 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         "CREATE INDEX trace_direct_send ON trace (tenant, direct_send, received_at, trace_id)",
     ),
+    (
+        16,
+        "CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            tenant TEXT,
+            hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            revoked BIGINT NOT NULL
+        )",
+    ),
+    (
+        17,
+        "CREATE TABLE audit (
+            at BIGINT NOT NULL,
+            seq TEXT NOT NULL,
+            principal TEXT NOT NULL,
+            address TEXT NOT NULL,
+            tenant TEXT,
+            action TEXT NOT NULL,
+            before TEXT,
+            after TEXT,
+            PRIMARY KEY (at, seq)
+        )",
+    ),
+    (18, "CREATE INDEX audit_by_tenant ON audit (tenant, at)"),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.

@@ -1,0 +1,324 @@
+//! Who may do what on the admin API: principals with API tokens (random, shown once, stored as
+//! argon2 hashes, optional expiry, revocable) and roles, and the one table that says which role
+//! every route needs. A route missing from the table is refused (fail closed).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::http::Method;
+use portcullis_store::{Store, TokenRecord};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// All tenants; creates tenants, manages tokens, the queue, metrics.
+    Operator,
+    /// Everything within its tenant.
+    OrgAdmin,
+    /// Tenant settings such as reject direct send.
+    OrgConfig,
+    /// Connectors, domains, rules, routes.
+    MailFlow,
+    QuarantineAdmin,
+    /// Trace, reports, read-only.
+    Viewer,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "operator" => Role::Operator,
+            "org-admin" => Role::OrgAdmin,
+            "org-config" => Role::OrgConfig,
+            "mail-flow" => Role::MailFlow,
+            "quarantine-admin" => Role::QuarantineAdmin,
+            "viewer" => Role::Viewer,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::OrgAdmin => "org-admin",
+            Role::OrgConfig => "org-config",
+            Role::MailFlow => "mail-flow",
+            Role::QuarantineAdmin => "quarantine-admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// `bootstrap`, or `token:<name> (<id>)`.
+    pub name: String,
+    pub role: Role,
+    /// The tenant of a tenant role.
+    pub tenant: Option<String>,
+}
+
+impl Principal {
+    pub fn is_operator(&self) -> bool {
+        self.role == Role::Operator
+    }
+}
+
+/// What a route needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    Operator,
+    /// One of these roles for the tenant in the path (`{t}`), or the operator.
+    Tenant(&'static [Role]),
+}
+
+const ANY: &[Role] = &[
+    Role::OrgAdmin,
+    Role::OrgConfig,
+    Role::MailFlow,
+    Role::QuarantineAdmin,
+    Role::Viewer,
+];
+const FLOW: &[Role] = &[Role::OrgAdmin, Role::MailFlow];
+const CONFIG: &[Role] = &[Role::OrgAdmin, Role::OrgConfig];
+const QUARANTINE: &[Role] = &[Role::OrgAdmin, Role::QuarantineAdmin];
+const READ_AUDIT: &[Role] = &[Role::OrgAdmin, Role::OrgConfig, Role::Viewer];
+
+/// Every route of the admin API with the role it needs. `template` is axum's matched path.
+pub const ROUTES: &[(&str, &str, Need)] = &[
+    ("GET", "/api/v1/tenants", Need::Operator),
+    ("POST", "/api/v1/tenants", Need::Operator),
+    ("GET", "/api/v1/tenants/{t}", Need::Tenant(ANY)),
+    ("PATCH", "/api/v1/tenants/{t}", Need::Tenant(FLOW)),
+    ("DELETE", "/api/v1/tenants/{t}", Need::Operator),
+    ("GET", "/api/v1/tenants/{t}/domains", Need::Tenant(ANY)),
+    ("POST", "/api/v1/tenants/{t}/domains", Need::Tenant(FLOW)),
+    (
+        "PATCH",
+        "/api/v1/tenants/{t}/domains/{d}",
+        Need::Tenant(FLOW),
+    ),
+    (
+        "DELETE",
+        "/api/v1/tenants/{t}/domains/{d}",
+        Need::Tenant(FLOW),
+    ),
+    ("GET", "/api/v1/tenants/{t}/org", Need::Tenant(ANY)),
+    ("PATCH", "/api/v1/tenants/{t}/org", Need::Tenant(CONFIG)),
+    ("GET", "/api/v1/tenants/{t}/connectors", Need::Tenant(ANY)),
+    ("POST", "/api/v1/tenants/{t}/connectors", Need::Tenant(FLOW)),
+    (
+        "GET",
+        "/api/v1/tenants/{t}/connectors/{c}",
+        Need::Tenant(ANY),
+    ),
+    (
+        "PATCH",
+        "/api/v1/tenants/{t}/connectors/{c}",
+        Need::Tenant(FLOW),
+    ),
+    (
+        "DELETE",
+        "/api/v1/tenants/{t}/connectors/{c}",
+        Need::Tenant(FLOW),
+    ),
+    ("GET", "/api/v1/tenants/{t}/trace", Need::Tenant(ANY)),
+    ("GET", "/api/v1/tenants/{t}/trace/{id}", Need::Tenant(ANY)),
+    ("POST", "/api/v1/tenants/{t}/simulate", Need::Tenant(ANY)),
+    (
+        "POST",
+        "/api/v1/tenants/{t}/simulate/replay",
+        Need::Tenant(ANY),
+    ),
+    (
+        "GET",
+        "/api/v1/tenants/{t}/reports/direct-send",
+        Need::Tenant(ANY),
+    ),
+    (
+        "POST",
+        "/api/v1/tenants/{t}/reports/direct-send/suggest",
+        Need::Tenant(FLOW),
+    ),
+    ("GET", "/api/v1/tenants/{t}/readiness", Need::Tenant(ANY)),
+    ("GET", "/api/v1/tenants/{t}/rules", Need::Tenant(ANY)),
+    ("POST", "/api/v1/tenants/{t}/rules", Need::Tenant(FLOW)),
+    ("GET", "/api/v1/tenants/{t}/rules/{name}", Need::Tenant(ANY)),
+    (
+        "PUT",
+        "/api/v1/tenants/{t}/rules/{name}",
+        Need::Tenant(FLOW),
+    ),
+    (
+        "DELETE",
+        "/api/v1/tenants/{t}/rules/{name}",
+        Need::Tenant(FLOW),
+    ),
+    (
+        "GET",
+        "/api/v1/tenants/{t}/quarantine",
+        Need::Tenant(QUARANTINE),
+    ),
+    (
+        "GET",
+        "/api/v1/tenants/{t}/quarantine/{id}",
+        Need::Tenant(QUARANTINE),
+    ),
+    (
+        "DELETE",
+        "/api/v1/tenants/{t}/quarantine/{id}",
+        Need::Tenant(QUARANTINE),
+    ),
+    (
+        "POST",
+        "/api/v1/tenants/{t}/quarantine/{id}/release",
+        Need::Tenant(QUARANTINE),
+    ),
+    ("GET", "/api/v1/tenants/{t}/audit", Need::Tenant(READ_AUDIT)),
+    ("GET", "/api/v1/audit", Need::Operator),
+    ("GET", "/api/v1/queue", Need::Operator),
+    ("POST", "/api/v1/queue/retry", Need::Operator),
+    ("GET", "/api/v1/queue/{id}", Need::Operator),
+    ("DELETE", "/api/v1/queue/{id}", Need::Operator),
+    ("POST", "/api/v1/queue/{id}/retry", Need::Operator),
+    ("GET", "/api/v1/tokens", Need::Operator),
+    ("POST", "/api/v1/tokens", Need::Operator),
+    ("DELETE", "/api/v1/tokens/{id}", Need::Operator),
+    ("GET", "/api/v1/routes", Need::Operator),
+    ("GET", "/metrics", Need::Operator),
+];
+
+/// The role a route needs; `None`: not in the table (refused).
+pub fn need(method: &Method, template: &str) -> Option<Need> {
+    ROUTES
+        .iter()
+        .find(|(m, t, _)| *m == method.as_str() && *t == template)
+        .map(|(_, _, n)| *n)
+}
+
+/// May `p` call a route needing `need` for `tenant` (the path's `{t}`)?
+pub fn allows(p: &Principal, need: Need, tenant: Option<&str>) -> bool {
+    if p.is_operator() {
+        return true;
+    }
+    match need {
+        Need::Operator => false,
+        Need::Tenant(roles) => {
+            tenant.is_some() && p.tenant.as_deref() == tenant && roles.contains(&p.role)
+        }
+    }
+}
+
+/// Verifies tokens: the bootstrap token, and API tokens `pc_<id>_<secret>` against their argon2
+/// hash. Verified tokens are remembered for 30 s (argon2 is deliberately slow); revoking clears it.
+pub struct Tokens {
+    bootstrap: String,
+    store: Store,
+    cache: Mutex<HashMap<String, (Principal, Instant)>>,
+}
+
+const CACHE_FOR: Duration = Duration::from_secs(30);
+
+impl Tokens {
+    pub fn new(bootstrap: String, store: Store) -> Tokens {
+        Tokens {
+            bootstrap,
+            store,
+            cache: Mutex::default(),
+        }
+    }
+
+    pub async fn authenticate(&self, presented: &str) -> Option<Principal> {
+        if constant_time_eq(presented.as_bytes(), self.bootstrap.as_bytes()) {
+            return Some(Principal {
+                name: "bootstrap".into(),
+                role: Role::Operator,
+                tenant: None,
+            });
+        }
+        if let Some((p, at)) = self
+            .cache
+            .lock()
+            .expect("not poisoned")
+            .get(presented)
+            .cloned()
+            && at.elapsed() < CACHE_FOR
+        {
+            return Some(p);
+        }
+        let rest = presented.strip_prefix("pc_")?;
+        let (id, _secret) = rest.split_once('_')?;
+        let rec = self.store.get_token(id).await.ok()??;
+        let now = unix_now();
+        if rec.revoked || rec.expires_at.is_some_and(|e| e <= now) {
+            return None;
+        }
+        let hash = PasswordHash::new(&rec.hash).ok()?;
+        Argon2::default()
+            .verify_password(presented.as_bytes(), &hash)
+            .ok()?;
+        let p = Principal {
+            name: format!("token:{} ({})", rec.name, rec.id),
+            role: Role::parse(&rec.role)?,
+            tenant: rec.tenant.clone(),
+        };
+        self.cache
+            .lock()
+            .expect("not poisoned")
+            .insert(presented.to_string(), (p.clone(), Instant::now()));
+        Some(p)
+    }
+
+    /// Creates a token; returns its record and the token itself (shown once).
+    pub async fn create(
+        &self,
+        name: &str,
+        role: Role,
+        tenant: Option<String>,
+        expires: Option<Duration>,
+    ) -> anyhow::Result<(TokenRecord, String)> {
+        let id = format!("{:08x}", rand::random::<u32>());
+        let secret: String = (0..24)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let token = format!("pc_{id}_{secret}");
+        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let hash = Argon2::default()
+            .hash_password(token.as_bytes(), &salt)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_string();
+        let now = unix_now();
+        let rec = TokenRecord {
+            id,
+            name: name.to_string(),
+            role: role.as_str().to_string(),
+            tenant,
+            hash,
+            created_at: now,
+            expires_at: expires.map(|d| now + d.as_secs() as i64),
+            revoked: false,
+        };
+        self.store.add_token(&rec).await?;
+        Ok((rec, token))
+    }
+
+    pub async fn revoke(&self, id: &str) -> portcullis_store::Result<()> {
+        self.store.revoke_token(id).await?;
+        self.cache.lock().expect("not poisoned").clear();
+        Ok(())
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,254 @@
+//! The admin plane's principals: every route declares a role; tokens of other tenants and lesser
+//! roles are refused with 403 and change nothing; no token is 401; changes are audited.
+
+mod common;
+
+use common::Gateway;
+use serde_json::{Value, json};
+
+struct Api {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    fn new(gw: &Gateway) -> Api {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Api {
+            base: gw.admin.clone(),
+            agent,
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder()
+            .method(method.parse::<ureq::http::Method>().unwrap())
+            .uri(url)
+            .header("Content-Type", "application/json");
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut resp = self.agent.run(req.body(body).unwrap()).unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap_or_default())
+    }
+
+    fn json(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
+        let (status, text) = self.call(method, path, Some(token), body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {text}"
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+}
+
+fn concrete(template: &str) -> String {
+    template
+        .replace("{t}", "contoso")
+        .replace("{d}", "contoso.com")
+        .replace("{c}", "partner")
+        .replace("{name}", "r1")
+        .replace("{id}", "00000000")
+}
+
+#[test]
+fn every_route_refuses_without_its_role_and_changes_are_audited() {
+    let gw = Gateway::start("");
+    let boot = std::fs::read_to_string(gw.data().join("admin.token")).unwrap();
+    let boot = boot.trim();
+    let api = Api::new(&gw);
+    for t in ["contoso", "fabrikam"] {
+        api.json("POST", "/api/v1/tenants", boot, Some(json!({"name": t})));
+    }
+    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    gw.ok(&[
+        "connector",
+        "add",
+        "partner",
+        "--tenant",
+        "contoso",
+        "--type",
+        "partner",
+        "--sender-ip",
+        "192.0.2.77/32",
+    ]);
+
+    let mut tokens = std::collections::HashMap::new();
+    for (name, role, tenant) in [
+        ("fab-admin", "org-admin", Some("fabrikam")),
+        ("con-viewer", "viewer", Some("contoso")),
+        ("con-flow", "mail-flow", Some("contoso")),
+        ("con-config", "org-config", Some("contoso")),
+    ] {
+        let mut body = json!({"name": name, "role": role});
+        if let Some(t) = tenant {
+            body["tenant"] = json!(t);
+        }
+        let created = api.json("POST", "/api/v1/tokens", boot, Some(body));
+        let token = created["token"].as_str().unwrap().to_string();
+        assert!(token.starts_with("pc_"), "{created}");
+        assert_eq!(created["role"], role);
+        tokens.insert(name, token);
+    }
+    // The store keeps only a hash: the token list never shows a token.
+    let (_, list) = api.call("GET", "/api/v1/tokens", Some(boot), None);
+    for t in tokens.values() {
+        assert!(!list.contains(t.as_str()), "token list leaks a token");
+    }
+    // Bad values are named.
+    let (status, text) = api.call(
+        "POST",
+        "/api/v1/tokens",
+        Some(boot),
+        Some(json!({"name": "x", "role": "admin", "tenant": "contoso"})),
+    );
+    assert_eq!(status, 400);
+    assert!(text.contains(r#"role \"admin\""#), "{text}");
+
+    let routes = api.json("GET", "/api/v1/routes", boot, None);
+    let routes = routes.as_array().unwrap();
+    assert!(routes.len() >= 40, "{routes:?}");
+    let snapshot = |api: &Api| {
+        [
+            "/api/v1/tenants",
+            "/api/v1/tenants/contoso",
+            "/api/v1/tenants/contoso/domains",
+            "/api/v1/tenants/contoso/org",
+            "/api/v1/tenants/contoso/connectors",
+            "/api/v1/tenants/contoso/rules",
+            "/api/v1/tokens",
+        ]
+        .map(|p| api.call("GET", p, Some(boot), None))
+    };
+    let audit_before = api.json("GET", "/api/v1/audit", boot, None);
+    let before = snapshot(&api);
+    let mut refused = 0;
+    for r in routes {
+        let method = r["method"].as_str().unwrap();
+        let path = concrete(r["path"].as_str().unwrap());
+        let roles: Vec<&str> = r["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let body = (method != "GET" && method != "DELETE").then(|| json!({}));
+        let (status, _) = api.call(method, &path, None, body.clone());
+        assert_eq!(status, 401, "{method} {path} without a token");
+        let (status, _) = api.call(method, &path, Some("pc_00000000_wrong"), body.clone());
+        assert_eq!(status, 401, "{method} {path} with a wrong token");
+        // Another tenant's administrator may touch nothing of contoso, nor operator routes.
+        let (status, text) = api.call(method, &path, Some(&tokens["fab-admin"]), body.clone());
+        assert_eq!(
+            status, 403,
+            "{method} {path} by fabrikam's org-admin: {text}"
+        );
+        assert!(!text.contains("192.0.2.77"), "{text}");
+        refused += 1;
+        for (token, role) in [
+            ("con-viewer", "viewer"),
+            ("con-flow", "mail-flow"),
+            ("con-config", "org-config"),
+        ] {
+            if !roles.contains(&role) {
+                let (status, text) = api.call(method, &path, Some(&tokens[token]), body.clone());
+                assert_eq!(status, 403, "{method} {path} by contoso's {role}: {text}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 100, "{refused}");
+    assert_eq!(
+        snapshot(&api),
+        before,
+        "a refused request changed something"
+    );
+    assert_eq!(api.json("GET", "/api/v1/audit", boot, None), audit_before);
+
+    // The roles that may, can; and the change is audited with who, from where, before and after.
+    api.json(
+        "PATCH",
+        "/api/v1/tenants/contoso/connectors/partner",
+        &tokens["con-flow"],
+        Some(json!({"sender_ips": ["192.0.2.78/32"]})),
+    );
+    api.json(
+        "PATCH",
+        "/api/v1/tenants/contoso/org",
+        &tokens["con-config"],
+        Some(json!({"reject_direct_send": "on"})),
+    );
+    let audit = api.json(
+        "GET",
+        "/api/v1/tenants/contoso/audit",
+        &tokens["con-viewer"],
+        None,
+    );
+    let audit = audit.as_array().unwrap();
+    // Newest first.
+    let last = &audit[0];
+    assert_eq!(last["action"], "PATCH /api/v1/tenants/{t}/org");
+    assert!(
+        last["principal"].as_str().unwrap().contains("con-config"),
+        "{last}"
+    );
+    assert_eq!(last["address"], "127.0.0.1");
+    assert_eq!(last["tenant"], "contoso");
+    assert_eq!(
+        last["before"]["tenant"]["settings"]["reject_direct_send"], "off",
+        "{last}"
+    );
+    assert_eq!(
+        last["after"]["tenant"]["settings"]["reject_direct_send"], "on",
+        "{last}"
+    );
+    let flow = &audit[1];
+    assert_eq!(flow["action"], "PATCH /api/v1/tenants/{t}/connectors/{c}");
+    assert!(flow["before"].to_string().contains("192.0.2.77"));
+    assert!(flow["after"].to_string().contains("192.0.2.78"));
+    // fabrikam's audit shows nothing of contoso.
+    let fab = api.json(
+        "GET",
+        "/api/v1/tenants/fabrikam/audit",
+        &tokens["fab-admin"],
+        None,
+    );
+    assert!(!fab.to_string().contains("contoso"), "{fab}");
+
+    // Revoked and expired tokens stop working at once.
+    let id = tokens["con-viewer"].split('_').nth(1).unwrap().to_string();
+    api.json("DELETE", &format!("/api/v1/tokens/{id}"), boot, None);
+    let (status, _) = api.call(
+        "GET",
+        "/api/v1/tenants/contoso/trace",
+        Some(&tokens["con-viewer"]),
+        None,
+    );
+    assert_eq!(status, 401);
+    let short = api.json(
+        "POST",
+        "/api/v1/tokens",
+        boot,
+        Some(json!({"name": "short", "role": "viewer", "tenant": "contoso", "expires": "1s"})),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (status, _) = api.call(
+        "GET",
+        "/api/v1/tenants/contoso/trace",
+        short["token"].as_str(),
+        None,
+    );
+    assert_eq!(status, 401);
+}
