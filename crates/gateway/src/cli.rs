@@ -41,7 +41,7 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8025"
     )]
     pub server: String,
-    /// Admin token (default: read from <data-dir>/admin.token)
+    /// API token (default: the bootstrap operator token in <data-dir>/admin.token)
     #[arg(long, global = true, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Data directory (gateway state; where `admin.token` is read from)
@@ -98,6 +98,52 @@ pub enum Command {
     /// The delivery queue: messages waiting for their mailbox server
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// API tokens and their roles (operator only)
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The admin audit log: who changed what, when, from where, before and after
+    Audit(AuditArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and stored only as a hash
+    Create {
+        /// A name saying who or what uses it, e.g. "ci-deploy"
+        #[arg(long)]
+        name: String,
+        /// operator, org-admin, org-config, mail-flow, quarantine-admin or viewer
+        #[arg(long)]
+        role: String,
+        /// The tenant of a tenant role (not for operator)
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Lifetime, e.g. 90d (default: until revoked)
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Tokens with their role, tenant, expiry and state (never the token itself)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token at once
+    Revoke {
+        /// The token id (the part after `pc_`, as `token list` shows it)
+        id: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Only this tenant's changes (default: all tenants; operator only)
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only changes at or after this time: RFC 3339 or an age such as 24h
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -926,6 +972,10 @@ pub enum Output {
     SuggestApplied,
     Readiness,
     Replay,
+    /// `token create`: the token, once.
+    TokenCreated,
+    TokenList,
+    AuditList,
 }
 
 /// One admin-API request, fully validated.
@@ -1003,7 +1053,89 @@ pub fn plan(command: &Command) -> Result<Call, String> {
             (None, None) => Err("missing --tenant, --ip, --mail-from and --rcpt".to_string()),
         },
         Command::Queue(c) => plan_queue(c),
+        Command::Token(c) => plan_token(c),
+        Command::Audit(a) => plan_audit(a),
     }
+}
+
+fn plan_token(c: &TokenCommand) -> Result<Call, String> {
+    Ok(match c {
+        TokenCommand::Create {
+            name,
+            role,
+            tenant,
+            expires,
+        } => {
+            if name.trim().is_empty() || name.len() > 100 {
+                return Err(format!(
+                    "invalid --name {name:?}: expected 1 to 100 characters"
+                ));
+            }
+            let r = crate::principals::Role::parse(role).ok_or_else(|| {
+                format!(
+                    "invalid --role {role:?}: expected operator, org-admin, org-config, mail-flow, quarantine-admin or viewer"
+                )
+            })?;
+            match (r, tenant) {
+                (crate::principals::Role::Operator, Some(t)) => {
+                    return Err(format!(
+                        "invalid --tenant {t:?}: an operator token spans all tenants"
+                    ));
+                }
+                (crate::principals::Role::Operator, None) => {}
+                (_, None) => return Err(format!("--role {role} needs --tenant")),
+                (_, Some(t)) => {
+                    api_types::parse_tenant_name(t)?;
+                }
+            }
+            if let Some(e) = expires {
+                humantime::parse_duration(e).map_err(|_| {
+                    format!("invalid --expires {e:?}: expected a duration such as 90d")
+                })?;
+            }
+            Call::new(Method::Post, format!("{API}/tokens"), Output::TokenCreated).body(
+                &serde_json::json!({"name": name, "role": role, "tenant": tenant, "expires": expires}),
+            )
+        }
+        TokenCommand::List { json } => {
+            Call::new(Method::Get, format!("{API}/tokens"), Output::TokenList).json(*json)
+        }
+        TokenCommand::Revoke { id } => {
+            let id = id.strip_prefix("pc_").unwrap_or(id);
+            let id = id.split('_').next().unwrap_or(id);
+            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!("invalid token id {id:?}"));
+            }
+            Call::new(
+                Method::Delete,
+                format!("{API}/tokens/{id}"),
+                Output::Confirm(format!("revoked token {id}")),
+            )
+        }
+    })
+}
+
+fn plan_audit(a: &AuditArgs) -> Result<Call, String> {
+    if let Some(s) = &a.since
+        && humantime::parse_rfc3339_weak(s).is_err()
+        && humantime::parse_duration(s).is_err()
+    {
+        return Err(format!(
+            "invalid --since {s:?}: expected an RFC 3339 time or an age such as 24h"
+        ));
+    }
+    let q = match &a.since {
+        Some(s) => format!("?since={}", encode(s)),
+        None => String::new(),
+    };
+    let path = match &a.tenant {
+        Some(t) => format!(
+            "{API}/tenants/{}/audit{q}",
+            encode(&api_types::parse_tenant_name(t)?)
+        ),
+        None => format!("{API}/audit{q}"),
+    };
+    Ok(Call::new(Method::Get, path, Output::AuditList).json(a.json))
 }
 
 fn plan_queue(c: &QueueCommand) -> Result<Call, String> {
@@ -2263,7 +2395,139 @@ fn render(call: &Call, body: &str) -> Result<String, String> {
         }
         Output::Readiness => readiness_text(&parse(body)?),
         Output::Replay => replay_text(&parse(body)?),
+        Output::TokenCreated => {
+            let v: Value = parse(body)?;
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+            let scope = match v["tenant"].as_str() {
+                Some(t) => format!("{} of tenant {t}", s("role")),
+                None => s("role"),
+            };
+            printable(
+                &format!(
+                    "created token {} ({}, {scope})\n{}\nThis is the only time the token is shown; it is stored as a hash.",
+                    s("id"),
+                    s("name"),
+                    s("token")
+                ),
+                true,
+            )
+        }
+        Output::TokenList => token_table(&parse::<Vec<portcullis_store::TokenRecord>>(body)?),
+        Output::AuditList => audit_text(&parse::<Vec<portcullis_store::AuditEntry>>(body)?),
     })
+}
+
+fn token_table(tokens: &[portcullis_store::TokenRecord]) -> String {
+    if tokens.is_empty() {
+        return "no API tokens (the bootstrap admin.token is always an operator token)".into();
+    }
+    let when = |s: i64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64),
+        )
+        .to_string()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.name.clone(),
+                t.role.clone(),
+                t.tenant.clone().unwrap_or_else(|| "-".into()),
+                when(t.created_at),
+                t.expires_at.map(when).unwrap_or_else(|| "never".into()),
+                if t.revoked {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                }
+                .into(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID", "NAME", "ROLE", "TENANT", "CREATED", "EXPIRES", "STATE",
+        ],
+        &rows,
+    )
+}
+
+/// One block per change, newest first, with the fields that changed.
+fn audit_text(entries: &[portcullis_store::AuditEntry]) -> String {
+    if entries.is_empty() {
+        return "no changes recorded".into();
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        out.push(format!(
+            "{}  {}  {} from {}{}",
+            e.at,
+            e.action,
+            e.principal,
+            if e.address.is_empty() {
+                "-"
+            } else {
+                &e.address
+            },
+            e.tenant
+                .as_deref()
+                .map(|t| format!("  tenant {t}"))
+                .unwrap_or_default()
+        ));
+        let mut changes = Vec::new();
+        json_diff(
+            "",
+            e.before.as_ref().unwrap_or(&Value::Null),
+            e.after.as_ref().unwrap_or(&Value::Null),
+            &mut changes,
+        );
+        for c in changes {
+            out.push(format!("    {c}"));
+        }
+    }
+    printable(&out.join("\n"), true)
+}
+
+/// `path: before -> after` for every leaf that differs.
+fn json_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.dedup();
+            let mut seen = std::collections::HashSet::new();
+            for k in keys {
+                if !seen.insert(k) {
+                    continue;
+                }
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                json_diff(
+                    &p,
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!(
+            "{}: {} -> {}",
+            if path.is_empty() { "(all)" } else { path },
+            a,
+            b
+        )),
+        _ => {}
+    }
 }
 
 fn simulate_text(r: &SimulateReport) -> String {

@@ -252,3 +252,165 @@ fn every_route_refuses_without_its_role_and_changes_are_audited() {
     );
     assert_eq!(status, 401);
 }
+
+#[test]
+fn cli_creates_scoped_tokens_and_shows_the_audit_log() {
+    let gw = Gateway::start("[tenants]\nlock_reject_direct_send = true\n");
+    gw.ok(&["tenant", "add", "contoso"]);
+    gw.ok(&["tenant", "add", "fabrikam"]);
+
+    // Bad values exit 2 naming the value, and create nothing.
+    for (args, named) in [
+        (
+            vec![
+                "token", "create", "--name", "x", "--role", "root", "--tenant", "contoso",
+            ],
+            "\"root\"",
+        ),
+        (
+            vec!["token", "create", "--name", "x", "--role", "viewer"],
+            "--tenant",
+        ),
+        (
+            vec![
+                "token",
+                "create",
+                "--name",
+                "x",
+                "--role",
+                "viewer",
+                "--tenant",
+                "contoso",
+                "--expires",
+                "soon",
+            ],
+            "\"soon\"",
+        ),
+        (
+            vec!["audit", "--since", "yesterday-ish"],
+            "\"yesterday-ish\"",
+        ),
+    ] {
+        let out = gw.cli(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(named),
+            "{args:?}: {out:?}"
+        );
+    }
+    assert!(gw.ok(&["token", "list"]).contains("no API tokens"));
+
+    let created = gw.ok(&[
+        "token",
+        "create",
+        "--name",
+        "contoso-ops",
+        "--role",
+        "org-admin",
+        "--tenant",
+        "contoso",
+        "--expires",
+        "90d",
+    ]);
+    let token = created
+        .split_whitespace()
+        .find(|w| w.starts_with("pc_"))
+        .expect(&created)
+        .to_string();
+    let list = gw.ok(&["token", "list"]);
+    assert!(
+        list.contains("contoso-ops") && list.contains("org-admin") && list.contains("active"),
+        "{list}"
+    );
+    assert!(!list.contains(&token));
+
+    // The tenant's administrator manages its own tenant, not the other one, and not the lock.
+    gw.ok(&[
+        "--token",
+        &token,
+        "domain",
+        "add",
+        "contoso.com",
+        "--tenant",
+        "contoso",
+    ]);
+    let out = gw.cli(&[
+        "--token",
+        &token,
+        "domain",
+        "add",
+        "fabrikam.com",
+        "--tenant",
+        "fabrikam",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403")
+            || String::from_utf8_lossy(&out.stderr).contains("may not"),
+        "{out:?}"
+    );
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "on",
+    ]);
+    let out = gw.cli(&[
+        "--token",
+        &token,
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "off",
+    ]);
+    assert!(!out.status.success(), "the lock binds tenant roles");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locked"),
+        "{out:?}"
+    );
+    // The operator may, and that is audited.
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "off",
+    ]);
+
+    let audit = gw.ok(&["audit", "--tenant", "contoso", "--since", "1h"]);
+    let lines: Vec<&str> = audit.lines().collect();
+    assert!(
+        lines[0].contains("PATCH /api/v1/tenants/{t}/org") && lines[0].contains("bootstrap"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("tenant.settings.reject_direct_send: \"on\" -> \"off\""),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("POST /api/v1/tenants/{t}/domains") && audit.contains("contoso-ops"),
+        "{audit}"
+    );
+    let json: Value =
+        serde_json::from_str(&gw.ok(&["audit", "--tenant", "contoso", "--json"])).unwrap();
+    assert_eq!(
+        json[0]["after"]["tenant"]["settings"]["reject_direct_send"],
+        "off"
+    );
+    // A tenant token may not read the whole log.
+    assert!(!gw.cli(&["--token", &token, "audit"]).status.success());
+
+    let id = token.split('_').nth(1).unwrap();
+    gw.ok(&["token", "revoke", id]);
+    assert!(gw.ok(&["token", "list"]).contains("revoked"));
+    assert!(
+        !gw.cli(&["--token", &token, "tenant", "show", "contoso"])
+            .status
+            .success()
+    );
+}
