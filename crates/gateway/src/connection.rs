@@ -35,7 +35,9 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub session_config: Arc<SessionConfig>,
     pub directory: Arc<Live>,
-    pub tls: Option<Tls>,
+    /// Swapped whole on SIGHUP: a new STARTTLS uses the renewed certificate, sessions in flight
+    /// keep theirs.
+    pub tls: Option<arc_swap::ArcSwap<Tls>>,
     pub spool: Spool,
     pub trace: TraceSender,
     pub delivery: Delivery,
@@ -188,7 +190,7 @@ pub async fn handle(
                 }
                 out.clear();
                 let (Some(tls), Stream::Plain(tcp)) = (
-                    shared.tls.as_ref(),
+                    shared.tls.as_ref().map(|t| t.load_full()),
                     std::mem::replace(&mut stream, Stream::Closed),
                 ) else {
                     break;

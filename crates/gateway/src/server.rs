@@ -145,7 +145,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config: config.clone(),
         session_config,
         directory: directory.clone(),
-        tls: Some(tls),
+        tls: Some(arc_swap::ArcSwap::from_pointee(tls)),
         spool,
         trace: trace.clone(),
         delivery,
@@ -167,6 +167,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
     });
 
+    spawn_reload_on_hup(shared.clone());
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections, finishing sessions in flight");
@@ -278,6 +279,34 @@ impl Drop for IpSlot {
             }
         }
     }
+}
+
+/// SIGHUP reloads the TLS certificate and key (renewed in place, e.g. by an ACME client) without
+/// dropping sessions. A certificate that does not load is logged and the old one stays.
+fn spawn_reload_on_hup(shared: Arc<Shared>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("no SIGHUP handler: certificate reload needs a restart");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let Some(slot) = shared.tls.as_ref() else {
+                continue;
+            };
+            match Tls::load(&shared.config) {
+                Ok(tls) => {
+                    slot.store(Arc::new(tls));
+                    tracing::info!(
+                        "SIGHUP: TLS certificate reloaded; new STARTTLS sessions use it"
+                    );
+                }
+                Err(e) => tracing::error!(
+                    "SIGHUP: TLS certificate not reloaded, keeping the old one: {e:#}"
+                ),
+            }
+        }
+    });
 }
 
 async fn wait_for_signal() {

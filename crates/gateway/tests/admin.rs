@@ -414,3 +414,71 @@ fn cli_creates_scoped_tokens_and_shows_the_audit_log() {
             .success()
     );
 }
+
+/// A certificate for `name` (self-signed) written as PEM to `cert`/`key`; returns its DER.
+fn write_cert(name: &str, cert: &std::path::Path, key: &std::path::Path) -> Vec<u8> {
+    let c = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    std::fs::write(cert, c.cert.pem()).unwrap();
+    std::fs::write(key, c.signing_key.serialize_pem()).unwrap();
+    c.cert.der().to_vec()
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_renewed_certificate_without_dropping_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("mx.crt"), dir.path().join("mx.key"));
+    let old = write_cert("mx.test.example", &cert, &key);
+    let config = format!(
+        "[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let gw = Gateway::start_in(dir, &config);
+    let hup = || {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &gw.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+
+    let mut before = common::session(gw.smtp, "127.0.0.1").await;
+    before.starttls(None).await;
+    assert_eq!(before.peer_certificate(), Some(old.clone()));
+
+    let new = write_cert("mx.test.example", &cert, &key);
+    hup();
+    // The reload is asynchronous: wait until a new session sees the new certificate.
+    let mut seen = None;
+    for _ in 0..50 {
+        let mut s = common::session(gw.smtp, "127.0.0.2").await;
+        s.starttls(None).await;
+        seen = s.peer_certificate();
+        if seen.as_ref() == Some(&new) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen,
+        Some(new.clone()),
+        "a new STARTTLS session after SIGHUP uses the renewed certificate"
+    );
+    // The session opened before the reload is still alive on its old certificate.
+    assert!(
+        before
+            .cmd("EHLO client.test.example")
+            .await
+            .starts_with("250")
+    );
+    assert!(before.cmd("NOOP").await.starts_with("250"));
+
+    // A broken renewal is refused; the gateway keeps serving the last good certificate.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    hup();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut s = common::session(gw.smtp, "127.0.0.3").await;
+    s.starttls(None).await;
+    assert_eq!(s.peer_certificate(), Some(new));
+}

@@ -95,6 +95,11 @@ impl Gateway {
         }
     }
 
+    /// The gateway's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -327,6 +332,19 @@ impl Smtp {
             .expect("TLS handshake");
         self.io = Io::Tls(Box::new(tls));
         r
+    }
+
+    /// The server's leaf certificate (DER) after STARTTLS.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        match &self.io {
+            Io::Tls(t) => t
+                .get_ref()
+                .1
+                .peer_certificates()?
+                .first()
+                .map(|c| c.to_vec()),
+            _ => None,
+        }
     }
 
     /// A whole transaction; returns the replies to MAIL, each RCPT, DATA and the end of data
