@@ -33,7 +33,8 @@ use crate::trace::{TraceSender, event, micros, new_trace_id, rfc3339};
 /// Everything a connection needs, shared by all connections.
 pub struct Shared {
     pub config: Arc<Config>,
-    pub session_config: Arc<SessionConfig>,
+    /// Swapped whole on SIGHUP; a session keeps the limits it started with.
+    pub session_config: arc_swap::ArcSwap<SessionConfig>,
     pub directory: Arc<Live>,
     /// Swapped whole on SIGHUP: a new STARTTLS uses the renewed certificate, sessions in flight
     /// keep theirs.
@@ -137,7 +138,7 @@ pub async fn handle(
     metrics::counter!("portcullis_connections_total").increment(1);
     metrics::gauge!("portcullis_connections_active").increment(1.0);
     let mut stream = Stream::Plain(tcp);
-    let mut session = Session::new(shared.session_config.clone());
+    let mut session = Session::new(shared.session_config.load_full());
     let mut conn = Conn {
         shared: shared.clone(),
         peer,

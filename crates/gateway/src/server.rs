@@ -54,7 +54,12 @@ pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(serve(config)) {
+    // SIGHUP reads the configuration again the same way.
+    let reload = Reload {
+        args: args.clone(),
+        data_dir: data_dir.map(Path::to_path_buf),
+    };
+    match runtime.block_on(serve(config, reload)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -63,7 +68,25 @@ pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// How `serve` was started, to load the configuration again on SIGHUP.
+struct Reload {
+    args: ServeArgs,
+    data_dir: Option<std::path::PathBuf>,
+}
+
+fn session_config(config: &Config) -> SessionConfig {
+    SessionConfig {
+        hostname: config.hostname.clone(),
+        max_line_length: config.max_line_length,
+        max_message_size: config.max_message_size,
+        max_recipients: config.max_recipients,
+        max_commands: config.max_commands,
+        max_errors: config.max_errors,
+        offer_starttls: true,
+    }
+}
+
+async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
     let config = Arc::new(config);
     crate::telemetry::install()?;
     std::fs::create_dir_all(&config.data_dir)
@@ -131,15 +154,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let session_config = Arc::new(SessionConfig {
-        hostname: config.hostname.clone(),
-        max_line_length: config.max_line_length,
-        max_message_size: config.max_message_size,
-        max_recipients: config.max_recipients,
-        max_commands: config.max_commands,
-        max_errors: config.max_errors,
-        offer_starttls: true,
-    });
+    let session_config = arc_swap::ArcSwap::from_pointee(session_config(&config));
     let delivery_handle = delivery.clone();
     let shared = Arc::new(Shared {
         config: config.clone(),
@@ -167,7 +182,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
     });
 
-    spawn_reload_on_hup(shared.clone());
+    spawn_reload_on_hup(shared.clone(), reload);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections, finishing sessions in flight");
@@ -281,30 +296,49 @@ impl Drop for IpSlot {
     }
 }
 
-/// SIGHUP reloads the TLS certificate and key (renewed in place, e.g. by an ACME client) without
-/// dropping sessions. A certificate that does not load is logged and the old one stays.
-fn spawn_reload_on_hup(shared: Arc<Shared>) {
+/// SIGHUP loads the configuration file again and applies, without dropping sessions, the
+/// `[smtp]` session limits (max_message_size, max_recipients, max_line_length, max_commands,
+/// max_errors) and the TLS certificate and key (renewed in place, e.g. by an ACME client). New
+/// sessions and new STARTTLS handshakes use them; sessions in flight keep theirs. A file or
+/// certificate that does not load is logged and everything stays as it was. Other keys (listen
+/// addresses, storage, connection limits, timeouts) need a restart.
+fn spawn_reload_on_hup(shared: Arc<Shared>, reload: Reload) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("no SIGHUP handler: certificate reload needs a restart");
+        tracing::warn!("no SIGHUP handler: configuration reload needs a restart");
         return;
     };
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            let Some(slot) = shared.tls.as_ref() else {
-                continue;
-            };
-            match Tls::load(&shared.config) {
-                Ok(tls) => {
-                    slot.store(Arc::new(tls));
-                    tracing::info!(
-                        "SIGHUP: TLS certificate reloaded; new STARTTLS sessions use it"
+            let config = match Config::load(&reload.args, reload.data_dir.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(
+                        "SIGHUP: configuration not reloaded, keeping the running one: {e}"
                     );
+                    continue;
                 }
-                Err(e) => tracing::error!(
-                    "SIGHUP: TLS certificate not reloaded, keeping the old one: {e:#}"
-                ),
+            };
+            let tls = match Tls::load(&config) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(
+                        "SIGHUP: TLS certificate not loaded, keeping the running configuration: {e:#}"
+                    );
+                    continue;
+                }
+            };
+            if let Some(slot) = shared.tls.as_ref() {
+                slot.store(Arc::new(tls));
             }
+            shared
+                .session_config
+                .store(Arc::new(session_config(&config)));
+            tracing::info!(
+                max_message_size = config.max_message_size,
+                max_recipients = config.max_recipients,
+                "SIGHUP: [smtp] limits and TLS certificate reloaded; new sessions use them"
+            );
         }
     });
 }

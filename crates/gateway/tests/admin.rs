@@ -424,15 +424,16 @@ fn write_cert(name: &str, cert: &std::path::Path, key: &std::path::Path) -> Vec<
 }
 
 #[tokio::test]
-async fn sighup_reloads_a_renewed_certificate_without_dropping_sessions() {
+async fn sighup_reloads_certificate_and_smtp_limits_without_dropping_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("mx.crt"), dir.path().join("mx.key"));
     let old = write_cert("mx.test.example", &cert, &key);
     let config = format!(
-        "[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        "[smtp]\nmax_message_size = 1000000\n[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
         cert.display().to_string(),
         key.display().to_string()
     );
+    let toml = dir.path().join("portcullis.toml");
     let gw = Gateway::start_in(dir, &config);
     let hup = || {
         let ok = std::process::Command::new("kill")
@@ -447,7 +448,28 @@ async fn sighup_reloads_a_renewed_certificate_without_dropping_sessions() {
     before.starttls(None).await;
     assert_eq!(before.peer_certificate(), Some(old.clone()));
 
+    // The SIZE limit shows in MAIL FROM's answer to a declared size (RFC 1870).
+    async fn size_5000(s: &mut common::Smtp) -> String {
+        let r = s.cmd("MAIL FROM:<a@sender.example> SIZE=5000").await;
+        assert!(s.cmd("RSET").await.starts_with("250"));
+        r
+    }
+    assert!(
+        before
+            .cmd("EHLO client.test.example")
+            .await
+            .starts_with("250")
+    );
+    let r = size_5000(&mut before).await;
+    assert!(r.starts_with("250"), "{r}");
+
     let new = write_cert("mx.test.example", &cert, &key);
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace("max_message_size = 1000000", "max_message_size = 2000"),
+    )
+    .unwrap();
     hup();
     // The reload is asynchronous: wait until a new session sees the new certificate.
     let mut seen = None;
@@ -465,6 +487,12 @@ async fn sighup_reloads_a_renewed_certificate_without_dropping_sessions() {
         Some(new.clone()),
         "a new STARTTLS session after SIGHUP uses the renewed certificate"
     );
+    let mut s = common::session(gw.smtp, "127.0.0.2").await;
+    let r = size_5000(&mut s).await;
+    assert!(
+        r.starts_with("552"),
+        "new sessions get the reloaded [smtp] limits: {r}"
+    );
     // The session opened before the reload is still alive on its old certificate.
     assert!(
         before
@@ -473,12 +501,23 @@ async fn sighup_reloads_a_renewed_certificate_without_dropping_sessions() {
             .starts_with("250")
     );
     assert!(before.cmd("NOOP").await.starts_with("250"));
+    // ... and the limits it started with.
+    assert!(size_5000(&mut before).await.starts_with("250"));
 
-    // A broken renewal is refused; the gateway keeps serving the last good certificate.
+    // A broken renewal or a bad file is refused; the gateway keeps the last good configuration.
     std::fs::write(&cert, "not a certificate").unwrap();
+    hup();
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace("max_message_size = 2000", "max_message_size = \"big\""),
+    )
+    .unwrap();
     hup();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let mut s = common::session(gw.smtp, "127.0.0.3").await;
     s.starttls(None).await;
     assert_eq!(s.peer_certificate(), Some(new));
+    assert!(s.cmd("EHLO client.test.example").await.starts_with("250"));
+    assert!(size_5000(&mut s).await.starts_with("552"));
 }
