@@ -346,6 +346,7 @@ async fn all_audit(
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewToken {
     name: String,
     role: String,

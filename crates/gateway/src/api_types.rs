@@ -17,11 +17,13 @@ pub struct ApiError {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewTenant {
     pub name: String,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewDomain {
     pub domain: String,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +34,7 @@ pub struct NewDomain {
 
 /// `PATCH /org`: only the fields present change.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrgPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject_direct_send: Option<String>,
@@ -54,6 +57,7 @@ pub struct OrgPatch {
 /// `POST /connectors` (with `name`) and `PATCH /connectors/{name}`: only the fields present change;
 /// list fields replace the whole list.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConnectorPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -338,6 +342,7 @@ impl ConnectorPatch {
 
 /// `POST /tenants/{t}/simulate`: a transaction to explain, nothing is sent or stored.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SimulateRequest {
     pub ip: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -400,6 +405,7 @@ pub struct SimulateReport {
 
 /// `POST /tenants/{t}/quarantine/{id}/release`.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
     /// Deliver to these addresses instead of the original recipients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -556,6 +562,7 @@ pub struct SuggestedConnector {
 
 /// `POST /tenants/{t}/reports/direct-send/suggest`.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SuggestRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
@@ -598,6 +605,7 @@ pub struct Readiness {
 
 /// `POST /tenants/{t}/simulate/replay`.
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
@@ -640,6 +648,7 @@ pub struct ReplayReport {
 
 /// `PATCH /tenants/{t}` and `PATCH /tenants/{t}/domains/{d}`: the delivery route (`null` = default).
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoutePatch {
     pub route: Option<String>,
 }

@@ -177,6 +177,16 @@ fn every_route_refuses_without_its_role_and_changes_are_audited() {
     );
     assert_eq!(api.json("GET", "/api/v1/audit", boot, None), audit_before);
 
+    // A misspelt field is refused naming it, not silently ignored.
+    let (status, text) = api.call(
+        "PATCH",
+        "/api/v1/tenants/contoso/connectors/partner",
+        Some(boot),
+        Some(json!({"sender_ip": ["192.0.2.78/32"]})),
+    );
+    assert!((400..500).contains(&status), "{status} {text}");
+    assert!(text.contains("sender_ip"), "{text}");
+
     // The roles that may, can; and the change is audited with who, from where, before and after.
     api.json(
         "PATCH",
