@@ -216,8 +216,11 @@ pub fn allows(p: &Principal, need: Need, tenant: Option<&str>) -> bool {
 pub struct Tokens {
     bootstrap: String,
     store: Store,
-    cache: Mutex<HashMap<String, (Principal, Instant)>>,
+    cache: Mutex<HashMap<String, Cached>>,
 }
+
+/// A verified token: (principal, verified at, expires at in unix seconds).
+type Cached = (Principal, Instant, Option<i64>);
 
 const CACHE_FOR: Duration = Duration::from_secs(30);
 
@@ -238,13 +241,14 @@ impl Tokens {
                 tenant: None,
             });
         }
-        if let Some((p, at)) = self
+        if let Some((p, at, expires)) = self
             .cache
             .lock()
             .expect("not poisoned")
             .get(presented)
             .cloned()
             && at.elapsed() < CACHE_FOR
+            && expires.is_none_or(|e| e > unix_now())
         {
             return Some(p);
         }
@@ -264,10 +268,10 @@ impl Tokens {
             role: Role::parse(&rec.role)?,
             tenant: rec.tenant.clone(),
         };
-        self.cache
-            .lock()
-            .expect("not poisoned")
-            .insert(presented.to_string(), (p.clone(), Instant::now()));
+        self.cache.lock().expect("not poisoned").insert(
+            presented.to_string(),
+            (p.clone(), Instant::now(), rec.expires_at),
+        );
         Some(p)
     }
 

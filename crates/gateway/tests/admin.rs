@@ -251,9 +251,17 @@ fn every_route_refuses_without_its_role_and_changes_are_audited() {
         "POST",
         "/api/v1/tokens",
         boot,
-        Some(json!({"name": "short", "role": "viewer", "tenant": "contoso", "expires": "1s"})),
+        Some(json!({"name": "short", "role": "viewer", "tenant": "contoso", "expires": "3s"})),
     );
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // Used (and so remembered) while valid, refused once expired.
+    let (status, _) = api.call(
+        "GET",
+        "/api/v1/tenants/contoso/trace",
+        short["token"].as_str(),
+        None,
+    );
+    assert_eq!(status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(4100));
     let (status, _) = api.call(
         "GET",
         "/api/v1/tenants/contoso/trace",
@@ -517,12 +525,16 @@ async fn sighup_reloads_certificate_and_smtp_limits_without_dropping_sessions() 
     // A broken renewal or a bad file is refused; the gateway keeps the last good configuration.
     std::fs::write(&cert, "not a certificate").unwrap();
     hup();
+    // Replaced atomically: that reload may still be reading the file, and must see either the
+    // whole old text or the whole new one (both leave the running configuration as it is).
     let text = std::fs::read_to_string(&toml).unwrap();
+    let tmp = toml.with_extension("new");
     std::fs::write(
-        &toml,
+        &tmp,
         text.replace("max_message_size = 2000", "max_message_size = \"big\""),
     )
     .unwrap();
+    std::fs::rename(&tmp, &toml).unwrap();
     hup();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let mut s = common::session(gw.smtp, "127.0.0.3").await;
