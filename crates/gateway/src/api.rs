@@ -250,9 +250,37 @@ async fn authorize(Extract(state): Extract<State>, mut req: Request, next: Next)
         None
     };
     req.extensions_mut().insert(principal.clone());
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     if audited && resp.status().is_success() {
-        let after = tenant.as_deref().and_then(|t| tenant_snapshot(&state, t));
+        let mut tenant = tenant;
+        let mut after = tenant.as_deref().and_then(|t| tenant_snapshot(&state, t));
+        // Routes without `{t}` name their object in the answer: the created tenant (whose audit
+        // log then starts with its creation) and tokens (shown in the log of the tenant they
+        // grant, without the secret). Revocations name the token id.
+        if method == axum::http::Method::POST
+            && (template == "/api/v1/tenants" || template == "/api/v1/tokens")
+        {
+            let (parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            let created: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            if template == "/api/v1/tenants" {
+                tenant = created["name"].as_str().map(str::to_string);
+                after = tenant.as_deref().and_then(|t| tenant_snapshot(&state, t));
+            } else {
+                tenant = created["tenant"].as_str().map(str::to_string);
+                let mut token = created;
+                if let Some(o) = token.as_object_mut() {
+                    o.remove("token");
+                }
+                after = Some(serde_json::json!({ "token": token }));
+            }
+            resp = Response::from_parts(parts, axum::body::Body::from(bytes));
+        } else if template == "/api/v1/tokens/{id}" {
+            let id = path.rsplit('/').next().unwrap_or_default();
+            after = Some(serde_json::json!({ "revoked_token": id }));
+        }
         let now = SystemTime::now();
         let entry = portcullis_store::AuditEntry {
             at: humantime::format_rfc3339_seconds(now).to_string(),

@@ -228,6 +228,20 @@ fn every_route_refuses_without_its_role_and_changes_are_audited() {
     assert_eq!(flow["action"], "PATCH /api/v1/tenants/{t}/connectors/{c}");
     assert!(flow["before"].to_string().contains("192.0.2.77"));
     assert!(flow["after"].to_string().contains("192.0.2.78"));
+    // The tenant's log starts with its creation and shows the tokens granted over it, never a
+    // token itself.
+    let oldest = &audit[audit.len() - 1];
+    assert_eq!(oldest["action"], "POST /api/v1/tenants", "{oldest}");
+    assert_eq!(oldest["after"]["tenant"]["name"], "contoso");
+    let grant = audit
+        .iter()
+        .find(|e| e["action"] == "POST /api/v1/tokens" && e["after"]["token"]["name"] == "con-flow")
+        .expect("token creation in the tenant's audit log");
+    assert_eq!(grant["after"]["token"]["role"], "mail-flow");
+    let all = api.json("GET", "/api/v1/audit", boot, None).to_string();
+    for t in tokens.values() {
+        assert!(!all.contains(t.as_str()), "the audit log leaks a token");
+    }
     // fabrikam's audit shows nothing of contoso.
     let fab = api.json(
         "GET",
@@ -240,6 +254,9 @@ fn every_route_refuses_without_its_role_and_changes_are_audited() {
     // Revoked and expired tokens stop working at once.
     let id = tokens["con-viewer"].split('_').nth(1).unwrap().to_string();
     api.json("DELETE", &format!("/api/v1/tokens/{id}"), boot, None);
+    let newest = &api.json("GET", "/api/v1/audit", boot, None)[0];
+    assert_eq!(newest["action"], "DELETE /api/v1/tokens/{id}");
+    assert_eq!(newest["after"]["revoked_token"], id.as_str());
     let (status, _) = api.call(
         "GET",
         "/api/v1/tenants/contoso/trace",
