@@ -124,6 +124,7 @@ pub enum TokenCommand {
     },
     /// Tokens with their role, tenant, expiry and state (never the token itself)
     List {
+        /// Print the server's JSON
         #[arg(long)]
         json: bool,
     },
@@ -142,6 +143,7 @@ pub struct AuditArgs {
     /// Only changes at or after this time: RFC 3339 or an age such as 24h
     #[arg(long)]
     pub since: Option<String>,
+    /// Print the server's JSON (with the whole configuration before and after)
     #[arg(long)]
     pub json: bool,
 }
