@@ -283,11 +283,8 @@ async fn authorize(Extract(state): Extract<State>, mut req: Request, next: Next)
         }
         let now = SystemTime::now();
         let entry = portcullis_store::AuditEntry {
-            at: humantime::format_rfc3339_seconds(now).to_string(),
-            at_us: now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or(0),
+            at: crate::trace::rfc3339(now),
+            at_us: crate::trace::micros(now),
             principal: principal.name.clone(),
             address,
             tenant: tenant.clone(),
@@ -330,20 +327,12 @@ pub struct AuditQuery {
 }
 
 fn since_us(q: &AuditQuery) -> Res<i64> {
-    let Some(s) = q.since.as_deref() else {
-        return Ok(0);
-    };
-    let at = humantime::parse_rfc3339_weak(s)
-        .or_else(|_| humantime::parse_duration(s).map(|d| SystemTime::now() - d))
-        .map_err(|_| {
-            bad(format!(
-                "since {s:?}: expected an RFC 3339 time or an age such as 24h"
-            ))
-        })?;
-    Ok(at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0))
+    match q.since.as_deref() {
+        None => Ok(0),
+        Some(s) => parse_since_time(s)
+            .map(crate::trace::micros)
+            .map_err(|e| bad(format!("since {s:?}: {e}"))),
+    }
 }
 
 async fn tenant_audit(
@@ -485,7 +474,7 @@ async fn changed(state: &State) -> Res<()> {
     Ok(())
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -115,6 +115,21 @@ pub const TRACE_STATUSES: &[&str] = &[
 
 // ---- validation shared by server and CLI: each error names the bad value ----
 
+/// A `since` bound of the audit log: an RFC 3339 time, or an age such as `24h` (ages beyond the
+/// epoch clamp to it). `Err` is the expectation, for the caller to prefix with the value.
+pub fn parse_since_time(s: &str) -> Result<std::time::SystemTime, String> {
+    let s = s.trim();
+    humantime::parse_rfc3339_weak(s)
+        .or_else(|_| {
+            humantime::parse_duration(s).map(|d| {
+                std::time::SystemTime::now()
+                    .checked_sub(d)
+                    .unwrap_or(std::time::UNIX_EPOCH)
+            })
+        })
+        .map_err(|_| "expected an RFC 3339 time or an age such as 24h".to_string())
+}
+
 pub fn parse_tenant_name(s: &str) -> Result<String, String> {
     if names::is_valid_name(s) {
         Ok(s.to_string())

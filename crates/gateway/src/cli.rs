@@ -1118,13 +1118,8 @@ fn plan_token(c: &TokenCommand) -> Result<Call, String> {
 }
 
 fn plan_audit(a: &AuditArgs) -> Result<Call, String> {
-    if let Some(s) = &a.since
-        && humantime::parse_rfc3339_weak(s).is_err()
-        && humantime::parse_duration(s).is_err()
-    {
-        return Err(format!(
-            "invalid --since {s:?}: expected an RFC 3339 time or an age such as 24h"
-        ));
+    if let Some(s) = &a.since {
+        api_types::parse_since_time(s).map_err(|e| format!("invalid --since {s:?}: {e}"))?;
     }
     let q = match &a.since {
         Some(s) => format!("?since={}", encode(s)),

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -248,14 +248,14 @@ impl Tokens {
             .get(presented)
             .cloned()
             && at.elapsed() < CACHE_FOR
-            && expires.is_none_or(|e| e > unix_now())
+            && expires.is_none_or(|e| e > crate::api::now_unix())
         {
             return Some(p);
         }
         let rest = presented.strip_prefix("pc_")?;
         let (id, _secret) = rest.split_once('_')?;
         let rec = self.store.get_token(id).await.ok()??;
-        let now = unix_now();
+        let now = crate::api::now_unix();
         if rec.revoked || rec.expires_at.is_some_and(|e| e <= now) {
             return None;
         }
@@ -294,7 +294,7 @@ impl Tokens {
             .hash_password(token.as_bytes(), &salt)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .to_string();
-        let now = unix_now();
+        let now = crate::api::now_unix();
         let rec = TokenRecord {
             id,
             name: name.to_string(),
@@ -314,13 +314,6 @@ impl Tokens {
         self.cache.lock().expect("not poisoned").clear();
         Ok(())
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
