@@ -924,10 +924,21 @@ async fn delete_quarantine(
 /// Delivers a quarantined message once, through the normal spool and delivery path.
 async fn release_quarantine(
     Extract(state): Extract<State>,
+    axum::Extension(who): axum::Extension<Principal>,
     Path((t, id)): Path<(String, String)>,
     body: Option<Json<ReleaseRequest>>,
 ) -> Res<Json<QuarantineEntry>> {
     let (mut entry, message) = quarantined(&state, &t, &id).await?;
+    // admin_only_release_direct_send: a spoof of the tenant's own domain is released only by an
+    // org-admin (or the operator), not by every quarantine-admin.
+    if entry.admin_only_release && !(who.is_operator() || who.role == Role::OrgAdmin) {
+        return Err(ApiErr(
+            StatusCode::FORBIDDEN,
+            format!(
+                "quarantined message {id} is direct send with the tenant's own domain: only an org-admin may release it (admin_only_release_direct_send)"
+            ),
+        ));
+    }
     if let Some(at) = &entry.released_at {
         return Err(ApiErr(
             StatusCode::CONFLICT,

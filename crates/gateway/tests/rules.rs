@@ -112,6 +112,46 @@ async fn reference_recipe_quarantine_and_release_once() {
     assert!(show["headers"].as_str().unwrap().contains("Subject: spoof"));
     assert!(show["preview"].as_str().unwrap().contains("body"));
 
+    // A direct-send spoof is released only by an org-admin: a quarantine-admin is refused.
+    assert_eq!(list[0]["admin_only_release"], true);
+    let qa = gw.ok(&[
+        "token",
+        "create",
+        "--name",
+        "qa",
+        "--role",
+        "quarantine-admin",
+        "--tenant",
+        "contoso",
+    ]);
+    let qa = qa
+        .split_whitespace()
+        .find(|w| w.starts_with("pc_"))
+        .unwrap();
+    let out = gw.cli(&[
+        "--token",
+        qa,
+        "quarantine",
+        "release",
+        &id,
+        "--tenant",
+        "contoso",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only an org-admin may release it"),
+        "{out:?}"
+    );
+    gw.ok(&[
+        "--token",
+        qa,
+        "quarantine",
+        "show",
+        &id,
+        "--tenant",
+        "contoso",
+    ]);
+
     // release: delivered once, marked; a second release is refused.
     gw.ok(&["quarantine", "release", &id, "--tenant", "contoso"]);
     let mail = gw.wait_maildir("contoso", bob, 2);
