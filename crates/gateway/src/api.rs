@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{MatchedPath, Path, Query, Request, State as Extract};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{
+    FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State as Extract,
+};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +18,11 @@ use axum::{Json, Router};
 use portcullis_policy::rules::Rule;
 use portcullis_policy::{AcceptedDomain, Connector, OrgSettings, Tenant, names};
 use portcullis_store::{
-    QuarantineEntry, QuarantineQuery, Store, StoreError, TraceQuery, TraceRecord,
+    AuditEntry, QuarantineEntry, QuarantineQuery, Store, StoreError, TokenRecord, TraceQuery,
+    TraceRecord,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api_types::*;
 use crate::auth::Authenticator;
@@ -85,94 +91,251 @@ impl From<anyhow::Error> for ApiErr {
     }
 }
 
+impl From<JsonRejection> for ApiErr {
+    fn from(r: JsonRejection) -> ApiErr {
+        ApiErr(r.status(), r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiErr {
+    fn from(r: QueryRejection) -> ApiErr {
+        ApiErr(r.status(), r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiErr {
+    fn from(r: PathRejection) -> ApiErr {
+        ApiErr(r.status(), r.body_text())
+    }
+}
+
+/// A JSON request body: an object (serde would also build a struct from an array), whose
+/// rejections (syntax, unknown field, wrong type or content type) answer in the API's own
+/// `{"error": ...}` form, like every other error.
+struct ApiJson<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiErr;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiErr> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        object_body(value).map(ApiJson)
+    }
+}
+
+/// `T` from a request body that must be a JSON object; 422 naming the problem otherwise.
+fn object_body<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Res<T> {
+    if !value.is_object() {
+        return Err(ApiErr(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "request body: expected a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiErr(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("request body: {e}"),
+        )
+    })
+}
+
+/// Query parameters, rejected as `{"error": ...}`.
+#[derive(FromRequestParts)]
+#[from_request(via(Query), rejection(ApiErr))]
+struct ApiQuery<T>(T);
+
+/// Path parameters, rejected as `{"error": ...}`.
+#[derive(FromRequestParts)]
+#[from_request(via(Path), rejection(ApiErr))]
+struct ApiPath<T>(T);
+
 fn bad(msg: String) -> ApiErr {
     ApiErr(StatusCode::BAD_REQUEST, msg)
 }
 
 type Res<T> = Result<T, ApiErr>;
 
+/// The admin API. Routes and their OpenAPI description come from the same handler annotations
+/// (`#[utoipa::path]`), so the served description cannot drift from what the router answers;
+/// [`openapi`] adds the roles of [`principals::ROUTES`] and the error responses every route shares.
 pub fn router(state: State) -> Router {
-    let api = Router::new()
-        .route("/tenants", get(list_tenants).post(add_tenant))
-        .route(
-            "/tenants/{t}",
-            get(show_tenant)
-                .delete(remove_tenant)
-                .patch(set_tenant_route),
-        )
-        .route("/tenants/{t}/domains", get(list_domains).post(add_domain))
-        .route(
-            "/tenants/{t}/domains/{d}",
-            axum::routing::delete(remove_domain).patch(set_domain_route),
-        )
-        .route("/tenants/{t}/org", get(show_org).patch(set_org))
-        .route(
-            "/tenants/{t}/connectors",
-            get(list_connectors).post(add_connector),
-        )
-        .route(
-            "/tenants/{t}/connectors/{c}",
-            get(show_connector)
-                .patch(set_connector)
-                .delete(remove_connector),
-        )
-        .route("/tenants/{t}/trace", get(list_trace))
-        .route("/tenants/{t}/trace/{id}", get(show_trace))
-        .route("/tenants/{t}/simulate", axum::routing::post(simulate))
-        .route("/tenants/{t}/reports/direct-send", get(direct_send_report))
-        .route(
-            "/tenants/{t}/reports/direct-send/suggest",
-            axum::routing::post(suggest_connectors),
-        )
-        .route("/tenants/{t}/readiness", get(readiness))
-        .route("/tenants/{t}/simulate/replay", axum::routing::post(replay))
-        .route("/queue", get(list_queue))
-        .route("/queue/retry", axum::routing::post(retry_queue))
-        .route("/queue/{id}", get(show_queue).delete(delete_queue))
-        .route("/queue/{id}/retry", axum::routing::post(retry_queue_item))
-        .route("/tenants/{t}/rules", get(list_rules).post(add_rule))
-        .route(
-            "/tenants/{t}/rules/{name}",
-            get(show_rule).put(put_rule).delete(remove_rule),
-        )
-        .route("/tenants/{t}/quarantine", get(list_quarantine))
-        .route(
-            "/tenants/{t}/quarantine/{id}",
-            get(show_quarantine).delete(delete_quarantine),
-        )
-        .route(
-            "/tenants/{t}/quarantine/{id}/release",
-            axum::routing::post(release_quarantine),
-        )
-        .route("/tenants/{t}/audit", get(tenant_audit))
-        .route("/audit", get(all_audit))
-        .route("/tokens", get(list_tokens).post(create_token))
-        .route("/tokens/{id}", axum::routing::delete(revoke_token))
-        .route("/routes", get(list_routes))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .with_state(state.clone());
-    // Metrics name tenants: behind the operator's token. Probes are open.
-    let metrics = Router::new()
-        .route("/metrics", get(metrics))
+    let (api, doc) = routes().split_for_parts();
+    let doc = Arc::new(openapi(doc));
+    let api = api
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state.clone());
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(doc.as_ref().clone()) }),
+        )
         .with_state(state);
-    Router::new()
-        .nest("/api/v1", api)
-        .merge(metrics)
-        .merge(probes)
+    api.merge(probes)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
 }
 
+/// Every route behind the bearer token, with its documentation.
+fn routes() -> OpenApiRouter<State> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants, add_tenant))
+        .routes(routes!(show_tenant, remove_tenant, set_tenant_route))
+        .routes(routes!(list_domains, add_domain))
+        .routes(routes!(remove_domain, set_domain_route))
+        .routes(routes!(show_org, set_org))
+        .routes(routes!(list_connectors, add_connector))
+        .routes(routes!(show_connector, set_connector, remove_connector))
+        .routes(routes!(list_trace))
+        .routes(routes!(show_trace))
+        .routes(routes!(simulate))
+        .routes(routes!(replay))
+        .routes(routes!(direct_send_report))
+        .routes(routes!(suggest_connectors))
+        .routes(routes!(readiness))
+        .routes(routes!(list_rules, add_rule))
+        .routes(routes!(show_rule, put_rule, remove_rule))
+        .routes(routes!(list_quarantine))
+        .routes(routes!(show_quarantine, delete_quarantine))
+        .routes(routes!(release_quarantine))
+        .routes(routes!(tenant_audit))
+        .routes(routes!(all_audit))
+        .routes(routes!(list_queue))
+        .routes(routes!(retry_queue))
+        .routes(routes!(show_queue, delete_queue))
+        .routes(routes!(retry_queue_item))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(list_routes))
+        // Metrics name tenants: behind the operator's token.
+        .routes(routes!(metrics))
+}
+
+/// The OpenAPI 3.1 description: the annotated routes, the bearer scheme, the roles each route
+/// admits (from [`principals::ROUTES`]), the `{"error": ...}` answers they share, and the open
+/// probes.
+pub fn openapi(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    use utoipa::{OpenApi as _, PartialSchema, ToSchema};
+
+    #[derive(utoipa::OpenApi)]
+    #[openapi(
+        info(
+            title = "Portcullis admin API",
+            description = "Tenants, accepted domains, connectors, mail-flow rules, quarantine, trace, reports, tokens and the audit log of a Portcullis gateway. Authenticate with `Authorization: Bearer <token>`; each operation names the roles it admits.",
+            license(name = "Apache-2.0", identifier = "Apache-2.0")
+        ),
+        paths(readyz)
+    )]
+    struct Base;
+
+    let mut base = Base::openapi();
+    base.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc.info = base.info.clone();
+    let mut components = doc.components.take().unwrap_or_default();
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An API token (`portcullis token create`) or the bootstrap token in admin.token"))
+                .build(),
+        ),
+    );
+    components
+        .schemas
+        .insert(ApiError::name().into_owned(), ApiError::schema());
+    doc.components = Some(components);
+    let error = |what: &str| {
+        ResponseBuilder::new()
+            .description(what)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(ApiError::name())))
+                    .build(),
+            )
+            .build()
+    };
+    let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in [
+            ("GET", item.get.as_mut()),
+            ("POST", item.post.as_mut()),
+            ("PUT", item.put.as_mut()),
+            ("PATCH", item.patch.as_mut()),
+            ("DELETE", item.delete.as_mut()),
+        ] {
+            let Some(op) = op else { continue };
+            let roles = match principals::need(&method.parse().expect("a method"), path) {
+                Some(principals::Need::Operator) => "operator".to_string(),
+                Some(principals::Need::Tenant(roles)) => {
+                    let mut r: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                    r.push("operator");
+                    r.join(", ")
+                }
+                // Not in the table: the router refuses it; the consistency test fails first.
+                None => "none (refused)".to_string(),
+            };
+            let note = format!("Roles: {roles}.");
+            op.description = Some(match op.description.take() {
+                Some(d) if !d.is_empty() => format!("{d}\n\n{note}"),
+                _ => note,
+            });
+            op.security = Some(vec![bearer.clone()]);
+            let responses = &mut op.responses.responses;
+            let has_input =
+                op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            if has_input {
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| error("Bad input, naming the value").into());
+            }
+            if op.request_body.is_some() {
+                responses.entry("413".into()).or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description("The body exceeds 1 MiB")
+                        .build()
+                        .into()
+                });
+                responses
+                    .entry("415".into())
+                    .or_insert_with(|| error("The body is not application/json").into());
+                responses.entry("422".into()).or_insert_with(|| {
+                    error("A field is unknown, missing or of the wrong type").into()
+                });
+            }
+            responses
+                .entry("401".into())
+                .or_insert_with(|| error("No token, or not a valid one").into());
+            responses
+                .entry("403".into())
+                .or_insert_with(|| error("The token's role or tenant does not admit this").into());
+            if path.contains('{') {
+                responses
+                    .entry("404".into())
+                    .or_insert_with(|| error("No such object").into());
+            }
+            responses
+                .entry("default".into())
+                .or_insert_with(|| error("Server trouble (database, spool)").into());
+        }
+    }
+    doc.merge(base);
+    doc
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 async fn metrics(Extract(state): Extract<State>) -> Response {
     let body = crate::telemetry::render(state.shared.spool.len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// Ready when the database answers and the spool accepts a durable write.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready", content_type = "text/plain", body = String), (status = 503, description = "Database or spool unavailable", content_type = "text/plain", body = String)))]
 async fn readyz(Extract(state): Extract<State>) -> Response {
     if let Err(e) = state.store.directory_generation().await {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")).into_response();
@@ -319,10 +482,13 @@ fn tenant_snapshot(state: &State, t: &str) -> Option<serde_json::Value> {
     }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only entries at or after this time (RFC 3339, or an age such as `24h`).
     since: Option<String>,
+    /// At most this many (1 to 100000; default 1000).
+    #[param(minimum = 1, maximum = 100000)]
     limit: Option<u32>,
 }
 
@@ -335,34 +501,36 @@ fn since_us(q: &AuditQuery) -> Res<i64> {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/audit", params(("t" = String, Path, description = "Tenant name"), AuditQuery), responses((status = 200, body = Vec<AuditEntry>)))]
 async fn tenant_audit(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Query(q): Query<AuditQuery>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
     let since = since_us(&q)?;
     Ok(Json(
         state
             .store
-            .list_audit(Some(&t), since, q.limit.unwrap_or(1000))
+            .list_audit(Some(&t), since, limit(q.limit, 1000).map_err(bad)?)
             .await?,
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>)))]
 async fn all_audit(
     Extract(state): Extract<State>,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
     let since = since_us(&q)?;
     Ok(Json(
         state
             .store
-            .list_audit(None, since, q.limit.unwrap_or(1000))
+            .list_audit(None, since, limit(q.limit, 1000).map_err(bad)?)
             .await?,
     ))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     name: String,
@@ -372,7 +540,7 @@ pub struct NewToken {
     expires: Option<String>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     record: portcullis_store::TokenRecord,
@@ -380,9 +548,10 @@ pub struct CreatedToken {
     token: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens", request_body = NewToken, responses((status = 201, body = CreatedToken)))]
 async fn create_token(
     Extract(state): Extract<State>,
-    Json(body): Json<NewToken>,
+    ApiJson(body): ApiJson<NewToken>,
 ) -> Res<(StatusCode, Json<CreatedToken>)> {
     let name = body.name.trim();
     if name.is_empty() || name.len() > 100 {
@@ -422,19 +591,24 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(CreatedToken { record, token })))
 }
 
+#[utoipa::path(get, path = "/api/v1/tokens", responses((status = 200, body = Vec<TokenRecord>)))]
 async fn list_tokens(
     Extract(state): Extract<State>,
 ) -> Res<Json<Vec<portcullis_store::TokenRecord>>> {
     Ok(Json(state.store.list_tokens().await?))
 }
 
-async fn revoke_token(Extract(state): Extract<State>, Path(id): Path<String>) -> Res<StatusCode> {
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", params(("id" = String, Path, description = "Token id")), responses((status = 204, description = "Revoked")))]
+async fn revoke_token(
+    Extract(state): Extract<State>,
+    ApiPath(id): ApiPath<String>,
+) -> Res<StatusCode> {
     state.tokens.revoke(&id).await?;
     tracing::info!(%id, "API token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct RouteInfo {
     method: &'static str,
     path: &'static str,
@@ -443,6 +617,7 @@ pub struct RouteInfo {
 }
 
 /// Every route with the roles it admits: the table the API enforces.
+#[utoipa::path(get, path = "/api/v1/routes", responses((status = 200, body = Vec<RouteInfo>)))]
 async fn list_routes(_p: axum::Extension<Principal>) -> Json<Vec<RouteInfo>> {
     Json(
         principals::ROUTES
@@ -483,6 +658,7 @@ pub(crate) fn now_unix() -> i64 {
 
 // ---- tenants ----
 
+#[utoipa::path(get, path = "/api/v1/tenants", responses((status = 200, body = Vec<Tenant>)))]
 async fn list_tenants(Extract(state): Extract<State>) -> Json<Vec<Tenant>> {
     let dir = state.live.get();
     let mut list: Vec<Tenant> = dir.tenants().map(|e| e.tenant.clone()).collect();
@@ -490,13 +666,18 @@ async fn list_tenants(Extract(state): Extract<State>) -> Json<Vec<Tenant>> {
     Json(list)
 }
 
-async fn show_tenant(Extract(state): Extract<State>, Path(t): Path<String>) -> Res<Json<Tenant>> {
+#[utoipa::path(get, path = "/api/v1/tenants/{t}", params(("t" = String, Path, description = "Tenant name")), responses((status = 200, body = Tenant)))]
+async fn show_tenant(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+) -> Res<Json<Tenant>> {
     Ok(Json(tenant(&state, &t)?))
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants", request_body = NewTenant, responses((status = 201, body = Tenant), (status = 409, description = "The tenant exists", body = ApiError)))]
 async fn add_tenant(
     Extract(state): Extract<State>,
-    Json(body): Json<NewTenant>,
+    ApiJson(body): ApiJson<NewTenant>,
 ) -> Res<(StatusCode, Json<Tenant>)> {
     let name = parse_tenant_name(&body.name).map_err(bad)?;
     let settings = OrgSettings {
@@ -510,7 +691,11 @@ async fn add_tenant(
     Ok((StatusCode::CREATED, Json(t)))
 }
 
-async fn remove_tenant(Extract(state): Extract<State>, Path(t): Path<String>) -> Res<StatusCode> {
+#[utoipa::path(delete, path = "/api/v1/tenants/{t}", params(("t" = String, Path, description = "Tenant name")), responses((status = 204, description = "Removed with its domains, connectors and rules")))]
+async fn remove_tenant(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+) -> Res<StatusCode> {
     state.store.remove_tenant(&t).await?;
     changed(&state).await?;
     tracing::info!(tenant = %t, "tenant removed");
@@ -519,9 +704,10 @@ async fn remove_tenant(Extract(state): Extract<State>, Path(t): Path<String>) ->
 
 // ---- accepted domains ----
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/domains", params(("t" = String, Path, description = "Tenant name")), responses((status = 200, body = Vec<AcceptedDomain>)))]
 async fn list_domains(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
 ) -> Res<Json<Vec<AcceptedDomain>>> {
     tenant(&state, &t)?;
     let dir = state.live.get();
@@ -532,10 +718,11 @@ async fn list_domains(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/domains", params(("t" = String, Path, description = "Tenant name")), request_body = NewDomain, responses((status = 201, body = AcceptedDomain), (status = 409, description = "The domain belongs to a tenant", body = ApiError)))]
 async fn add_domain(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Json(body): Json<NewDomain>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(body): ApiJson<NewDomain>,
 ) -> Res<(StatusCode, Json<AcceptedDomain>)> {
     tenant(&state, &t)?;
     let d = AcceptedDomain {
@@ -553,9 +740,10 @@ async fn add_domain(
     Ok((StatusCode::CREATED, Json(d)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tenants/{t}/domains/{d}", params(("t" = String, Path, description = "Tenant name"), ("d" = String, Path, description = "Accepted domain")), responses((status = 204, description = "Removed")))]
 async fn remove_domain(
     Extract(state): Extract<State>,
-    Path((t, d)): Path<(String, String)>,
+    ApiPath((t, d)): ApiPath<(String, String)>,
 ) -> Res<StatusCode> {
     let domain = names::normalize_domain(&d).unwrap_or(d);
     state.store.remove_domain(&t, &domain).await?;
@@ -565,15 +753,20 @@ async fn remove_domain(
 
 // ---- org settings ----
 
-async fn show_org(Extract(state): Extract<State>, Path(t): Path<String>) -> Res<Json<OrgSettings>> {
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/org", params(("t" = String, Path, description = "Tenant name")), responses((status = 200, body = OrgSettings)))]
+async fn show_org(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+) -> Res<Json<OrgSettings>> {
     Ok(Json(tenant(&state, &t)?.settings))
 }
 
+#[utoipa::path(patch, path = "/api/v1/tenants/{t}/org", params(("t" = String, Path, description = "Tenant name")), request_body = OrgPatch, responses((status = 200, body = OrgSettings)))]
 async fn set_org(
     Extract(state): Extract<State>,
     axum::Extension(who): axum::Extension<Principal>,
-    Path(t): Path<String>,
-    Json(patch): Json<OrgPatch>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(patch): ApiJson<OrgPatch>,
 ) -> Res<Json<OrgSettings>> {
     let mut settings = tenant(&state, &t)?.settings;
     let before = settings.reject_direct_send;
@@ -636,24 +829,27 @@ fn connector(state: &State, t: &str, name: &str) -> Res<Connector> {
         })
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/connectors", params(("t" = String, Path, description = "Tenant name")), responses((status = 200, body = Vec<Connector>)))]
 async fn list_connectors(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
+    ApiPath(t): ApiPath<String>,
 ) -> Res<Json<Vec<Connector>>> {
     Ok(Json(connectors(&state, &t)?))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/connectors/{c}", params(("t" = String, Path, description = "Tenant name"), ("c" = String, Path, description = "Connector name")), responses((status = 200, body = Connector)))]
 async fn show_connector(
     Extract(state): Extract<State>,
-    Path((t, c)): Path<(String, String)>,
+    ApiPath((t, c)): ApiPath<(String, String)>,
 ) -> Res<Json<Connector>> {
     Ok(Json(connector(&state, &t, &c)?))
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/connectors", params(("t" = String, Path, description = "Tenant name")), request_body = ConnectorPatch, responses((status = 201, body = Connector), (status = 409, description = "The connector exists", body = ApiError)))]
 async fn add_connector(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Json(patch): Json<ConnectorPatch>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> Res<(StatusCode, Json<Connector>)> {
     tenant(&state, &t)?;
     let name = parse_connector_name(patch.name.as_deref().unwrap_or("")).map_err(bad)?;
@@ -665,10 +861,11 @@ async fn add_connector(
     Ok((StatusCode::CREATED, Json(c)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/tenants/{t}/connectors/{c}", params(("t" = String, Path, description = "Tenant name"), ("c" = String, Path, description = "Connector name")), request_body = ConnectorPatch, responses((status = 200, body = Connector)))]
 async fn set_connector(
     Extract(state): Extract<State>,
-    Path((t, name)): Path<(String, String)>,
-    Json(patch): Json<ConnectorPatch>,
+    ApiPath((t, name)): ApiPath<(String, String)>,
+    ApiJson(patch): ApiJson<ConnectorPatch>,
 ) -> Res<Json<Connector>> {
     let mut c = connector(&state, &t, &name)?;
     if patch.name.as_deref().is_some_and(|n| n != name) {
@@ -683,9 +880,10 @@ async fn set_connector(
     Ok(Json(c))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tenants/{t}/connectors/{c}", params(("t" = String, Path, description = "Tenant name"), ("c" = String, Path, description = "Connector name")), responses((status = 204, description = "Removed")))]
 async fn remove_connector(
     Extract(state): Extract<State>,
-    Path((t, c)): Path<(String, String)>,
+    ApiPath((t, c)): ApiPath<(String, String)>,
 ) -> Res<StatusCode> {
     state.store.remove_connector(&t, &c).await?;
     changed(&state).await?;
@@ -694,10 +892,11 @@ async fn remove_connector(
 
 // ---- trace ----
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/trace", params(("t" = String, Path, description = "Tenant name"), TraceParams), responses((status = 200, body = Vec<TraceRecord>)))]
 async fn list_trace(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Query(p): Query<TraceParams>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(p): ApiQuery<TraceParams>,
 ) -> Res<Json<Vec<TraceRecord>>> {
     tenant(&state, &t)?;
     let q = trace_query(&t, &p).map_err(bad)?;
@@ -714,7 +913,7 @@ fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String> {
     };
     let mut q = TraceQuery {
         tenant: t.to_string(),
-        limit: p.limit.unwrap_or(100),
+        limit: limit(p.limit, 100)?,
         ..Default::default()
     };
     q.sender = p.sender.as_ref().map(|s| s.trim().to_lowercase());
@@ -759,9 +958,10 @@ fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String> {
     Ok(q)
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/trace/{id}", params(("t" = String, Path, description = "Tenant name"), ("id" = String, Path, description = "Trace id")), responses((status = 200, body = TraceRecord)))]
 async fn show_trace(
     Extract(state): Extract<State>,
-    Path((t, id)): Path<(String, String)>,
+    ApiPath((t, id)): ApiPath<(String, String)>,
 ) -> Res<Json<TraceRecord>> {
     tenant(&state, &t)?;
     state
@@ -779,10 +979,11 @@ async fn show_trace(
 
 // ---- simulate ----
 
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/simulate", params(("t" = String, Path, description = "Tenant name")), request_body = SimulateRequest, responses((status = 200, body = SimulateReport)))]
 async fn simulate(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Json(req): Json<SimulateRequest>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<SimulateRequest>,
 ) -> Res<Json<SimulateReport>> {
     tenant(&state, &t)?;
     let dir = state.live.get();
@@ -803,13 +1004,18 @@ fn rules_of(state: &State, t: &str) -> Res<Vec<Rule>> {
         .unwrap_or_default())
 }
 
-async fn list_rules(Extract(state): Extract<State>, Path(t): Path<String>) -> Res<Json<Vec<Rule>>> {
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/rules", params(("t" = String, Path, description = "Tenant name")), responses((status = 200, body = Vec<Rule>)))]
+async fn list_rules(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+) -> Res<Json<Vec<Rule>>> {
     Ok(Json(rules_of(&state, &t)?))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/rules/{name}", params(("t" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Rule name")), responses((status = 200, body = Rule)))]
 async fn show_rule(
     Extract(state): Extract<State>,
-    Path((t, name)): Path<(String, String)>,
+    ApiPath((t, name)): ApiPath<(String, String)>,
 ) -> Res<Json<Rule>> {
     rules_of(&state, &t)?
         .into_iter()
@@ -823,10 +1029,11 @@ async fn show_rule(
         })
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/rules", params(("t" = String, Path, description = "Tenant name")), request_body = Rule, responses((status = 201, body = Rule), (status = 409, description = "A rule of that name exists", body = ApiError)))]
 async fn add_rule(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Json(mut rule): Json<Rule>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(mut rule): ApiJson<Rule>,
 ) -> Res<(StatusCode, Json<Rule>)> {
     tenant(&state, &t)?;
     validate_rule(&mut rule, &t).map_err(bad)?;
@@ -836,10 +1043,11 @@ async fn add_rule(
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
+#[utoipa::path(put, path = "/api/v1/tenants/{t}/rules/{name}", params(("t" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Rule name")), request_body = Rule, responses((status = 200, body = Rule)))]
 async fn put_rule(
     Extract(state): Extract<State>,
-    Path((t, name)): Path<(String, String)>,
-    Json(mut rule): Json<Rule>,
+    ApiPath((t, name)): ApiPath<(String, String)>,
+    ApiJson(mut rule): ApiJson<Rule>,
 ) -> Res<Json<Rule>> {
     tenant(&state, &t)?;
     if rule.name != name {
@@ -854,9 +1062,10 @@ async fn put_rule(
     Ok(Json(rule))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tenants/{t}/rules/{name}", params(("t" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Rule name")), responses((status = 204, description = "Removed")))]
 async fn remove_rule(
     Extract(state): Extract<State>,
-    Path((t, name)): Path<(String, String)>,
+    ApiPath((t, name)): ApiPath<(String, String)>,
 ) -> Res<StatusCode> {
     state.store.remove_rule(&t, &name).await?;
     changed(&state).await?;
@@ -865,10 +1074,11 @@ async fn remove_rule(
 
 // ---- quarantine ----
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/quarantine", params(("t" = String, Path, description = "Tenant name"), QuarantineParams), responses((status = 200, body = Vec<QuarantineEntry>)))]
 async fn list_quarantine(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Query(p): Query<QuarantineParams>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(p): ApiQuery<QuarantineParams>,
 ) -> Res<Json<Vec<QuarantineEntry>>> {
     tenant(&state, &t)?;
     let q = QuarantineQuery {
@@ -876,7 +1086,7 @@ async fn list_quarantine(
         reason: p.reason,
         sender: p.sender.map(|s| s.trim().to_lowercase()),
         recipient: p.recipient.map(|s| s.trim().to_lowercase()),
-        limit: p.limit.unwrap_or(100),
+        limit: limit(p.limit, 100).map_err(bad)?,
     };
     Ok(Json(state.store.list_quarantine(&q).await?))
 }
@@ -891,9 +1101,10 @@ async fn quarantined(state: &State, t: &str, id: &str) -> Res<(QuarantineEntry, 
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/quarantine/{id}", params(("t" = String, Path, description = "Tenant name"), ("id" = String, Path, description = "Quarantine id")), responses((status = 200, body = QuarantineDetail)))]
 async fn show_quarantine(
     Extract(state): Extract<State>,
-    Path((t, id)): Path<(String, String)>,
+    ApiPath((t, id)): ApiPath<(String, String)>,
 ) -> Res<Json<QuarantineDetail>> {
     let (entry, message) = quarantined(&state, &t, &id).await?;
     let (headers, preview, attachments) = crate::message::preview(&message);
@@ -905,9 +1116,10 @@ async fn show_quarantine(
     }))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tenants/{t}/quarantine/{id}", params(("t" = String, Path, description = "Tenant name"), ("id" = String, Path, description = "Quarantine id")), responses((status = 204, description = "Deleted")))]
 async fn delete_quarantine(
     Extract(state): Extract<State>,
-    Path((t, id)): Path<(String, String)>,
+    ApiPath((t, id)): ApiPath<(String, String)>,
 ) -> Res<StatusCode> {
     tenant(&state, &t)?;
     if state.store.delete_quarantine(&t, &id).await? {
@@ -922,12 +1134,24 @@ async fn delete_quarantine(
 }
 
 /// Delivers a quarantined message once, through the normal spool and delivery path.
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/quarantine/{id}/release", params(("t" = String, Path, description = "Tenant name"), ("id" = String, Path, description = "Quarantine id")), request_body = Option<ReleaseRequest>, responses((status = 200, body = QuarantineEntry), (status = 409, description = "Already released", body = ApiError)))]
 async fn release_quarantine(
     Extract(state): Extract<State>,
     axum::Extension(who): axum::Extension<Principal>,
-    Path((t, id)): Path<(String, String)>,
-    body: Option<Json<ReleaseRequest>>,
+    ApiPath((t, id)): ApiPath<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Res<Json<QuarantineEntry>> {
+    // The body is optional: none, `null` or `{}` releases to the original recipients.
+    let body: ReleaseRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReleaseRequest::default()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| bad(format!("request body: {e}")))?
+        {
+            serde_json::Value::Null => ReleaseRequest::default(),
+            value => object_body(value)?,
+        }
+    };
     let (mut entry, message) = quarantined(&state, &t, &id).await?;
     // admin_only_release_direct_send: a spoof of the tenant's own domain is released only by an
     // org-admin (or the operator), not by every quarantine-admin.
@@ -945,7 +1169,7 @@ async fn release_quarantine(
             format!("quarantined message {id} was already released at {at}"),
         ));
     }
-    let to = match body.and_then(|Json(b)| b.to).filter(|to| !to.is_empty()) {
+    let to = match body.to.filter(|to| !to.is_empty()) {
         Some(to) => to
             .iter()
             .map(|a| {
@@ -1042,28 +1266,31 @@ async fn report_for(
     Ok(crate::report::direct_send(&state.store, &dir, &state.auth, t, since).await?)
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/reports/direct-send", params(("t" = String, Path, description = "Tenant name"), ReportParams), responses((status = 200, body = DirectSendReport)))]
 async fn direct_send_report(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Query(p): Query<ReportParams>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ReportParams>,
 ) -> Res<Json<DirectSendReport>> {
     Ok(Json(report_for(&state, &t, p.since.as_deref()).await?.0))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/readiness", params(("t" = String, Path, description = "Tenant name"), ReportParams), responses((status = 200, body = Readiness)))]
 async fn readiness(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Query(p): Query<ReportParams>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ReportParams>,
 ) -> Res<Json<Readiness>> {
     let (report, extra) = report_for(&state, &t, p.since.as_deref()).await?;
     let plan = crate::report::suggest(&report, &extra, &connectors(&state, &t)?);
     Ok(Json(crate::report::readiness(&report, &plan)))
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/reports/direct-send/suggest", params(("t" = String, Path, description = "Tenant name")), request_body = SuggestRequest, responses((status = 200, body = SuggestResponse)))]
 async fn suggest_connectors(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Json(req): Json<SuggestRequest>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<SuggestRequest>,
 ) -> Res<Json<SuggestResponse>> {
     let (report, extra) = report_for(&state, &t, req.since.as_deref()).await?;
     let mut plan = crate::report::suggest(&report, &extra, &connectors(&state, &t)?);
@@ -1097,10 +1324,11 @@ async fn suggest_connectors(
     Ok(Json(plan))
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/simulate/replay", params(("t" = String, Path, description = "Tenant name")), request_body = ReplayRequest, responses((status = 200, body = ReplayReport)))]
 async fn replay(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Json(req): Json<ReplayRequest>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<ReplayRequest>,
 ) -> Res<Json<ReplayReport>> {
     tenant(&state, &t)?;
     if let Some(s) = &req.since {
@@ -1123,10 +1351,11 @@ async fn replay(
 
 // ---- delivery routes ----
 
+#[utoipa::path(patch, path = "/api/v1/tenants/{t}", params(("t" = String, Path, description = "Tenant name")), request_body = RoutePatch, responses((status = 200, body = Tenant)))]
 async fn set_tenant_route(
     Extract(state): Extract<State>,
-    Path(t): Path<String>,
-    Json(body): Json<RoutePatch>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(body): ApiJson<RoutePatch>,
 ) -> Res<Json<Tenant>> {
     let mut tenant = tenant(&state, &t)?;
     tenant.settings.route = match &body.route {
@@ -1139,10 +1368,11 @@ async fn set_tenant_route(
     Ok(Json(tenant))
 }
 
+#[utoipa::path(patch, path = "/api/v1/tenants/{t}/domains/{d}", params(("t" = String, Path, description = "Tenant name"), ("d" = String, Path, description = "Accepted domain")), request_body = RoutePatch, responses((status = 200, body = AcceptedDomain)))]
 async fn set_domain_route(
     Extract(state): Extract<State>,
-    Path((t, d)): Path<(String, String)>,
-    Json(body): Json<RoutePatch>,
+    ApiPath((t, d)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RoutePatch>,
 ) -> Res<Json<AcceptedDomain>> {
     tenant(&state, &t)?;
     let domain = names::normalize_domain(&d).unwrap_or(d);
@@ -1217,9 +1447,10 @@ async fn spool_entries(state: &State) -> Res<Vec<crate::spool::Entry>> {
         .map_err(|e| anyhow::anyhow!("{e}"))??)
 }
 
+#[utoipa::path(get, path = "/api/v1/queue", params(QueueParams), responses((status = 200, body = Vec<QueueItem>)))]
 async fn list_queue(
     Extract(state): Extract<State>,
-    Query(p): Query<QueueParams>,
+    ApiQuery(p): ApiQuery<QueueParams>,
 ) -> Res<Json<Vec<QueueItem>>> {
     let default = state.config.default_route.to_string();
     let items = spool_entries(&state)
@@ -1252,9 +1483,10 @@ async fn queued(state: &State, id: &str) -> Res<crate::spool::Entry> {
         })
 }
 
+#[utoipa::path(get, path = "/api/v1/queue/{id}", params(("id" = String, Path, description = "Queue id")), responses((status = 200, body = QueueItem)))]
 async fn show_queue(
     Extract(state): Extract<State>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Res<Json<QueueItem>> {
     let e = queued(&state, &id).await?;
     Ok(Json(queue_item(
@@ -1263,9 +1495,10 @@ async fn show_queue(
     )))
 }
 
+#[utoipa::path(post, path = "/api/v1/queue/{id}/retry", params(("id" = String, Path, description = "Queue id")), responses((status = 200, body = QueueItem)))]
 async fn retry_queue_item(
     Extract(state): Extract<State>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Res<Json<QueueItem>> {
     let e = queued(&state, &id).await?;
     if !state.shared.delivery.retry_now(&id) {
@@ -1281,19 +1514,27 @@ async fn retry_queue_item(
     )))
 }
 
-async fn retry_queue(Extract(state): Extract<State>) -> Json<serde_json::Value> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RetryAll {
+    /// Messages waiting for a retry that were made due now.
+    retried: usize,
+}
+
+#[utoipa::path(post, path = "/api/v1/queue/retry", responses((status = 200, body = RetryAll)))]
+async fn retry_queue(Extract(state): Extract<State>) -> Json<RetryAll> {
     let n = state.shared.delivery.retry_all();
     tracing::info!(
         messages = n,
         "queue: retry of every waiting message requested"
     );
-    Json(serde_json::json!({ "retried": n }))
+    Json(RetryAll { retried: n })
 }
 
+#[utoipa::path(delete, path = "/api/v1/queue/{id}", params(("id" = String, Path, description = "Queue id"), QueueDeleteParams), responses((status = 204, description = "Deleted")))]
 async fn delete_queue(
     Extract(state): Extract<State>,
-    Path(id): Path<String>,
-    Query(p): Query<QueueDeleteParams>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(p): ApiQuery<QueueDeleteParams>,
 ) -> Res<StatusCode> {
     let found = state
         .shared

@@ -11,18 +11,18 @@ use portcullis_policy::{
 use serde::{Deserialize, Serialize};
 
 /// Every error response: `{"error": "..."}` naming the bad value.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiError {
     pub error: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     pub name: String,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDomain {
     pub domain: String,
@@ -33,7 +33,7 @@ pub struct NewDomain {
 }
 
 /// `PATCH /org`: only the fields present change.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +56,7 @@ pub struct OrgPatch {
 
 /// `POST /connectors` (with `name`) and `PATCH /connectors/{name}`: only the fields present change;
 /// list fields replace the whole list.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,7 +80,8 @@ pub struct ConnectorPatch {
 }
 
 /// Query parameters of `GET /trace`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TraceParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
@@ -100,8 +101,22 @@ pub struct TraceParams {
     pub start: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
+    /// At most this many (1 to 100000; default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
+}
+
+/// The most records one listing answers (trace, quarantine, audit); page with `since`/`start`.
+pub const MAX_LIMIT: u32 = 100_000;
+
+/// A listing's `limit`: `default` when absent, else 1 to [`MAX_LIMIT`].
+pub fn limit(given: Option<u32>, default: u32) -> Result<u32, String> {
+    match given {
+        None => Ok(default),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(format!("limit {n}: expected 1 to {MAX_LIMIT}")),
+    }
 }
 
 pub const TRACE_STATUSES: &[&str] = &[
@@ -356,7 +371,7 @@ impl ConnectorPatch {
 }
 
 /// `POST /tenants/{t}/simulate`: a transaction to explain, nothing is sent or stored.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulateRequest {
     pub ip: String,
@@ -374,7 +389,7 @@ pub struct SimulateRequest {
 }
 
 /// One step of a simulated decision, in order.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SimulateStep {
     pub step: String,
     pub outcome: String,
@@ -382,7 +397,7 @@ pub struct SimulateStep {
 }
 
 /// How one connector of the tenant fared (SPEC §2 conditions 1–4).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SimulateConnector {
     pub name: String,
     pub enabled: bool,
@@ -393,7 +408,7 @@ pub struct SimulateConnector {
     pub attributes: bool,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SimulateReport {
     pub tenant: Option<String>,
     pub directory_version: u64,
@@ -419,7 +434,7 @@ pub struct SimulateReport {
 }
 
 /// `POST /tenants/{t}/quarantine/{id}/release`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
     /// Deliver to these addresses instead of the original recipients.
@@ -430,7 +445,7 @@ pub struct ReleaseRequest {
 /// `GET /tenants/{t}/quarantine/{id}`: the entry, its header section and a plain-text preview.
 /// Nothing in the message is rendered or executed: HTML parts are shown as text, attachments by
 /// name and size only.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuarantineDetail {
     pub entry: portcullis_store::QuarantineEntry,
     pub headers: String,
@@ -439,7 +454,8 @@ pub struct QuarantineDetail {
 }
 
 /// Query parameters of `GET /tenants/{t}/quarantine`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QuarantineParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -447,7 +463,9 @@ pub struct QuarantineParams {
     pub sender: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<String>,
+    /// At most this many (1 to 100000; default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
 }
 
@@ -485,7 +503,8 @@ pub fn validate_rule(
 // ---- Direct Send report, readiness, connector suggestions, replay (SPEC §9) ----
 
 /// Query of `GET /tenants/{t}/reports/direct-send` and `GET /tenants/{t}/readiness`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportParams {
     /// A humantime duration (default 30d).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -497,7 +516,7 @@ pub type Counts = std::collections::BTreeMap<String, u64>;
 
 /// One sending source of direct-send traffic: a client IP, or its /24 (IPv4) or /48 (IPv6) when
 /// several addresses of that network send.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportSource {
     /// The IP address or network.
     pub source: String,
@@ -536,7 +555,7 @@ pub struct ReportSource {
     pub sample_trace_ids: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportSummary {
     pub messages: u64,
     pub sources: u64,
@@ -549,7 +568,7 @@ pub struct ReportSummary {
 }
 
 /// `portcullis report direct-send --format json`: the documented schema (README).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DirectSendReport {
     pub tenant: String,
     /// RFC 3339 bounds of the period.
@@ -563,7 +582,7 @@ pub struct DirectSendReport {
 }
 
 /// A connector the report proposes.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SuggestedConnector {
     pub name: String,
     pub sender_ips: Vec<String>,
@@ -576,7 +595,7 @@ pub struct SuggestedConnector {
 }
 
 /// `POST /tenants/{t}/reports/direct-send/suggest`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuggestRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -586,7 +605,7 @@ pub struct SuggestRequest {
     pub apply: bool,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SuggestResponse {
     pub connectors: Vec<SuggestedConnector>,
     /// Other advice (trusted ARC sealers for forwarded mail, ...), as commands.
@@ -596,7 +615,7 @@ pub struct SuggestResponse {
 }
 
 /// One finding of `portcullis org readiness`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadinessItem {
     pub source: String,
     pub verdict: String,
@@ -607,7 +626,7 @@ pub struct ReadinessItem {
     pub command: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub tenant: String,
     pub mode: String,
@@ -619,7 +638,7 @@ pub struct Readiness {
 }
 
 /// `POST /tenants/{t}/simulate/replay`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -636,7 +655,7 @@ pub struct ReplayRequest {
 }
 
 /// A transaction whose outcome would change.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplayChange {
     pub trace_id: String,
     pub received_at: String,
@@ -648,7 +667,7 @@ pub struct ReplayChange {
     pub after: String,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplayReport {
     pub tenant: String,
     pub since: String,
@@ -662,7 +681,7 @@ pub struct ReplayReport {
 }
 
 /// `PATCH /tenants/{t}` and `PATCH /tenants/{t}/domains/{d}`: the delivery route (`null` = default).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoutePatch {
     pub route: Option<String>,
@@ -677,7 +696,7 @@ pub fn parse_route_opt(s: &str) -> Result<Option<String>, String> {
 }
 
 /// One message in the delivery queue (`portcullis queue list/show`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueItem {
     /// `<trace_id>.<tenant>`: what `queue show/retry/delete` take.
     pub id: String,
@@ -692,7 +711,7 @@ pub struct QueueItem {
     pub recipients: Vec<QueueRecipient>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueRecipient {
     pub address: String,
     pub route: String,
@@ -701,7 +720,8 @@ pub struct QueueRecipient {
 }
 
 /// Query of `GET /queue`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QueueParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
@@ -711,7 +731,8 @@ pub struct QueueParams {
 }
 
 /// Query of `DELETE /queue/{id}`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QueueDeleteParams {
     /// Send the sender a delivery status notification for the recipients not yet delivered.
     #[serde(default)]

@@ -181,7 +181,15 @@ impl Spool {
 
     /// One entry by its stem, if it is (still) spooled.
     pub fn get(&self, stem: &str) -> anyhow::Result<Option<Entry>> {
-        if stem.contains(['/', '\\']) || stem.starts_with('.') {
+        // Stems are `<trace id>.<tenant>`: ASCII letters, digits, '.', '_', '-'. Anything else
+        // (a path, an over-long name) cannot be spooled, so it is not found.
+        let plausible = !stem.is_empty()
+            && stem.len() <= 200
+            && !stem.starts_with('.')
+            && stem
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !plausible {
             return Ok(None);
         }
         let (_, env) = self.paths(stem);

@@ -288,6 +288,164 @@ fn every_route_refuses_without_its_role_and_changes_are_audited() {
     assert_eq!(status, 401);
 }
 
+/// Every `$ref` in `v` points at an existing component.
+fn refs_resolve(doc: &Value, v: &Value, path: &str) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("$ref") {
+                let target = r.strip_prefix("#").and_then(|p| doc.pointer(p));
+                assert!(target.is_some(), "{path}: dangling $ref {r}");
+            }
+            for (k, v) in m {
+                refs_resolve(doc, v, &format!("{path}/{k}"));
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs_resolve(doc, v, path)),
+        _ => {}
+    }
+}
+
+#[test]
+fn openapi_describes_exactly_the_enforced_routes() {
+    let gw = Gateway::start("");
+    let boot = std::fs::read_to_string(gw.data().join("admin.token")).unwrap();
+    let api = Api::new(&gw);
+    // Open, like the probes: it describes the API, not any tenant's data.
+    let (status, text) = api.call("GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(status, 200, "{text}");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    refs_resolve(&doc, &doc, "");
+
+    let routes = api.json("GET", "/api/v1/routes", boot.trim(), None);
+    let mut enforced: Vec<(String, String, Vec<String>)> = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let roles = r["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect();
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["path"].as_str().unwrap().to_string(),
+                roles,
+            )
+        })
+        .collect();
+    enforced.sort();
+    let mut described = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if path == "/readyz" {
+                assert!(op.get("security").is_none(), "the probe is open");
+                continue;
+            }
+            described.push((method.to_uppercase(), path.clone(), op.clone()));
+        }
+    }
+    described.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    assert_eq!(
+        enforced.iter().map(|(m, p, _)| (m, p)).collect::<Vec<_>>(),
+        described.iter().map(|(m, p, _)| (m, p)).collect::<Vec<_>>(),
+        "the description and the route table differ"
+    );
+    assert_eq!(enforced.len(), 44);
+    for ((method, path, roles), (_, _, op)) in enforced.iter().zip(&described) {
+        let what = format!("{method} {path}");
+        assert_eq!(op["security"], json!([{"bearer": []}]), "{what}");
+        for code in ["200", "201", "204"] {
+            if let Some(r) = op["responses"].get(code) {
+                assert!(r["description"].is_string(), "{what} {code}");
+            }
+        }
+        for code in ["401", "403", "default"] {
+            assert_eq!(
+                op["responses"][code]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ApiError",
+                "{what} {code}"
+            );
+        }
+        if path.contains('{') {
+            assert!(op["responses"].get("404").is_some(), "{what} 404");
+        }
+        // The roles the table admits are named in the description.
+        let description = op["description"].as_str().unwrap_or_default();
+        for role in roles {
+            assert!(
+                description.contains(role.as_str()),
+                "{what}: {role} not in {description:?}"
+            );
+        }
+        // Bodies and parameters are described.
+        let params: Vec<&str> = op["parameters"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+            .unwrap_or_default();
+        for seg in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = seg.trim_matches(['{', '}']);
+            assert!(
+                params.contains(&name),
+                "{what}: path parameter {name} undescribed"
+            );
+        }
+        if ["POST", "PUT", "PATCH"].contains(&method.as_str()) && !path.ends_with("/retry") {
+            assert!(op.get("requestBody").is_some(), "{what}: no request body");
+        }
+    }
+
+    // A body that is not an object is refused as JSON naming the problem (serde alone would
+    // build a patch from an array and change nothing).
+    api.json(
+        "POST",
+        "/api/v1/tenants",
+        boot.trim(),
+        Some(json!({"name": "contoso"})),
+    );
+    let (status, text) = api.call(
+        "PATCH",
+        "/api/v1/tenants/contoso/org",
+        Some(boot.trim()),
+        Some(json!([null, null])),
+    );
+    assert_eq!(status, 422, "{text}");
+    let err: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(err["error"], "request body: expected a JSON object");
+    let (status, text) = api.call(
+        "GET",
+        "/api/v1/tenants/contoso/trace?limit=0",
+        Some(boot.trim()),
+        None,
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("limit 0: expected 1 to 100000"), "{text}");
+    let (status, text) = api.call(
+        "GET",
+        "/api/v1/tenants/contoso/trace?limit=x",
+        Some(boot.trim()),
+        None,
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(serde_json::from_str::<Value>(&text).unwrap()["error"].is_string());
+    // A queue id that cannot name a spool file is simply not found.
+    let long = "x".repeat(400);
+    let (status, _) = api.call(
+        "GET",
+        &format!("/api/v1/queue/{long}"),
+        Some(boot.trim()),
+        None,
+    );
+    assert_eq!(status, 404);
+}
+
 #[test]
 fn cli_creates_scoped_tokens_and_shows_the_audit_log() {
     let gw = Gateway::start("[tenants]\nlock_reject_direct_send = true\n");

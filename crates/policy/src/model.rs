@@ -5,7 +5,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 /// How a tenant treats anonymous mail that uses its own domains as P1 sender (SPEC §2 rows 3–4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RejectDirectSend {
     #[default]
@@ -15,7 +15,7 @@ pub enum RejectDirectSend {
 }
 
 /// Which sender addresses row 3 looks at.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DirectSendScope {
     /// P1 (`MAIL FROM`) only, at RCPT time.
@@ -26,7 +26,7 @@ pub enum DirectSendScope {
 }
 
 /// What happens to anonymous mail failing authentication while claiming the tenant's P2 domain.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SpoofAction {
     #[default]
@@ -36,7 +36,7 @@ pub enum SpoofAction {
 }
 
 /// Per-tenant settings (`portcullis org show|set`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct OrgSettings {
     pub reject_direct_send: RejectDirectSend,
@@ -69,13 +69,13 @@ impl Default for OrgSettings {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub name: String,
     pub settings: OrgSettings,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DomainType {
     #[default]
@@ -83,7 +83,7 @@ pub enum DomainType {
     InternalRelay,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AcceptedDomain {
     /// Lower-case ASCII, no trailing dot.
     pub domain: String,
@@ -97,7 +97,7 @@ pub struct AcceptedDomain {
     pub route: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConnectorType {
     #[default]
@@ -119,13 +119,14 @@ impl ConnectorType {
 }
 
 /// An inbound connector: "mail from these IPs / with this certificate name is ours or our partner's".
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Connector {
     pub tenant: String,
     pub name: String,
     #[serde(rename = "type", default)]
     pub connector_type: ConnectorType,
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub sender_ips: Vec<IpNet>,
     #[serde(default)]
     pub tls_cert_names: Vec<String>,

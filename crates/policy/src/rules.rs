@@ -14,7 +14,7 @@ use crate::auth::{AuthFacts, CompAuth};
 use crate::model::ConnectorType;
 use crate::names::is_same_or_subdomain;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleMode {
     #[default]
@@ -23,7 +23,7 @@ pub enum RuleMode {
     Audit,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FromScope {
     /// Attributed to an on-premises connector.
@@ -33,7 +33,7 @@ pub enum FromScope {
 }
 
 /// Which sender address `sender_domain_is` looks at.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AddressLocation {
     /// The P2 `From:` header (the reference's default).
@@ -44,14 +44,14 @@ pub enum AddressLocation {
     HeaderOrEnvelope,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeaderWords {
     pub name: String,
     /// Any of these words (case-insensitive substring of the header value).
     pub words: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeaderPattern {
     pub name: String,
     /// A regular expression (Rust `regex` syntax) matched against the unfolded value.
@@ -60,7 +60,7 @@ pub struct HeaderPattern {
 
 /// A set of predicates. As conditions all present predicates must hold; as exceptions any one
 /// present predicate exempts. Within a list, any element matches.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Predicates {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +68,7 @@ pub struct Predicates {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sender_domain_is: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
     pub sender_ip_ranges: Vec<IpNet>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub header_contains: Vec<HeaderWords>,
@@ -93,7 +94,7 @@ impl Predicates {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleAction {
     /// Hold the copy in the hosted quarantine (stops processing).
@@ -129,7 +130,7 @@ impl RuleAction {
 }
 
 /// A mail-flow rule as the administrator writes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rule {
     /// Set from the API path; may be omitted in request bodies and rule files.
     #[serde(default)]
@@ -637,7 +638,7 @@ fn auth_value(f: &RuleFacts<'_>, method: &str) -> &'static str {
 }
 
 /// One rule that matched.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleMatch {
     pub rule: String,
     pub mode: RuleMode,
@@ -647,7 +648,7 @@ pub struct RuleMatch {
 }
 
 /// One rule that did not apply, and why (for `rule test`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuleMiss {
     pub rule: String,
     pub why: String,

@@ -7,7 +7,7 @@ use sqlx::AssertSqlSafe;
 use crate::{Result, Store, StoreError};
 
 /// A token's record (never the secret).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,
@@ -23,7 +23,7 @@ pub struct TokenRecord {
 }
 
 /// One change made through the admin API.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// RFC 3339 UTC.
     pub at: String,

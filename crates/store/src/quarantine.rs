@@ -8,7 +8,7 @@ use sqlx::AssertSqlSafe;
 use crate::{Result, Store, from_json, to_json};
 
 /// One quarantined copy (the JSON of `portcullis quarantine list/show`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuarantineEntry {
     pub id: String,
     pub tenant: String,

@@ -6,7 +6,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::{Result, Store, from_json, to_json};
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceTls {
     pub version: String,
     pub cipher: String,
@@ -17,7 +17,7 @@ pub struct TraceTls {
     pub client_cert_names: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceAuth {
     pub spf: Option<String>,
     pub dkim: Option<String>,
@@ -38,14 +38,14 @@ pub struct TraceAuth {
     pub dmarc_policy: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceRecipient {
     pub address: String,
     pub status: String,
     pub reply: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceEvent {
     /// RFC 3339 UTC.
     pub at: String,
@@ -54,7 +54,7 @@ pub struct TraceEvent {
 }
 
 /// One record per transaction and tenant.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceRecord {
     pub trace_id: String,
     pub tenant: String,
@@ -84,7 +84,7 @@ pub struct TraceRecord {
 }
 
 /// Filters of `portcullis trace`. All optional except the tenant.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceQuery {
     pub tenant: String,
     pub sender: Option<String>,
