@@ -109,6 +109,28 @@ impl From<PathRejection> for ApiErr {
     }
 }
 
+/// The client's address, over plain TCP or TLS (`ConnectInfo<Peer>`), for the audit log.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// A JSON request body: an object (serde would also build a struct from an array), whose
 /// rejections (syntax, unknown field, wrong type or content type) answer in the API's own
 /// `{"error": ...}` form, like every other error.
@@ -400,8 +422,8 @@ async fn authorize(Extract(state): Extract<State>, mut req: Request, next: Next)
     }
     let address = req
         .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .get::<axum::extract::ConnectInfo<Peer>>()
+        .map(|c| c.0.0.ip().to_string())
         .unwrap_or_default();
     let audited = method != axum::http::Method::GET
         && !template.ends_with("/simulate")

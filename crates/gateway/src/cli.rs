@@ -9,7 +9,7 @@
 //! `apply: true` ([`run_suggest_apply`]).
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use portcullis_policy::rules::{HeaderPattern, HeaderWords, Predicates, Rule, RuleAction};
@@ -41,6 +41,10 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8025"
     )]
     pub server: String,
+    /// CA certificate (PEM) to trust for an https:// --server besides the system's, e.g. the
+    /// admin API's own self-signed certificate
+    #[arg(long, global = true, env = "PORTCULLIS_SERVER_CA", value_name = "FILE")]
+    pub server_ca: Option<PathBuf>,
     /// API token (default: the bootstrap operator token in <data-dir>/admin.token)
     #[arg(long, global = true, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -319,7 +323,8 @@ pub struct ServeArgs {
     /// Admin API listen address (overrides the config file)
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
-    /// Allow the admin API (plain HTTP) on a non-loopback address
+    /// Allow the admin API on a non-loopback address without [admin] tls_cert_file (plain HTTP,
+    /// e.g. behind a TLS proxy)
     #[arg(long)]
     pub admin_insecure: bool,
 }
@@ -2163,15 +2168,19 @@ pub fn run_client(cli: &Cli) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(2, &e),
     };
+    let server = cli.server.trim().trim_end_matches('/');
+    let agent = match agent(server, cli.server_ca.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return fail(2, &e),
+    };
     let token = match resolve_token(cli) {
         Ok(t) => t,
         Err(e) => return fail(1, &e),
     };
-    let server = cli.server.trim().trim_end_matches('/');
     // `rule set`: GET the rule, apply the flags, then PUT it (below).
     let call = match &call.edit {
         None => call,
-        Some(edit) => match send(server, &token, &call) {
+        Some(edit) => match send(&agent, server, &token, &call) {
             Ok((status, body)) if (200..300).contains(&status) => match parse::<Rule>(&body) {
                 Ok(rule) => match edit.put(&call, rule) {
                     Ok(put) => put,
@@ -2186,9 +2195,9 @@ pub fn run_client(cli: &Cli) -> i32 {
     if let Command::Report(ReportCommand::DirectSend(a)) = &cli.command
         && a.apply
     {
-        return run_suggest_apply(server, &token, &call, a.yes);
+        return run_suggest_apply(&agent, server, &token, &call, a.yes);
     }
-    match send(server, &token, &call) {
+    match send(&agent, server, &token, &call) {
         Ok((status, body)) => handle_answer(&call, status, &body),
         Err(e) => fail(1, &e),
     }
@@ -2196,8 +2205,14 @@ pub fn run_client(cli: &Cli) -> i32 {
 
 /// `report direct-send --suggest-connectors --apply`: shows the plan (`call`, `apply: false`),
 /// asks unless `yes`, then sends it again with `apply: true` and prints what was created.
-fn run_suggest_apply(server: &str, token: &str, call: &Call, yes: bool) -> i32 {
-    let (status, body) = match send(server, token, call) {
+fn run_suggest_apply(
+    agent: &ureq::Agent,
+    server: &str,
+    token: &str,
+    call: &Call,
+    yes: bool,
+) -> i32 {
+    let (status, body) = match send(agent, server, token, call) {
         Ok(answer) => answer,
         Err(e) => return fail(1, &e),
     };
@@ -2226,7 +2241,7 @@ fn run_suggest_apply(server: &str, token: &str, call: &Call, yes: bool) -> i32 {
         return nothing_changed();
     }
     let apply = suggest_apply_call(call);
-    match send(server, token, &apply) {
+    match send(agent, server, token, &apply) {
         Ok((status, body)) => handle_answer(&apply, status, &body),
         Err(e) => fail(1, &e),
     }
@@ -2254,6 +2269,48 @@ fn fail(code: i32, msg: &str) -> i32 {
     code
 }
 
+/// The HTTP client for `server`. For https:// it trusts the system's roots and, with
+/// `--server-ca`, that file's certificates; a `--server-ca` that holds none is a bad value (exit 2).
+fn agent(server: &str, server_ca: Option<&Path>) -> Result<ureq::Agent, String> {
+    use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
+    let mut extra = Vec::new();
+    if let Some(ca) = server_ca {
+        let pem = std::fs::read(ca).map_err(|e| format!("--server-ca {}: {e}", ca.display()))?;
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(PemItem::Certificate(c)) => extra.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(format!("--server-ca {}: {e}", ca.display())),
+            }
+        }
+        if extra.is_empty() {
+            return Err(format!(
+                "--server-ca {}: no PEM certificate in it",
+                ca.display()
+            ));
+        }
+    }
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(std::time::Duration::from_secs(10)))
+        .timeout_global(Some(std::time::Duration::from_secs(300)));
+    if server.starts_with("https://") {
+        let mut roots: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
+            .certs
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect();
+        roots.extend(extra);
+        config = config.tls_config(
+            TlsConfig::builder()
+                .provider(TlsProvider::Rustls)
+                .root_certs(RootCerts::Specific(std::sync::Arc::new(roots)))
+                .build(),
+        );
+    }
+    Ok(config.build().into())
+}
+
 /// `--token` / `PORTCULLIS_TOKEN`, else `<data-dir>/admin.token` (trimmed).
 fn resolve_token(cli: &Cli) -> Result<String, String> {
     if let Some(t) = cli
@@ -2276,13 +2333,12 @@ fn resolve_token(cli: &Cli) -> Result<String, String> {
 
 /// Sends the call; `Ok((status, body))` for every HTTP answer, `Err` when the gateway could not
 /// be reached or the answer not read.
-fn send(server: &str, token: &str, call: &Call) -> Result<(u16, String), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(std::time::Duration::from_secs(10)))
-        .timeout_global(Some(std::time::Duration::from_secs(300)))
-        .build()
-        .into();
+fn send(
+    agent: &ureq::Agent,
+    server: &str,
+    token: &str,
+    call: &Call,
+) -> Result<(u16, String), String> {
     let url = format!("{server}{}", call.path);
     let auth = format!("Bearer {token}");
     let unreachable = |e: ureq::Error| format!("cannot reach the gateway at {server}: {e}");

@@ -63,6 +63,8 @@ struct RawSmtp {
 struct RawAdmin {
     listen: Option<String>,
     insecure: Option<bool>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +151,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub smtp_listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// HTTPS for the admin API: certificate chain and key (`[admin] tls_cert_file/tls_key_file`).
+    pub admin_tls: Option<(PathBuf, PathBuf)>,
     pub max_message_size: usize,
     pub max_recipients: usize,
     pub max_line_length: usize,
@@ -277,14 +281,29 @@ fn validate(
         Some(a) => a,
         None => addr("admin.listen", &raw.admin.listen, "127.0.0.1:8025")?,
     };
-    // The admin API speaks plain HTTP with a bearer token: off loopback only on request.
-    if !admin_listen.ip().is_loopback() && !args.admin_insecure && raw.admin.insecure != Some(true)
+    let admin_tls = match (raw.admin.tls_cert_file, raw.admin.tls_key_file) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            return Err(err(
+                "admin.tls_cert_file",
+                "admin.tls_cert_file and admin.tls_key_file go together".into(),
+            ));
+        }
+    };
+    // Without TLS the bearer token would cross the network in clear: off loopback only with TLS
+    // or on explicit request (a TLS proxy in front).
+    if !admin_listen.ip().is_loopback()
+        && admin_tls.is_none()
+        && !args.admin_insecure
+        && raw.admin.insecure != Some(true)
     {
         return Err(err(
             "admin.listen",
             format!(
-                "{admin_listen} is not a loopback address and the admin API has no TLS: keep it on loopback \
-                 (behind a TLS proxy) or pass --admin-insecure / set [admin] insecure = true"
+                "{admin_listen} is not a loopback address and the admin API has no TLS: set [admin] \
+                 tls_cert_file and tls_key_file, keep it on loopback (behind a TLS proxy), or pass \
+                 --admin-insecure / set [admin] insecure = true"
             ),
         ));
     }
@@ -378,6 +397,7 @@ fn validate(
         data_dir,
         smtp_listen,
         admin_listen,
+        admin_tls,
         max_message_size: positive(
             "smtp.max_message_size",
             raw.smtp.max_message_size,
@@ -490,6 +510,17 @@ mod tests {
             "{e}"
         );
         assert!(load("[admin]\nlisten = \"0.0.0.0:8025\"\ninsecure = true").is_ok());
+        // With TLS the admin API may leave loopback.
+        let c = load(
+            "[admin]\nlisten = \"0.0.0.0:8025\"\ntls_cert_file = \"a.crt\"\ntls_key_file = \"a.key\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.admin_tls,
+            Some((PathBuf::from("a.crt"), PathBuf::from("a.key")))
+        );
+        let e = load("[admin]\ntls_cert_file = \"a.crt\"").unwrap_err();
+        assert!(e.contains("key `admin.tls_cert_file`"), "{e}");
         assert!(load("[admin]\nlisten = \"[::1]:8025\"").is_ok());
     }
 }

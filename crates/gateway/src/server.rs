@@ -145,10 +145,17 @@ async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("binding admin API {}", config.admin_listen))?;
+    let admin_tls = match &config.admin_tls {
+        Some((cert, key)) => Some(Arc::new(arc_swap::ArcSwap::from_pointee(
+            crate::tls::admin_acceptor(cert, key)?,
+        ))),
+        None => None,
+    };
     // Tests and scripts read this line to learn the bound ports (`--smtp-listen 127.0.0.1:0`).
     println!(
-        "portcullis: SMTP on {}, admin API on http://{}, data in {}",
+        "portcullis: SMTP on {}, admin API on {}://{}, data in {}",
         smtp.local_addr()?,
+        if admin_tls.is_some() { "https" } else { "http" },
         admin.local_addr()?,
         config.data_dir.display()
     );
@@ -170,19 +177,28 @@ async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
 
     let api_state = crate::api::State::new(shared.clone())?;
     let mut api_shutdown = shutdown_rx.clone();
-    let api = tokio::spawn(async move {
-        let app = crate::api::router(api_state);
-        axum::serve(
-            admin,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = api_shutdown.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let app =
+        crate::api::router(api_state).into_make_service_with_connect_info::<crate::api::Peer>();
+    let stopped = async move {
+        let _ = api_shutdown.wait_for(|s| *s).await;
+    };
+    let api = match &admin_tls {
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(admin, acceptor.clone())?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(admin, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+    };
 
-    spawn_reload_on_hup(shared.clone(), reload);
+    spawn_reload_on_hup(shared.clone(), reload, admin_tls);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections, finishing sessions in flight");
@@ -302,7 +318,11 @@ impl Drop for IpSlot {
 /// sessions and new STARTTLS handshakes use them; sessions in flight keep theirs. A file or
 /// certificate that does not load is logged and everything stays as it was. Other keys (listen
 /// addresses, storage, connection limits, timeouts) need a restart.
-fn spawn_reload_on_hup(shared: Arc<Shared>, reload: Reload) {
+fn spawn_reload_on_hup(
+    shared: Arc<Shared>,
+    reload: Reload,
+    admin_tls: Option<Arc<arc_swap::ArcSwap<tokio_rustls::TlsAcceptor>>>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("no SIGHUP handler: configuration reload needs a restart");
@@ -328,8 +348,31 @@ fn spawn_reload_on_hup(shared: Arc<Shared>, reload: Reload) {
                     continue;
                 }
             };
+            // The admin certificate, when HTTPS was on at start (turning it on or off needs a
+            // restart: the listener's protocol does not change under its clients).
+            let admin = match (&admin_tls, &config.admin_tls) {
+                (Some(_), Some((cert, key))) => match crate::tls::admin_acceptor(cert, key) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        tracing::error!(
+                            "SIGHUP: admin certificate not loaded, keeping the running configuration: {e:#}"
+                        );
+                        continue;
+                    }
+                },
+                (Some(_), None) | (None, Some(_)) => {
+                    tracing::warn!(
+                        "SIGHUP: turning the admin API's TLS on or off needs a restart; keeping it as it is"
+                    );
+                    None
+                }
+                (None, None) => None,
+            };
             if let Some(slot) = shared.tls.as_ref() {
                 slot.store(Arc::new(tls));
+            }
+            if let (Some(slot), Some(acceptor)) = (&admin_tls, admin) {
+                slot.store(Arc::new(acceptor));
             }
             shared
                 .session_config

@@ -41,7 +41,7 @@ impl Tls {
     pub fn load(config: &Config) -> anyhow::Result<Tls> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (certs, key) = match (&config.tls_cert_file, &config.tls_key_file) {
-            (Some(c), Some(k)) => load_pair(c, k)?,
+            (Some(c), Some(k)) => load_pair(c, k, "tls.cert_file", "tls.key_file")?,
             _ => self_signed(&config.data_dir.join("tls"), &config.hostname)?,
         };
 
@@ -147,24 +147,115 @@ fn cert_names(der: &CertificateDer<'_>) -> (Option<String>, Vec<String>) {
     (Some(subject), names)
 }
 
+/// A PEM certificate chain and private key; errors name the file and its configuration key.
 fn load_pair(
     cert: &Path,
     key: &Path,
+    cert_key: &str,
+    key_key: &str,
 ) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let certs = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("{}: cannot read tls.cert_file", cert.display()))?
+        .with_context(|| format!("{}: cannot read {cert_key}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}: invalid PEM in tls.cert_file", cert.display()))?;
+        .with_context(|| format!("{}: invalid PEM in {cert_key}", cert.display()))?;
     if certs.is_empty() {
-        bail!("{}: tls.cert_file holds no certificate", cert.display());
+        bail!("{}: {cert_key} holds no certificate", cert.display());
     }
     let key = PrivateKeyDer::from_pem_file(key).with_context(|| {
         format!(
-            "{}: cannot read a private key from tls.key_file",
+            "{}: cannot read a private key from {key_key}",
             key.display()
         )
     })?;
     Ok((certs, key))
+}
+
+/// The admin API's HTTPS acceptor (`[admin] tls_cert_file/tls_key_file`): TLS 1.2+, no client
+/// certificates (the bearer token authenticates), HTTP/2 or HTTP/1.1.
+pub fn admin_acceptor(cert: &Path, key: &Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (certs, key) = load_pair(cert, key, "admin.tls_cert_file", "admin.tls_key_file")?;
+    let mut server = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("admin.tls_cert_file and admin.tls_key_file do not match")?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}
+
+/// The admin listener over TLS, for `axum::serve`: a task accepts TCP connections and runs each
+/// handshake in its own task (at most [`MAX_HANDSHAKES`] at once, each within
+/// [`HANDSHAKE_TIMEOUT`]), so a slow or silent client never holds up the others. The acceptor is
+/// read per connection: a certificate reloaded on SIGHUP applies to the next connection.
+pub struct TlsListener {
+    incoming: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    local: std::net::SocketAddr,
+}
+
+const MAX_HANDSHAKES: usize = 256;
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl TlsListener {
+    pub fn new(
+        tcp: tokio::net::TcpListener,
+        acceptor: Arc<arc_swap::ArcSwap<tokio_rustls::TlsAcceptor>>,
+    ) -> std::io::Result<TlsListener> {
+        let local = tcp.local_addr()?;
+        let (tx, incoming) = tokio::sync::mpsc::channel(64);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("admin API: accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.load_full();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "admin API: TLS handshake failed: {e}")
+                        }
+                        Err(_) => tracing::debug!(%peer, "admin API: TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { incoming, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.incoming.recv().await {
+            Some(conn) => conn,
+            // The accepting task only ends when this listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 /// Loads `<dir>/server.crt` and `server.key`, generating a self-signed pair on first start.
@@ -182,7 +273,7 @@ fn self_signed(
             .with_context(|| format!("writing {}", crt.display()))?;
         tracing::info!(cert = %crt.display(), "generated a self-signed STARTTLS certificate");
     }
-    load_pair(&crt, &key)
+    load_pair(&crt, &key, "tls.cert_file", "tls.key_file")
 }
 
 /// Requests a client certificate, accepts any (trust is checked after the handshake), but still

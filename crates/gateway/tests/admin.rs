@@ -718,3 +718,100 @@ async fn sighup_reloads_certificate_and_smtp_limits_without_dropping_sessions() 
     assert!(s.cmd("EHLO client.test.example").await.starts_with("250"));
     assert!(size_5000(&mut s).await.starts_with("552"));
 }
+
+fn hup(gw: &Gateway) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn admin_api_over_https_with_a_reloadable_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("admin.crt"), dir.path().join("admin.key"));
+    let old = dir.path().join("old.crt");
+    write_cert("127.0.0.1", &cert, &key);
+    std::fs::copy(&cert, &old).unwrap();
+    let config = format!("[admin]\ntls_cert_file = {cert:?}\ntls_key_file = {key:?}\n");
+    let gw = Gateway::start_in(dir, &config);
+    assert!(gw.admin.starts_with("https://127.0.0.1:"), "{}", gw.admin);
+    let ca = |path: &std::path::Path| ["--server-ca".to_string(), path.display().to_string()];
+    let with = |args: &[&str], ca: &[String; 2]| {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(ca.iter().map(String::as_str));
+        gw.cli(&a)
+    };
+
+    // Unknown certificate: the CLI refuses to talk (and sends no token).
+    let out = gw.cli(&["tenant", "add", "contoso"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the gateway at https://"),
+        "{err}"
+    );
+    // Trusting it with --server-ca works; a file without a certificate is a bad value.
+    let out = with(&["tenant", "add", "contoso"], &ca(&old));
+    assert!(out.status.success(), "{out:?}");
+    let empty = gw.data().join("empty.pem");
+    std::fs::write(&empty, "no pem here\n").unwrap();
+    let out = with(&["tenant", "list"], &ca(&empty));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--server-ca"),
+        "{out:?}"
+    );
+
+    // Plain HTTP on the HTTPS port gets no answer.
+    let port = gw.admin.rsplit(':').next().unwrap();
+    let mut tcp = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    use std::io::{Read, Write};
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "plain HTTP was answered"
+    );
+
+    // The change over HTTPS is audited with the client's address.
+    let audit = with(&["audit", "--json"], &ca(&old));
+    assert!(audit.status.success(), "{audit:?}");
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(audit.contains("\"127.0.0.1\""), "{audit}");
+
+    // A renewed certificate (new key) applies to new connections after SIGHUP.
+    write_cert("127.0.0.1", &cert, &key);
+    hup(&gw);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = with(&["tenant", "list"], &ca(&cert));
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed admin certificate was not served after SIGHUP: {out:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = with(&["tenant", "list"], &ca(&old));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the old certificate is still served"
+    );
+    // A broken certificate on reload changes nothing: the renewed one is still served.
+    let renewed = gw.data().join("renewed.crt");
+    std::fs::copy(&cert, &renewed).unwrap();
+    std::fs::write(&cert, "garbage").unwrap();
+    hup(&gw);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = with(&["tenant", "list"], &ca(&renewed));
+    assert!(out.status.success(), "{out:?}");
+}
