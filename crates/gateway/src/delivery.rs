@@ -53,6 +53,18 @@ impl Delivery {
             trace,
             destinations: Mutex::default(),
             waiting: Mutex::default(),
+            pool: downstream::Pool::default(),
+        });
+        let sweeper = Arc::downgrade(&worker);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match sweeper.upgrade() {
+                    Some(w) => w.pool.sweep(),
+                    None => break,
+                }
+            }
         });
         let handle = worker.clone();
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -164,6 +176,8 @@ struct Worker {
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Entries waiting for their next attempt, by spool stem: `queue retry` wakes them.
     waiting: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Idle downstream connections, reused by the next delivery to the same route.
+    pool: downstream::Pool,
 }
 
 impl Worker {
@@ -294,6 +308,7 @@ impl Worker {
                     let slot = self.destination(&route_url);
                     let _permit = slot.acquire_owned().await.expect("never closed");
                     downstream::deliver(
+                        &self.pool,
                         &route,
                         &self.config.hostname,
                         &entry.envelope.mail_from,
@@ -399,8 +414,15 @@ impl Worker {
             };
             let slot = self.destination(&route.to_string());
             let _permit = slot.acquire_owned().await.expect("never closed");
-            last =
-                downstream::deliver(&route, &self.config.hostname, mail_from, rcpts, message).await;
+            last = downstream::deliver(
+                &self.pool,
+                &route,
+                &self.config.hostname,
+                mail_from,
+                rcpts,
+                message,
+            )
+            .await;
             if last.iter().any(|o| o.code != 0) {
                 break;
             }

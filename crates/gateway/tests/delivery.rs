@@ -256,3 +256,46 @@ async fn queue_list_retry_delete_and_back_pressure() {
             .starts_with("250 2.6.0")
     );
 }
+
+#[tokio::test]
+async fn downstream_connections_are_reused_and_a_closed_one_is_replaced() {
+    let down = Downstream::start(0, false, 0).await;
+    let gw = Gateway::start("");
+    setup(&gw);
+    gw.ok(&[
+        "tenant",
+        "set",
+        "contoso",
+        "--route",
+        &format!("smtp://127.0.0.1:{}", down.port),
+    ]);
+    // One after the other: each message finds the previous one's connection idle in the pool.
+    for i in 1..=4 {
+        let r = send(&gw, &["bob@contoso.com"], &format!("reuse {i}")).await;
+        assert!(r.starts_with("250 2.6.0"), "{r}");
+        wait(|| (down.messages().len() == i).then_some(())).await;
+    }
+    assert_eq!(down.connections(), 1, "four messages over one connection");
+    gw.trace_until("contoso", &["--status", "delivered"], |v| v.len() == 4);
+
+    // The downstream restarts: the pooled connection is dead. The next message notices at MAIL
+    // FROM and goes over a new connection at once (no deferral, no retry delay).
+    let port = down.stop();
+    // Let the aborted tasks drop their sockets (listener and connections).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let back = Downstream::start(port, false, 0).await;
+    let r = send(&gw, &["bob@contoso.com"], "after restart").await;
+    assert!(r.starts_with("250 2.6.0"), "{r}");
+    let got = wait(|| {
+        let m = back.messages();
+        (m.len() == 1).then_some(m)
+    })
+    .await;
+    assert!(got[0].2.contains("Subject: after restart"));
+    assert_eq!(back.connections(), 1);
+    let t = gw.trace_until("contoso", &["--status", "delivered"], |v| v.len() == 5);
+    assert!(
+        !serde_json::to_string(&t).unwrap().contains("DEFER"),
+        "a stale pooled connection is not a deferral"
+    );
+}

@@ -512,6 +512,7 @@ pub struct Downstream {
     pub port: u16,
     pub state: std::sync::Arc<std::sync::Mutex<Received>>,
     task: tokio::task::JoinHandle<()>,
+    sessions: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Downstream {
@@ -529,6 +530,9 @@ impl Downstream {
             ..Default::default()
         }));
         let st = state.clone();
+        let sessions: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
+            Default::default();
+        let open = sessions.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
@@ -536,7 +540,7 @@ impl Downstream {
                 };
                 let connected_at = Instant::now();
                 let st = st.clone();
-                tokio::spawn(async move {
+                let session = tokio::spawn(async move {
                     let (r, mut w) = sock.into_split();
                     let mut r = tokio::io::BufReader::new(r);
                     w.write_all(b"220 downstream.test ready\r\n").await.ok();
@@ -606,9 +610,20 @@ impl Downstream {
                         w.write_all(reply.as_bytes()).await.ok();
                     }
                 });
+                open.lock().unwrap().push(session.abort_handle());
             }
         });
-        Downstream { port, state, task }
+        Downstream {
+            port,
+            state,
+            task,
+            sessions,
+        }
+    }
+
+    /// Connections accepted so far (the gateway reuses its connections between messages).
+    pub fn connections(&self) -> usize {
+        self.sessions.lock().unwrap().len()
     }
 
     pub fn messages(&self) -> Vec<(String, Vec<String>, String)> {
@@ -630,9 +645,13 @@ impl Downstream {
             .collect()
     }
 
-    /// Stops accepting connections; returns the port, free to start again on.
+    /// Stops accepting connections and closes the open ones (a server going down); returns the
+    /// port, free to start again on.
     pub fn stop(self) -> u16 {
         self.task.abort();
+        for s in self.sessions.lock().unwrap().iter() {
+            s.abort();
+        }
         self.port
     }
 }
