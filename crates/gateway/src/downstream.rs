@@ -230,6 +230,9 @@ async fn connect(route: &Route, helo: &str) -> Result<Result<Conn, (u16, String)
             let mut client = SmtpClient::connect(addr, TIMEOUT)
                 .await
                 .map_err(|e| e.to_string())?;
+            // Commands and the message's last line are small writes each waiting for a reply:
+            // with Nagle's algorithm they would wait for the previous segment's delayed ACK.
+            client.stream.set_nodelay(true).map_err(|e| e.to_string())?;
             let greeting = timed(client.read()).await?;
             if greeting.code != 220 {
                 return Ok(Err((greeting.code, text(&greeting))));
@@ -263,6 +266,9 @@ async fn connect(route: &Route, helo: &str) -> Result<Result<Conn, (u16, String)
             let mut client = SmtpClient::connect(addr, TIMEOUT)
                 .await
                 .map_err(|e| e.to_string())?;
+            // Commands and the message's last line are small writes each waiting for a reply:
+            // with Nagle's algorithm they would wait for the previous segment's delayed ACK.
+            client.stream.set_nodelay(true).map_err(|e| e.to_string())?;
             Ok(lhlo(&mut client, helo).await?.map(|()| Conn::Plain(client)))
         }
         Route::LmtpUnix(path) => {
