@@ -60,6 +60,9 @@ pub struct Spool {
     dir: PathBuf,
     /// Complete entries in the spool (the queue length, for back-pressure).
     count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The last free-space reading and when it was taken: asked at every MAIL FROM, read from
+    /// the file system at most once a second.
+    free: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>,
 }
 
 /// A spooled entry, identified by its file stem `<id>.<tenant>`.
@@ -75,6 +78,7 @@ impl Spool {
         Ok(Spool {
             dir,
             count: Default::default(),
+            free: Default::default(),
         })
     }
 
@@ -224,8 +228,20 @@ impl Spool {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Free bytes on the spool's file system.
+    /// Free bytes on the spool's file system, as of at most a second ago.
     pub fn free_bytes(&self) -> Option<u64> {
+        let mut cached = self.free.lock().expect("not poisoned");
+        if let Some((at, bytes)) = *cached
+            && at.elapsed() < std::time::Duration::from_secs(1)
+        {
+            return Some(bytes);
+        }
+        let bytes = self.statvfs_free()?;
+        *cached = Some((std::time::Instant::now(), bytes));
+        Some(bytes)
+    }
+
+    fn statvfs_free(&self) -> Option<u64> {
         let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).ok()?;
         // SAFETY: statvfs is plain old data; all-zero is a valid value to be overwritten.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -235,7 +251,6 @@ impl Spool {
     }
 }
 
-/// Writes `path` via a temporary file, fsyncs it and renames it into place.
 /// Creates `path` with `bytes` and syncs its data (the file's length included).
 fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -245,6 +260,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("syncing {}", path.display()))
 }
 
+/// Writes `path` via a temporary file, fsyncs it and renames it into place.
 fn write_durable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;

@@ -101,46 +101,71 @@ pub struct TraceQuery {
 impl Store {
     /// Inserts or replaces a batch of records in one transaction (the trace writer's unit of work).
     pub async fn upsert_traces(&self, records: &[TraceRecord]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        // Multi-row upserts, a chunk of records at a time: a statement per record costs a
+        // round trip to the database (SQLite: to its worker thread) each, and a trace batch
+        // of refusals is hundreds of records. Small chunks: sqlx-sqlite looks up every
+        // parameter's name, which grows with the statement's parameter count.
+        const CHUNK: usize = 20;
+        // A record written twice in one batch (received, then delivered): the later one wins.
+        let mut latest: Vec<&TraceRecord> = Vec::with_capacity(records.len());
+        let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
         for r in records {
-            sqlx::query("DELETE FROM trace WHERE tenant = $1 AND trace_id = $2")
-                .bind(&r.tenant)
-                .bind(&r.trace_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM trace_recipients WHERE tenant = $1 AND trace_id = $2")
-                .bind(&r.tenant)
-                .bind(&r.trace_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record, direct_send)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&r.tenant)
-            .bind(&r.trace_id)
-            .bind(r.received_at_us)
-            .bind(&r.client_ip)
-            .bind(r.mail_from.to_lowercase())
-            .bind(r.message_id.as_deref())
-            .bind(&r.status)
-            .bind(to_json(r))
-            .bind(i64::from(r.direct_send))
-            .execute(&mut *tx)
-            .await?;
-            let mut seen = std::collections::HashSet::new();
-            for rcpt in &r.recipients {
-                let a = rcpt.address.to_lowercase();
-                if seen.insert(a.clone()) {
-                    sqlx::query(
-                        "INSERT INTO trace_recipients (tenant, trace_id, address) VALUES ($1, $2, $3)",
-                    )
+            match at.entry((r.tenant.as_str(), r.trace_id.as_str())) {
+                std::collections::hash_map::Entry::Occupied(e) => latest[*e.get()] = r,
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(latest.len());
+                    latest.push(r);
+                }
+            }
+        }
+        let mut tx = self.begin_write().await?;
+        for chunk in latest.chunks(CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record, direct_send) VALUES ",
+            );
+            sql.push_str(&placeholders(chunk.len(), 9));
+            sql.push_str(
+                " ON CONFLICT (tenant, trace_id) DO UPDATE SET received_at = excluded.received_at, \
+                 client_ip = excluded.client_ip, mail_from = excluded.mail_from, \
+                 message_id = excluded.message_id, status = excluded.status, \
+                 record = excluded.record, direct_send = excluded.direct_send",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
                     .bind(&r.tenant)
                     .bind(&r.trace_id)
-                    .bind(a)
-                    .execute(&mut *tx)
-                    .await?;
+                    .bind(r.received_at_us)
+                    .bind(&r.client_ip)
+                    .bind(r.mail_from.to_lowercase())
+                    .bind(r.message_id.as_deref())
+                    .bind(&r.status)
+                    .bind(to_json(*r))
+                    .bind(i64::from(r.direct_send));
+            }
+            q.execute(&mut *tx).await?;
+            let mut rows: Vec<(&str, &str, String)> = Vec::new();
+            for r in chunk {
+                let mut seen = std::collections::HashSet::new();
+                for rcpt in &r.recipients {
+                    let a = rcpt.address.to_lowercase();
+                    if seen.insert(a.clone()) {
+                        rows.push((&r.tenant, &r.trace_id, a));
+                    }
                 }
+            }
+            for part in rows.chunks(3 * CHUNK) {
+                // The recipient index holds every address a transaction ever had (a later
+                // state never removes one), so an update only adds rows.
+                let sql = format!(
+                    "INSERT INTO trace_recipients (tenant, trace_id, address) VALUES {} ON CONFLICT DO NOTHING",
+                    placeholders(part.len(), 3)
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (t, id, a) in part {
+                    q = q.bind(*t).bind(*id).bind(a.as_str());
+                }
+                q.execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
@@ -288,6 +313,25 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `cols` values.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&format!("${}", r * cols + c + 1));
+        }
+        s.push(')');
+    }
+    s
 }
 
 enum Bind {

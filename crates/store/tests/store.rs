@@ -134,6 +134,52 @@ async fn scenario(store: &Store) {
         ["T2", "T1"]
     );
     assert_eq!(all[0].status, "delivered");
+    // One batch larger than a statement chunk, with a record twice (the later state wins) and
+    // several recipients per record: every record and recipient is findable, once.
+    let mut big: Vec<TraceRecord> = (0..250)
+        .map(|i| {
+            let mut r = rec(
+                &format!("B{i:03}"),
+                "bulk",
+                1000 + i,
+                "x@bulk.example",
+                "rejected",
+            );
+            r.recipients.push(TraceRecipient {
+                address: format!("r{i}@bulk.example"),
+                status: "rejected".into(),
+                reply: "550".into(),
+            });
+            r
+        })
+        .collect();
+    big.push(rec("B007", "bulk", 1007, "x@bulk.example", "delivered"));
+    store.upsert_traces(&big).await.unwrap();
+    let bulk = |f: &dyn Fn(&mut TraceQuery)| {
+        let mut q = TraceQuery {
+            tenant: "bulk".into(),
+            limit: 1000,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let got = store.query_traces(&bulk(&|_| {})).await.unwrap();
+    assert_eq!(got.len(), 250);
+    let b7 = got.iter().find(|r| r.trace_id == "B007").unwrap();
+    assert_eq!(b7.status, "delivered");
+    // B007's earlier state in the same batch is never written (r7 was only in that one).
+    for (rcpt, n) in [
+        ("x@bulk.example", 250),
+        ("r249@bulk.example", 1),
+        ("r7@bulk.example", 0),
+    ] {
+        let found = store
+            .query_traces(&bulk(&|q| q.recipient = Some(rcpt.into())))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), n, "{rcpt}");
+    }
     let by_rcpt = store
         .query_traces(&q(&|q| q.recipient = Some("BOB@contoso.com".into())))
         .await
