@@ -292,8 +292,8 @@ impl Conn {
         let r = verdict.reply();
         metrics::counter!(
             "portcullis_rcpt_replies_total",
-            "code" => r.code.to_string(),
-            "status" => r.status.unwrap_or("").to_string()
+            "code" => code_label(r.code),
+            "status" => r.status.unwrap_or("")
         )
         .increment(1);
         if let RcptVerdict::DirectSendRefused { tenant } = &verdict {
@@ -983,4 +983,16 @@ fn added_headers(
         h.push_str("X-Portcullis-Direct-Send: audit\r\n");
     }
     h
+}
+
+/// A reply code as a metrics label, without allocating for the codes RCPT answers with.
+fn code_label(code: u16) -> std::borrow::Cow<'static, str> {
+    match code {
+        250 => "250".into(),
+        451 => "451".into(),
+        452 => "452".into(),
+        550 => "550".into(),
+        554 => "554".into(),
+        _ => code.to_string().into(),
+    }
 }

@@ -23,6 +23,11 @@ mod trace;
 
 use clap::Parser;
 
+/// Sessions, trace records and replies are many small, short-lived allocations across threads;
+/// mimalloc serves them with less contention and less work than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = cli::Cli::parse();
     let code = match &cli.command {

@@ -125,8 +125,9 @@ impl fmt::Display for Reply {
         }
         for (i, line) in self.text.split('\n').enumerate() {
             f.write_str(if i == 0 { " " } else { "; " })?;
-            for c in line.chars().filter(|c| !c.is_control()) {
-                fmt::Write::write_char(f, c)?;
+            // Runs between control characters (which are left out), not char by char.
+            for run in line.split(char::is_control) {
+                f.write_str(run)?;
             }
         }
         Ok(())

@@ -103,9 +103,8 @@ impl Store {
     pub async fn upsert_traces(&self, records: &[TraceRecord]) -> Result<()> {
         // Multi-row upserts, a chunk of records at a time: a statement per record costs a
         // round trip to the database (SQLite: to its worker thread) each, and a trace batch
-        // of refusals is hundreds of records. Small chunks: sqlx-sqlite looks up every
-        // parameter's name, which grows with the statement's parameter count.
-        const CHUNK: usize = 20;
+        // of refusals is hundreds of records.
+        const CHUNK: usize = 50;
         // A record written twice in one batch (received, then delivered): the later one wins.
         let mut latest: Vec<&TraceRecord> = Vec::with_capacity(records.len());
         let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
@@ -123,7 +122,7 @@ impl Store {
             let mut sql = String::from(
                 "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record, direct_send) VALUES ",
             );
-            sql.push_str(&placeholders(chunk.len(), 9));
+            sql.push_str(&placeholders(self.backend, chunk.len(), 9));
             sql.push_str(
                 " ON CONFLICT (tenant, trace_id) DO UPDATE SET received_at = excluded.received_at, \
                  client_ip = excluded.client_ip, mail_from = excluded.mail_from, \
@@ -159,7 +158,7 @@ impl Store {
                 // state never removes one), so an update only adds rows.
                 let sql = format!(
                     "INSERT INTO trace_recipients (tenant, trace_id, address) VALUES {} ON CONFLICT DO NOTHING",
-                    placeholders(part.len(), 3)
+                    placeholders(self.backend, part.len(), 3)
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for (t, id, a) in part {
@@ -315,8 +314,9 @@ impl Store {
     }
 }
 
-/// `($1, $2), ($3, $4)` for `rows` rows of `cols` values.
-fn placeholders(rows: usize, cols: usize) -> String {
+/// `($1, $2), ($3, $4)` for `rows` rows of `cols` values; `(?, ?), (?, ?)` on SQLite, where
+/// numbered parameters cost a lookup of each one's name by number, which grows with their count.
+fn placeholders(backend: crate::Backend, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -327,7 +327,10 @@ fn placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push_str(&format!("${}", r * cols + c + 1));
+            match backend {
+                crate::Backend::Sqlite => s.push('?'),
+                crate::Backend::Postgres => s.push_str(&format!("${}", r * cols + c + 1)),
+            }
         }
         s.push(')');
     }
