@@ -63,6 +63,67 @@ pub struct Spool {
     /// The last free-space reading and when it was taken: asked at every MAIL FROM, read from
     /// the file system at most once a second.
     free: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>,
+    dir_sync: std::sync::Arc<GroupSync>,
+}
+
+/// Group commit of the spool directory's fsync. Every writer must have its new directory entries
+/// on disk before it acknowledges; one fsync started after a writer's renames covers them, so
+/// writers arriving while a sync runs wait for the next one and share it, instead of each paying
+/// (and queueing behind) a fsync of its own.
+#[derive(Debug, Default)]
+struct GroupSync {
+    state: std::sync::Mutex<GroupState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    /// Tickets handed out: a writer takes one after its renames.
+    requested: u64,
+    /// Every ticket up to this one is covered by a finished sync.
+    synced: u64,
+    running: bool,
+    /// Ticket ranges whose sync failed, with the error (the latest few).
+    failed: std::collections::VecDeque<(u64, u64, String)>,
+}
+
+impl GroupSync {
+    fn sync(&self, dir: &Path) -> anyhow::Result<()> {
+        let mut g = self.state.lock().expect("not poisoned");
+        g.requested += 1;
+        let ticket = g.requested;
+        loop {
+            if g.synced >= ticket {
+                return match g
+                    .failed
+                    .iter()
+                    .find(|(lo, hi, _)| (*lo..=*hi).contains(&ticket))
+                {
+                    Some((_, _, e)) => Err(anyhow::anyhow!("{e}")),
+                    None => Ok(()),
+                };
+            }
+            if g.running {
+                g = self.done.wait(g).expect("not poisoned");
+                continue;
+            }
+            // Lead a sync covering every ticket handed out so far.
+            let (from, upto) = (g.synced + 1, g.requested);
+            g.running = true;
+            drop(g);
+            let result = sync_dir(dir);
+            g = self.state.lock().expect("not poisoned");
+            g.running = false;
+            g.synced = upto;
+            if let Err(e) = result {
+                g.failed.push_back((from, upto, format!("{e:#}")));
+                if g.failed.len() > 64 {
+                    g.failed.pop_front();
+                }
+            }
+            self.done.notify_all();
+        }
+    }
 }
 
 /// A spooled entry, identified by its file stem `<id>.<tenant>`.
@@ -79,6 +140,7 @@ impl Spool {
             dir,
             count: Default::default(),
             free: Default::default(),
+            dir_sync: Default::default(),
         })
     }
 
@@ -100,7 +162,7 @@ impl Spool {
         write_synced(&msg, message)?;
         let json = serde_json::to_vec(envelope).expect("envelopes serialize");
         write_durable(&env, &json)?;
-        sync_dir(&self.dir)?;
+        self.dir_sync.sync(&self.dir)?;
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Entry {
             stem,
@@ -117,7 +179,7 @@ impl Spool {
         }
         let json = serde_json::to_vec(&entry.envelope).expect("envelopes serialize");
         write_durable(&env, &json)?;
-        sync_dir(&self.dir)
+        self.dir_sync.sync(&self.dir)
     }
 
     pub fn read_message(&self, entry: &Entry) -> anyhow::Result<Vec<u8>> {
@@ -365,6 +427,34 @@ pub fn deliver_maildir(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_syncs_are_shared_and_failures_reach_their_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = std::sync::Arc::new(GroupSync::default());
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (group, path) = (group.clone(), dir.path().to_path_buf());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        group.sync(&path).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        {
+            let g = group.state.lock().unwrap();
+            assert_eq!((g.requested, g.synced, g.running), (800, 800, false));
+            assert!(g.failed.is_empty());
+        }
+        // A sync that fails fails for the writers it covered, not for later ones.
+        let gone = dir.path().join("gone");
+        assert!(group.sync(&gone).is_err());
+        group.sync(dir.path()).unwrap();
+    }
 
     #[test]
     fn mailbox_names_cannot_escape() {
