@@ -151,17 +151,26 @@ impl Spool {
         )
     }
 
+    /// The one-file form of an entry: `PCSPOOL1 <n>\n`, the envelope's JSON (n bytes), the message.
+    fn queue_path(&self, stem: &str) -> PathBuf {
+        self.dir.join(format!("{stem}.q"))
+    }
+
     /// Writes one copy durably. Blocking: call from `spawn_blocking`.
     ///
-    /// The `.env` (written aside and renamed into place) is the commit: a `.msg` without one is
-    /// discarded at recovery, so the message file is written under its final name directly — one
-    /// rename less per message, and renames contend on the spool directory's lock.
+    /// One file per copy — envelope and message together, written aside, synced, renamed into
+    /// place (the rename is the commit), then the directory synced (shared with the writers
+    /// waiting at the same time). One inode per copy: creating files is what the spool pays most
+    /// for when the file system has seen much churn (ext4 skips recently freed inodes). Later
+    /// delivery states go into a `.env` beside it, which wins over the embedded envelope.
     pub fn store(&self, envelope: &Envelope, message: &[u8]) -> anyhow::Result<Entry> {
         let stem = format!("{}.{}", envelope.trace_id, envelope.tenant);
-        let (msg, env) = self.paths(&stem);
-        write_synced(&msg, message)?;
         let json = serde_json::to_vec(envelope).expect("envelopes serialize");
-        write_durable(&env, &json)?;
+        let mut bytes = Vec::with_capacity(32 + json.len() + message.len());
+        bytes.extend_from_slice(format!("{MAGIC}{}\n", json.len()).as_bytes());
+        bytes.extend_from_slice(&json);
+        bytes.extend_from_slice(message);
+        write_durable(&self.queue_path(&stem), &bytes)?;
         self.dir_sync.sync(&self.dir)?;
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Entry {
@@ -173,7 +182,7 @@ impl Spool {
     /// Rewrites an entry's envelope (delivery state after an attempt), durably.
     pub fn update(&self, entry: &Entry) -> anyhow::Result<()> {
         let (msg, env) = self.paths(&entry.stem);
-        if !msg.exists() {
+        if !self.queue_path(&entry.stem).exists() && !msg.exists() {
             // Deleted from the queue while it was being delivered: do not bring it back.
             return Ok(());
         }
@@ -183,15 +192,38 @@ impl Spool {
     }
 
     pub fn read_message(&self, entry: &Entry) -> anyhow::Result<Vec<u8>> {
-        let (msg, _) = self.paths(&entry.stem);
-        fs::read(&msg).with_context(|| format!("reading {}", msg.display()))
+        let q = self.queue_path(&entry.stem);
+        match fs::read(&q) {
+            Ok(mut bytes) => {
+                let (_, body) = split_queue_file(&bytes)
+                    .with_context(|| format!("{}: not a spool file", q.display()))?;
+                bytes.drain(..body);
+                Ok(bytes)
+            }
+            // The two-file form of earlier versions.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (msg, _) = self.paths(&entry.stem);
+                fs::read(&msg).with_context(|| format!("reading {}", msg.display()))
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", q.display())),
+        }
     }
 
-    /// Removes a finished entry (envelope first, so a crash leaves no half entry that counts).
+    /// Removes a finished entry: its commit file first (`.q`, or the `.env` of the two-file
+    /// form), so a crash leaves no half entry that counts; recovery removes the rest.
     pub fn remove(&self, entry: &Entry) -> anyhow::Result<()> {
         let (msg, env) = self.paths(&entry.stem);
-        fs::remove_file(&env).with_context(|| format!("removing {}", env.display()))?;
-        let _ = fs::remove_file(&msg);
+        let q = self.queue_path(&entry.stem);
+        match fs::remove_file(&q) {
+            Ok(()) => {
+                let _ = fs::remove_file(&env);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::remove_file(&env).with_context(|| format!("removing {}", env.display()))?;
+                let _ = fs::remove_file(&msg);
+            }
+            Err(e) => return Err(e).with_context(|| format!("removing {}", q.display())),
+        }
         let dec = |n: usize| n.checked_sub(1);
         let _ = self.count.fetch_update(
             std::sync::atomic::Ordering::SeqCst,
@@ -201,8 +233,9 @@ impl Spool {
         Ok(())
     }
 
-    /// Complete entries left by a previous run; half-written ones (no `.env`) are discarded,
-    /// since they were never acknowledged. Call once, before the listener opens.
+    /// Complete entries left by a previous run; half-written ones (a `.tmp`; in the two-file
+    /// form a `.msg` without `.env`) are discarded, since they were never acknowledged, and so
+    /// is an `.env` whose entry was removed. Call once, before the listener opens.
     pub fn recover(&self) -> anyhow::Result<Vec<Entry>> {
         for item in fs::read_dir(&self.dir)? {
             let path = item?.path();
@@ -215,6 +248,11 @@ impl Spool {
                 let _ = fs::remove_file(&path);
             } else if let Some(stem) = name.strip_suffix(".msg")
                 && !self.dir.join(format!("{stem}.env")).exists()
+            {
+                let _ = fs::remove_file(&path);
+            } else if let Some(stem) = name.strip_suffix(".env")
+                && !self.queue_path(stem).exists()
+                && !self.dir.join(format!("{stem}.msg")).exists()
             {
                 let _ = fs::remove_file(&path);
             }
@@ -235,7 +273,14 @@ impl Spool {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_string();
-            if let Some(stem) = name.strip_suffix(".env") {
+            let stem = match name.strip_suffix(".q") {
+                Some(stem) => Some(stem),
+                // A two-file entry; an `.env` beside a `.q` is listed with the `.q`.
+                None => name
+                    .strip_suffix(".env")
+                    .filter(|stem| !self.queue_path(stem).exists()),
+            };
+            if let Some(stem) = stem {
                 match self.get(stem) {
                     Ok(Some(e)) => entries.push(e),
                     Ok(None) => {}
@@ -262,9 +307,11 @@ impl Spool {
         if !plausible {
             return Ok(None);
         }
-        let (_, env) = self.paths(stem);
+        let (msg, env) = self.paths(stem);
+        let q = self.queue_path(stem);
+        let committed = q.exists() || msg.exists();
         match fs::read(&env) {
-            Ok(bytes) => {
+            Ok(bytes) if committed => {
                 let envelope = serde_json::from_slice::<Envelope>(&bytes)
                     .with_context(|| format!("{}: unreadable envelope", env.display()))?;
                 Ok(Some(Entry {
@@ -272,7 +319,33 @@ impl Spool {
                     envelope,
                 }))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // An `.env` left by a removal that a crash interrupted.
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The envelope embedded in the one-file form.
+                let mut head = vec![0u8; 64 * 1024];
+                let n = match File::open(&q) {
+                    Ok(mut f) => read_up_to(&mut f, &mut head)
+                        .with_context(|| format!("reading {}", q.display()))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", q.display())),
+                };
+                let (json, _) = match split_queue_file(&head[..n]) {
+                    Some(parts) => parts,
+                    // A larger envelope than the first read holds: read it all.
+                    None => {
+                        head = fs::read(&q).with_context(|| format!("reading {}", q.display()))?;
+                        split_queue_file(&head)
+                            .with_context(|| format!("{}: not a spool file", q.display()))?
+                    }
+                };
+                let envelope = serde_json::from_slice::<Envelope>(&head[json])
+                    .with_context(|| format!("{}: unreadable envelope", q.display()))?;
+                Ok(Some(Entry {
+                    stem: stem.to_string(),
+                    envelope,
+                }))
+            }
             Err(e) => Err(e).with_context(|| format!("reading {}", env.display())),
         }
     }
@@ -313,13 +386,30 @@ impl Spool {
     }
 }
 
-/// Creates `path` with `bytes` and syncs its data (the file's length included).
-fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.sync_data()
-        .with_context(|| format!("syncing {}", path.display()))
+const MAGIC: &str = "PCSPOOL1 ";
+
+/// The envelope's and the message's byte ranges in a one-file spool entry; `None` if `bytes`
+/// is not one (or is cut short before the message starts).
+fn split_queue_file(bytes: &[u8]) -> Option<(std::ops::Range<usize>, usize)> {
+    let rest = bytes.strip_prefix(MAGIC.as_bytes())?;
+    let nl = rest.iter().take(20).position(|&b| b == b'\n')?;
+    let len: usize = std::str::from_utf8(&rest[..nl]).ok()?.parse().ok()?;
+    let start = MAGIC.len() + nl + 1;
+    let end = start.checked_add(len)?;
+    (end <= bytes.len()).then_some((start..end, end))
+}
+
+/// Reads until `buf` is full or the file ends; the number of bytes read.
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// Writes `path` via a temporary file, fsyncs it and renames it into place.
@@ -501,5 +591,64 @@ mod tests {
         assert!(paths[0].starts_with(dir.path().join("mail/contoso/b@contoso.com/new")));
         spool.remove(&e).unwrap();
         assert!(spool.recover().unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_file_per_copy_with_later_states_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        let mut env = Envelope {
+            trace_id: "T1".into(),
+            tenant: "contoso".into(),
+            mail_from: "a@x.org".into(),
+            recipients: vec!["b@contoso.com".into()],
+            trace: TraceRecord::default(),
+            state: Vec::new(),
+            attempts: 0,
+            first_attempt_us: 0,
+            is_dsn: false,
+            next_attempt_us: 0,
+        };
+        // A message that looks like a spool header itself stays a message.
+        let message = b"PCSPOOL1 3\nabcSubject: x\r\n\r\nhi\r\n";
+        let e = spool.store(&env, message).unwrap();
+        let names = |d: &std::path::Path| {
+            let mut v: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&dir.path().join("spool")), ["T1.contoso.q"]);
+        assert_eq!(spool.read_message(&e).unwrap(), message);
+        assert_eq!(
+            spool.get("T1.contoso").unwrap().unwrap().envelope.attempts,
+            0
+        );
+        // A later state goes beside it and wins; the message is unchanged.
+        env.attempts = 3;
+        spool
+            .update(&Entry {
+                stem: e.stem.clone(),
+                envelope: env.clone(),
+            })
+            .unwrap();
+        let listed = spool.recover().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].envelope.attempts, 3);
+        assert_eq!(spool.read_message(&listed[0]).unwrap(), message);
+        // A removal cut short after the commit file leaves an .env: recovery drops it.
+        fs::remove_file(dir.path().join("spool/T1.contoso.q")).unwrap();
+        assert!(spool.get("T1.contoso").unwrap().is_none());
+        assert!(spool.recover().unwrap().is_empty());
+        assert!(names(&dir.path().join("spool")).is_empty());
+        // A large envelope (beyond the first read) is read whole.
+        env.recipients = (0..5000).map(|i| format!("user{i}@contoso.com")).collect();
+        env.trace_id = "T2".into();
+        spool.store(&env, b"Subject: big\r\n\r\n").unwrap();
+        let got = spool.get("T2.contoso").unwrap().unwrap();
+        assert_eq!(got.envelope.recipients.len(), 5000);
+        assert_eq!(spool.recover().unwrap().len(), 1);
     }
 }
