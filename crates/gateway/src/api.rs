@@ -529,13 +529,7 @@ async fn tenant_audit(
     ApiPath(t): ApiPath<String>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
-    let since = since_us(&q)?;
-    Ok(Json(
-        state
-            .store
-            .list_audit(Some(&t), since, limit(q.limit, 1000).map_err(bad)?)
-            .await?,
-    ))
+    audit(&state, Some(&t), &q).await
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>)))]
@@ -543,13 +537,18 @@ async fn all_audit(
     Extract(state): Extract<State>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
-    let since = since_us(&q)?;
-    Ok(Json(
-        state
-            .store
-            .list_audit(None, since, limit(q.limit, 1000).map_err(bad)?)
-            .await?,
-    ))
+    audit(&state, None, &q).await
+}
+
+/// The audit entries of one tenant, or of all (`None`), as the query asks.
+async fn audit(
+    state: &State,
+    tenant: Option<&str>,
+    q: &AuditQuery,
+) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
+    let since = since_us(q)?;
+    let limit = limit(q.limit, 1000).map_err(bad)?;
+    Ok(Json(state.store.list_audit(tenant, since, limit).await?))
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]

@@ -518,6 +518,22 @@ pub fn deliver_maildir(
 mod tests {
     use super::*;
 
+    /// T1 for contoso, from a@x.org to b@contoso.com, not yet attempted.
+    fn envelope() -> Envelope {
+        Envelope {
+            trace_id: "T1".into(),
+            tenant: "contoso".into(),
+            mail_from: "a@x.org".into(),
+            recipients: vec!["b@contoso.com".into()],
+            trace: TraceRecord::default(),
+            state: Vec::new(),
+            attempts: 0,
+            first_attempt_us: 0,
+            is_dsn: false,
+            next_attempt_us: 0,
+        }
+    }
+
     #[test]
     fn directory_syncs_are_shared_and_failures_reach_their_writers() {
         let dir = tempfile::tempdir().unwrap();
@@ -557,18 +573,7 @@ mod tests {
     fn store_recover_remove() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path().join("spool")).unwrap();
-        let env = Envelope {
-            trace_id: "T1".into(),
-            tenant: "contoso".into(),
-            mail_from: "a@x.org".into(),
-            recipients: vec!["b@contoso.com".into()],
-            trace: TraceRecord::default(),
-            state: Vec::new(),
-            attempts: 0,
-            first_attempt_us: 0,
-            is_dsn: false,
-            next_attempt_us: 0,
-        };
+        let env = envelope();
         let e = spool.store(&env, b"Subject: x\r\n\r\nhi\r\n").unwrap();
         // A half-written entry from a crash is discarded on recovery.
         fs::write(dir.path().join("spool/T2.contoso.msg"), b"partial").unwrap();
@@ -597,18 +602,7 @@ mod tests {
     fn one_file_per_copy_with_later_states_beside_it() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path().join("spool")).unwrap();
-        let mut env = Envelope {
-            trace_id: "T1".into(),
-            tenant: "contoso".into(),
-            mail_from: "a@x.org".into(),
-            recipients: vec!["b@contoso.com".into()],
-            trace: TraceRecord::default(),
-            state: Vec::new(),
-            attempts: 0,
-            first_attempt_us: 0,
-            is_dsn: false,
-            next_attempt_us: 0,
-        };
+        let mut env = envelope();
         // A message that looks like a spool header itself stays a message.
         let message = b"PCSPOOL1 3\nabcSubject: x\r\n\r\nhi\r\n";
         let e = spool.store(&env, message).unwrap();
