@@ -231,11 +231,18 @@ impl Worker {
         entry.envelope.attempts += 1;
         let mut record = entry.envelope.trace.clone();
 
-        let spool = self.spool.clone();
-        let job = entry.clone();
-        let read = tokio::task::spawn_blocking(move || spool.read_message(&job))
-            .await
-            .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")));
+        // The first attempt has the message in memory (as written at acceptance); later ones
+        // read it back. The copy is dropped here either way: a retry may be hours away.
+        let read = match entry.written.take() {
+            Some(written) => Ok(written.message().to_vec()),
+            None => {
+                let spool = self.spool.clone();
+                let job = entry.clone();
+                tokio::task::spawn_blocking(move || spool.read_message(&job))
+                    .await
+                    .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")))
+            }
+        };
         let message = match read {
             Ok(m) => m,
             Err(_) if matches!(self.spool.get(&entry.stem), Ok(None)) => {

@@ -128,7 +128,7 @@ async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
             "delivering messages left in the spool"
         );
     }
-    let (trace, trace_task) = crate::trace::start(store.clone());
+    let trace = crate::trace::start(&store).context("starting the trace writer")?;
     let delivery = Delivery::start(
         spool.clone(),
         config.clone(),
@@ -213,7 +213,6 @@ async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
     delivery_handle.shutdown(Duration::from_secs(10)).await;
     trace.flush().await;
     drop(trace);
-    trace_task.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -64,6 +64,8 @@ pub struct Spool {
     /// the file system at most once a second.
     free: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>>,
     dir_sync: std::sync::Arc<GroupSync>,
+    /// Bytes of [`Written`] copies alive.
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Group commit of the spool directory's fsync. Every writer must have its new directory entries
@@ -131,6 +133,34 @@ impl GroupSync {
 pub struct Entry {
     pub stem: String,
     pub envelope: Envelope,
+    /// The file as written, kept in memory from acceptance to the first delivery attempt so that
+    /// attempt does not read back what was just written (within [`MEMORY_BUDGET`]).
+    pub written: Option<std::sync::Arc<Written>>,
+}
+
+/// Bytes of accepted messages held in memory for their first delivery attempt, at most: beyond
+/// it (a backlog, a slow downstream) entries are read back from the spool like any retry.
+pub const MEMORY_BUDGET: usize = 64 << 20;
+
+/// A spool file's bytes held in memory; counted against [`MEMORY_BUDGET`] until dropped.
+#[derive(Debug)]
+pub struct Written {
+    bytes: Vec<u8>,
+    body: usize,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Written {
+    /// The message (what follows the envelope in the file).
+    pub fn message(&self) -> &[u8] {
+        &self.bytes[self.body..]
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes.len(), Ordering::Relaxed);
+    }
 }
 
 impl Spool {
@@ -141,6 +171,7 @@ impl Spool {
             count: Default::default(),
             free: Default::default(),
             dir_sync: Default::default(),
+            held: Default::default(),
         })
     }
 
@@ -169,13 +200,29 @@ impl Spool {
         let mut bytes = Vec::with_capacity(32 + json.len() + message.len());
         bytes.extend_from_slice(format!("{MAGIC}{}\n", json.len()).as_bytes());
         bytes.extend_from_slice(&json);
+        let body = bytes.len();
         bytes.extend_from_slice(message);
         write_durable(&self.queue_path(&stem), &bytes)?;
         self.dir_sync.sync(&self.dir)?;
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let size = bytes.len();
+        let written = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held + size <= MEMORY_BUDGET).then_some(held + size)
+            })
+            .is_ok()
+            .then(|| {
+                std::sync::Arc::new(Written {
+                    bytes,
+                    body,
+                    held: self.held.clone(),
+                })
+            });
         Ok(Entry {
             stem,
             envelope: envelope.clone(),
+            written,
         })
     }
 
@@ -317,6 +364,7 @@ impl Spool {
                 Ok(Some(Entry {
                     stem: stem.to_string(),
                     envelope,
+                    written: None,
                 }))
             }
             // An `.env` left by a removal that a crash interrupted.
@@ -344,6 +392,7 @@ impl Spool {
                 Ok(Some(Entry {
                     stem: stem.to_string(),
                     envelope,
+                    written: None,
                 }))
             }
             Err(e) => Err(e).with_context(|| format!("reading {}", env.display())),
@@ -626,6 +675,7 @@ mod tests {
             .update(&Entry {
                 stem: e.stem.clone(),
                 envelope: env.clone(),
+                written: None,
             })
             .unwrap();
         let listed = spool.recover().unwrap();

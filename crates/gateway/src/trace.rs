@@ -1,5 +1,8 @@
 //! The trace writer: SMTP sessions hand records to a channel and never wait on the database;
-//! one task writes them in batches (one transaction per batch). Records of one transaction are
+//! one thread of its own writes them in batches (one transaction per batch). Its own thread, not
+//! a task of the sessions' runtime: a batch is milliseconds of serialization and database round
+//! trips, which as a task queued every session of its worker behind it (and itself behind them,
+//! so the channel filled and sessions waited on the trace under a flood of refusals). Records of one transaction are
 //! sent in order (received → delivered), so a later state never gets overwritten by an earlier.
 
 use std::time::{Duration, SystemTime};
@@ -39,10 +42,15 @@ impl TraceSender {
     }
 }
 
-/// Starts the writer; it ends (after writing everything queued) when every sender is dropped.
-pub fn start(store: Store) -> (TraceSender, tokio::task::JoinHandle<()>) {
+/// Starts the writer thread; it ends (after writing everything queued) when every sender is
+/// dropped.
+pub fn start(store: &Store) -> anyhow::Result<TraceSender> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8192);
-    let task = tokio::spawn(async move {
+    let mut writer = store.trace_writer()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let writer = async move {
         let mut batch = Vec::with_capacity(BATCH);
         let mut waiters = Vec::new();
         loop {
@@ -61,7 +69,7 @@ pub fn start(store: Store) -> (TraceSender, tokio::task::JoinHandle<()>) {
             }
             let mut attempt = 0;
             while !batch.is_empty()
-                && let Err(e) = store.upsert_traces(&batch).await
+                && let Err(e) = writer.write(&batch).await
             {
                 attempt += 1;
                 tracing::warn!(attempt, records = batch.len(), "trace batch failed: {e}");
@@ -79,8 +87,11 @@ pub fn start(store: Store) -> (TraceSender, tokio::task::JoinHandle<()>) {
                 let _ = w.send(());
             }
         }
-    });
-    (TraceSender { tx }, task)
+    };
+    std::thread::Builder::new()
+        .name("trace-writer".into())
+        .spawn(move || runtime.block_on(writer))?;
+    Ok(TraceSender { tx })
 }
 
 pub fn rfc3339(t: SystemTime) -> String {

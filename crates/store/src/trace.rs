@@ -1,5 +1,8 @@
-//! Message trace records (SPEC §6). The JSON form of [`TraceRecord`] is the user-facing contract;
-//! the table keeps it whole in `record` and copies the filterable fields into columns.
+//! Message trace records (SPEC §6). The JSON form of [`TraceRecord`] is the user-facing contract.
+//! The table holds the filterable fields in columns and the rest in `record`, a compact JSON
+//! document ([`StoredRecord`]: nothing the columns hold, no empty values), since a flood of
+//! refusals writes one record each and their size is most of the cost. Rows written by earlier
+//! versions hold the whole record in `record`; both read back the same.
 
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
@@ -55,6 +58,7 @@ pub struct TraceEvent {
 
 /// One record per transaction and tenant.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
 pub struct TraceRecord {
     pub trace_id: String,
     pub tenant: String,
@@ -83,6 +87,103 @@ pub struct TraceRecord {
     pub received_at_us: i64,
 }
 
+/// The stored document of a record: the fields without a column of their own, empty ones left
+/// out (the default of each field is its empty value when read back).
+#[derive(Serialize)]
+struct StoredRecord<'a> {
+    /// Only when it is not the rendering of the `received_at` column (it always is for records
+    /// made by the gateway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    helo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<&'a TraceTls>,
+    /// As received; the column holds it in lower case for the sender filter.
+    mail_from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header_from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    size: u64,
+    attribution: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connector: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_empty_auth")]
+    auth: &'a TraceAuth,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    recipients: &'a [TraceRecipient],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    events: &'a [TraceEvent],
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_empty_auth(a: &&TraceAuth) -> bool {
+    **a == TraceAuth::default()
+}
+
+/// RFC 3339 UTC with microseconds, as the gateway writes `received_at`.
+fn rfc3339_micros(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn stored_json(r: &TraceRecord) -> String {
+    let received_at =
+        (r.received_at != rfc3339_micros(r.received_at_us)).then_some(r.received_at.as_str());
+    to_json(&StoredRecord {
+        received_at,
+        helo: r.helo.as_deref(),
+        tls: r.tls.as_ref(),
+        mail_from: &r.mail_from,
+        header_from: r.header_from.as_deref(),
+        subject: r.subject.as_deref(),
+        size: r.size,
+        attribution: &r.attribution,
+        connector: r.connector.as_deref(),
+        auth: &r.auth,
+        recipients: &r.recipients,
+        events: &r.events,
+    })
+}
+
+/// The columns every read selects, in [`TraceRow`]'s order (`t` is the trace table).
+const TRACE_COLUMNS: &str = "t.tenant, t.trace_id, t.received_at, t.client_ip, t.message_id, t.status, t.direct_send, t.record";
+type TraceRow = (
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    String,
+    i64,
+    String,
+);
+
+/// A record from its row: the document (compact, or whole from an earlier version) completed by
+/// the columns.
+fn decode(
+    (tenant, trace_id, at, client_ip, message_id, status, direct_send, doc): TraceRow,
+) -> Result<TraceRecord> {
+    let mut r: TraceRecord = from_json("trace record", &doc)?;
+    if r.received_at.is_empty() {
+        r.received_at = rfc3339_micros(at);
+    }
+    r.received_at_us = at;
+    r.tenant = tenant;
+    r.trace_id = trace_id;
+    r.client_ip = client_ip;
+    r.message_id = message_id;
+    r.status = status;
+    r.direct_send = direct_send != 0;
+    Ok(r)
+}
+
 /// Filters of `portcullis trace`. All optional except the tenant.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceQuery {
@@ -99,24 +200,37 @@ pub struct TraceQuery {
 }
 
 impl Store {
-    /// Inserts or replaces a batch of records in one transaction (the trace writer's unit of work).
+    /// The writer for the trace writer's thread: on an SQLite file a connection of its own with
+    /// prepared statements, run synchronously (a record costs a few microseconds of SQLite and
+    /// nothing else: no statement text of hundreds of parameters, no hop to a worker thread per
+    /// statement, no conversion of every value through the `Any` driver — which cost more than
+    /// SQLite itself under a flood of refusals); otherwise [`Store::upsert_traces`].
+    pub fn trace_writer(&self) -> Result<TraceWriter> {
+        let sqlite = match &self.sqlite_file {
+            Some(path) => {
+                let conn = rusqlite::Connection::open(path)?;
+                // As sqlx's connections: wait for another writer instead of failing, and keep
+                // every commit durable.
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                conn.pragma_update(None, "synchronous", "FULL")?;
+                Some(conn)
+            }
+            None => None,
+        };
+        Ok(TraceWriter {
+            store: self.clone(),
+            sqlite,
+        })
+    }
+
+    /// Inserts or replaces a batch of records in one transaction, through the pool (PostgreSQL,
+    /// and SQLite where no [`TraceWriter`] connection is at hand).
     pub async fn upsert_traces(&self, records: &[TraceRecord]) -> Result<()> {
         // Multi-row upserts, a chunk of records at a time: a statement per record costs a
         // round trip to the database (SQLite: to its worker thread) each, and a trace batch
         // of refusals is hundreds of records.
         const CHUNK: usize = 50;
-        // A record written twice in one batch (received, then delivered): the later one wins.
-        let mut latest: Vec<&TraceRecord> = Vec::with_capacity(records.len());
-        let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
-        for r in records {
-            match at.entry((r.tenant.as_str(), r.trace_id.as_str())) {
-                std::collections::hash_map::Entry::Occupied(e) => latest[*e.get()] = r,
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(latest.len());
-                    latest.push(r);
-                }
-            }
-        }
+        let latest = latest_states(records);
         let mut tx = self.begin_write().await?;
         for chunk in latest.chunks(CHUNK) {
             let mut sql = String::from(
@@ -139,7 +253,7 @@ impl Store {
                     .bind(r.mail_from.to_lowercase())
                     .bind(r.message_id.as_deref())
                     .bind(&r.status)
-                    .bind(to_json(*r))
+                    .bind(stored_json(r))
                     .bind(i64::from(r.direct_send));
             }
             q.execute(&mut *tx).await?;
@@ -173,7 +287,7 @@ impl Store {
 
     /// Newest first.
     pub async fn query_traces(&self, q: &TraceQuery) -> Result<Vec<TraceRecord>> {
-        let mut sql = String::from("SELECT received_at, record FROM trace t WHERE t.tenant = $1");
+        let mut sql = format!("SELECT {TRACE_COLUMNS} FROM trace t WHERE t.tenant = $1");
         let mut binds: Vec<Bind> = vec![Bind::Text(q.tenant.clone())];
         let mut push = |cond: &str, v: Bind, sql: &mut String| {
             binds.push(v);
@@ -216,7 +330,7 @@ impl Store {
         sql.push_str(&format!(
             " ORDER BY t.received_at DESC, t.trace_id DESC LIMIT {limit}"
         ));
-        let mut query = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
+        let mut query = sqlx::query_as::<_, TraceRow>(AssertSqlSafe(sql));
         for b in binds {
             query = match b {
                 Bind::Text(s) => query.bind(s),
@@ -224,29 +338,18 @@ impl Store {
             };
         }
         let rows = query.fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|(at, doc)| {
-                let mut r: TraceRecord = from_json("trace record", &doc)?;
-                r.received_at_us = at;
-                Ok(r)
-            })
-            .collect()
+        rows.into_iter().map(decode).collect()
     }
 
     pub async fn get_trace(&self, tenant: &str, trace_id: &str) -> Result<Option<TraceRecord>> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT received_at, record FROM trace WHERE tenant = $1 AND trace_id = $2",
-        )
-        .bind(tenant)
-        .bind(trace_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|(at, doc)| {
-            let mut r: TraceRecord = from_json("trace record", &doc)?;
-            r.received_at_us = at;
-            Ok(r)
-        })
-        .transpose()
+        let sql =
+            format!("SELECT {TRACE_COLUMNS} FROM trace t WHERE t.tenant = $1 AND t.trace_id = $2");
+        let row: Option<TraceRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(trace_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(decode).transpose()
     }
 
     /// Deletes records received before `before_us`; returns how many.
@@ -265,6 +368,78 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(r.rows_affected())
+    }
+}
+
+/// Each record once, in its latest state: a record written twice in one batch (received, then
+/// delivered) is the later one.
+fn latest_states(records: &[TraceRecord]) -> Vec<&TraceRecord> {
+    let mut latest: Vec<&TraceRecord> = Vec::with_capacity(records.len());
+    let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
+    for r in records {
+        match at.entry((r.tenant.as_str(), r.trace_id.as_str())) {
+            std::collections::hash_map::Entry::Occupied(e) => latest[*e.get()] = r,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(latest.len());
+                latest.push(r);
+            }
+        }
+    }
+    latest
+}
+
+const UPSERT_TRACE: &str = "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record, direct_send) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, trace_id) DO UPDATE SET received_at = excluded.received_at, \
+     client_ip = excluded.client_ip, mail_from = excluded.mail_from, message_id = excluded.message_id, \
+     status = excluded.status, record = excluded.record, direct_send = excluded.direct_send";
+const INSERT_TRACE_RECIPIENT: &str = "INSERT INTO trace_recipients (tenant, trace_id, address) VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
+
+/// Writes trace batches; see [`Store::trace_writer`]. On SQLite its calls block the thread (it is
+/// meant for a thread of its own); the same rows as [`Store::upsert_traces`] either way.
+pub struct TraceWriter {
+    store: Store,
+    sqlite: Option<rusqlite::Connection>,
+}
+
+impl TraceWriter {
+    /// Whether it writes through a connection of its own (an SQLite file) or the pool.
+    pub fn own_connection(&self) -> bool {
+        self.sqlite.is_some()
+    }
+
+    /// Inserts or replaces a batch of records in one transaction.
+    pub async fn write(&mut self, records: &[TraceRecord]) -> Result<()> {
+        let Some(conn) = self.sqlite.as_mut() else {
+            return self.store.upsert_traces(records).await;
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut trace = tx.prepare_cached(UPSERT_TRACE)?;
+            let mut recipient = tx.prepare_cached(INSERT_TRACE_RECIPIENT)?;
+            for r in latest_states(records) {
+                trace.execute(rusqlite::params![
+                    r.tenant,
+                    r.trace_id,
+                    r.received_at_us,
+                    r.client_ip,
+                    r.mail_from.to_lowercase(),
+                    r.message_id,
+                    r.status,
+                    stored_json(r),
+                    i64::from(r.direct_send),
+                ])?;
+                // The recipient index holds every address a transaction ever had.
+                for rcpt in &r.recipients {
+                    recipient.execute(rusqlite::params![
+                        r.tenant,
+                        r.trace_id,
+                        rcpt.address.to_lowercase()
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -287,16 +462,17 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<TraceRecord>> {
         let (after_us, after_id) = after.unwrap_or((i64::MIN, String::new()));
-        let sql = if scan.direct_send_only {
-            "SELECT received_at, record FROM trace WHERE tenant = $1 AND direct_send = 1 AND received_at >= $2
-               AND (received_at > $3 OR (received_at = $3 AND trace_id > $4))
-             ORDER BY received_at, trace_id LIMIT $5"
-        } else {
-            "SELECT received_at, record FROM trace WHERE tenant = $1 AND received_at >= $2
-               AND (received_at > $3 OR (received_at = $3 AND trace_id > $4))
-             ORDER BY received_at, trace_id LIMIT $5"
-        };
-        let rows: Vec<(i64, String)> = sqlx::query_as(sql)
+        let sql = format!(
+            "SELECT {TRACE_COLUMNS} FROM trace t WHERE t.tenant = $1 {} AND t.received_at >= $2
+               AND (t.received_at > $3 OR (t.received_at = $3 AND t.trace_id > $4))
+             ORDER BY t.received_at, t.trace_id LIMIT $5",
+            if scan.direct_send_only {
+                "AND t.direct_send = 1"
+            } else {
+                ""
+            }
+        );
+        let rows: Vec<TraceRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(&scan.tenant)
             .bind(scan.since_us)
             .bind(after_us)
@@ -304,13 +480,7 @@ impl Store {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter()
-            .map(|(at, doc)| {
-                let mut r: TraceRecord = from_json("trace record", &doc)?;
-                r.received_at_us = at;
-                Ok(r)
-            })
-            .collect()
+        rows.into_iter().map(decode).collect()
     }
 }
 

@@ -6,7 +6,8 @@ use portcullis_policy::{
     AcceptedDomain, Connector, DomainType, OrgSettings, RejectDirectSend, Tenant,
 };
 use portcullis_store::{
-    QuarantineEntry, QuarantineQuery, Store, StoreError, TraceQuery, TraceRecipient, TraceRecord,
+    QuarantineEntry, QuarantineQuery, Store, StoreError, TraceAuth, TraceEvent, TraceQuery,
+    TraceRecipient, TraceRecord, TraceTls,
 };
 
 async fn scenario(store: &Store) {
@@ -168,6 +169,106 @@ async fn scenario(store: &Store) {
     assert_eq!(got.len(), 250);
     let b7 = got.iter().find(|r| r.trace_id == "B007").unwrap();
     assert_eq!(b7.status, "delivered");
+    // Every field survives the stored form (columns plus a compact document), whether empty or
+    // filled, and so does a row of an earlier version that kept the whole record as JSON.
+    let full = TraceRecord {
+        trace_id: "F1".into(),
+        tenant: "full".into(),
+        received_at: "2026-11-29T21:40:53.123456Z".into(),
+        received_at_us: 1_795_988_453_123_456,
+        client_ip: "2001:db8::7".into(),
+        helo: Some("mx.partner.example".into()),
+        tls: Some(TraceTls {
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            client_cert_subject: Some("CN=mx.partner.example".into()),
+            client_cert_trusted: true,
+            client_cert_names: vec!["mx.partner.example".into()],
+        }),
+        mail_from: "Ann@Partner.example".into(),
+        header_from: Some("ann@partner.example".into()),
+        message_id: Some("<m1@partner.example>".into()),
+        subject: Some("Quarterly \"numbers\"".into()),
+        size: 5120,
+        attribution: "connector".into(),
+        connector: Some("partner".into()),
+        direct_send: true,
+        auth: TraceAuth {
+            spf: Some("pass".into()),
+            dkim: Some("pass".into()),
+            dmarc: Some("pass".into()),
+            arc: Some("none".into()),
+            compauth: Some("pass".into()),
+            compauth_reason: Some(100),
+            dkim_pass_domains: vec!["partner.example".into()],
+            arc_sealer: None,
+            dmarc_policy: Some("reject".into()),
+        },
+        status: "delivered".into(),
+        recipients: vec![TraceRecipient {
+            address: "Bob@Contoso.com".into(),
+            status: "delivered".into(),
+            reply: "250 2.0.0 ok".into(),
+        }],
+        events: vec![TraceEvent {
+            at: "2026-11-29T21:40:53.200000Z".into(),
+            event: "DELIVER".into(),
+            detail: "to smtp://127.0.0.1:2525".into(),
+        }],
+    };
+    let empty = TraceRecord {
+        trace_id: "F2".into(),
+        tenant: "full".into(),
+        received_at: "2026-11-29T21:40:54Z".into(),
+        received_at_us: 1_795_988_454_000_000,
+        client_ip: "127.0.0.1".into(),
+        mail_from: "<>".into(),
+        status: "rejected".into(),
+        ..Default::default()
+    };
+    // Through the trace writer (on SQLite its own connection; on PostgreSQL the pool).
+    store
+        .trace_writer()
+        .unwrap()
+        .write(&[full.clone(), empty.clone()])
+        .await
+        .unwrap();
+    store
+        .execute_admin(&format!(
+            "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record, direct_send)
+             VALUES ('full', 'F0', 1795988452000000, '127.0.0.9', 'old@example.org', NULL, 'delivered', '{}', 0)",
+            serde_json::to_string(&TraceRecord {
+                trace_id: "F0".into(),
+                tenant: "full".into(),
+                received_at: "2026-11-29T21:40:52Z".into(),
+                received_at_us: 1_795_988_452_000_000,
+                client_ip: "127.0.0.9".into(),
+                mail_from: "old@example.org".into(),
+                status: "delivered".into(),
+                attribution: "anonymous".into(),
+                ..Default::default()
+            })
+            .unwrap()
+        ))
+        .await
+        .unwrap();
+    let got = store
+        .query_traces(&TraceQuery {
+            tenant: "full".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], empty);
+    assert_eq!(got[1], full);
+    assert_eq!(got[2].trace_id, "F0");
+    assert_eq!(got[2].received_at, "2026-11-29T21:40:52Z");
+    assert_eq!(got[2].attribution, "anonymous");
+    assert_eq!(
+        store.get_trace("full", "F1").await.unwrap(),
+        Some(full.clone())
+    );
     // B007's earlier state in the same batch is never written (r7 was only in that one).
     for (rcpt, n) in [
         ("x@bulk.example", 250),
@@ -398,6 +499,26 @@ async fn concurrent_writers_on_sqlite_wait_instead_of_failing() {
             }
         })
     };
+    // The gateway's trace writer: its own connection, on a thread of its own, blocking.
+    let own_connection = {
+        let mut writer = store.trace_writer().unwrap();
+        assert!(writer.own_connection());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            for i in 0..300 {
+                let r = TraceRecord {
+                    trace_id: format!("W{i}"),
+                    tenant: "contoso".into(),
+                    received_at_us: i,
+                    ..Default::default()
+                };
+                rt.block_on(writer.write(&[r])).unwrap();
+            }
+        })
+    };
     let mut writers = Vec::new();
     for w in 0..4 {
         let store = store.clone();
@@ -429,5 +550,15 @@ async fn concurrent_writers_on_sqlite_wait_instead_of_failing() {
     for w in writers {
         w.await.unwrap();
     }
+    own_connection.join().unwrap();
     assert_eq!(store.load_directory().await.unwrap().tenants.len(), 101);
+    let traced = store
+        .query_traces(&TraceQuery {
+            tenant: "contoso".into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(traced.len(), 600);
 }
