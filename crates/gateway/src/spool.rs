@@ -1,9 +1,11 @@
 //! The spool: where a message lives from the moment it is accepted until every recipient has a
-//! final outcome. One entry per tenant copy: `<id>.<tenant>.msg` (the message as delivered,
-//! headers included) and `<id>.<tenant>.env` (the envelope and its trace record, JSON). The `.env`
-//! is written last (tmp → fsync → rename → fsync dir), so an entry is complete iff it exists;
-//! `250` is sent only after that. Delivery removes the entry; on start, leftovers are delivered
-//! again (at-least-once: a crash between delivery and removal can duplicate, never lose).
+//! final outcome. One entry per tenant copy: `<id>.<tenant>.q` (`PCSPOOL1 <n>`, the envelope and
+//! its trace record as JSON, then the message as delivered, headers included), written aside,
+//! fsynced and renamed into place (tmp → fsync → rename → fsync dir), so an entry is complete iff
+//! it exists; `250` is sent only after that. Later delivery states go into `<id>.<tenant>.env`
+//! beside it. Delivery removes the entry; on start, leftovers are delivered again (at-least-once:
+//! a crash between delivery and removal can duplicate, never lose). Spools of earlier versions
+//! (`.msg` + `.env`, the `.env` written last) are still read.
 //!
 //! Maildir delivery (the embedded default route) writes `tmp/` → fsync → rename into `new/`.
 

@@ -46,7 +46,7 @@ impl TraceSender {
 /// dropped.
 pub fn start(store: &Store) -> anyhow::Result<TraceSender> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8192);
-    let mut writer = store.trace_writer()?;
+    let store = store.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -69,7 +69,7 @@ pub fn start(store: &Store) -> anyhow::Result<TraceSender> {
             }
             let mut attempt = 0;
             while !batch.is_empty()
-                && let Err(e) = writer.write(&batch).await
+                && let Err(e) = store.upsert_traces(&batch).await
             {
                 attempt += 1;
                 tracing::warn!(attempt, records = batch.len(), "trace batch failed: {e}");

@@ -13,8 +13,8 @@ mod trace;
 
 pub use admin::{AuditEntry, TokenRecord};
 pub use quarantine::{QuarantineEntry, QuarantineQuery};
+pub use trace::TraceScan;
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
-pub use trace::{TraceScan, TraceWriter};
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -34,9 +34,6 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
-    /// The trace writer's own SQLite connection failed.
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -46,9 +43,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// The SQLite database file (not for an in-memory database): the trace writer opens its own
-    /// connection to it.
-    sqlite_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,22 +77,8 @@ impl Store {
             .max_connections(max)
             .connect(&url)
             .await?;
-        let mut store = Store {
-            pool,
-            backend,
-            sqlite_file: None,
-        };
+        let store = Store { pool, backend };
         schema::migrate(&store).await?;
-        if backend == Backend::Sqlite {
-            let main: Option<(String,)> =
-                sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
-                    .fetch_optional(&store.pool)
-                    .await?;
-            store.sqlite_file = main
-                .map(|(file,)| file)
-                .filter(|f| !f.is_empty())
-                .map(Into::into);
-        }
         Ok(store)
     }
 

@@ -200,31 +200,7 @@ pub struct TraceQuery {
 }
 
 impl Store {
-    /// The writer for the trace writer's thread: on an SQLite file a connection of its own with
-    /// prepared statements, run synchronously (a record costs a few microseconds of SQLite and
-    /// nothing else: no statement text of hundreds of parameters, no hop to a worker thread per
-    /// statement, no conversion of every value through the `Any` driver — which cost more than
-    /// SQLite itself under a flood of refusals); otherwise [`Store::upsert_traces`].
-    pub fn trace_writer(&self) -> Result<TraceWriter> {
-        let sqlite = match &self.sqlite_file {
-            Some(path) => {
-                let conn = rusqlite::Connection::open(path)?;
-                // As sqlx's connections: wait for another writer instead of failing, and keep
-                // every commit durable.
-                conn.busy_timeout(std::time::Duration::from_secs(5))?;
-                conn.pragma_update(None, "synchronous", "FULL")?;
-                Some(conn)
-            }
-            None => None,
-        };
-        Ok(TraceWriter {
-            store: self.clone(),
-            sqlite,
-        })
-    }
-
-    /// Inserts or replaces a batch of records in one transaction, through the pool (PostgreSQL,
-    /// and SQLite where no [`TraceWriter`] connection is at hand).
+    /// Inserts or replaces a batch of records in one transaction (the trace writer's unit of work).
     pub async fn upsert_traces(&self, records: &[TraceRecord]) -> Result<()> {
         // Multi-row upserts, a chunk of records at a time: a statement per record costs a
         // round trip to the database (SQLite: to its worker thread) each, and a trace batch
@@ -386,61 +362,6 @@ fn latest_states(records: &[TraceRecord]) -> Vec<&TraceRecord> {
         }
     }
     latest
-}
-
-const UPSERT_TRACE: &str = "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record, direct_send) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, trace_id) DO UPDATE SET received_at = excluded.received_at, \
-     client_ip = excluded.client_ip, mail_from = excluded.mail_from, message_id = excluded.message_id, \
-     status = excluded.status, record = excluded.record, direct_send = excluded.direct_send";
-const INSERT_TRACE_RECIPIENT: &str = "INSERT INTO trace_recipients (tenant, trace_id, address) VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
-
-/// Writes trace batches; see [`Store::trace_writer`]. On SQLite its calls block the thread (it is
-/// meant for a thread of its own); the same rows as [`Store::upsert_traces`] either way.
-pub struct TraceWriter {
-    store: Store,
-    sqlite: Option<rusqlite::Connection>,
-}
-
-impl TraceWriter {
-    /// Whether it writes through a connection of its own (an SQLite file) or the pool.
-    pub fn own_connection(&self) -> bool {
-        self.sqlite.is_some()
-    }
-
-    /// Inserts or replaces a batch of records in one transaction.
-    pub async fn write(&mut self, records: &[TraceRecord]) -> Result<()> {
-        let Some(conn) = self.sqlite.as_mut() else {
-            return self.store.upsert_traces(records).await;
-        };
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut trace = tx.prepare_cached(UPSERT_TRACE)?;
-            let mut recipient = tx.prepare_cached(INSERT_TRACE_RECIPIENT)?;
-            for r in latest_states(records) {
-                trace.execute(rusqlite::params![
-                    r.tenant,
-                    r.trace_id,
-                    r.received_at_us,
-                    r.client_ip,
-                    r.mail_from.to_lowercase(),
-                    r.message_id,
-                    r.status,
-                    stored_json(r),
-                    i64::from(r.direct_send),
-                ])?;
-                // The recipient index holds every address a transaction ever had.
-                for rcpt in &r.recipients {
-                    recipient.execute(rusqlite::params![
-                        r.tenant,
-                        r.trace_id,
-                        rcpt.address.to_lowercase()
-                    ])?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
 }
 
 /// Filters of a streamed trace scan (report, replay).
