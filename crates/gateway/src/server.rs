@@ -211,7 +211,7 @@ async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
     retention.abort();
     let _ = api.await;
     delivery_handle.shutdown(Duration::from_secs(10)).await;
-    trace.flush().await;
+    trace.stop().await;
     drop(trace);
     store.close().await;
     tracing::info!("stopped");

@@ -15,13 +15,14 @@ const LINGER: Duration = Duration::from_millis(50);
 
 enum Msg {
     Record(Box<TraceRecord>),
-    /// Answered once everything queued before it is written.
-    Flush(tokio::sync::oneshot::Sender<()>),
+    /// Ends the writer once everything queued before it is written.
+    Stop,
 }
 
 #[derive(Clone)]
 pub struct TraceSender {
     tx: mpsc::Sender<Msg>,
+    thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl TraceSender {
@@ -33,17 +34,20 @@ impl TraceSender {
         }
     }
 
-    /// Waits until every record queued so far is written (used at shutdown).
-    pub async fn flush(&self) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
+    /// Writes every record queued so far and ends the writer thread, waiting for both (at
+    /// shutdown, so no thread is left writing while the process exits). Records sent later are
+    /// dropped with an error in the log.
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop).await;
+        let thread = self.thread.lock().expect("not poisoned").take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
 }
 
-/// Starts the writer thread; it ends (after writing everything queued) when every sender is
-/// dropped.
+/// Starts the writer thread; it ends (after writing everything queued) at [`TraceSender::stop`]
+/// or when every sender is dropped.
 pub fn start(store: &Store) -> anyhow::Result<TraceSender> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8192);
     let store = store.clone();
@@ -52,19 +56,18 @@ pub fn start(store: &Store) -> anyhow::Result<TraceSender> {
         .build()?;
     let writer = async move {
         let mut batch = Vec::with_capacity(BATCH);
-        let mut waiters = Vec::new();
-        loop {
+        let mut stopping = false;
+        while !stopping {
             match rx.recv().await {
-                None => break,
+                None | Some(Msg::Stop) => stopping = true,
                 Some(Msg::Record(r)) => batch.push(*r),
-                Some(Msg::Flush(w)) => waiters.push(w),
             }
             let deadline = tokio::time::Instant::now() + LINGER;
-            while batch.len() < BATCH && waiters.is_empty() {
+            while batch.len() < BATCH && !stopping {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(Msg::Record(r))) => batch.push(*r),
-                    Ok(Some(Msg::Flush(w))) => waiters.push(w),
-                    _ => break,
+                    Ok(None | Some(Msg::Stop)) => stopping = true,
+                    Err(_) => break,
                 }
             }
             let mut attempt = 0;
@@ -83,15 +86,15 @@ pub fn start(store: &Store) -> anyhow::Result<TraceSender> {
                 tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
             }
             batch.clear();
-            for w in waiters.drain(..) {
-                let _ = w.send(());
-            }
         }
     };
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("trace-writer".into())
         .spawn(move || runtime.block_on(writer))?;
-    Ok(TraceSender { tx })
+    Ok(TraceSender {
+        tx,
+        thread: std::sync::Arc::new(std::sync::Mutex::new(Some(thread))),
+    })
 }
 
 pub fn rfc3339(t: SystemTime) -> String {
