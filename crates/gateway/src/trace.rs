@@ -2,8 +2,9 @@
 //! one thread of its own writes them in batches (one transaction per batch). Its own thread, not
 //! a task of the sessions' runtime: a batch is milliseconds of serialization and database round
 //! trips, which as a task queued every session of its worker behind it (and itself behind them,
-//! so the channel filled and sessions waited on the trace under a flood of refusals). Records of one transaction are
-//! sent in order (received → delivered), so a later state never gets overwritten by an earlier.
+//! so the channel filled and sessions waited on the trace under a flood of refusals). Records of
+//! one transaction are sent in order (received → delivered), so a later state never gets
+//! overwritten by an earlier.
 
 use std::time::{Duration, SystemTime};
 
@@ -36,7 +37,7 @@ impl TraceSender {
 
     /// Writes every record queued so far and ends the writer thread, waiting for both (at
     /// shutdown, so no thread is left writing while the process exits). Records sent later are
-    /// dropped with an error in the log.
+    /// not written.
     pub async fn stop(&self) {
         let _ = self.tx.send(Msg::Stop).await;
         let thread = self.thread.lock().expect("not poisoned").take();
