@@ -150,7 +150,7 @@ impl Delivery {
     }
 
     /// Stops taking new work and waits (up to `grace`) for deliveries in flight, so their trace
-    /// updates are queued before the trace writer is flushed. Unfinished work stays spooled.
+    /// updates are queued before the trace writer stops. Unfinished work stays spooled.
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
