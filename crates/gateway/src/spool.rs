@@ -373,14 +373,18 @@ impl Spool {
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // The envelope embedded in the one-file form.
-                let mut head = vec![0u8; 64 * 1024];
-                let n = match File::open(&q) {
-                    Ok(mut f) => read_up_to(&mut f, &mut head)
-                        .with_context(|| format!("reading {}", q.display()))?,
+                let mut head = Vec::new();
+                match File::open(&q) {
+                    Ok(f) => {
+                        use std::io::Read;
+                        f.take(64 * 1024)
+                            .read_to_end(&mut head)
+                            .with_context(|| format!("reading {}", q.display()))?;
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                     Err(e) => return Err(e).with_context(|| format!("reading {}", q.display())),
                 };
-                let (json, _) = match split_queue_file(&head[..n]) {
+                let (json, _) = match split_queue_file(&head) {
                     Some(parts) => parts,
                     // A larger envelope than the first read holds: read it all.
                     None => {
@@ -448,19 +452,6 @@ fn split_queue_file(bytes: &[u8]) -> Option<(std::ops::Range<usize>, usize)> {
     let start = MAGIC.len() + nl + 1;
     let end = start.checked_add(len)?;
     (end <= bytes.len()).then_some((start..end, end))
-}
-
-/// Reads until `buf` is full or the file ends; the number of bytes read.
-fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::io::Read;
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// Writes `path` via a temporary file, fsyncs it and renames it into place.

@@ -98,8 +98,10 @@ pub fn start(store: &Store) -> anyhow::Result<TraceSender> {
     })
 }
 
+/// RFC 3339 UTC with microseconds: the store's rendering, so a trace record's `received_at`
+/// always matches its column and is not stored twice.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_micros(t).to_string()
+    portcullis_store::rfc3339_us(micros(t))
 }
 
 pub fn micros(t: SystemTime) -> i64 {

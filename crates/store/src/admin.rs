@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store, StoreError, rfc3339_us};
 
 /// A token's record (never the secret).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -212,10 +212,4 @@ fn rand_seq() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static SEQ: AtomicU32 = AtomicU32::new(0);
     SEQ.fetch_add(1, Ordering::Relaxed) ^ std::process::id().rotate_left(16)
-}
-
-fn rfc3339_us(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
-        .unwrap_or_default()
 }

@@ -103,6 +103,15 @@ impl Store {
     }
 }
 
+/// RFC 3339 UTC with microseconds (`2026-11-29T21:40:53.123456Z`) of a time in microseconds
+/// since the epoch: how every stored time is shown, and how the gateway writes `received_at`
+/// (so the trace's compact form can leave it to the column). Empty if out of range.
+pub fn rfc3339_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .unwrap_or_default()
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("directory values always serialize")
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 
-use crate::{Result, Store, from_json, to_json};
+use crate::{Result, Store, from_json, rfc3339_us, to_json};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceTls {
@@ -126,16 +126,9 @@ fn is_empty_auth(a: &&TraceAuth) -> bool {
     **a == TraceAuth::default()
 }
 
-/// RFC 3339 UTC with microseconds, as the gateway writes `received_at`.
-fn rfc3339_micros(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
 fn stored_json(r: &TraceRecord) -> String {
     let received_at =
-        (r.received_at != rfc3339_micros(r.received_at_us)).then_some(r.received_at.as_str());
+        (r.received_at != rfc3339_us(r.received_at_us)).then_some(r.received_at.as_str());
     to_json(&StoredRecord {
         received_at,
         helo: r.helo.as_deref(),
@@ -172,7 +165,7 @@ fn decode(
 ) -> Result<TraceRecord> {
     let mut r: TraceRecord = from_json("trace record", &doc)?;
     if r.received_at.is_empty() {
-        r.received_at = rfc3339_micros(at);
+        r.received_at = rfc3339_us(at);
     }
     r.received_at_us = at;
     r.tenant = tenant;
@@ -235,10 +228,10 @@ impl Store {
             q.execute(&mut *tx).await?;
             let mut rows: Vec<(&str, &str, String)> = Vec::new();
             for r in chunk {
-                let mut seen = std::collections::HashSet::new();
+                let first = rows.len();
                 for rcpt in &r.recipients {
                     let a = rcpt.address.to_lowercase();
-                    if seen.insert(a.clone()) {
+                    if !rows[first..].iter().any(|(_, _, seen)| *seen == a) {
                         rows.push((&r.tenant, &r.trace_id, a));
                     }
                 }
