@@ -33,8 +33,10 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Starts the delivery worker. `pending` are entries recovered from the spool at start.
+    /// Starts the delivery worker on `runtime`, where every delivery runs. `pending` are entries
+    /// recovered from the spool at start.
     pub fn start(
+        runtime: &tokio::runtime::Handle,
         spool: Spool,
         config: Arc<Config>,
         directory: Arc<Live>,
@@ -56,7 +58,7 @@ impl Delivery {
             pool: downstream::Pool::default(),
         });
         let sweeper = Arc::downgrade(&worker);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
@@ -73,7 +75,7 @@ impl Delivery {
         }
         let retry_tx = tx.clone();
         let (worker_limit, worker_stopping) = (limit.clone(), stopping.clone());
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             while let Some(entry) = rx.recv().await {
                 let Ok(permit) = worker_limit.clone().acquire_owned().await else {
                     break;

@@ -1,5 +1,7 @@
-//! Delivery to a tenant's mailbox server over SMTP or LMTP (the mail-send client, driven command
-//! by command so every recipient gets its own reply). SMTP routes use STARTTLS when offered
+//! Delivery to a tenant's mailbox server over SMTP or LMTP (the mail-send client; every recipient
+//! gets its own reply). When the server offers PIPELINING (RFC 2920) `MAIL`, the `RCPT`s and
+//! `DATA` go in one write and their replies are read together, and the message and its final dot
+//! in another: two round trips per message instead of three plus one per recipient. SMTP routes use STARTTLS when offered
 //! (`smtp+tls-required` refuses to go on without it); the certificate is not verified — mailbox
 //! servers behind a gateway commonly use private certificates — so TLS here protects against
 //! passive observers only.
@@ -17,8 +19,9 @@ use std::time::{Duration, Instant};
 use mail_send::SmtpClient;
 use mail_send::smtp::tls::build_tls_connector;
 use portcullis_policy::route::Route;
-use smtp_proto::EXT_START_TLS;
-use tokio::io::{AsyncRead, AsyncWrite};
+use smtp_proto::Response;
+use smtp_proto::{EXT_PIPELINING, EXT_START_TLS};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -72,7 +75,13 @@ pub const IDLE_LIMIT: Duration = Duration::from_secs(5);
 pub const AGE_LIMIT: Duration = Duration::from_secs(300);
 
 /// An open downstream connection between transactions.
-enum Conn {
+struct Conn {
+    link: Link,
+    /// The server offered PIPELINING in its EHLO/LHLO reply.
+    pipelining: bool,
+}
+
+enum Link {
     Plain(SmtpClient<tokio::net::TcpStream>),
     Tls(Box<SmtpClient<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>),
     Unix(SmtpClient<tokio::net::UnixStream>),
@@ -86,19 +95,25 @@ impl Conn {
         rcpts: &[String],
         message: &[u8],
     ) -> Result<(Vec<Outcome>, bool), Failure> {
-        match self {
-            Conn::Plain(c) => transact(c, is_lmtp, mail_from, rcpts, message).await,
-            Conn::Tls(c) => transact(c.as_mut(), is_lmtp, mail_from, rcpts, message).await,
-            Conn::Unix(c) => transact(c, is_lmtp, mail_from, rcpts, message).await,
+        let t = Transaction {
+            is_lmtp,
+            pipelining: self.pipelining,
+            mail_from,
+            rcpts,
+            message,
+        };
+        match &mut self.link {
+            Link::Plain(c) => t.run(c).await,
+            Link::Tls(c) => t.run(c.as_mut()).await,
+            Link::Unix(c) => t.run(c).await,
         }
     }
 
     async fn quit(self) {
-        use tokio::io::AsyncWriteExt;
-        let _ = match self {
-            Conn::Plain(mut c) => c.stream.write_all(b"QUIT\r\n").await,
-            Conn::Tls(mut c) => c.stream.write_all(b"QUIT\r\n").await,
-            Conn::Unix(mut c) => c.stream.write_all(b"QUIT\r\n").await,
+        let _ = match self.link {
+            Link::Plain(mut c) => c.stream.write_all(b"QUIT\r\n").await,
+            Link::Tls(mut c) => c.stream.write_all(b"QUIT\r\n").await,
+            Link::Unix(mut c) => c.stream.write_all(b"QUIT\r\n").await,
         };
     }
 }
@@ -244,8 +259,11 @@ async fn connect(route: &Route, helo: &str) -> Result<Result<Conn, (u16, String)
                     .start_tls(&connector, host)
                     .await
                     .map_err(|e| format!("STARTTLS: {e}"))?;
-                tls.ehlo(helo).await.map_err(|e| e.to_string())?;
-                Ok(Ok(Conn::Tls(Box::new(tls))))
+                let caps = tls.ehlo(helo).await.map_err(|e| e.to_string())?;
+                Ok(Ok(Conn {
+                    link: Link::Tls(Box::new(tls)),
+                    pipelining: caps.has_capability(EXT_PIPELINING),
+                }))
             } else if *tls_required {
                 Ok(Err((
                     0,
@@ -254,7 +272,10 @@ async fn connect(route: &Route, helo: &str) -> Result<Result<Conn, (u16, String)
                     ),
                 )))
             } else {
-                Ok(Ok(Conn::Plain(client)))
+                Ok(Ok(Conn {
+                    link: Link::Plain(client),
+                    pipelining: caps.has_capability(EXT_PIPELINING),
+                }))
             }
         }
         Route::Lmtp { host, port } => {
@@ -269,7 +290,10 @@ async fn connect(route: &Route, helo: &str) -> Result<Result<Conn, (u16, String)
             // Commands and the message's last line are small writes each waiting for a reply:
             // with Nagle's algorithm they would wait for the previous segment's delayed ACK.
             client.stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            Ok(lhlo(&mut client, helo).await?.map(|()| Conn::Plain(client)))
+            Ok(lhlo(&mut client, helo).await?.map(|pipelining| Conn {
+                link: Link::Plain(client),
+                pipelining,
+            }))
         }
         Route::LmtpUnix(path) => {
             let stream = tokio::time::timeout(TIMEOUT, tokio::net::UnixStream::connect(path))
@@ -280,101 +304,237 @@ async fn connect(route: &Route, helo: &str) -> Result<Result<Conn, (u16, String)
                 stream,
                 timeout: TIMEOUT,
             };
-            Ok(lhlo(&mut client, helo).await?.map(|()| Conn::Unix(client)))
+            Ok(lhlo(&mut client, helo).await?.map(|pipelining| Conn {
+                link: Link::Unix(client),
+                pipelining,
+            }))
         }
         Route::Maildir(_) | Route::Mx(_) => Err("not a network route".into()),
     }
 }
 
-/// The LMTP greeting and LHLO; `Err((code, reply))` when the server refuses.
+/// The LMTP greeting and LHLO: whether the server offers PIPELINING, or `Err((code, reply))`
+/// when it refuses.
 async fn lhlo<T: AsyncRead + AsyncWrite + Unpin>(
     client: &mut SmtpClient<T>,
     helo: &str,
-) -> Result<Result<(), (u16, String)>, String> {
+) -> Result<Result<bool, (u16, String)>, String> {
     let greeting = timed(client.read()).await?;
     if greeting.code != 220 {
         return Ok(Err((greeting.code, text(&greeting))));
     }
-    client.lhlo(helo).await.map_err(|e| e.to_string())?;
-    Ok(Ok(()))
+    let caps = client.lhlo(helo).await.map_err(|e| e.to_string())?;
+    Ok(Ok(caps.has_capability(EXT_PIPELINING)))
 }
 
-/// MAIL, one RCPT per recipient, DATA; one final reply (SMTP) or one per accepted recipient
-/// (LMTP). Also says whether the connection is fit for another transaction.
-async fn transact<T: AsyncRead + AsyncWrite + Unpin>(
-    client: &mut SmtpClient<T>,
+/// One transaction on an open connection.
+struct Transaction<'a> {
     is_lmtp: bool,
-    mail_from: &str,
-    rcpts: &[String],
-    message: &[u8],
-) -> Result<(Vec<Outcome>, bool), Failure> {
-    let from = if mail_from == "<>" {
-        String::new()
-    } else {
-        mail_from.to_string()
-    };
-    let r = client
-        .cmd(format!("MAIL FROM:<{from}>\r\n"))
-        .await
-        .map_err(|e| Failure::Stale(e.to_string()))?;
-    if r.code == 421 {
-        // The server is closing the connection (e.g. its own idle limit): nothing happened.
-        return Err(Failure::Stale(text(&r)));
-    }
-    if !(200..300).contains(&r.code) {
-        let _ = client.cmd("RSET\r\n").await;
-        return Ok((all(rcpts, r.code, text(&r)), false));
-    }
-    let broken = |e: mail_send::Error| Failure::Broken(e.to_string());
-    let mut outcomes = Vec::with_capacity(rcpts.len());
-    let mut accepted = Vec::new();
-    for (i, rcpt) in rcpts.iter().enumerate() {
-        let r = client
-            .cmd(format!("RCPT TO:<{rcpt}>\r\n"))
-            .await
-            .map_err(broken)?;
-        if (200..300).contains(&r.code) {
-            accepted.push(i);
+    pipelining: bool,
+    mail_from: &'a str,
+    rcpts: &'a [String],
+    message: &'a [u8],
+}
+
+/// The replies to a transaction's envelope. Lock-step stops early: no `RCPT` after a refused
+/// `MAIL`, no `DATA` without an accepted recipient.
+struct EnvelopeReplies {
+    mail: Response<String>,
+    rcpts: Vec<Response<String>>,
+    data: Option<Response<String>>,
+}
+
+impl Transaction<'_> {
+    /// MAIL, one RCPT per recipient, DATA; one final reply (SMTP) or one per accepted recipient
+    /// (LMTP). Also says whether the connection is fit for another transaction.
+    async fn run<T: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut SmtpClient<T>,
+    ) -> Result<(Vec<Outcome>, bool), Failure> {
+        let EnvelopeReplies { mail, rcpts, data } = if self.pipelining {
+            self.pipelined_envelope(client).await?
+        } else {
+            self.lockstep_envelope(client).await?
+        };
+        if mail.code == 421 {
+            // The server is closing the connection (e.g. its own idle limit): nothing happened.
+            return Err(Failure::Stale(text(&mail)));
         }
-        outcomes.push(Outcome {
-            code: r.code,
-            reply: text(&r),
-        });
-    }
-    if accepted.is_empty() {
-        let reset = client.cmd("RSET\r\n").await;
-        let reusable = reset.is_ok_and(|r| r.code == 250);
-        return Ok((outcomes, reusable));
-    }
-    let r = client.cmd("DATA\r\n").await.map_err(broken)?;
-    if r.code != 354 {
-        for &i in &accepted {
+        if !(200..300).contains(&mail.code) {
+            if !end_stray_data(client, data.as_ref()).await {
+                let _ = client.cmd("RSET\r\n").await;
+            }
+            return Ok((all(self.rcpts, mail.code, text(&mail)), false));
+        }
+        let mut outcomes = Vec::with_capacity(self.rcpts.len());
+        let mut accepted = Vec::new();
+        for (i, r) in rcpts.iter().enumerate() {
+            if (200..300).contains(&r.code) {
+                accepted.push(i);
+            }
+            outcomes.push(Outcome {
+                code: r.code,
+                reply: text(r),
+            });
+        }
+        if accepted.is_empty() {
+            if end_stray_data(client, data.as_ref()).await {
+                return Ok((outcomes, false));
+            }
+            let reset = client.cmd("RSET\r\n").await;
+            let reusable = reset.is_ok_and(|r| r.code == 250);
+            return Ok((outcomes, reusable));
+        }
+        let broken = |e: mail_send::Error| Failure::Broken(e.to_string());
+        let r = match data {
+            Some(r) => r,
+            None => client.cmd("DATA\r\n").await.map_err(broken)?,
+        };
+        if r.code != 354 {
+            for &i in &accepted {
+                outcomes[i].code = r.code;
+                outcomes[i].reply = text(&r);
+            }
+            return Ok((outcomes, false));
+        }
+        // The message and its final dot in one write. LMTP: one reply per accepted recipient,
+        // often all in one segment (read_many parses them all; read() would drop the rest and
+        // wait forever).
+        let body = dot_stuffed(self.message);
+        let replies = timed(async {
+            client.stream.write_all(&body).await?;
+            client.stream.flush().await?;
+            if self.is_lmtp {
+                client.read_many(accepted.len()).await
+            } else {
+                Ok(vec![client.read().await?; accepted.len()])
+            }
+        })
+        .await
+        .map_err(Failure::Broken)?;
+        for (&i, r) in accepted.iter().zip(&replies) {
             outcomes[i].code = r.code;
-            outcomes[i].reply = text(&r);
+            outcomes[i].reply = text(r);
         }
-        return Ok((outcomes, false));
+        // The outcomes are known at once (no QUIT round trip): every moment between the
+        // downstream's 250 and the spool's update is a window for a duplicate on a crash.
+        Ok((outcomes, true))
     }
-    // write_message adds the final CRLF.CRLF: do not double the message's own last line ending.
-    let body = message.strip_suffix(b"\r\n").unwrap_or(message);
-    client
-        .write_message(body)
+
+    /// MAIL, the RCPTs and DATA in one write, then their replies. Nothing can have been delivered
+    /// before the message is sent, so any failure here is [`Failure::Stale`]: a pooled
+    /// connection's transaction goes to a new one.
+    async fn pipelined_envelope<T: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut SmtpClient<T>,
+    ) -> Result<EnvelopeReplies, Failure> {
+        let mut group = format!("MAIL FROM:<{}>\r\n", self.reverse_path());
+        for rcpt in self.rcpts {
+            group.push_str("RCPT TO:<");
+            group.push_str(rcpt);
+            group.push_str(">\r\n");
+        }
+        group.push_str("DATA\r\n");
+        let mut replies = timed(async {
+            client.stream.write_all(group.as_bytes()).await?;
+            client.stream.flush().await?;
+            client.read_many(self.rcpts.len() + 2).await
+        })
         .await
-        .map_err(|e| Failure::Broken(e.to_string()))?;
-    // LMTP: one reply per accepted recipient, often all in one segment — read_many keeps the
-    // rest of a segment for the next reply (a plain read() would drop it and wait forever).
-    let replies = if is_lmtp {
-        timed(client.read_many(accepted.len()))
-            .await
-            .map_err(Failure::Broken)?
-    } else {
-        let r = timed(client.read()).await.map_err(Failure::Broken)?;
-        vec![r; accepted.len()]
-    };
-    for (&i, r) in accepted.iter().zip(&replies) {
-        outcomes[i].code = r.code;
-        outcomes[i].reply = text(r);
+        .map_err(Failure::Stale)?;
+        let data = replies.pop();
+        let rcpts = replies.split_off(1);
+        let mail = replies
+            .pop()
+            .ok_or_else(|| Failure::Stale("no reply".into()))?;
+        Ok(EnvelopeReplies { mail, rcpts, data })
     }
-    // The outcomes are known at once (no QUIT round trip): every moment between the
-    // downstream's 250 and the spool's update is a window for a duplicate on a crash.
-    Ok((outcomes, true))
+
+    /// Command by command, each waiting for its reply (servers without PIPELINING).
+    async fn lockstep_envelope<T: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut SmtpClient<T>,
+    ) -> Result<EnvelopeReplies, Failure> {
+        let mail = client
+            .cmd(format!("MAIL FROM:<{}>\r\n", self.reverse_path()))
+            .await
+            .map_err(|e| Failure::Stale(e.to_string()))?;
+        let mut rcpts = Vec::with_capacity(self.rcpts.len());
+        if (200..300).contains(&mail.code) {
+            for rcpt in self.rcpts {
+                let r = client
+                    .cmd(format!("RCPT TO:<{rcpt}>\r\n"))
+                    .await
+                    .map_err(|e| Failure::Broken(e.to_string()))?;
+                rcpts.push(r);
+            }
+        }
+        Ok(EnvelopeReplies {
+            mail,
+            rcpts,
+            data: None,
+        })
+    }
+
+    fn reverse_path(&self) -> &str {
+        if self.mail_from == "<>" {
+            ""
+        } else {
+            self.mail_from
+        }
+    }
+}
+
+/// A pipelined `DATA` the server accepted although nothing can be delivered (no `MAIL`, or no
+/// recipient): an empty message ends it, which the server has no one to deliver to. Returns
+/// whether that happened (the connection is then not reused).
+async fn end_stray_data<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    data: Option<&Response<String>>,
+) -> bool {
+    if data.is_none_or(|r| r.code != 354) {
+        return false;
+    }
+    let _ = client.cmd(".\r\n").await;
+    true
+}
+
+/// The message as DATA sends it (RFC 5321 §4.5.2): a period starting a line doubled — also after
+/// a bare CR or LF, which some servers take for a line end — and the final `.` line, after a CRLF
+/// added if the message does not end with one.
+fn dot_stuffed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 16);
+    let mut line_start = true;
+    let mut from = 0;
+    for (i, &b) in message.iter().enumerate() {
+        if b == b'.' && line_start {
+            out.extend_from_slice(&message[from..i]);
+            out.push(b'.');
+            from = i;
+        }
+        line_start = b == b'\r' || b == b'\n';
+    }
+    out.extend_from_slice(&message[from..]);
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_stuffed;
+
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(dot_stuffed(b"a\r\n"), b"a\r\n.\r\n");
+        assert_eq!(dot_stuffed(b"a"), b"a\r\n.\r\n");
+        assert_eq!(
+            dot_stuffed(b".lead\r\nx\r\n.\r\n..two\r\n"),
+            b"..lead\r\nx\r\n..\r\n...two\r\n.\r\n"
+        );
+        assert_eq!(dot_stuffed(b"a\n.b\r.c"), b"a\n..b\r..c\r\n.\r\n");
+        assert_eq!(dot_stuffed(b"a.b\r\n"), b"a.b\r\n.\r\n");
+    }
 }

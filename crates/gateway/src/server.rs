@@ -44,10 +44,21 @@ pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Sessions and deliveries on runtimes of their own: a delivery's work (downstream I/O, spool
+    // updates, hundreds of microseconds per message) queued on the sessions' workers would delay
+    // every SMTP reply behind it; apart, the kernel's scheduler shares the cores between them and
+    // a command's reply waits only for other sessions' steps (RCPT latency under load, BENCHMARKS.md).
+    let runtimes = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
+        .and_then(|sessions| {
+            let delivery = tokio::runtime::Builder::new_multi_thread()
+                .thread_name("delivery")
+                .enable_all()
+                .build()?;
+            Ok((sessions, delivery))
+        });
+    let (runtime, delivery) = match runtimes {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -59,7 +70,9 @@ pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
         args: args.clone(),
         data_dir: data_dir.map(Path::to_path_buf),
     };
-    match runtime.block_on(serve(config, reload)) {
+    let served = runtime.block_on(serve(config, reload, delivery.handle()));
+    drop(delivery);
+    match served {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -86,7 +99,11 @@ fn session_config(config: &Config) -> SessionConfig {
     }
 }
 
-async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    reload: Reload,
+    delivery_runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
     crate::telemetry::install()?;
     std::fs::create_dir_all(&config.data_dir)
@@ -130,6 +147,7 @@ async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
     }
     let trace = crate::trace::start(&store).context("starting the trace writer")?;
     let delivery = Delivery::start(
+        delivery_runtime,
         spool.clone(),
         config.clone(),
         directory.clone(),

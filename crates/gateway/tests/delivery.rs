@@ -299,3 +299,72 @@ async fn downstream_connections_are_reused_and_a_closed_one_is_replaced() {
         "a stale pooled connection is not a deferral"
     );
 }
+
+#[tokio::test]
+async fn pipelined_where_offered_lock_step_elsewhere_with_the_same_outcomes() {
+    // Two mailbox servers, one offering PIPELINING and one not, one domain routed to each.
+    let piped = Downstream::start_with("127.0.0.1", 0, false, 1, true).await;
+    let plain = Downstream::start_with("127.0.0.1", 0, false, 1, false).await;
+    let gw = Gateway::start("[delivery]\nfirst_retry = \"1s\"\n");
+    setup(&gw);
+    gw.ok(&["domain", "add", "fabrikam.com", "--tenant", "contoso"]);
+    for (domain, down) in [("contoso.com", &piped), ("fabrikam.com", &plain)] {
+        gw.ok(&[
+            "domain",
+            "set",
+            domain,
+            "--tenant",
+            "contoso",
+            "--route",
+            &format!("smtp://127.0.0.1:{}", down.port),
+        ]);
+    }
+    for domain in ["contoso.com", "fabrikam.com"] {
+        let rcpts = [
+            format!("bob@{domain}"),
+            format!("reject-me@{domain}"),
+            format!("later@{domain}"),
+        ];
+        let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        let r = send(&gw, &rcpts, &format!("to {domain}")).await;
+        assert!(r.starts_with("250 2.6.0"), "{r}");
+        // Every recipient refused: no message, and the connection stays usable.
+        let r = send(&gw, &[&format!("reject-too@{domain}")], "refused").await;
+        assert!(r.starts_with("250 2.6.0"), "{r}");
+    }
+    for (down, domain) in [(&piped, "contoso.com"), (&plain, "fabrikam.com")] {
+        let got = wait(|| {
+            let m = down.messages();
+            (m.len() == 2).then_some(m)
+        })
+        .await;
+        assert_eq!(got[0].1, [format!("bob@{domain}")], "{domain}");
+        assert_eq!(got[1].1, [format!("later@{domain}")], "{domain}: the retry");
+        assert!(got[0].2.contains(&format!("Subject: to {domain}")));
+    }
+    let t = gw.trace_until("contoso", &["--sender", "a@partner.example"], |v| {
+        v.len() == 4
+            && v.iter()
+                .all(|r| r["status"] != "pending" && r["status"] != "deferred")
+    });
+    for rec in &t {
+        for r in rec["recipients"].as_array().unwrap() {
+            let address = r["address"].as_str().unwrap();
+            let want = if address.starts_with("reject") {
+                ("failed", "550 5.1.1 no such user")
+            } else {
+                ("delivered", "250 2.0.0 queued downstream")
+            };
+            assert_eq!(
+                (r["status"].as_str().unwrap(), r["reply"].as_str().unwrap()),
+                want,
+                "{address}"
+            );
+        }
+    }
+    // Three transactions each (message, refused one, retry): grouped where PIPELINING is
+    // offered, command by command where not; one connection each, reused throughout.
+    assert_eq!(piped.transactions(), (3, 0));
+    assert_eq!(plain.transactions(), (0, 3));
+    assert_eq!((piped.connections(), plain.connections()), (1, 1));
+}

@@ -502,6 +502,10 @@ pub struct Received {
     pub connected_at: Vec<std::time::Instant>,
     /// Replies the downstream gave to `later…` recipients (a 451 the first N times).
     pub later_budget: usize,
+    /// `MAIL FROM` commands that arrived together with what followed them (PIPELINING, RFC 2920).
+    pub pipelined: usize,
+    /// `MAIL FROM` commands that arrived alone, the client waiting for the reply.
+    pub lockstep: usize,
 }
 
 /// A mailbox server speaking SMTP or LMTP, in the test process (so it outlives gateway
@@ -522,6 +526,17 @@ impl Downstream {
     }
 
     pub async fn start_on(ip: &str, port: u16, lmtp: bool, later_budget: usize) -> Downstream {
+        Self::start_with(ip, port, lmtp, later_budget, true).await
+    }
+
+    /// As [`Downstream::start_on`]; `pipelining`: whether EHLO/LHLO offers PIPELINING.
+    pub async fn start_with(
+        ip: &str,
+        port: u16,
+        lmtp: bool,
+        later_budget: usize,
+        pipelining: bool,
+    ) -> Downstream {
         use tokio::io::AsyncBufReadExt;
         let listener = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -555,8 +570,19 @@ impl Downstream {
                         let upper = cmd.to_ascii_uppercase();
                         let reply: String =
                             if upper.starts_with("EHLO") || upper.starts_with("LHLO") {
-                                "250-downstream.test\r\n250 PIPELINING\r\n".into()
+                                if pipelining {
+                                    "250-downstream.test\r\n250 PIPELINING\r\n".into()
+                                } else {
+                                    "250-downstream.test\r\n250 8BITMIME\r\n".into()
+                                }
                             } else if upper.starts_with("MAIL FROM:") {
+                                let mut s = st.lock().unwrap();
+                                if r.buffer().is_empty() {
+                                    s.lockstep += 1;
+                                } else {
+                                    s.pipelined += 1;
+                                }
+                                drop(s);
                                 from = cmd[10..].trim_matches(['<', '>', ' ']).to_string();
                                 rcpts.clear();
                                 "250 2.1.0 ok\r\n".into()
@@ -577,6 +603,9 @@ impl Downstream {
                                     rcpts.push(to);
                                     "250 2.1.5 ok\r\n".into()
                                 }
+                            } else if upper == "DATA" && rcpts.is_empty() {
+                                // RFC 2920: a pipelined DATA without a valid recipient fails.
+                                "554 5.5.1 no valid recipients\r\n".into()
                             } else if upper == "DATA" {
                                 w.write_all(b"354 go ahead\r\n").await.ok();
                                 let mut data = String::new();
@@ -624,6 +653,12 @@ impl Downstream {
     /// Connections accepted so far (the gateway reuses its connections between messages).
     pub fn connections(&self) -> usize {
         self.sessions.lock().unwrap().len()
+    }
+
+    /// `(pipelined, lock-step)`: how the transactions so far arrived (see [`Received`]).
+    pub fn transactions(&self) -> (usize, usize) {
+        let s = self.state.lock().unwrap();
+        (s.pipelined, s.lockstep)
     }
 
     pub fn messages(&self) -> Vec<(String, Vec<String>, String)> {
