@@ -25,6 +25,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Transactions with more recipients go command by command even where PIPELINING is offered: the
+/// whole group is written before any reply is read, so the server's replies must fit in the
+/// socket buffers meanwhile (RFC 2920 §3.1 warns of the deadlock); 100 replies do by far.
+const PIPELINE_MAX_RCPTS: usize = 100;
+
 /// The reply for one recipient. `code` 0 means no reply at all (connection trouble): temporary.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -97,7 +102,7 @@ impl Conn {
     ) -> Result<(Vec<Outcome>, bool), Failure> {
         let t = Transaction {
             is_lmtp,
-            pipelining: self.pipelining,
+            pipelining: self.pipelining && rcpts.len() <= PIPELINE_MAX_RCPTS,
             mail_from,
             rcpts,
             message,

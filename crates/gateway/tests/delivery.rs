@@ -305,7 +305,7 @@ async fn pipelined_where_offered_lock_step_elsewhere_with_the_same_outcomes() {
     // Two mailbox servers, one offering PIPELINING and one not, one domain routed to each.
     let piped = Downstream::start_with("127.0.0.1", 0, false, 1, true).await;
     let plain = Downstream::start_with("127.0.0.1", 0, false, 1, false).await;
-    let gw = Gateway::start("[delivery]\nfirst_retry = \"1s\"\n");
+    let gw = Gateway::start("[smtp]\nmax_recipients = 200\n[delivery]\nfirst_retry = \"1s\"\n");
     setup(&gw);
     gw.ok(&["domain", "add", "fabrikam.com", "--tenant", "contoso"]);
     for (domain, down) in [("contoso.com", &piped), ("fabrikam.com", &plain)] {
@@ -367,4 +367,18 @@ async fn pipelined_where_offered_lock_step_elsewhere_with_the_same_outcomes() {
     assert_eq!(piped.transactions(), (3, 0));
     assert_eq!(plain.transactions(), (0, 3));
     assert_eq!((piped.connections(), plain.connections()), (1, 1));
+
+    // More than 100 recipients: command by command even where PIPELINING is offered (the
+    // replies of a group must fit in the socket buffers while it is written).
+    let many: Vec<String> = (0..101).map(|i| format!("user{i}@contoso.com")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let r = send(&gw, &many, "many").await;
+    assert!(r.starts_with("250 2.6.0"), "{r}");
+    let got = wait(|| {
+        let m = piped.messages();
+        (m.len() == 3).then_some(m)
+    })
+    .await;
+    assert_eq!(got[2].1.len(), 101);
+    assert_eq!(piped.transactions(), (3, 1));
 }
