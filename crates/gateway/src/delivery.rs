@@ -20,7 +20,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::directory::Live;
 use crate::downstream;
-use crate::spool::{Entry, RcptState, Spool, deliver_maildir};
+use crate::spool::{Entry, RcptState, Spool, Written, deliver_maildir};
 use crate::trace::{TraceSender, event, micros};
 
 #[derive(Clone)]
@@ -167,6 +167,24 @@ impl Delivery {
     }
 }
 
+/// One attempt's message: the copy kept from acceptance, or the spool file's read back. Cheap to
+/// clone (the Maildir route hands it to a blocking task).
+#[derive(Clone)]
+enum Message {
+    Kept(Arc<Written>),
+    Read(Arc<Vec<u8>>),
+}
+
+impl std::ops::Deref for Message {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Message::Kept(w) => w.message(),
+            Message::Read(m) => m,
+        }
+    }
+}
+
 struct Worker {
     spool: Spool,
     config: Arc<Config>,
@@ -234,15 +252,17 @@ impl Worker {
         let mut record = entry.envelope.trace.clone();
 
         // The first attempt has the message in memory (as written at acceptance); later ones
-        // read it back. The copy is dropped here either way: a retry may be hours away.
+        // read it back. Taken out of the entry either way, so it is dropped with this attempt: a
+        // retry may be hours away.
         let read = match entry.written.take() {
-            Some(written) => Ok(written.message().to_vec()),
+            Some(written) => Ok(Message::Kept(written)),
             None => {
                 let spool = self.spool.clone();
                 let job = entry.clone();
                 tokio::task::spawn_blocking(move || spool.read_message(&job))
                     .await
                     .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")))
+                    .map(|m| Message::Read(Arc::new(m)))
             }
         };
         let message = match read {

@@ -1,10 +1,11 @@
 //! Delivery to a tenant's mailbox server over SMTP or LMTP (the mail-send client; every recipient
 //! gets its own reply). When the server offers PIPELINING (RFC 2920) `MAIL`, the `RCPT`s and
 //! `DATA` go in one write and their replies are read together, and the message and its final dot
-//! in another: two round trips per message instead of three plus one per recipient. SMTP routes use STARTTLS when offered
-//! (`smtp+tls-required` refuses to go on without it); the certificate is not verified — mailbox
-//! servers behind a gateway commonly use private certificates — so TLS here protects against
-//! passive observers only.
+//! in another: two round trips per message instead of three plus one per recipient.
+//!
+//! SMTP routes use STARTTLS when offered (`smtp+tls-required` refuses to go on without it); the
+//! certificate is not verified — mailbox servers behind a gateway commonly use private
+//! certificates — so TLS here protects against passive observers only.
 //!
 //! Connections are reused: after a complete transaction the connection goes into a [`Pool`] per
 //! route and the next message to that route starts with `MAIL FROM` on it, like Postfix's
@@ -19,8 +20,7 @@ use std::time::{Duration, Instant};
 use mail_send::SmtpClient;
 use mail_send::smtp::tls::build_tls_connector;
 use portcullis_policy::route::Route;
-use smtp_proto::Response;
-use smtp_proto::{EXT_PIPELINING, EXT_START_TLS};
+use smtp_proto::{EXT_PIPELINING, EXT_START_TLS, Response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
