@@ -8,6 +8,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use anyhow::Context;
+
 use portcullis_store::{Store, TraceEvent, TraceRecord};
 use tokio::sync::mpsc;
 
@@ -49,13 +51,32 @@ impl TraceSender {
 
 /// Starts the writer thread; it ends (after writing everything queued) at [`TraceSender::stop`]
 /// or when every sender is dropped.
-pub fn start(store: &Store) -> anyhow::Result<TraceSender> {
+///
+/// The thread runs at background priority with a database connection of its own
+/// ([`Store::background_writer`]: commits that do not wait for the disk, and SQLite's worker
+/// thread started from here, so at the same priority): nobody waits for a trace batch, while
+/// every SMTP reply waits for the sessions' workers it would otherwise take turns with. A record
+/// that a host crash loses was either a refusal or is in the spool with the message, and its
+/// delivery writes it again.
+pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
     let (tx, mut rx) = mpsc::channel::<Msg>(8192);
     let store = store.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
     let writer = async move {
+        crate::server::background_priority();
+        let store = match store.background_writer().await {
+            Ok(store) => {
+                let _ = ready_tx.send(Ok(()));
+                store
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
         let mut batch = Vec::with_capacity(BATCH);
         let mut stopping = false;
         while !stopping {
@@ -92,6 +113,10 @@ pub fn start(store: &Store) -> anyhow::Result<TraceSender> {
     let thread = std::thread::Builder::new()
         .name("trace-writer".into())
         .spawn(move || runtime.block_on(writer))?;
+    ready
+        .await
+        .context("the trace writer ended while starting")?
+        .context("connecting the trace writer to the database")?;
     Ok(TraceSender {
         tx,
         thread: std::sync::Arc::new(std::sync::Mutex::new(Some(thread))),

@@ -964,3 +964,74 @@ async fn trusted_service_attributes_mail_from_its_addresses() {
         mail[0]
     );
 }
+
+/// Threads of the running gateway by name, with their nice values (from /proc).
+fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // Field 19 is the nice value; fields after the parenthesized name, which may hold spaces.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+        threads.push((comm.trim().to_string(), nice));
+    }
+    threads
+}
+
+#[tokio::test]
+async fn background_threads_run_below_the_sessions_priority() {
+    let gw = Gateway::start("");
+    contoso(&gw, "on");
+    // One delivered message and one refusal: deliveries and the trace writer have worked.
+    let mut s = session(gw.smtp, "127.0.0.7").await;
+    let r = s
+        .mail(
+            "ann@fabrikam.example",
+            &["bob@contoso.com"],
+            &message("ann@fabrikam.example", "bob@contoso.com", "hello"),
+        )
+        .await;
+    queued_id(&r[3]);
+    let r = s.mail("ceo@contoso.com", &["bob@contoso.com"], "").await;
+    assert_eq!(r[1], R5768);
+    gw.wait_maildir("contoso", "bob@contoso.com", 1);
+    gw.trace_until("contoso", &["--status", "rejected"], |v| v.len() == 1);
+
+    let threads = thread_priorities(gw.pid());
+    let nice_of = |name: &str| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    let main = nice_of("portcullis");
+    assert_eq!(main.len(), 1, "{threads:?}");
+    let base = main[0];
+    let background = (base + 5).min(19);
+    let sessions = nice_of("tokio-rt-worker");
+    assert!(!sessions.is_empty(), "{threads:?}");
+    assert!(sessions.iter().all(|n| *n == base), "{threads:?}");
+    let delivery = nice_of("delivery");
+    assert!(!delivery.is_empty(), "{threads:?}");
+    assert!(delivery.iter().all(|n| *n == background), "{threads:?}");
+    assert_eq!(nice_of("trace-writer"), vec![background], "{threads:?}");
+    // The trace writer's SQLite connection runs on a thread it started, at its priority; the
+    // connections of the admin API and the sessions stay at the sessions' priority.
+    let sqlite = nice_of("sqlx-sqlite-wor");
+    assert_eq!(
+        sqlite.iter().filter(|n| **n == background).count(),
+        1,
+        "{threads:?}"
+    );
+    assert!(
+        sqlite.iter().filter(|n| **n == base).count() >= 1,
+        "{threads:?}"
+    );
+}

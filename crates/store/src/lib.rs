@@ -43,6 +43,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// What the pool connects to (with `mode=rwc` added for SQLite).
+    url: std::sync::Arc<str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,9 +79,52 @@ impl Store {
             .max_connections(max)
             .connect(&url)
             .await?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            url: url.into(),
+        };
         schema::migrate(&store).await?;
         Ok(store)
+    }
+
+    /// A handle for one background writer (the trace writer): a connection of its own, opened
+    /// from the calling thread, whose commits do not wait for the disk. SQLite:
+    /// `synchronous = NORMAL` — in WAL mode a commit is on disk at the next checkpoint, or with
+    /// the next commit of another connection (those keep `FULL`) — and a 16 MiB page cache, since
+    /// the writer walks the same B-tree pages batch after batch. PostgreSQL:
+    /// `synchronous_commit = off` (on disk within `wal_writer_delay`). Either way a crash of the
+    /// process loses nothing committed; a crash of the host can lose the last moments' commits,
+    /// never leave the database inconsistent.
+    ///
+    /// SQLite runs each connection on a thread of its own, started here: it inherits the calling
+    /// thread's scheduling priority (Linux keeps nice values per thread).
+    pub async fn background_writer(&self) -> Result<Store> {
+        let backend = self.backend;
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA cache_size = -16384").await?;
+                        }
+                        Backend::Postgres => {
+                            conn.execute("SET synchronous_commit = off").await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&self.url)
+            .await?;
+        Ok(Store {
+            pool,
+            backend,
+            url: self.url.clone(),
+        })
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write lock up front
