@@ -14,7 +14,13 @@ use portcullis_store::{Store, TraceEvent, TraceRecord};
 use tokio::sync::mpsc;
 
 const BATCH: usize = 256;
+/// How long a batch waits for more records after its first.
 const LINGER: Duration = Duration::from_millis(50);
+/// While a batch lingers, the writer looks for new records at this interval instead of waiting
+/// on the channel: a waiting receiver is woken by every record sent (a futex wake on the
+/// session's worker and a context switch each — under a flood of refusals, tens of thousands a
+/// second), a sleeping one by nothing but its timer.
+const LINGER_TICK: Duration = Duration::from_millis(2);
 
 enum Msg {
     Record(Box<TraceRecord>),
@@ -85,12 +91,27 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
                 Some(Msg::Record(r)) => batch.push(*r),
             }
             let deadline = tokio::time::Instant::now() + LINGER;
-            while batch.len() < BATCH && !stopping {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(Msg::Record(r))) => batch.push(*r),
-                    Ok(None | Some(Msg::Stop)) => stopping = true,
-                    Err(_) => break,
+            'linger: while batch.len() < BATCH && !stopping {
+                loop {
+                    match rx.try_recv() {
+                        Ok(Msg::Record(r)) => {
+                            batch.push(*r);
+                            if batch.len() == BATCH {
+                                break 'linger;
+                            }
+                        }
+                        Ok(Msg::Stop) | Err(mpsc::error::TryRecvError::Disconnected) => {
+                            stopping = true;
+                            break 'linger;
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                    }
                 }
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(deadline.min(now + LINGER_TICK)).await;
             }
             let mut attempt = 0;
             while !batch.is_empty()
