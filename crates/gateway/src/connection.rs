@@ -327,6 +327,8 @@ impl Conn {
                 txn.copies.last_mut().expect("just pushed")
             }
         };
+        // Rendered once: for the recipient's outcome and its event.
+        let reply = r.to_string();
         match &verdict {
             RcptVerdict::NoTenant => unreachable!("handled above"),
             RcptVerdict::SpfTempError { .. } => {
@@ -334,7 +336,7 @@ impl Conn {
                     &mut copy.record,
                     "DEFER",
                     format!(
-                        "{rcpt}: {r} (SPF for {} could not be evaluated)",
+                        "{rcpt}: {reply} (SPF for {} could not be evaluated)",
                         txn.spf.domain.as_deref().unwrap_or("-")
                     ),
                 );
@@ -344,7 +346,7 @@ impl Conn {
                     &mut copy.record,
                     "REJECT",
                     format!(
-                        "{rcpt}: {r} (partner connector \"{connector}\" restricts this sender domain)"
+                        "{rcpt}: {reply} (partner connector \"{connector}\" restricts this sender domain)"
                     ),
                 );
             }
@@ -353,7 +355,9 @@ impl Conn {
                 event(
                     &mut copy.record,
                     "REJECT",
-                    format!("{rcpt}: {r} (anonymous sender uses an accepted domain of the tenant)"),
+                    format!(
+                        "{rcpt}: {reply} (anonymous sender uses an accepted domain of the tenant)"
+                    ),
                 );
             }
             RcptVerdict::Accept {
@@ -393,7 +397,7 @@ impl Conn {
         copy.record.recipients.push(TraceRecipient {
             address: rcpt,
             status: status.into(),
-            reply: r.to_string(),
+            reply,
         });
         r
     }

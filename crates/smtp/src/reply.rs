@@ -72,7 +72,11 @@ impl Reply {
         let mut lines = self.text.split('\n').peekable();
         while let Some(line) = lines.next() {
             let last = lines.peek().is_none();
-            let has_text = line.chars().any(|c| !c.is_control());
+            let has_text = if may_hold_control(line) {
+                line.chars().any(|c| !c.is_control())
+            } else {
+                !line.is_empty()
+            };
             out.extend_from_slice(&[
                 b'0' + (code / 100) as u8,
                 b'0' + (code / 10 % 10) as u8,
@@ -104,8 +108,15 @@ impl Reply {
     }
 }
 
+/// Whether `s` may hold a control character (`char::is_control`: C0, DEL, C1): a byte scan that
+/// is false for almost every text, so the char-by-char filtering runs only where it can matter.
+/// C1 controls (U+0080..U+009F) are encoded with the lead byte 0xC2.
+fn may_hold_control(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2)
+}
+
 fn push_clean(out: &mut Vec<u8>, s: &str) {
-    if !s.chars().any(char::is_control) {
+    if !may_hold_control(s) {
         out.extend_from_slice(s.as_bytes());
         return;
     }
@@ -125,6 +136,10 @@ impl fmt::Display for Reply {
         }
         for (i, line) in self.text.split('\n').enumerate() {
             f.write_str(if i == 0 { " " } else { "; " })?;
+            if !may_hold_control(line) {
+                f.write_str(line)?;
+                continue;
+            }
             // Runs between control characters (which are left out), not char by char.
             for run in line.split(char::is_control) {
                 f.write_str(run)?;
@@ -541,6 +556,16 @@ mod tests {
         // The '\n' splits lines but each still carries the real code.
         assert_eq!(r.to_wire(), "550-evil\r\n550 250 ok\r\n");
         assert_eq!(r.to_string(), "550 evil; 250 ok");
+        // C1 controls (NEL, CSI) too; other characters of the Latin-1 block stay.
+        let r = Reply::dynamic(550, "", "a\u{85}b\u{9b}c \u{a0}d é".into());
+        assert_eq!(r.to_wire(), "550 abc \u{a0}d é\r\n");
+        assert_eq!(r.to_string(), "550 abc \u{a0}d é");
+        // A line of nothing but controls is a line without text.
+        let r = Reply::dynamic(550, "5.0.0", "\u{85}\nx".into());
+        assert_eq!(
+            r.to_wire(),
+            Reply::dynamic(550, "5.0.0", "\nx".into()).to_wire()
+        );
     }
 
     #[test]
