@@ -130,6 +130,8 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
             }
             batch.clear();
         }
+        // Its connection (and SQLite's thread for it) ends with the writer, before it is joined.
+        store.close().await;
     };
     let thread = std::thread::Builder::new()
         .name("trace-writer".into())
