@@ -2,7 +2,10 @@
 //! The table holds the filterable fields in columns and the rest in `record`, a compact JSON
 //! document ([`StoredRecord`]: nothing the columns hold, no empty values), since a flood of
 //! refusals writes one record each and their size is most of the cost. Rows written by earlier
-//! versions hold the whole record in `record`; both read back the same.
+//! versions hold the whole record in `record`; both read back the same. The recipient filter
+//! finds a record's only recipient in the `rcpt` column and several in `trace_recipients`
+//! (a row there costs three B-tree inserts; most records, every refusal at RCPT among them,
+//! have one recipient).
 
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
@@ -202,18 +205,40 @@ impl Store {
         let latest = latest_states(records);
         let mut tx = self.begin_write().await?;
         for chunk in latest.chunks(CHUNK) {
+            // Each record's recipients, lower case, once each.
+            let addresses: Vec<Vec<String>> = chunk
+                .iter()
+                .map(|r| {
+                    let mut seen: Vec<String> = Vec::with_capacity(r.recipients.len());
+                    for rcpt in &r.recipients {
+                        let a = rcpt.address.to_lowercase();
+                        if !seen.contains(&a) {
+                            seen.push(a);
+                        }
+                    }
+                    seen
+                })
+                .collect();
             let mut sql = String::from(
-                "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record, direct_send) VALUES ",
+                "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, message_id, status, record, direct_send, rcpt) VALUES ",
             );
-            sql.push_str(&placeholders(self.backend, chunk.len(), 9));
+            sql.push_str(&placeholders(self.backend, chunk.len(), 10));
+            // A later state of a transaction has the recipients of the earlier ones (delivery
+            // adds, never removes), so one with several never needs the earlier single one from
+            // the column: its rows hold them all. COALESCE keeps it anyway.
             sql.push_str(
                 " ON CONFLICT (tenant, trace_id) DO UPDATE SET received_at = excluded.received_at, \
                  client_ip = excluded.client_ip, mail_from = excluded.mail_from, \
                  message_id = excluded.message_id, status = excluded.status, \
-                 record = excluded.record, direct_send = excluded.direct_send",
+                 record = excluded.record, direct_send = excluded.direct_send, \
+                 rcpt = COALESCE(excluded.rcpt, trace.rcpt)",
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
+            for (r, addresses) in chunk.iter().zip(&addresses) {
+                let only = match addresses.as_slice() {
+                    [one] => Some(one.as_str()),
+                    _ => None,
+                };
                 q = q
                     .bind(&r.tenant)
                     .bind(&r.trace_id)
@@ -223,19 +248,21 @@ impl Store {
                     .bind(r.message_id.as_deref())
                     .bind(&r.status)
                     .bind(stored_json(r))
-                    .bind(i64::from(r.direct_send));
+                    .bind(i64::from(r.direct_send))
+                    .bind(only);
             }
             q.execute(&mut *tx).await?;
-            let mut rows: Vec<(&str, &str, String)> = Vec::new();
-            for r in chunk {
-                let first = rows.len();
-                for rcpt in &r.recipients {
-                    let a = rcpt.address.to_lowercase();
-                    if !rows[first..].iter().any(|(_, _, seen)| *seen == a) {
-                        rows.push((&r.tenant, &r.trace_id, a));
-                    }
-                }
-            }
+            // Rows only for records with several recipients (one is in the `rcpt` column).
+            let rows: Vec<(&str, &str, &str)> = chunk
+                .iter()
+                .zip(&addresses)
+                .filter(|(_, addresses)| addresses.len() > 1)
+                .flat_map(|(r, addresses)| {
+                    addresses
+                        .iter()
+                        .map(|a| (r.tenant.as_str(), r.trace_id.as_str(), a.as_str()))
+                })
+                .collect();
             for part in rows.chunks(3 * CHUNK) {
                 // The recipient index holds every address a transaction ever had (a later
                 // state never removes one), so an update only adds rows.
@@ -245,7 +272,7 @@ impl Store {
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for (t, id, a) in part {
-                    q = q.bind(*t).bind(*id).bind(a.as_str());
+                    q = q.bind(*t).bind(*id).bind(*a);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -270,8 +297,10 @@ impl Store {
             );
         }
         if let Some(r) = &q.recipient {
+            // The single recipient in its column, several (and rows of earlier versions) in
+            // trace_recipients.
             push(
-                " AND EXISTS (SELECT 1 FROM trace_recipients r WHERE r.tenant = t.tenant AND r.trace_id = t.trace_id AND r.address = $?)",
+                " AND (t.rcpt = $? OR EXISTS (SELECT 1 FROM trace_recipients r WHERE r.tenant = t.tenant AND r.trace_id = t.trace_id AND r.address = $?))",
                 Bind::Text(r.to_lowercase()),
                 &mut sql,
             );

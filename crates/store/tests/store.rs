@@ -306,6 +306,45 @@ async fn scenario(store: &Store) {
     assert!(foreign.is_empty(), "tenant isolation");
     assert_eq!(store.purge_traces(150).await.unwrap(), 1);
     assert!(store.get_trace("contoso", "T1").await.unwrap().is_none());
+    // A single recipient is kept in the trace row, several in trace_recipients: a later state
+    // that adds one (a redirect at delivery) leaves both findable, and so is the recipient of a
+    // row written by an earlier version (trace_recipients only).
+    let mut redirected = rec("R1", "contoso", 300, "erin@contoso.com", "pending");
+    store.upsert_traces(&[redirected.clone()]).await.unwrap();
+    redirected.status = "delivered".into();
+    redirected.recipients.push(TraceRecipient {
+        address: "Frank@Contoso.com".into(),
+        status: "delivered".into(),
+        reply: "250".into(),
+    });
+    store.upsert_traces(&[redirected]).await.unwrap();
+    store
+        .execute_admin(
+            "INSERT INTO trace (tenant, trace_id, received_at, client_ip, mail_from, status, record) \
+             VALUES ('contoso', 'OLD1', 400, '127.0.0.1', 'x@y.example', 'rejected', \
+             '{\"mail_from\":\"x@y.example\",\"attribution\":\"anonymous\"}')",
+        )
+        .await
+        .unwrap();
+    store
+        .execute_admin(
+            "INSERT INTO trace_recipients (tenant, trace_id, address) VALUES ('contoso', 'OLD1', 'gina@contoso.com')",
+        )
+        .await
+        .unwrap();
+    for (rcpt, id) in [
+        ("erin@contoso.com", "R1"),
+        ("FRANK@contoso.com", "R1"),
+        ("gina@contoso.com", "OLD1"),
+        ("carol@contoso.com", "T2"),
+    ] {
+        let found = store
+            .query_traces(&q(&|q| q.recipient = Some(rcpt.into())))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = found.iter().map(|r| r.trace_id.as_str()).collect();
+        assert_eq!(ids, [id], "{rcpt}");
+    }
 
     // Rules: create, conflict, replace, tenant scope, listed with the directory.
     let mut rule: portcullis_policy::rules::Rule = serde_json::from_value(serde_json::json!({
