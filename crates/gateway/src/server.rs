@@ -37,12 +37,21 @@ pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
             return 2;
         }
     };
+    // The log is written by a thread of its own: a session hands its line over and goes on, so
+    // a log reader that stops reading (a pipe to a stalled journal) stops no session. Lines
+    // beyond LOG_BUFFER_LINES waiting are dropped and counted (`watch_log_drops`).
+    let (log_writer, _log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .lossy(true)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
+    let log_dropped = log_writer.error_counter();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .init();
     // Sessions and deliveries on runtimes of their own: a delivery's work (downstream I/O, spool
     // updates, hundreds of microseconds per message) queued on the sessions' workers would delay
@@ -72,7 +81,7 @@ pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
         args: args.clone(),
         data_dir: data_dir.map(Path::to_path_buf),
     };
-    let served = runtime.block_on(serve(config, reload, delivery.handle()));
+    let served = runtime.block_on(serve(config, reload, delivery.handle(), log_dropped));
     drop(delivery);
     match served {
         Ok(()) => 0,
@@ -81,6 +90,31 @@ pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
             1
         }
     }
+}
+
+/// Log lines waiting for the log writer, at most (about 200 bytes each).
+const LOG_BUFFER_LINES: usize = 65_536;
+
+/// Reports log lines dropped because the log writer was [`LOG_BUFFER_LINES`] behind: counted in
+/// `portcullis_log_lines_dropped_total`, and a warning (itself logged once there is room again).
+fn watch_log_drops(dropped: tracing_appender::non_blocking::ErrorCounter) {
+    tokio::spawn(async move {
+        let mut reported = 0;
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let now = dropped.dropped_lines();
+            if now > reported {
+                metrics::counter!("portcullis_log_lines_dropped_total")
+                    .increment((now - reported) as u64);
+                tracing::warn!(
+                    lines = now - reported,
+                    "log lines dropped: the log output (stderr) was not read fast enough"
+                );
+                reported = now;
+            }
+        }
+    });
 }
 
 /// How `serve` was started, to load the configuration again on SIGHUP.
@@ -135,9 +169,11 @@ async fn serve(
     config: Config,
     reload: Reload,
     delivery_runtime: &tokio::runtime::Handle,
+    log_dropped: tracing_appender::non_blocking::ErrorCounter,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     crate::telemetry::install()?;
+    watch_log_drops(log_dropped);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     ensure_admin_token(&config.data_dir)?;

@@ -1035,3 +1035,74 @@ async fn background_threads_run_below_the_sessions_priority() {
         "{threads:?}"
     );
 }
+
+/// A log consumer that stops reading (a pipe to a stalled journal) never stalls SMTP: the
+/// sessions hand their lines to the log writer and go on; lines beyond its buffer are dropped
+/// and counted in the metrics.
+#[tokio::test]
+async fn a_log_reader_that_stops_reading_does_not_stall_sessions() {
+    let (gw, _unread) =
+        Gateway::start_with_unread_log("[smtp]\nmax_errors = 1000000\nmax_commands = 1000000\n");
+    let mut s = session(gw.smtp, "127.0.0.7").await;
+    assert!(
+        s.cmd("MAIL FROM:<ann@fabrikam.example>")
+            .await
+            .starts_with("250")
+    );
+    // A refused relay logs a line of ~150 bytes at info; a pipe holds 64 KiB: 3 000 fill it
+    // several times over.
+    for i in 0..3000 {
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            s.cmd(&format!("RCPT TO:<user{i}@nowhere.example>")),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no reply to RCPT {i} within 10 s"));
+        assert_eq!(r, R5764, "RCPT {i}");
+    }
+    // Past the writer's buffer (65 536 lines), pipelined a thousand at a time.
+    let batch: String = (0..1000)
+        .map(|i| format!("RCPT TO:<more{i}@nowhere.example>\r\n"))
+        .collect();
+    for round in 0..70 {
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            s.send(batch.as_bytes()).await;
+            for _ in 0..1000 {
+                assert_eq!(s.reply().await, R5764);
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no replies to batch {round} within 30 s"));
+    }
+    assert!(s.cmd("QUIT").await.starts_with("221"));
+    // Counted within the watcher's 10 s.
+    let token = std::fs::read_to_string(gw.data().join("admin.token")).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = agent
+            .get(format!("{}/metrics", gw.admin))
+            .header("Authorization", format!("Bearer {}", token.trim()))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let dropped = text
+            .lines()
+            .find_map(|l| l.strip_prefix("portcullis_log_lines_dropped_total "))
+            .map(|v| v.trim().parse::<f64>().unwrap());
+        if let Some(n) = dropped {
+            assert!(n > 0.0 && n < 73_000.0, "{n}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no portcullis_log_lines_dropped_total after 20 s:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

@@ -17,6 +17,14 @@ use tokio::net::{TcpSocket, TcpStream};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
+/// Where the gateway's log goes.
+enum Log {
+    /// Warnings and errors, to the test's stderr.
+    Warnings,
+    /// Everything from `info` up, into a pipe the test never reads.
+    UnreadPipe,
+}
+
 pub struct Gateway {
     /// The authoritative DNS server the gateway resolves through (empty zones unless a test
     /// publishes records: every name is NXDOMAIN).
@@ -44,6 +52,27 @@ impl Gateway {
         config: &str,
         dns: portcullis_testdns::TestDns,
     ) -> Gateway {
+        Self::launch(dir, config, dns, Log::Warnings).0
+    }
+
+    /// Starts with the log at `info` written into a pipe that nobody reads (a stalled log
+    /// consumer); the pipe stays open while the returned handle lives.
+    pub fn start_with_unread_log(config: &str) -> (Gateway, std::process::ChildStderr) {
+        let (gw, stderr) = Self::launch(
+            tempfile::tempdir().unwrap(),
+            config,
+            portcullis_testdns::TestDns::start(),
+            Log::UnreadPipe,
+        );
+        (gw, stderr.expect("piped"))
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        config: &str,
+        dns: portcullis_testdns::TestDns,
+        log: Log,
+    ) -> (Gateway, Option<std::process::ChildStderr>) {
         let cfg = dir.path().join("portcullis.toml");
         std::fs::write(
             &cfg,
@@ -64,11 +93,21 @@ impl Gateway {
                 "--admin-listen",
                 "127.0.0.1:0",
             ])
-            .env("PORTCULLIS_LOG", "warn")
+            .env(
+                "PORTCULLIS_LOG",
+                match log {
+                    Log::Warnings => "warn",
+                    Log::UnreadPipe => "info",
+                },
+            )
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match log {
+                Log::Warnings => Stdio::inherit(),
+                Log::UnreadPipe => Stdio::piped(),
+            })
             .spawn()
             .expect("start portcullis");
+        let stderr = child.stderr.take();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -86,13 +125,14 @@ impl Gateway {
             .split(',')
             .next()
             .unwrap();
-        Gateway {
+        let gw = Gateway {
             dns,
             smtp: smtp.parse().unwrap(),
             admin: admin.to_string(),
             dir,
             child: Some(child),
-        }
+        };
+        (gw, stderr)
     }
 
     /// The gateway's process id (to send it signals).
