@@ -1202,7 +1202,8 @@ async fn release_quarantine(
         None => entry.recipients.clone(),
     };
     let now = SystemTime::now();
-    let by = "admin".to_string();
+    // Who released it, as the audit log names them: `bootstrap` or `token:NAME (ID)`.
+    let by = who.name.clone();
     entry.released_at = Some(crate::trace::rfc3339(now));
     entry.released_by = Some(by.clone());
     entry.released_to = Some(to.clone());
@@ -1240,7 +1241,11 @@ async fn release_quarantine(
     {
         r.status = "pending".into();
     }
-    let mut released = format!("X-Portcullis-Released-By: {by}\r\n").into_bytes();
+    let mut released = format!(
+        "X-Portcullis-Released-By: {}\r\n",
+        crate::message::header_value(&by)
+    )
+    .into_bytes();
     released.extend_from_slice(&message);
     let envelope = crate::spool::Envelope {
         trace_id: entry.trace_id.clone(),

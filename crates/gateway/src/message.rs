@@ -238,11 +238,12 @@ pub fn preview(message: &[u8]) -> (String, String, Vec<String>) {
     (headers, clean(&text), attachments)
 }
 
-/// Folds nothing and escapes nothing: callers pass values without CR/LF. This strips them anyway
-/// so a header value from the wire can never inject a header line.
+/// Folds nothing and escapes nothing: callers pass values without control characters. This
+/// replaces them (tab aside) anyway, so a value from the wire or typed by an admin can never
+/// inject a header line or put a NUL into a message.
 pub fn header_value(s: &str) -> String {
     s.chars()
-        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
         .collect()
 }
 

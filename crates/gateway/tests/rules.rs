@@ -152,16 +152,46 @@ async fn reference_recipe_quarantine_and_release_once() {
         "contoso",
     ]);
 
-    // release: delivered once, marked; a second release is refused.
-    gw.ok(&["quarantine", "release", &id, "--tenant", "contoso"]);
+    // release (by an org-admin whose token name tries to add a header line): delivered once,
+    // marked with who released it; a second release is refused.
+    let admin = gw.ok(&[
+        "token",
+        "create",
+        "--name",
+        "ann\r\nX-Evil: yes",
+        "--role",
+        "org-admin",
+        "--tenant",
+        "contoso",
+    ]);
+    let admin = admin
+        .split_whitespace()
+        .find(|w| w.starts_with("pc_"))
+        .unwrap();
+    let token_id = admin["pc_".len()..].split('_').next().unwrap();
+    gw.ok(&[
+        "--token",
+        admin,
+        "quarantine",
+        "release",
+        &id,
+        "--tenant",
+        "contoso",
+    ]);
     let mail = gw.wait_maildir("contoso", bob, 2);
     let released = mail
         .iter()
         .find(|m| m.contains("Subject: spoof"))
         .expect("released copy");
     assert!(
-        released.contains("X-Portcullis-Released-By: admin\r\n"),
+        released.contains("X-Portcullis-Released-By: token:ann  X-Evil: yes ("),
         "{released}"
+    );
+    assert!(!released.contains("\nX-Evil"), "{released}");
+    let shown = json(gw.ok(&["quarantine", "show", &id, "--tenant", "contoso", "--json"]));
+    assert_eq!(
+        shown["entry"]["released_by"].as_str().unwrap(),
+        format!("token:ann\r\nX-Evil: yes ({token_id})")
     );
     let again = gw.cli(&["quarantine", "release", &id, "--tenant", "contoso"]);
     assert_eq!(
