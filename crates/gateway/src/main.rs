@@ -11,6 +11,7 @@ mod delivery;
 mod directory;
 mod downstream;
 mod dsn;
+mod journal;
 mod message;
 mod principals;
 mod report;

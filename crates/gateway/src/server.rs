@@ -256,7 +256,7 @@ async fn serve(
         session_config,
         directory: directory.clone(),
         tls: Some(arc_swap::ArcSwap::from_pointee(tls)),
-        spool,
+        spool: spool.clone(),
         trace: trace.clone(),
         delivery,
         auth,
@@ -299,6 +299,12 @@ async fn serve(
     retention.abort();
     let _ = api.await;
     delivery_handle.shutdown(Duration::from_secs(10)).await;
+    match tokio::task::spawn_blocking(move || spool.write_out_journal()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(entries = n, "spool journal written out for the next start"),
+        Ok(Err(e)) => tracing::error!("spool journal left for the next start to replay: {e:#}"),
+        Err(e) => tracing::error!("spool journal left for the next start to replay: {e}"),
+    }
     trace.stop().await;
     drop(trace);
     store.close().await;

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use portcullis_store::TraceRecord;
+
+use crate::journal::Journal;
 use serde::{Deserialize, Serialize};
 
 /// The envelope of one tenant copy.
@@ -68,14 +70,16 @@ pub struct Spool {
     dir_sync: std::sync::Arc<GroupSync>,
     /// Bytes of [`Written`] copies alive.
     held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Where accepted copies are made durable until their first attempt ends.
+    journal: std::sync::Arc<Journal>,
 }
 
-/// Group commit of the spool directory's fsync. Every writer must have its new directory entries
-/// on disk before it acknowledges; one fsync started after a writer's renames covers them, so
-/// writers arriving while a sync runs wait for the next one and share it, instead of each paying
-/// (and queueing behind) a fsync of its own.
+/// Group commit of a sync (the spool directory's fsync, a journal segment's fdatasync). Every
+/// writer must have its writes on disk before it acknowledges; one sync started after a writer's
+/// writes covers them, so writers arriving while a sync runs wait for the next one and share it,
+/// instead of each paying (and queueing behind) a sync of its own.
 #[derive(Debug, Default)]
-struct GroupSync {
+pub(crate) struct GroupSync {
     state: std::sync::Mutex<GroupState>,
     done: std::sync::Condvar,
 }
@@ -92,7 +96,7 @@ struct GroupState {
 }
 
 impl GroupSync {
-    fn sync(&self, dir: &Path) -> anyhow::Result<()> {
+    pub(crate) fn sync(&self, sync: impl Fn() -> anyhow::Result<()>) -> anyhow::Result<()> {
         let mut g = self.state.lock().expect("not poisoned");
         g.requested += 1;
         let ticket = g.requested;
@@ -115,7 +119,7 @@ impl GroupSync {
             let (from, upto) = (g.synced + 1, g.requested);
             g.running = true;
             drop(g);
-            let result = sync_dir(dir);
+            let result = sync();
             g = self.state.lock().expect("not poisoned");
             g.running = false;
             g.synced = upto;
@@ -167,13 +171,22 @@ impl Drop for Written {
 
 impl Spool {
     pub fn open(dir: PathBuf) -> anyhow::Result<Spool> {
+        Self::open_with(dir, crate::journal::SEGMENT_BYTES)
+    }
+
+    /// With journal segments of `segment_bytes` (tests use small ones).
+    fn open_with(dir: PathBuf, segment_bytes: u64) -> anyhow::Result<Spool> {
         fs::create_dir_all(&dir).with_context(|| format!("creating spool {}", dir.display()))?;
+        let mut journal_dir = dir.clone().into_os_string();
+        journal_dir.push("-journal");
+        let journal = Journal::open(journal_dir.into(), segment_bytes)?;
         Ok(Spool {
             dir,
             count: Default::default(),
             free: Default::default(),
             dir_sync: Default::default(),
             held: Default::default(),
+            journal: std::sync::Arc::new(journal),
         })
     }
 
@@ -191,21 +204,13 @@ impl Spool {
 
     /// Writes one copy durably. Blocking: call from `spawn_blocking`.
     ///
-    /// One file per copy — envelope and message together, written aside, synced, renamed into
-    /// place (the rename is the commit), then the directory synced (shared with the writers
-    /// waiting at the same time). One inode per copy: creating files is what the spool pays most
-    /// for when the file system has seen much churn (ext4 skips recently freed inodes). Later
-    /// delivery states go into a `.env` beside it, which wins over the embedded envelope.
+    /// Appended to the journal (`journal.rs`: no file created per copy, one `fdatasync` shared
+    /// with the writers of the moment) until its first delivery attempt ends; if that does not
+    /// finish it, [`Spool::update`] writes it out as a `.q` file of its own.
     pub fn store(&self, envelope: &Envelope, message: &[u8]) -> anyhow::Result<Entry> {
         let stem = format!("{}.{}", envelope.trace_id, envelope.tenant);
-        let json = serde_json::to_vec(envelope).expect("envelopes serialize");
-        let mut bytes = Vec::with_capacity(32 + json.len() + message.len());
-        bytes.extend_from_slice(format!("{MAGIC}{}\n", json.len()).as_bytes());
-        bytes.extend_from_slice(&json);
-        let body = bytes.len();
-        bytes.extend_from_slice(message);
-        write_durable(&self.queue_path(&stem), &bytes)?;
-        self.dir_sync.sync(&self.dir)?;
+        let (bytes, body) = queue_file(envelope, message);
+        self.journal.append(&stem, envelope, &bytes)?;
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let size = bytes.len();
         let written = self
@@ -228,8 +233,27 @@ impl Spool {
         })
     }
 
-    /// Rewrites an entry's envelope (delivery state after an attempt), durably.
+    /// Rewrites an entry's envelope (delivery state after an attempt), durably. An entry still
+    /// in the journal is written out as a `.q` file with this envelope (one file, written aside,
+    /// synced, renamed into place, the directory synced with the writers of the moment), then
+    /// leaves the journal; later states go into a `.env` beside it, which wins over the
+    /// embedded envelope.
     pub fn update(&self, entry: &Entry) -> anyhow::Result<()> {
+        if self.journal.contains(&entry.stem) {
+            let message = match &entry.written {
+                Some(w) => w.message().to_vec(),
+                None => self.read_message(entry)?,
+            };
+            let (bytes, _) = queue_file(&entry.envelope, &message);
+            let q = self.queue_path(&entry.stem);
+            write_durable(&q, &bytes)?;
+            self.dir_sync.sync(|| sync_dir(&self.dir))?;
+            if !self.journal.resolve(&entry.stem) {
+                // Deleted from the queue meanwhile: the file must not bring it back.
+                let _ = fs::remove_file(&q);
+            }
+            return Ok(());
+        }
         let (msg, env) = self.paths(&entry.stem);
         if !self.queue_path(&entry.stem).exists() && !msg.exists() {
             // Deleted from the queue while it was being delivered: do not bring it back.
@@ -237,10 +261,15 @@ impl Spool {
         }
         let json = serde_json::to_vec(&entry.envelope).expect("envelopes serialize");
         write_durable(&env, &json)?;
-        self.dir_sync.sync(&self.dir)
+        self.dir_sync.sync(|| sync_dir(&self.dir))
     }
 
     pub fn read_message(&self, entry: &Entry) -> anyhow::Result<Vec<u8>> {
+        if let Some(mut bytes) = self.journal.read(&entry.stem)? {
+            let (_, body) = split_queue_file(&bytes).context("spool journal: not a spool entry")?;
+            bytes.drain(..body);
+            return Ok(bytes);
+        }
         let q = self.queue_path(&entry.stem);
         match fs::read(&q) {
             Ok(mut bytes) => {
@@ -258,20 +287,14 @@ impl Spool {
         }
     }
 
-    /// Removes a finished entry: its commit file first (`.q`, or the `.env` of the two-file
-    /// form), so a crash leaves no half entry that counts; recovery removes the rest.
+    /// Removes a finished entry: resolves it in the journal, or removes its files.
     pub fn remove(&self, entry: &Entry) -> anyhow::Result<()> {
         let (msg, env) = self.paths(&entry.stem);
         let q = self.queue_path(&entry.stem);
-        match fs::remove_file(&q) {
-            Ok(()) => {
-                let _ = fs::remove_file(&env);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::remove_file(&env).with_context(|| format!("removing {}", env.display()))?;
-                let _ = fs::remove_file(&msg);
-            }
-            Err(e) => return Err(e).with_context(|| format!("removing {}", q.display())),
+        if self.journal.resolve(&entry.stem) {
+            // Never written out: nothing on disk but its frame.
+        } else {
+            self.remove_files(&q, &msg, &env)?;
         }
         let dec = |n: usize| n.checked_sub(1);
         let _ = self.count.fetch_update(
@@ -282,10 +305,44 @@ impl Spool {
         Ok(())
     }
 
-    /// Complete entries left by a previous run; half-written ones (a `.tmp`; in the two-file
+    /// An entry's files: its commit file first (`.q`, or the `.env` of the two-file form), so
+    /// a crash leaves no half entry that counts; recovery removes the rest.
+    fn remove_files(&self, q: &Path, msg: &Path, env: &Path) -> anyhow::Result<()> {
+        match fs::remove_file(q) {
+            Ok(()) => {
+                let _ = fs::remove_file(env);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::remove_file(env).with_context(|| format!("removing {}", env.display()))?;
+                let _ = fs::remove_file(msg);
+            }
+            Err(e) => return Err(e).with_context(|| format!("removing {}", q.display())),
+        }
+        Ok(())
+    }
+
+    /// Complete entries left by a previous run: the journal's unresolved entries are written
+    /// out as `.q` files first. Half-written ones (a frame cut short, a `.tmp`; in the two-file
     /// form a `.msg` without `.env`) are discarded, since they were never acknowledged, and so
     /// is an `.env` whose entry was removed. Call once, before the listener opens.
     pub fn recover(&self) -> anyhow::Result<Vec<Entry>> {
+        let replayed = self.journal.recover(
+            |stem, body| {
+                if !plausible_stem(stem) {
+                    anyhow::bail!("spool journal: {stem:?} is not a spool entry's name");
+                }
+                let q = self.queue_path(stem);
+                // Written out before the crash (then resolved, unless the crash came first).
+                if q.exists() || self.paths(stem).1.exists() {
+                    return Ok(());
+                }
+                write_durable(&q, body)
+            },
+            || sync_dir(&self.dir),
+        )?;
+        if replayed > 0 {
+            tracing::info!(entries = replayed, "spool journal replayed");
+        }
         for item in fs::read_dir(&self.dir)? {
             let path = item?.path();
             let name = path
@@ -314,7 +371,16 @@ impl Spool {
 
     /// The complete entries (read only: a session may be writing a new one meanwhile).
     pub fn list(&self) -> anyhow::Result<Vec<Entry>> {
-        let mut entries = Vec::new();
+        let mut entries: Vec<Entry> = self
+            .journal
+            .entries()
+            .into_iter()
+            .map(|(stem, envelope)| Entry {
+                stem,
+                envelope,
+                written: None,
+            })
+            .collect();
         for item in fs::read_dir(&self.dir)? {
             let path = item?.path();
             let name = path
@@ -329,7 +395,8 @@ impl Spool {
                     .strip_suffix(".env")
                     .filter(|stem| !self.queue_path(stem).exists()),
             };
-            if let Some(stem) = stem {
+            // One being written out of the journal is listed from there.
+            if let Some(stem) = stem.filter(|s| !self.journal.contains(s)) {
                 match self.get(stem) {
                     Ok(Some(e)) => entries.push(e),
                     Ok(None) => {}
@@ -345,16 +412,15 @@ impl Spool {
 
     /// One entry by its stem, if it is (still) spooled.
     pub fn get(&self, stem: &str) -> anyhow::Result<Option<Entry>> {
-        // Stems are `<trace id>.<tenant>`: ASCII letters, digits, '.', '_', '-'. Anything else
-        // (a path, an over-long name) cannot be spooled, so it is not found.
-        let plausible = !stem.is_empty()
-            && stem.len() <= 200
-            && !stem.starts_with('.')
-            && stem
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !plausible {
+        if !plausible_stem(stem) {
             return Ok(None);
+        }
+        if let Some(envelope) = self.journal.envelope(stem) {
+            return Ok(Some(Entry {
+                stem: stem.to_string(),
+                envelope,
+                written: None,
+            }));
         }
         let (msg, env) = self.paths(stem);
         let q = self.queue_path(stem);
@@ -405,6 +471,29 @@ impl Spool {
         }
     }
 
+    /// At a clean stop: entries still in the journal (their first attempt unfinished) are
+    /// written out as `.q` files in their accepted form, and the journal's segments go, so a
+    /// stopped spool is files only. Returns how many were written out.
+    pub fn write_out_journal(&self) -> anyhow::Result<usize> {
+        let mut written = Vec::new();
+        for (stem, _) in self.journal.entries() {
+            let Some(body) = self.journal.read(&stem)? else {
+                continue;
+            };
+            write_durable(&self.queue_path(&stem), &body)?;
+            written.push(stem);
+        }
+        sync_dir(&self.dir)?;
+        for stem in &written {
+            if !self.journal.resolve(stem) {
+                // Its delivery finished meanwhile: the file must not bring it back.
+                let _ = fs::remove_file(self.queue_path(stem));
+            }
+        }
+        self.journal.close();
+        Ok(written.len())
+    }
+
     /// Writes, syncs and removes a probe file: the spool can take mail (`/readyz`).
     pub fn probe(&self) -> anyhow::Result<()> {
         let path = self.dir.join(".probe.tmp");
@@ -443,6 +532,29 @@ impl Spool {
 
 const MAGIC: &str = "PCSPOOL1 ";
 
+/// Stems are `<trace id>.<tenant>`: ASCII letters, digits, '.', '_', '-'. Anything else (a path,
+/// an over-long name) cannot be spooled.
+fn plausible_stem(stem: &str) -> bool {
+    !stem.is_empty()
+        && stem.len() <= 200
+        && !stem.starts_with('.')
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// An entry's one-file form and where its message starts: `PCSPOOL1 <n>\n`, the envelope's
+/// JSON (n bytes), the message.
+fn queue_file(envelope: &Envelope, message: &[u8]) -> (Vec<u8>, usize) {
+    let json = serde_json::to_vec(envelope).expect("envelopes serialize");
+    let mut bytes = Vec::with_capacity(32 + json.len() + message.len());
+    bytes.extend_from_slice(format!("{MAGIC}{}\n", json.len()).as_bytes());
+    bytes.extend_from_slice(&json);
+    let body = bytes.len();
+    bytes.extend_from_slice(message);
+    (bytes, body)
+}
+
 /// The envelope's and the message's byte ranges in a one-file spool entry; `None` if `bytes`
 /// is not one (or is cut short before the message starts).
 fn split_queue_file(bytes: &[u8]) -> Option<(std::ops::Range<usize>, usize)> {
@@ -467,7 +579,7 @@ fn write_durable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("syncing directory {}", dir.display()))
@@ -585,7 +697,7 @@ mod tests {
                 let (group, path) = (group.clone(), dir.path().to_path_buf());
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        group.sync(&path).unwrap();
+                        group.sync(|| sync_dir(&path)).unwrap();
                     }
                 })
             })
@@ -600,8 +712,8 @@ mod tests {
         }
         // A sync that fails fails for the writers it covered, not for later ones.
         let gone = dir.path().join("gone");
-        assert!(group.sync(&gone).is_err());
-        group.sync(dir.path()).unwrap();
+        assert!(group.sync(|| sync_dir(&gone)).is_err());
+        group.sync(|| sync_dir(dir.path())).unwrap();
     }
 
     #[test]
@@ -640,28 +752,54 @@ mod tests {
         assert!(spool.recover().unwrap().is_empty());
     }
 
+    fn names(d: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn one_file_per_copy_with_later_states_beside_it() {
+    fn journaled_until_the_first_attempt_then_one_file_with_later_states_beside_it() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path().join("spool")).unwrap();
         let mut env = envelope();
         // A message that looks like a spool header itself stays a message.
         let message = b"PCSPOOL1 3\nabcSubject: x\r\n\r\nhi\r\n";
         let e = spool.store(&env, message).unwrap();
-        let names = |d: &std::path::Path| {
-            let mut v: Vec<String> = fs::read_dir(d)
-                .unwrap()
-                .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        };
-        assert_eq!(names(&dir.path().join("spool")), ["T1.contoso.q"]);
+        assert!(names(&dir.path().join("spool")).is_empty());
+        assert_eq!(
+            names(&dir.path().join("spool-journal")),
+            ["0000000000000000.done", "0000000000000000.j"]
+        );
         assert_eq!(spool.read_message(&e).unwrap(), message);
+        let unkept = Entry {
+            written: None,
+            ..e.clone()
+        };
+        assert_eq!(spool.read_message(&unkept).unwrap(), message);
         assert_eq!(
             spool.get("T1.contoso").unwrap().unwrap().envelope.attempts,
             0
         );
+        assert_eq!(spool.list().unwrap().len(), 1);
+        // The first attempt did not finish: a file of its own, with that state.
+        env.attempts = 1;
+        spool
+            .update(&Entry {
+                envelope: env.clone(),
+                ..e.clone()
+            })
+            .unwrap();
+        assert_eq!(names(&dir.path().join("spool")), ["T1.contoso.q"]);
+        assert!(!spool.journal.contains("T1.contoso"));
+        assert_eq!(
+            spool.get("T1.contoso").unwrap().unwrap().envelope.attempts,
+            1
+        );
+        assert_eq!(spool.read_message(&e).unwrap(), message);
         // A later state goes beside it and wins; the message is unchanged.
         env.attempts = 3;
         spool
@@ -680,12 +818,104 @@ mod tests {
         assert!(spool.get("T1.contoso").unwrap().is_none());
         assert!(spool.recover().unwrap().is_empty());
         assert!(names(&dir.path().join("spool")).is_empty());
-        // A large envelope (beyond the first read) is read whole.
+        // A large envelope (beyond the first read of a file) is read whole.
         env.recipients = (0..5000).map(|i| format!("user{i}@contoso.com")).collect();
         env.trace_id = "T2".into();
-        spool.store(&env, b"Subject: big\r\n\r\n").unwrap();
+        let big = spool.store(&env, b"Subject: big\r\n\r\n").unwrap();
+        spool.update(&big).unwrap();
         let got = spool.get("T2.contoso").unwrap().unwrap();
         assert_eq!(got.envelope.recipients.len(), 5000);
         assert_eq!(spool.recover().unwrap().len(), 1);
+    }
+
+    /// A clean stop leaves files only: the journal's unfinished entries as `.q` files.
+    #[test]
+    fn a_clean_stop_writes_the_journal_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        let mut env = envelope();
+        let done = spool.store(&env, b"Subject: 1\r\n\r\n").unwrap();
+        env.trace_id = "T2".into();
+        spool.store(&env, b"Subject: 2\r\n\r\n").unwrap();
+        spool.remove(&done).unwrap();
+        assert_eq!(spool.write_out_journal().unwrap(), 1);
+        assert_eq!(names(&dir.path().join("spool")), ["T2.contoso.q"]);
+        assert!(names(&dir.path().join("spool-journal")).is_empty());
+        drop(spool);
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        let found = spool.recover().unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            spool.read_message(&found[0]).unwrap(),
+            b"Subject: 2\r\n\r\n"
+        );
+    }
+
+    /// A crash leaves segments: every acknowledged entry not resolved comes back as a file,
+    /// resolved ones do not, a frame cut short or damaged (never acknowledged) is dropped, and
+    /// the segments go. While running, a segment goes once all its entries are resolved.
+    #[test]
+    fn the_journal_is_replayed_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("spool-journal");
+        // One entry per segment.
+        let spool = Spool::open_with(dir.path().join("spool"), 1).unwrap();
+        let entries: Vec<Entry> = (1..=5)
+            .map(|i| {
+                let mut env = envelope();
+                env.trace_id = format!("T{i}");
+                spool
+                    .store(&env, format!("Subject: {i}\r\n\r\nbody {i}\r\n").as_bytes())
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(names(&journal).len(), 10);
+        spool.remove(&entries[0]).unwrap(); // delivered
+        let mut deferred = entries[1].clone();
+        deferred.envelope.attempts = 1;
+        spool.update(&deferred).unwrap(); // written out
+        assert_eq!(
+            names(&journal),
+            [
+                "0000000000000002.done",
+                "0000000000000002.j",
+                "0000000000000003.done",
+                "0000000000000003.j",
+                "0000000000000004.done",
+                "0000000000000004.j"
+            ]
+        );
+        spool.remove(&entries[2]).unwrap();
+        // The crash: a frame cut short after the last one, and one whose bytes are damaged.
+        let last = journal.join("0000000000000004.j");
+        let mut f = OpenOptions::new().append(true).open(&last).unwrap();
+        f.write_all(b"PCJ1 T9.contoso 100 0badc0de\nSubject: cut")
+            .unwrap();
+        let damaged = journal.join("0000000000000003.j");
+        let mut bytes = fs::read(&damaged).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x20;
+        fs::write(&damaged, bytes).unwrap();
+        drop(spool);
+
+        let spool = Spool::open(dir.path().join("spool")).unwrap();
+        let found = spool.recover().unwrap();
+        let stems: Vec<&str> = found.iter().map(|e| e.stem.as_str()).collect();
+        assert_eq!(stems, ["T2.contoso", "T5.contoso"]);
+        assert_eq!(found[0].envelope.attempts, 1);
+        assert_eq!(
+            spool.read_message(&found[1]).unwrap(),
+            b"Subject: 5\r\n\r\nbody 5\r\n"
+        );
+        assert!(names(&journal).is_empty());
+        assert_eq!(spool.len(), 2);
+        // New segments are numbered on from there.
+        let mut env = envelope();
+        env.trace_id = "T6".into();
+        spool.store(&env, b"Subject: 6\r\n\r\n").unwrap();
+        assert_eq!(
+            names(&journal),
+            ["0000000000000005.done", "0000000000000005.j"]
+        );
     }
 }

@@ -140,8 +140,8 @@ async fn smtp_route_per_domain_and_downstream_down_then_back() {
     assert_eq!(t.len(), 1, "deferred while the downstream is down");
     assert_eq!(
         std::fs::read_dir(gw.data().join("spool")).unwrap().count(),
-        2,
-        "still spooled (.msg + .env)"
+        1,
+        "written out of the journal after the failed first attempt (.q)"
     );
     // Back up: the retry delivers.
     let back = Downstream::start(port, false, 0).await;
