@@ -1,11 +1,13 @@
 //! The spool: where a message lives from the moment it is accepted until every recipient has a
-//! final outcome. One entry per tenant copy: `<id>.<tenant>.q` (`PCSPOOL1 <n>`, the envelope and
-//! its trace record as JSON, then the message as delivered, headers included), written aside,
-//! fsynced and renamed into place (tmp → fsync → rename → fsync dir), so an entry is complete iff
-//! it exists; `250` is sent only after that. Later delivery states go into `<id>.<tenant>.env`
-//! beside it. Delivery removes the entry; on start, leftovers are delivered again (at-least-once:
-//! a crash between delivery and removal can duplicate, never lose). Spools of earlier versions
-//! (`.msg` + `.env`, the `.env` written last) are still read.
+//! final outcome. One entry per tenant copy, in its one-file form: `PCSPOOL1 <n>`, the envelope
+//! and its trace record as JSON, then the message as delivered, headers included. Accepted, it
+//! is appended to the journal (`journal.rs`) and `250` is sent once that is on disk. If its first
+//! delivery attempt does not finish it, it is written out as `<id>.<tenant>.q` (aside, fsynced,
+//! renamed into place, directory fsynced: complete iff it exists), and later delivery states go
+//! into `<id>.<tenant>.env` beside it. Delivery resolves or removes the entry; on start, the
+//! journal is replayed into files and leftovers are delivered again (at-least-once: a crash
+//! between delivery and removal can duplicate, never lose). Spools of earlier versions (`.q`
+//! files only; `.msg` + `.env`, the `.env` written last) are still read.
 //!
 //! Maildir delivery (the embedded default route) writes `tmp/` → fsync → rename into `new/`.
 
