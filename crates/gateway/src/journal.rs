@@ -96,6 +96,14 @@ impl Journal {
         let (file, sync) = {
             let mut st = self.state.lock().expect("not poisoned");
             let seq = self.current(&mut st)?;
+            // The same name twice (not made by the gateway, whose ids are unique): the later
+            // copy replaces the earlier, as a file of the same name would.
+            if let Some(old) = st.entries.remove(stem) {
+                if let Some(seg) = st.segments.get_mut(&old.seq) {
+                    seg.live -= 1;
+                }
+                self.retire_if_done(&mut st, old.seq);
+            }
             let seg = st.segments.get_mut(&seq).expect("current segment");
             let offset = seg.len;
             // Appended in order under the lock: a frame is never written after a gap, and a
@@ -258,13 +266,12 @@ impl Journal {
         Ok(Some(body))
     }
 
-    /// Replays the segments an earlier run left (not this one's): `keep(stem, body)` for every
-    /// complete frame not resolved, then the segments are deleted (after `keep` returned for
-    /// all their frames and `commit` made that durable).
+    /// Replays the segments an earlier run left (not this one's), a segment at a time: `keep`
+    /// gets its complete frames not resolved (stem, body) and must have them on disk when it
+    /// returns; then the segment is deleted.
     pub fn recover(
         &self,
-        mut keep: impl FnMut(&str, &[u8]) -> anyhow::Result<()>,
-        commit: impl Fn() -> anyhow::Result<()>,
+        mut keep: impl FnMut(&[(&str, &[u8])]) -> anyhow::Result<()>,
     ) -> anyhow::Result<usize> {
         let ours: HashSet<u64> = {
             let st = self.state.lock().expect("not poisoned");
@@ -290,15 +297,12 @@ impl Journal {
                     "spool journal: the end of a segment is not a complete entry (a write cut short by a crash, never acknowledged); dropped"
                 );
             }
-            for (stem, body) in frames {
-                if !done.contains(stem) {
-                    keep(stem, body)?;
-                    kept += 1;
-                }
-            }
-        }
-        commit()?;
-        for (_, path) in &segments {
+            let unresolved: Vec<(&str, &[u8])> = frames
+                .into_iter()
+                .filter(|(stem, _)| !done.contains(*stem))
+                .collect();
+            keep(&unresolved)?;
+            kept += unresolved.len();
             fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
             let _ = fs::remove_file(path.with_extension("done"));
         }
