@@ -114,20 +114,7 @@ async fn reference_recipe_quarantine_and_release_once() {
 
     // A direct-send spoof is released only by an org-admin: a quarantine-admin is refused.
     assert_eq!(list[0]["admin_only_release"], true);
-    let qa = gw.ok(&[
-        "token",
-        "create",
-        "--name",
-        "qa",
-        "--role",
-        "quarantine-admin",
-        "--tenant",
-        "contoso",
-    ]);
-    let qa = qa
-        .split_whitespace()
-        .find(|w| w.starts_with("pc_"))
-        .unwrap();
+    let qa = &gw.create_token("qa", "quarantine-admin", "contoso");
     let out = gw.cli(&[
         "--token",
         qa,
@@ -154,20 +141,7 @@ async fn reference_recipe_quarantine_and_release_once() {
 
     // release (by an org-admin whose token name tries to add a header line): delivered once,
     // marked with who released it; a second release is refused.
-    let admin = gw.ok(&[
-        "token",
-        "create",
-        "--name",
-        "ann\r\nX-Evil: yes",
-        "--role",
-        "org-admin",
-        "--tenant",
-        "contoso",
-    ]);
-    let admin = admin
-        .split_whitespace()
-        .find(|w| w.starts_with("pc_"))
-        .unwrap();
+    let admin = &gw.create_token("ann\r\nX-Evil: yes", "org-admin", "contoso");
     let token_id = admin["pc_".len()..].split('_').next().unwrap();
     gw.ok(&[
         "--token",

@@ -158,6 +158,17 @@ impl Gateway {
             .unwrap()
     }
 
+    /// Creates an API token of `role` in `tenant` with the CLI; returns the token.
+    pub fn create_token(&self, name: &str, role: &str, tenant: &str) -> String {
+        let out = self.ok(&[
+            "token", "create", "--name", name, "--role", role, "--tenant", tenant,
+        ]);
+        out.split_whitespace()
+            .find(|w| w.starts_with("pc_"))
+            .unwrap_or_else(|| panic!("no token in {out:?}"))
+            .to_string()
+    }
+
     /// Runs a CLI command that must succeed; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
