@@ -86,6 +86,10 @@ impl Journal {
         })
     }
 
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// Appends an entry (`body`: its `.q` form) and returns once it is on disk.
     pub fn append(&self, stem: &str, envelope: &Envelope, body: &[u8]) -> anyhow::Result<()> {
         let header = format!(

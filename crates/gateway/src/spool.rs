@@ -500,11 +500,14 @@ impl Spool {
         Ok(written.len())
     }
 
-    /// Writes, syncs and removes a probe file: the spool can take mail (`/readyz`).
+    /// Writes, syncs and removes a probe file, in the spool and in its journal: the spool can
+    /// take mail (`/readyz`).
     pub fn probe(&self) -> anyhow::Result<()> {
-        let path = self.dir.join(".probe.tmp");
-        write_durable(&path.with_extension("probe"), b"ok")?;
-        fs::remove_file(path.with_extension("probe"))?;
+        for dir in [&self.dir, self.journal.dir()] {
+            let path = dir.join(".probe.tmp");
+            write_durable(&path.with_extension("probe"), b"ok")?;
+            fs::remove_file(path.with_extension("probe"))?;
+        }
         Ok(())
     }
 
