@@ -242,11 +242,15 @@ impl Spool {
     /// embedded envelope.
     pub fn update(&self, entry: &Entry) -> anyhow::Result<()> {
         if self.journal.contains(&entry.stem) {
+            let read;
             let message = match &entry.written {
-                Some(w) => w.message().to_vec(),
-                None => self.read_message(entry)?,
+                Some(w) => w.message(),
+                None => {
+                    read = self.read_message(entry)?;
+                    &read
+                }
             };
-            let (bytes, _) = queue_file(&entry.envelope, &message);
+            let (bytes, _) = queue_file(&entry.envelope, message);
             let q = self.queue_path(&entry.stem);
             write_durable(&q, &bytes)?;
             self.dir_sync.sync(|| sync_dir(&self.dir))?;
@@ -478,17 +482,13 @@ impl Spool {
     /// stopped spool is files only. Returns how many were written out.
     pub fn write_out_journal(&self) -> anyhow::Result<usize> {
         let mut written = Vec::new();
-        let mut bodies = Vec::new();
+        let mut files = Vec::new();
         for (stem, _) in self.journal.entries() {
             if let Some(body) = self.journal.read(&stem)? {
-                bodies.push((self.queue_path(&stem), body));
+                files.push((self.queue_path(&stem), body));
                 written.push(stem);
             }
         }
-        let files: Vec<(PathBuf, &[u8])> = bodies
-            .iter()
-            .map(|(p, b)| (p.clone(), b.as_slice()))
-            .collect();
         write_durable_all(&self.dir, &files)?;
         for stem in &written {
             if !self.journal.resolve(stem) {
@@ -591,7 +591,7 @@ fn write_durable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// New files in `dir`, durably, with one directory sync: a batch at a time written aside, then
 /// each fsynced (after the first, the file system's journal commit it forced has usually taken
 /// the others' data too), then renamed into place.
-fn write_durable_all(dir: &Path, files: &[(PathBuf, &[u8])]) -> anyhow::Result<()> {
+fn write_durable_all(dir: &Path, files: &[(PathBuf, impl AsRef<[u8]>)]) -> anyhow::Result<()> {
     // Bounded: every file of a batch is open at once.
     for batch in files.chunks(256) {
         let mut open = Vec::with_capacity(batch.len());
@@ -599,7 +599,7 @@ fn write_durable_all(dir: &Path, files: &[(PathBuf, &[u8])]) -> anyhow::Result<(
             let tmp = path.with_extension("tmp");
             let mut f =
                 File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            f.write_all(bytes)
+            f.write_all(bytes.as_ref())
                 .with_context(|| format!("writing {}", tmp.display()))?;
             open.push((f, tmp, path));
         }
