@@ -738,3 +738,44 @@ pub struct QueueDeleteParams {
     #[serde(default)]
     pub dsn: bool,
 }
+
+/// The role of an API token (SPEC's role names), shared by the server's role table and the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// All tenants; creates tenants, manages tokens, the queue, metrics.
+    Operator,
+    /// Everything within its tenant.
+    OrgAdmin,
+    /// Tenant settings such as reject direct send.
+    OrgConfig,
+    /// Connectors, domains, rules, routes.
+    MailFlow,
+    QuarantineAdmin,
+    /// Trace, reports, read-only.
+    Viewer,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "operator" => Role::Operator,
+            "org-admin" => Role::OrgAdmin,
+            "org-config" => Role::OrgConfig,
+            "mail-flow" => Role::MailFlow,
+            "quarantine-admin" => Role::QuarantineAdmin,
+            "viewer" => Role::Viewer,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::OrgAdmin => "org-admin",
+            Role::OrgConfig => "org-config",
+            Role::MailFlow => "mail-flow",
+            Role::QuarantineAdmin => "quarantine-admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}

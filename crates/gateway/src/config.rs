@@ -12,7 +12,6 @@ use portcullis_policy::route::Route;
 use serde::Deserialize;
 
 use crate::api_types::{parse_cert_name, parse_cidr, parse_reject_direct_send};
-use crate::cli::ServeArgs;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -197,6 +196,17 @@ pub struct Config {
 }
 
 /// A configuration error, already phrased for the operator.
+/// What `serve`'s command line sets over the configuration file (flags win).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The configuration file, if any.
+    pub config: Option<PathBuf>,
+    pub smtp_listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    /// Allow the admin API off loopback without TLS.
+    pub admin_insecure: bool,
+}
+
 #[derive(Debug)]
 pub struct ConfigError(pub String);
 
@@ -208,7 +218,7 @@ impl std::fmt::Display for ConfigError {
 
 impl Config {
     /// Reads `--config` (if any), applies flags, validates.
-    pub fn load(args: &ServeArgs, data_dir_flag: Option<&Path>) -> Result<Config, ConfigError> {
+    pub fn load(args: &Overrides, data_dir_flag: Option<&Path>) -> Result<Config, ConfigError> {
         let (raw, file) = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -228,7 +238,7 @@ impl Config {
 fn validate(
     raw: RawConfig,
     file: &str,
-    args: &ServeArgs,
+    args: &Overrides,
     data_dir_flag: Option<&Path>,
 ) -> Result<Config, ConfigError> {
     let err = |key: &str, reason: String| ConfigError(format!("{file}: key `{key}`: {reason}"));
@@ -453,7 +463,7 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, String> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        validate(raw, "p.toml", &ServeArgs::default(), None).map_err(|e| e.0)
+        validate(raw, "p.toml", &Overrides::default(), None).map_err(|e| e.0)
     }
 
     #[test]

@@ -1,23 +1,18 @@
 //! `portcullis`: the gateway (`serve`) and the admin CLI for a running gateway (everything else).
 //! Thin on purpose: parsing lives in `cli`, the server in `server`.
 
-mod api;
+mod admin;
 mod api_types;
 mod auth;
 mod cli;
 mod config;
-mod connection;
-mod delivery;
 mod directory;
-mod downstream;
-mod dsn;
-mod journal;
+mod inbound;
 mod message;
-mod principals;
-mod report;
+mod queue;
 mod server;
-mod simulate;
-mod spool;
+mod shared;
+mod sys;
 mod telemetry;
 mod tls;
 mod trace;
@@ -32,7 +27,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = cli::Cli::parse();
     let code = match &cli.command {
-        cli::Command::Serve(args) => server::main(args, cli.data_dir.as_deref()),
+        cli::Command::Serve(args) => {
+            let overrides = config::Overrides {
+                config: args.config.clone(),
+                smtp_listen: args.smtp_listen,
+                admin_listen: args.admin_listen,
+                admin_insecure: args.admin_insecure,
+            };
+            server::main(&overrides, cli.data_dir.as_deref())
+        }
         _ => cli::run_client(&cli),
     };
     std::process::exit(code);

@@ -20,16 +20,18 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::cli::ServeArgs;
-use crate::config::Config;
-use crate::connection::{self, Shared};
-use crate::delivery::Delivery;
+use crate::config::{Config, Overrides};
 use crate::directory::Live;
-use crate::spool::{Spool, write_private};
+use crate::inbound::connection;
+use crate::queue::delivery::Delivery;
+use crate::queue::spool::Spool;
+use crate::shared::Shared;
+use crate::sys::durable::write_private;
+use crate::sys::priority::background_priority;
 use crate::tls::Tls;
 
 /// Entry point of `portcullis serve`; returns the exit code.
-pub fn main(args: &ServeArgs, data_dir: Option<&Path>) -> i32 {
+pub fn main(args: &Overrides, data_dir: Option<&Path>) -> i32 {
     let config = match Config::load(args, data_dir) {
         Ok(c) => c,
         Err(e) => {
@@ -119,38 +121,8 @@ fn watch_log_drops(dropped: tracing_appender::non_blocking::ErrorCounter) {
 
 /// How `serve` was started, to load the configuration again on SIGHUP.
 struct Reload {
-    args: ServeArgs,
+    args: Overrides,
     data_dir: Option<std::path::PathBuf>,
-}
-
-/// How much lower than the sessions' the priority of background threads is (nice steps).
-const BACKGROUND_NICE: i32 = 5;
-
-/// Sets the calling thread's scheduling priority [`BACKGROUND_NICE`] below the process's (its
-/// main thread's); threads it starts later inherit it. Absolute, not relative to the calling
-/// thread's: a runtime's threads may be started by one of its own, already lowered. For threads
-/// whose work no SMTP reply waits for (deliveries, the trace writer): when the cores are busy,
-/// the sessions' workers get the larger share, so a reply waits less behind background work;
-/// when they are idle, it changes nothing. Lowering a priority needs no privilege; where it
-/// fails the thread keeps running as it was.
-pub fn background_priority() {
-    // On Linux nice values are per thread: PRIO_PROCESS with the process id reads the main
-    // thread's, with 0 it sets the calling thread's. getpriority returns the value itself, so -1
-    // is an error only if errno says so.
-    // SAFETY: errno is the calling thread's; these calls only read and set scheduling attributes.
-    let result = unsafe {
-        *libc::__errno_location() = 0;
-        let base = libc::getpriority(libc::PRIO_PROCESS, libc::getpid() as libc::id_t);
-        if base == -1 && *libc::__errno_location() != 0 {
-            -1
-        } else {
-            libc::setpriority(libc::PRIO_PROCESS, 0, (base + BACKGROUND_NICE).min(19))
-        }
-    };
-    if result == -1 {
-        let e = std::io::Error::last_os_error();
-        tracing::debug!("cannot lower a background thread's priority: {e}");
-    }
 }
 
 fn session_config(config: &Config) -> SessionConfig {
@@ -263,10 +235,10 @@ async fn serve(
         store: store.clone(),
     });
 
-    let api_state = crate::api::State::new(shared.clone())?;
+    let api_state = crate::admin::router::State::new(shared.clone())?;
     let mut api_shutdown = shutdown_rx.clone();
-    let app =
-        crate::api::router(api_state).into_make_service_with_connect_info::<crate::api::Peer>();
+    let app = crate::admin::router::router(api_state)
+        .into_make_service_with_connect_info::<crate::admin::router::Peer>();
     let stopped = async move {
         let _ = api_shutdown.wait_for(|s| *s).await;
     };
@@ -496,14 +468,14 @@ fn spawn_retention(store: Store, retention: Duration) -> tokio::task::JoinHandle
             let cutoff = SystemTime::now()
                 .checked_sub(retention)
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            match store.purge_traces(crate::trace::micros(cutoff)).await {
+            match store.purge_traces(crate::sys::clock::micros(cutoff)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(records = n, "purged trace records past retention"),
                 Err(e) => tracing::warn!("trace retention purge failed: {e}"),
             }
             // Quarantine entries carry their own expiry (set from [quarantine] retention).
             match store
-                .purge_quarantine(crate::trace::micros(SystemTime::now()))
+                .purge_quarantine(crate::sys::clock::micros(SystemTime::now()))
                 .await
             {
                 Ok(0) => {}

@@ -268,7 +268,7 @@ fn self_signed(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let ck = rcgen::generate_simple_self_signed(vec![hostname.to_string()])
             .context("generating the self-signed certificate")?;
-        crate::spool::write_private(&key, ck.signing_key.serialize_pem().as_bytes())?;
+        crate::sys::durable::write_private(&key, ck.signing_key.serialize_pem().as_bytes())?;
         std::fs::write(&crt, ck.cert.pem())
             .with_context(|| format!("writing {}", crt.display()))?;
         tracing::info!(cert = %crt.display(), "generated a self-signed STARTTLS certificate");

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
+use crate::sys::clock::{micros, rfc3339};
 use portcullis_store::{Store, TraceEvent, TraceRecord};
 use tokio::sync::mpsc;
 
@@ -72,7 +73,7 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
         .build()?;
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
     let writer = async move {
-        crate::server::background_priority();
+        crate::sys::priority::background_priority();
         let store = match store.background_writer().await {
             Ok(store) => {
                 let _ = ready_tx.send(Ok(()));
@@ -144,18 +145,6 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
         tx,
         thread: std::sync::Arc::new(std::sync::Mutex::new(Some(thread))),
     })
-}
-
-/// RFC 3339 UTC with microseconds: the store's rendering, so a trace record's `received_at`
-/// always matches its column and is not stored twice.
-pub fn rfc3339(t: SystemTime) -> String {
-    portcullis_store::rfc3339_us(micros(t))
-}
-
-pub fn micros(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 pub fn event(record: &mut TraceRecord, event: &str, detail: impl Into<String>) {

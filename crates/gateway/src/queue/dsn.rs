@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use crate::spool::{Envelope, RcptState};
+use crate::queue::envelope::{Envelope, RcptState};
 
 /// The enhanced status code at the start of a reply (`550 5.1.1 …` → `5.1.1`), else `5.0.0`.
 fn status_of(reply: &str) -> String {

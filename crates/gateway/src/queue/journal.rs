@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
-use crate::spool::{Envelope, GroupSync};
+use crate::queue::envelope::Envelope;
+use crate::sys::group_sync::GroupSync;
 
 const FRAME: &str = "PCJ1";
 /// A segment takes new entries until it is this long.
@@ -165,7 +166,7 @@ impl Journal {
             .open(path.with_extension("done"))
             .with_context(|| format!("creating {}", path.with_extension("done").display()))?;
         // The segment's name on disk before anything in it is acknowledged.
-        crate::spool::sync_dir(&self.dir)?;
+        crate::sys::durable::sync_dir(&self.dir)?;
         st.next_seq += 1;
         st.segments.insert(
             seq,

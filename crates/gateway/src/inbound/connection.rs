@@ -12,59 +12,23 @@ use portcullis_policy::{
     Attribution, AuthAction, AuthFacts, AuthResult, DataFacts, DataVerdict, DirectSend, Directory,
     PeerFacts, RcptFacts, RcptVerdict, decide_data, decide_rcpt,
 };
-use portcullis_smtp::{Address, Reply, ReversePath, Session, SessionConfig, Stage, Step, reply};
+use portcullis_smtp::{Address, Reply, ReversePath, Session, Stage, Step, reply};
 use portcullis_store::{QuarantineEntry, TraceAuth, TraceRecipient, TraceRecord, TraceTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::auth::{Authenticator, Spf};
-use crate::config::Config;
-use crate::delivery::Delivery;
-use crate::directory::Live;
+use crate::auth::Spf;
 use crate::message::{
     HeaderEdits, HeaderFacts, edit_headers, header_facts, header_fields, header_value,
     strip_own_headers,
 };
-use crate::spool::{Entry, Envelope, Spool};
-use crate::tls::{Tls, TlsInfo};
-use crate::trace::{TraceSender, event, micros, new_trace_id, rfc3339};
-
-/// Everything a connection needs, shared by all connections.
-pub struct Shared {
-    pub config: Arc<Config>,
-    /// Swapped whole on SIGHUP; a session keeps the limits it started with.
-    pub session_config: arc_swap::ArcSwap<SessionConfig>,
-    pub directory: Arc<Live>,
-    /// Swapped whole on SIGHUP: a new STARTTLS uses the renewed certificate, sessions in flight
-    /// keep theirs.
-    pub tls: Option<arc_swap::ArcSwap<Tls>>,
-    pub spool: Spool,
-    pub trace: TraceSender,
-    pub delivery: Delivery,
-    pub auth: Arc<Authenticator>,
-    pub store: portcullis_store::Store,
-}
-
-impl Shared {
-    /// Why new mail cannot be accepted now, if it cannot: the queue is full or the spool's disk
-    /// nearly is (a 250 must never be given for mail that could not be kept).
-    pub fn overloaded(&self) -> Option<String> {
-        let queued = self.spool.len();
-        if queued >= self.config.max_queue {
-            return Some(format!(
-                "{queued} messages queued (delivery.max_queue {})",
-                self.config.max_queue
-            ));
-        }
-        match self.spool.free_bytes() {
-            Some(free) if free < self.config.min_free_space => {
-                Some(format!("{} MiB free on the spool's disk", free / 1048576))
-            }
-            _ => None,
-        }
-    }
-}
+use crate::queue::envelope::Envelope;
+use crate::queue::spool::Entry;
+use crate::shared::Shared;
+use crate::sys::clock::{micros, rfc3339};
+use crate::tls::TlsInfo;
+use crate::trace::{event, new_trace_id};
 
 enum Stream {
     Plain(TcpStream),

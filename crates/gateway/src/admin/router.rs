@@ -24,11 +24,12 @@ use portcullis_store::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::admin::principals::{self, Principal, Role, Tokens};
 use crate::api_types::*;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::directory::Live;
-use crate::principals::{self, Principal, Role, Tokens};
+use crate::sys::clock::now_unix;
 
 #[derive(Clone)]
 pub struct State {
@@ -38,11 +39,11 @@ pub struct State {
     auth: Arc<Authenticator>,
     tokens: Arc<Tokens>,
     /// Spool, delivery and trace, for releasing quarantined messages.
-    shared: Arc<crate::connection::Shared>,
+    shared: Arc<crate::shared::Shared>,
 }
 
 impl State {
-    pub fn new(shared: Arc<crate::connection::Shared>) -> anyhow::Result<State> {
+    pub fn new(shared: Arc<crate::shared::Shared>) -> anyhow::Result<State> {
         let (store, live, config, auth) = (
             shared.store.clone(),
             shared.directory.clone(),
@@ -468,8 +469,8 @@ async fn authorize(Extract(state): Extract<State>, mut req: Request, next: Next)
         }
         let now = SystemTime::now();
         let entry = portcullis_store::AuditEntry {
-            at: crate::trace::rfc3339(now),
-            at_us: crate::trace::micros(now),
+            at: crate::sys::clock::rfc3339(now),
+            at_us: crate::sys::clock::micros(now),
             principal: principal.name.clone(),
             address,
             tenant: tenant.clone(),
@@ -518,7 +519,7 @@ fn since_us(q: &AuditQuery) -> Res<i64> {
     match q.since.as_deref() {
         None => Ok(0),
         Some(s) => parse_since_time(s)
-            .map(crate::trace::micros)
+            .map(crate::sys::clock::micros)
             .map_err(|e| bad(format!("since {s:?}: {e}"))),
     }
 }
@@ -668,13 +669,6 @@ fn tenant(state: &State, name: &str) -> Res<Tenant> {
 async fn changed(state: &State) -> Res<()> {
     state.live.refresh(true).await?;
     Ok(())
-}
-
-pub(crate) fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 // ---- tenants ----
@@ -927,7 +921,7 @@ async fn list_trace(
 fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String> {
     let time = |what: &str, s: &str| -> Result<i64, String> {
         humantime::parse_rfc3339_weak(s)
-            .map(crate::trace::micros)
+            .map(crate::sys::clock::micros)
             .map_err(|_| {
                 format!("invalid {what} time {s:?}: expected RFC 3339, e.g. 2026-11-29T10:00:00Z")
             })
@@ -968,7 +962,7 @@ fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String> {
         let start = SystemTime::now()
             .checked_sub(d)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        q.start_us = Some(crate::trace::micros(start));
+        q.start_us = Some(crate::sys::clock::micros(start));
     }
     if let Some(s) = &p.start {
         q.start_us = Some(time("start", s)?);
@@ -1008,7 +1002,7 @@ async fn simulate(
 ) -> Res<Json<SimulateReport>> {
     tenant(&state, &t)?;
     let dir = state.live.get();
-    crate::simulate::run(&dir, &state.auth, &t, &req)
+    crate::admin::simulate::run(&dir, &state.auth, &t, &req)
         .await
         .map(Json)
         .map_err(bad)
@@ -1204,7 +1198,7 @@ async fn release_quarantine(
     let now = SystemTime::now();
     // Who released it, as the audit log names them: `bootstrap` or `token:NAME (ID)`.
     let by = who.name.clone();
-    entry.released_at = Some(crate::trace::rfc3339(now));
+    entry.released_at = Some(crate::sys::clock::rfc3339(now));
     entry.released_by = Some(by.clone());
     entry.released_to = Some(to.clone());
     // Claim the release first: of two concurrent releases only one gets past this.
@@ -1247,7 +1241,7 @@ async fn release_quarantine(
     )
     .into_bytes();
     released.extend_from_slice(&message);
-    let envelope = crate::spool::Envelope {
+    let envelope = crate::queue::envelope::Envelope {
         trace_id: entry.trace_id.clone(),
         tenant: t.clone(),
         mail_from: entry.mail_from.clone(),
@@ -1283,13 +1277,13 @@ async fn report_for(
     state: &State,
     t: &str,
     since: Option<&str>,
-) -> Res<(DirectSendReport, Vec<crate::report::SourceExtra>)> {
+) -> Res<(DirectSendReport, Vec<crate::admin::report::SourceExtra>)> {
     tenant(state, t)?;
     if let Some(s) = since {
-        crate::report::since(Some(s), "30d").map_err(bad)?;
+        crate::admin::report::since(Some(s), "30d").map_err(bad)?;
     }
     let dir = state.live.get();
-    Ok(crate::report::direct_send(&state.store, &dir, &state.auth, t, since).await?)
+    Ok(crate::admin::report::direct_send(&state.store, &dir, &state.auth, t, since).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{t}/reports/direct-send", params(("t" = String, Path, description = "Tenant name"), ReportParams), responses((status = 200, body = DirectSendReport)))]
@@ -1308,8 +1302,8 @@ async fn readiness(
     ApiQuery(p): ApiQuery<ReportParams>,
 ) -> Res<Json<Readiness>> {
     let (report, extra) = report_for(&state, &t, p.since.as_deref()).await?;
-    let plan = crate::report::suggest(&report, &extra, &connectors(&state, &t)?);
-    Ok(Json(crate::report::readiness(&report, &plan)))
+    let plan = crate::admin::report::suggest(&report, &extra, &connectors(&state, &t)?);
+    Ok(Json(crate::admin::report::readiness(&report, &plan)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{t}/reports/direct-send/suggest", params(("t" = String, Path, description = "Tenant name")), request_body = SuggestRequest, responses((status = 200, body = SuggestResponse)))]
@@ -1319,7 +1313,7 @@ async fn suggest_connectors(
     ApiJson(req): ApiJson<SuggestRequest>,
 ) -> Res<Json<SuggestResponse>> {
     let (report, extra) = report_for(&state, &t, req.since.as_deref()).await?;
-    let mut plan = crate::report::suggest(&report, &extra, &connectors(&state, &t)?);
+    let mut plan = crate::admin::report::suggest(&report, &extra, &connectors(&state, &t)?);
     if req.apply {
         for s in &plan.connectors {
             let patch = ConnectorPatch {
@@ -1358,7 +1352,7 @@ async fn replay(
 ) -> Res<Json<ReplayReport>> {
     tenant(&state, &t)?;
     if let Some(s) = &req.since {
-        crate::report::since(Some(s), "7d").map_err(bad)?;
+        crate::admin::report::since(Some(s), "7d").map_err(bad)?;
     }
     let data = state.store.load_directory().await?;
     let services: Vec<String> = state
@@ -1367,11 +1361,13 @@ async fn replay(
         .iter()
         .map(|s| s.name.clone())
         .collect();
-    let proposed_data = crate::report::proposed(data.clone(), &t, &req, &services).map_err(bad)?;
+    let proposed_data =
+        crate::admin::report::proposed(data.clone(), &t, &req, &services).map_err(bad)?;
     let current = crate::directory::build(None, data, &state.config.services);
     let proposed = crate::directory::build(Some(&current), proposed_data, &state.config.services);
     Ok(Json(
-        crate::report::replay(&state.store, &current, &proposed, &t, req.since.as_deref()).await?,
+        crate::admin::report::replay(&state.store, &current, &proposed, &t, req.since.as_deref())
+            .await?,
     ))
 }
 
@@ -1423,11 +1419,11 @@ async fn set_domain_route(
 
 // ---- delivery queue (operator scope: every tenant's messages) ----
 
-fn queue_item(e: &crate::spool::Entry, default_route: &str) -> QueueItem {
+fn queue_item(e: &crate::queue::spool::Entry, default_route: &str) -> QueueItem {
     let env = &e.envelope;
     let ts = |us: i64| {
         (us > 0).then(|| {
-            crate::trace::rfc3339(
+            crate::sys::clock::rfc3339(
                 std::time::UNIX_EPOCH + std::time::Duration::from_micros(us as u64),
             )
         })
@@ -1466,7 +1462,7 @@ fn queue_item(e: &crate::spool::Entry, default_route: &str) -> QueueItem {
     }
 }
 
-async fn spool_entries(state: &State) -> Res<Vec<crate::spool::Entry>> {
+async fn spool_entries(state: &State) -> Res<Vec<crate::queue::spool::Entry>> {
     let spool = state.shared.spool.clone();
     Ok(tokio::task::spawn_blocking(move || spool.list())
         .await
@@ -1495,7 +1491,7 @@ async fn list_queue(
     Ok(Json(items))
 }
 
-async fn queued(state: &State, id: &str) -> Res<crate::spool::Entry> {
+async fn queued(state: &State, id: &str) -> Res<crate::queue::spool::Entry> {
     let spool = state.shared.spool.clone();
     let key = id.to_string();
     tokio::task::spawn_blocking(move || spool.get(&key))

@@ -17,7 +17,7 @@ use portcullis_store::{DirectoryData, Store, TraceRecord, TraceScan};
 
 use crate::api_types::*;
 use crate::auth::Authenticator;
-use crate::trace::{micros, rfc3339};
+use crate::sys::clock::{micros, rfc3339};
 
 const PAGE: u32 = 2000;
 const MAX_LISTED_IPS: usize = 20;

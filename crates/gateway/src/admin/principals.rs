@@ -11,45 +11,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::http::Method;
 use portcullis_store::{Store, TokenRecord};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// All tenants; creates tenants, manages tokens, the queue, metrics.
-    Operator,
-    /// Everything within its tenant.
-    OrgAdmin,
-    /// Tenant settings such as reject direct send.
-    OrgConfig,
-    /// Connectors, domains, rules, routes.
-    MailFlow,
-    QuarantineAdmin,
-    /// Trace, reports, read-only.
-    Viewer,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        Some(match s {
-            "operator" => Role::Operator,
-            "org-admin" => Role::OrgAdmin,
-            "org-config" => Role::OrgConfig,
-            "mail-flow" => Role::MailFlow,
-            "quarantine-admin" => Role::QuarantineAdmin,
-            "viewer" => Role::Viewer,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Operator => "operator",
-            Role::OrgAdmin => "org-admin",
-            Role::OrgConfig => "org-config",
-            Role::MailFlow => "mail-flow",
-            Role::QuarantineAdmin => "quarantine-admin",
-            Role::Viewer => "viewer",
-        }
-    }
-}
+pub use crate::api_types::Role;
 
 #[derive(Clone, Debug)]
 pub struct Principal {
@@ -248,14 +210,14 @@ impl Tokens {
             .get(presented)
             .cloned()
             && at.elapsed() < CACHE_FOR
-            && expires.is_none_or(|e| e > crate::api::now_unix())
+            && expires.is_none_or(|e| e > crate::sys::clock::now_unix())
         {
             return Some(p);
         }
         let rest = presented.strip_prefix("pc_")?;
         let (id, _secret) = rest.split_once('_')?;
         let rec = self.store.get_token(id).await.ok()??;
-        let now = crate::api::now_unix();
+        let now = crate::sys::clock::now_unix();
         if rec.revoked || rec.expires_at.is_some_and(|e| e <= now) {
             return None;
         }
@@ -294,7 +256,7 @@ impl Tokens {
             .hash_password(token.as_bytes(), &salt)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .to_string();
-        let now = crate::api::now_unix();
+        let now = crate::sys::clock::now_unix();
         let rec = TokenRecord {
             id,
             name: name.to_string(),

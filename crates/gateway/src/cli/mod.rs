@@ -1078,18 +1078,18 @@ fn plan_token(c: &TokenCommand) -> Result<Call, String> {
                     "invalid --name {name:?}: expected 1 to 100 characters"
                 ));
             }
-            let r = crate::principals::Role::parse(role).ok_or_else(|| {
+            let r = crate::api_types::Role::parse(role).ok_or_else(|| {
                 format!(
                     "invalid --role {role:?}: expected operator, org-admin, org-config, mail-flow, quarantine-admin or viewer"
                 )
             })?;
             match (r, tenant) {
-                (crate::principals::Role::Operator, Some(t)) => {
+                (crate::api_types::Role::Operator, Some(t)) => {
                     return Err(format!(
                         "invalid --tenant {t:?}: an operator token spans all tenants"
                     ));
                 }
-                (crate::principals::Role::Operator, None) => {}
+                (crate::api_types::Role::Operator, None) => {}
                 (_, None) => return Err(format!("--role {role} needs --tenant")),
                 (_, Some(t)) => {
                     api_types::parse_tenant_name(t)?;

@@ -8,58 +8,17 @@
 //! journal is replayed into files and leftovers are delivered again (at-least-once: a crash
 //! between delivery and removal can duplicate, never lose). Spools of earlier versions (`.q`
 //! files only; `.msg` + `.env`, the `.env` written last) are still read.
-//!
-//! Maildir delivery (the embedded default route) writes `tmp/` → fsync → rename into `new/`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
-use portcullis_store::TraceRecord;
 
-use crate::journal::Journal;
-use serde::{Deserialize, Serialize};
-
-/// The envelope of one tenant copy.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Envelope {
-    pub trace_id: String,
-    pub tenant: String,
-    /// `<>` for the null sender.
-    pub mail_from: String,
-    pub recipients: Vec<String>,
-    /// The trace record as of acceptance, so delivery (also after a restart) can complete it.
-    pub trace: TraceRecord,
-    /// Per-recipient delivery state, filled at the first attempt (routes resolved then).
-    #[serde(default)]
-    pub state: Vec<RcptState>,
-    /// Attempts so far and when the first one happened (microseconds since the epoch).
-    #[serde(default)]
-    pub attempts: u32,
-    #[serde(default)]
-    pub first_attempt_us: i64,
-    /// This is a delivery status notification: it never gets one of its own.
-    #[serde(default)]
-    pub is_dsn: bool,
-    /// When the next attempt is due (microseconds since the epoch; 0: now).
-    #[serde(default)]
-    pub next_attempt_us: i64,
-}
-
-/// One recipient of a spooled copy.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RcptState {
-    pub address: String,
-    /// The route as a URL (`maildir:…`, `smtp://…`).
-    pub route: String,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
-    /// The last reply (remote or local).
-    pub reply: String,
-}
+use crate::queue::envelope::Envelope;
+use crate::queue::journal::Journal;
+use crate::sys::durable::{sync_dir, write_durable, write_durable_all};
+use crate::sys::group_sync::GroupSync;
 
 #[derive(Clone, Debug)]
 pub struct Spool {
@@ -74,66 +33,6 @@ pub struct Spool {
     held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Where accepted copies are made durable until their first attempt ends.
     journal: std::sync::Arc<Journal>,
-}
-
-/// Group commit of a sync (the spool directory's fsync, a journal segment's fdatasync). Every
-/// writer must have its writes on disk before it acknowledges; one sync started after a writer's
-/// writes covers them, so writers arriving while a sync runs wait for the next one and share it,
-/// instead of each paying (and queueing behind) a sync of its own.
-#[derive(Debug, Default)]
-pub(crate) struct GroupSync {
-    state: std::sync::Mutex<GroupState>,
-    done: std::sync::Condvar,
-}
-
-#[derive(Debug, Default)]
-struct GroupState {
-    /// Tickets handed out: a writer takes one after its renames.
-    requested: u64,
-    /// Every ticket up to this one is covered by a finished sync.
-    synced: u64,
-    running: bool,
-    /// Ticket ranges whose sync failed, with the error (the latest few).
-    failed: std::collections::VecDeque<(u64, u64, String)>,
-}
-
-impl GroupSync {
-    pub(crate) fn sync(&self, sync: impl Fn() -> anyhow::Result<()>) -> anyhow::Result<()> {
-        let mut g = self.state.lock().expect("not poisoned");
-        g.requested += 1;
-        let ticket = g.requested;
-        loop {
-            if g.synced >= ticket {
-                return match g
-                    .failed
-                    .iter()
-                    .find(|(lo, hi, _)| (*lo..=*hi).contains(&ticket))
-                {
-                    Some((_, _, e)) => Err(anyhow::anyhow!("{e}")),
-                    None => Ok(()),
-                };
-            }
-            if g.running {
-                g = self.done.wait(g).expect("not poisoned");
-                continue;
-            }
-            // Lead a sync covering every ticket handed out so far.
-            let (from, upto) = (g.synced + 1, g.requested);
-            g.running = true;
-            drop(g);
-            let result = sync();
-            g = self.state.lock().expect("not poisoned");
-            g.running = false;
-            g.synced = upto;
-            if let Err(e) = result {
-                g.failed.push_back((from, upto, format!("{e:#}")));
-                if g.failed.len() > 64 {
-                    g.failed.pop_front();
-                }
-            }
-            self.done.notify_all();
-        }
-    }
 }
 
 /// A spooled entry, identified by its file stem `<id>.<tenant>`.
@@ -173,7 +72,7 @@ impl Drop for Written {
 
 impl Spool {
     pub fn open(dir: PathBuf) -> anyhow::Result<Spool> {
-        Self::open_with(dir, crate::journal::SEGMENT_BYTES)
+        Self::open_with(dir, crate::queue::journal::SEGMENT_BYTES)
     }
 
     /// With journal segments of `segment_bytes` (tests use small ones).
@@ -575,137 +474,13 @@ fn split_queue_file(bytes: &[u8]) -> Option<(std::ops::Range<usize>, usize)> {
     (end <= bytes.len()).then_some((start..end, end))
 }
 
-/// Writes `path` via a temporary file, fsyncs it and renames it into place.
-fn write_durable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all()
-        .with_context(|| format!("syncing {}", tmp.display()))?;
-    drop(f);
-    fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
-
-/// New files in `dir`, durably, with one directory sync: a batch at a time written aside, then
-/// each fsynced (after the first, the file system's journal commit it forced has usually taken
-/// the others' data too), then renamed into place.
-fn write_durable_all(dir: &Path, files: &[(PathBuf, impl AsRef<[u8]>)]) -> anyhow::Result<()> {
-    // Bounded: every file of a batch is open at once.
-    for batch in files.chunks(256) {
-        let mut open = Vec::with_capacity(batch.len());
-        for (path, bytes) in batch {
-            let tmp = path.with_extension("tmp");
-            let mut f =
-                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            f.write_all(bytes.as_ref())
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            open.push((f, tmp, path));
-        }
-        for (f, tmp, _) in &open {
-            f.sync_all()
-                .with_context(|| format!("syncing {}", tmp.display()))?;
-        }
-        for (_, tmp, path) in &open {
-            fs::rename(tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-        }
-    }
-    sync_dir(dir)
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))
-}
-
-/// Creates a file readable only by its owner (the admin token, the TLS key).
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all()?;
-    Ok(())
-}
-
-/// The directory name of a recipient's mailbox: the lower-cased address with anything outside
-/// `[a-z0-9._+=@-]` percent-encoded, so no address can escape the tree or collide.
-pub fn mailbox_dir_name(address: &str) -> String {
-    let mut out = String::with_capacity(address.len());
-    for b in address.to_lowercase().bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'=' | b'@' | b'-') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    if out.starts_with('.') {
-        out.replace_range(0..1, "%2E");
-    }
-    out
-}
-
-static DELIVERIES: AtomicU64 = AtomicU64::new(0);
-
-/// Delivers `message` into `<root>/<tenant>/<mailbox>/new/` for each recipient, prefixed with
-/// the per-recipient `Return-Path` and `Delivered-To` an MDA adds. Returns the file paths.
-pub fn deliver_maildir(
-    root: &Path,
-    hostname: &str,
-    envelope: &Envelope,
-    recipients: &[String],
-    message: &[u8],
-) -> anyhow::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    for rcpt in recipients {
-        let mailbox = root.join(&envelope.tenant).join(mailbox_dir_name(rcpt));
-        for sub in ["tmp", "new", "cur"] {
-            fs::create_dir_all(mailbox.join(sub))
-                .with_context(|| format!("creating {}", mailbox.join(sub).display()))?;
-        }
-        let n = DELIVERIES.fetch_add(1, Ordering::Relaxed);
-        let unique = format!(
-            "{}.M{:06}P{}Q{}_{}.{}",
-            now.as_secs(),
-            now.subsec_micros(),
-            std::process::id(),
-            n,
-            envelope.trace_id,
-            hostname.replace(['/', ':'], "_")
-        );
-        let tmp = mailbox.join("tmp").join(&unique);
-        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let return_path = if envelope.mail_from == "<>" {
-            "<>".to_string()
-        } else {
-            format!("<{}>", envelope.mail_from)
-        };
-        write!(f, "Return-Path: {return_path}\r\nDelivered-To: {rcpt}\r\n")?;
-        f.write_all(message)?;
-        f.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        drop(f);
-        let new = mailbox.join("new").join(&unique);
-        fs::rename(&tmp, &new).with_context(|| format!("moving into {}", new.display()))?;
-        sync_dir(&mailbox.join("new"))?;
-        written.push(new);
-    }
-    Ok(written)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::maildir::deliver_maildir;
+    use portcullis_store::TraceRecord;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     /// T1 for contoso, from a@x.org to b@contoso.com, not yet attempted.
     fn envelope() -> Envelope {
@@ -721,41 +496,6 @@ mod tests {
             is_dsn: false,
             next_attempt_us: 0,
         }
-    }
-
-    #[test]
-    fn directory_syncs_are_shared_and_failures_reach_their_writers() {
-        let dir = tempfile::tempdir().unwrap();
-        let group = std::sync::Arc::new(GroupSync::default());
-        let threads: Vec<_> = (0..16)
-            .map(|_| {
-                let (group, path) = (group.clone(), dir.path().to_path_buf());
-                std::thread::spawn(move || {
-                    for _ in 0..50 {
-                        group.sync(|| sync_dir(&path)).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        {
-            let g = group.state.lock().unwrap();
-            assert_eq!((g.requested, g.synced, g.running), (800, 800, false));
-            assert!(g.failed.is_empty());
-        }
-        // A sync that fails fails for the writers it covered, not for later ones.
-        let gone = dir.path().join("gone");
-        assert!(group.sync(|| sync_dir(&gone)).is_err());
-        group.sync(|| sync_dir(dir.path())).unwrap();
-    }
-
-    #[test]
-    fn mailbox_names_cannot_escape() {
-        assert_eq!(mailbox_dir_name("Bob@Contoso.com"), "bob@contoso.com");
-        assert_eq!(mailbox_dir_name("a/../b@x.com"), "a%2F..%2Fb@x.com");
-        assert_eq!(mailbox_dir_name(".hidden@x.com"), "%2Ehidden@x.com");
     }
 
     #[test]

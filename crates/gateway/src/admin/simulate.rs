@@ -282,7 +282,7 @@ pub async fn run(
             let outcome = evaluate_rules(
                 rules,
                 &RuleFacts {
-                    now: crate::trace::micros(std::time::SystemTime::now()) / 1_000_000,
+                    now: crate::sys::clock::micros(std::time::SystemTime::now()) / 1_000_000,
                     attribution: &attribution,
                     direct_send: report.direct_send,
                     client_ip: ip,

@@ -19,9 +19,12 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::directory::Live;
-use crate::downstream;
-use crate::spool::{Entry, RcptState, Spool, Written, deliver_maildir};
-use crate::trace::{TraceSender, event, micros};
+use crate::queue::downstream;
+use crate::queue::envelope::RcptState;
+use crate::queue::maildir::deliver_maildir;
+use crate::queue::spool::{Entry, Spool, Written};
+use crate::sys::clock::micros;
+use crate::trace::{TraceSender, event};
 
 #[derive(Clone)]
 pub struct Delivery {
@@ -604,7 +607,7 @@ impl Worker {
         let spool = self.spool.clone();
         let job = entry.clone();
         let message = tokio::task::spawn_blocking(move || spool.read_message(&job)).await??;
-        let dsn = crate::dsn::build(
+        let dsn = crate::queue::dsn::build(
             &self.config.hostname,
             &id,
             &entry.envelope,
@@ -615,7 +618,7 @@ impl Worker {
         let mut trace = portcullis_store::TraceRecord {
             trace_id: id.clone(),
             tenant: entry.envelope.tenant.clone(),
-            received_at: crate::trace::rfc3339(now),
+            received_at: crate::sys::clock::rfc3339(now),
             received_at_us: micros(now),
             client_ip: "127.0.0.1".into(),
             mail_from: "<>".into(),
@@ -638,7 +641,7 @@ impl Worker {
                 entry.envelope.trace_id
             ),
         );
-        let envelope = crate::spool::Envelope {
+        let envelope = crate::queue::envelope::Envelope {
             trace_id: id.clone(),
             tenant: entry.envelope.tenant.clone(),
             mail_from: "<>".into(),
