@@ -25,9 +25,9 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = cli::args::Cli::parse();
     let code = match &cli.command {
-        cli::Command::Serve(args) => {
+        cli::args::Command::Serve(args) => {
             let overrides = config::Overrides {
                 config: args.config.clone(),
                 smtp_listen: args.smtp_listen,
@@ -36,7 +36,7 @@ fn main() {
             };
             server::main(&overrides, cli.data_dir.as_deref())
         }
-        _ => cli::run_client(&cli),
+        _ => cli::run::run_client(&cli),
     };
     std::process::exit(code);
 }

@@ -1,0 +1,1132 @@
+//! Planning: every client command validated locally with the shared `api_types` functions and
+//! turned into one HTTP [`Call`]; a bad value never reaches the server.
+
+use std::net::IpAddr;
+
+use portcullis_policy::rules::{Rule, RuleAction};
+use portcullis_policy::{Connector, OrgSettings};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api_types::{
+    self, ConnectorPatch, NewDomain, NewTenant, OrgPatch, QuarantineParams, ReleaseRequest,
+    ReplayRequest, ReportParams, SuggestRequest, TRACE_STATUSES, TraceParams,
+};
+
+use super::args::*;
+use super::values::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+/// How a successful answer is printed (unless `--json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A one-line confirmation, the body is not printed.
+    Confirm(String),
+    TenantList,
+    DomainList,
+    Org,
+    ConnectorList,
+    Connector,
+    TraceList,
+    TraceShow,
+    Simulate,
+    QueueList,
+    QueueShow,
+    RuleList,
+    Rule,
+    RuleTest,
+    QuarantineList,
+    QuarantineShow,
+    /// `released <id> to <recipients>`
+    QuarantineReleased,
+    /// `report direct-send`: the summary block, then one row per source.
+    DirectSendReport,
+    /// `report direct-send --format csv`: RFC 4180, CRLF line ends.
+    DirectSendCsv,
+    /// `report direct-send --suggest-connectors`: the proposed connectors and other advice.
+    Suggest,
+    /// `... --suggest-connectors --apply`, second call: `created connector <name>` per connector.
+    SuggestApplied,
+    Readiness,
+    Replay,
+    /// `token create`: the token, once.
+    TokenCreated,
+    TokenList,
+    AuditList,
+}
+
+/// One admin-API request, fully validated.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: Method,
+    /// Path below the server URL, segments percent-encoded, query included.
+    pub path: String,
+    pub body: Option<Value>,
+    pub output: Output,
+    /// Print the answer body as pretty JSON instead of `output`.
+    pub json: bool,
+    /// `rule set`: this call GETs the rule; the flags are applied to the answer, which is then
+    /// sent back with PUT (a second call, see [`run_client`]).
+    pub edit: Option<RuleEdit>,
+}
+
+/// The flags of `rule set` (without `--from-file`), to apply to the stored rule.
+#[derive(Debug, Clone)]
+pub struct RuleEdit {
+    pub tenant: String,
+    pub flags: RuleFlags,
+}
+
+impl RuleEdit {
+    /// The PUT of `rule`, the answer of the GET `call`, with the flags applied.
+    pub(super) fn put(&self, call: &Call, mut rule: Rule) -> Result<Call, String> {
+        apply_rule_flags(&self.flags, &mut rule)?;
+        api_types::validate_rule(&mut rule, &self.tenant)?;
+        Ok(
+            Call::new(Method::Put, call.path.clone(), call.output.clone())
+                .body(&rule)
+                .json(call.json),
+        )
+    }
+}
+
+impl Call {
+    pub(super) fn new(method: Method, path: String, output: Output) -> Call {
+        Call {
+            method,
+            path,
+            body: None,
+            output,
+            json: false,
+            edit: None,
+        }
+    }
+    pub(super) fn body<T: Serialize>(mut self, b: &T) -> Call {
+        self.body = Some(serde_json::to_value(b).expect("request bodies serialize"));
+        self
+    }
+    pub(super) fn json(mut self, json: bool) -> Call {
+        self.json = json;
+        self
+    }
+}
+
+/// Validates a client command locally and turns it into its HTTP call. `Err` is the one-line
+/// message naming the bad value (exit status 2). `serve` is not a client command.
+pub fn plan(command: &Command) -> Result<Call, String> {
+    match command {
+        Command::Serve(_) => Err("`serve` is not a client command".to_string()),
+        Command::Tenant(c) => plan_tenant(c),
+        Command::Domain(c) => plan_domain(c),
+        Command::Org(c) => plan_org(c),
+        Command::Connector(c) => plan_connector(c),
+        Command::Rule(c) => plan_rule(c),
+        Command::Quarantine(c) => plan_quarantine(c),
+        Command::Trace(t) => plan_trace(t),
+        Command::Report(ReportCommand::DirectSend(a)) => plan_direct_send(a),
+        Command::Simulate(a) => match (&a.command, &a.transaction) {
+            (Some(SimulateCommand::Replay(r)), _) => plan_replay(r),
+            (None, Some(t)) => simulate_call(t, Output::Simulate),
+            (None, None) => Err("missing --tenant, --ip, --mail-from and --rcpt".to_string()),
+        },
+        Command::Queue(c) => plan_queue(c),
+        Command::Token(c) => plan_token(c),
+        Command::Audit(a) => plan_audit(a),
+    }
+}
+
+pub(super) fn plan_token(c: &TokenCommand) -> Result<Call, String> {
+    Ok(match c {
+        TokenCommand::Create {
+            name,
+            role,
+            tenant,
+            expires,
+        } => {
+            if name.trim().is_empty() || name.len() > 100 {
+                return Err(format!(
+                    "invalid --name {name:?}: expected 1 to 100 characters"
+                ));
+            }
+            let r = crate::api_types::Role::parse(role).ok_or_else(|| {
+                format!(
+                    "invalid --role {role:?}: expected operator, org-admin, org-config, mail-flow, quarantine-admin or viewer"
+                )
+            })?;
+            match (r, tenant) {
+                (crate::api_types::Role::Operator, Some(t)) => {
+                    return Err(format!(
+                        "invalid --tenant {t:?}: an operator token spans all tenants"
+                    ));
+                }
+                (crate::api_types::Role::Operator, None) => {}
+                (_, None) => return Err(format!("--role {role} needs --tenant")),
+                (_, Some(t)) => {
+                    api_types::parse_tenant_name(t)?;
+                }
+            }
+            if let Some(e) = expires {
+                humantime::parse_duration(e).map_err(|_| {
+                    format!("invalid --expires {e:?}: expected a duration such as 90d")
+                })?;
+            }
+            Call::new(Method::Post, format!("{API}/tokens"), Output::TokenCreated).body(
+                &serde_json::json!({"name": name, "role": role, "tenant": tenant, "expires": expires}),
+            )
+        }
+        TokenCommand::List { json } => {
+            Call::new(Method::Get, format!("{API}/tokens"), Output::TokenList).json(*json)
+        }
+        TokenCommand::Revoke { id } => {
+            let id = id.strip_prefix("pc_").unwrap_or(id);
+            let id = id.split('_').next().unwrap_or(id);
+            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!("invalid token id {id:?}"));
+            }
+            Call::new(
+                Method::Delete,
+                format!("{API}/tokens/{id}"),
+                Output::Confirm(format!("revoked token {id}")),
+            )
+        }
+    })
+}
+
+pub(super) fn plan_audit(a: &AuditArgs) -> Result<Call, String> {
+    if let Some(s) = &a.since {
+        api_types::parse_since_time(s).map_err(|e| format!("invalid --since {s:?}: {e}"))?;
+    }
+    let q = match &a.since {
+        Some(s) => format!("?since={}", encode(s)),
+        None => String::new(),
+    };
+    let path = match &a.tenant {
+        Some(t) => format!(
+            "{API}/tenants/{}/audit{q}",
+            encode(&api_types::parse_tenant_name(t)?)
+        ),
+        None => format!("{API}/audit{q}"),
+    };
+    Ok(Call::new(Method::Get, path, Output::AuditList).json(a.json))
+}
+
+pub(super) fn plan_queue(c: &QueueCommand) -> Result<Call, String> {
+    let queue_id = |id: &str| -> Result<String, String> {
+        let ok = !id.is_empty()
+            && id.len() <= 200
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(encode(id))
+        } else {
+            Err(format!("invalid queue id {id:?}"))
+        }
+    };
+    Ok(match c {
+        QueueCommand::List {
+            tenant,
+            destination,
+            json,
+        } => {
+            if let Some(t) = tenant {
+                api_types::parse_tenant_name(t)?;
+            }
+            let q = query_string(&api_types::QueueParams {
+                tenant: tenant.clone(),
+                destination: destination.clone(),
+            });
+            Call::new(Method::Get, format!("{API}/queue{q}"), Output::QueueList).json(*json)
+        }
+        QueueCommand::Show { id, json } => Call::new(
+            Method::Get,
+            format!("{API}/queue/{}", queue_id(id)?),
+            Output::QueueShow,
+        )
+        .json(*json),
+        QueueCommand::Retry { id: Some(id), .. } => Call::new(
+            Method::Post,
+            format!("{API}/queue/{}/retry", queue_id(id)?),
+            Output::Confirm(format!("retrying {id} now")),
+        ),
+        QueueCommand::Retry { id: None, .. } => Call::new(
+            Method::Post,
+            format!("{API}/queue/retry"),
+            Output::Confirm("retrying every waiting message now".into()),
+        ),
+        QueueCommand::Delete { id, dsn } => Call::new(
+            Method::Delete,
+            format!(
+                "{API}/queue/{}{}",
+                queue_id(id)?,
+                if *dsn { "?dsn=true" } else { "" }
+            ),
+            Output::Confirm(format!(
+                "deleted {id} from the queue{}",
+                if *dsn {
+                    " (the sender gets a bounce)"
+                } else {
+                    ""
+                }
+            )),
+        ),
+    })
+}
+
+/// A `--since` duration (humantime: `2h`, `7d`, `1week`), trimmed.
+pub(super) fn parse_since(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration {s:?} for --since: {e} (expected e.g. 2h or 7d)"))?;
+    Ok(t.to_string())
+}
+
+/// `report direct-send`: the report (GET), or with `--suggest-connectors` the proposed connectors
+/// (POST, `apply: false`; `--apply` creates them with a second POST, see [`run_suggest_apply`]).
+pub(super) fn plan_direct_send(a: &DirectSendArgs) -> Result<Call, String> {
+    let base = tenant_path(&a.tenant)?;
+    let since = parse_since(&a.since)?;
+    let json = a.format == ReportFormat::Json;
+    if a.suggest_connectors {
+        if a.format == ReportFormat::Csv {
+            return Err("--format csv does not apply to --suggest-connectors".to_string());
+        }
+        let req = SuggestRequest {
+            since: Some(since),
+            apply: false,
+        };
+        return Ok(Call::new(
+            Method::Post,
+            format!("{base}/reports/direct-send/suggest"),
+            Output::Suggest,
+        )
+        .body(&req)
+        .json(json));
+    }
+    let params = ReportParams { since: Some(since) };
+    let output = match a.format {
+        ReportFormat::Csv => Output::DirectSendCsv,
+        _ => Output::DirectSendReport,
+    };
+    Ok(Call::new(
+        Method::Get,
+        format!("{base}/reports/direct-send{}", query_string(&params)),
+        output,
+    )
+    .json(json))
+}
+
+/// The second call of `--suggest-connectors --apply`: the same request with `apply: true`.
+pub(super) fn suggest_apply_call(plan: &Call) -> Call {
+    let mut call = plan.clone();
+    if let Some(Value::Object(body)) = &mut call.body {
+        body.insert("apply".into(), Value::Bool(true));
+    }
+    call.output = Output::SuggestApplied;
+    call
+}
+
+/// One `simulate replay --set KEY=VALUE`, validated; the value trimmed (a domain normalized).
+pub(super) fn parse_replay_set(s: &str) -> Result<String, String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid --set {s:?}: expected KEY=VALUE"))?;
+    let (key, value) = (key.trim(), value.trim());
+    let value = match key {
+        "reject-direct-send" => api_types::parse_reject_direct_send(value).map(|_| value.into()),
+        "direct-send-scope" => api_types::parse_direct_send_scope(value).map(|_| value.into()),
+        "honor-dmarc" | "direct-send-allow-dkim-aligned" => {
+            api_types::parse_on_off(key, value).map(|_| value.into())
+        }
+        "arc-trusted-sealer" => api_types::parse_domain(value),
+        _ => {
+            return Err(format!(
+                "invalid --set key {key:?}: expected one of {}",
+                REPLAY_SET_KEYS.join(", ")
+            ));
+        }
+    }
+    .map_err(|e| format!("--set {s:?}: {e}"))?;
+    Ok(format!("{key}={value}"))
+}
+
+/// One `simulate replay --add-connector 'NAME key=value... [require-tls]'`, validated as
+/// `connector add` validates its flags; sent with single spaces between the words. The name may
+/// contain spaces: it is every word before the first `key=value` (or `require-tls`).
+pub(super) fn parse_replay_connector(tenant: &str, spec: &str) -> Result<String, String> {
+    let flag = format!("--add-connector {spec:?}");
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    let is_option = |w: &&str| w.contains('=') || *w == "require-tls";
+    let split = words.iter().position(is_option).unwrap_or(words.len());
+    if split == 0 {
+        return Err(format!(
+            "invalid {flag}: expected 'NAME sender-ip=CIDR [tls-cert-name=NAME] ...'"
+        ));
+    }
+    let name = words[..split].join(" ");
+    let name = api_types::parse_connector_name(&name).map_err(|e| format!("{flag}: {e}"))?;
+    let mut patch = ConnectorPatch::default();
+    for w in &words[split..] {
+        if *w == "require-tls" {
+            patch.require_tls = Some(true);
+            continue;
+        }
+        let (key, value) = w
+            .split_once('=')
+            .ok_or_else(|| format!("invalid {flag}: {w:?} is not KEY=VALUE"))?;
+        let list = match key {
+            "sender-ip" => &mut patch.sender_ips,
+            "tls-cert-name" => &mut patch.tls_cert_names,
+            "sender-domain" => &mut patch.sender_domains,
+            "type" => {
+                patch.connector_type = Some(value.to_string());
+                continue;
+            }
+            _ => {
+                return Err(format!(
+                    "invalid {flag}: unknown key {key:?} (expected sender-ip, tls-cert-name, sender-domain, type or require-tls)"
+                ));
+            }
+        };
+        list.get_or_insert_with(Vec::new).push(value.to_string());
+    }
+    // Each value and the combination, on a new connector (as `connector add`).
+    patch
+        .apply(&mut Connector::new(tenant, &name))
+        .map_err(|e| format!("{flag}: {e}"))?;
+    Ok(words.join(" "))
+}
+
+pub(super) fn plan_replay(a: &ReplayArgs) -> Result<Call, String> {
+    let base = tenant_path(&a.tenant)?;
+    let req = ReplayRequest {
+        since: Some(parse_since(&a.since)?),
+        set: a
+            .set
+            .iter()
+            .map(|s| parse_replay_set(s))
+            .collect::<Result<_, _>>()?,
+        add_connectors: a
+            .add_connectors
+            .iter()
+            .map(|s| parse_replay_connector(&a.tenant, s))
+            .collect::<Result<_, _>>()?,
+        remove_connectors: a
+            .remove_connectors
+            .iter()
+            .map(|s| {
+                api_types::parse_connector_name(s.trim())
+                    .map_err(|e| format!("--remove-connector: {e}"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Call::new(
+        Method::Post,
+        format!("{base}/simulate/replay"),
+        Output::Replay,
+    )
+    .body(&req)
+    .json(a.json))
+}
+
+/// `simulate`, and `rule test` (the same request, printed differently).
+pub(super) fn simulate_call(a: &SimulateArgs, output: Output) -> Result<Call, String> {
+    let path = format!("{}/simulate", tenant_path(&a.tenant)?);
+    a.ip.trim()
+        .parse::<std::net::IpAddr>()
+        .map_err(|_| format!("invalid IP address {:?}", a.ip))?;
+    if let Some(n) = &a.tls_cert_name {
+        api_types::parse_cert_name(n)?;
+    }
+    let eml = match &a.eml {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read --eml {}: {e}", file.display()))?,
+        ),
+        None => None,
+    };
+    let req = api_types::SimulateRequest {
+        ip: a.ip.clone(),
+        helo: a.helo.clone(),
+        mail_from: a.mail_from.clone(),
+        rcpt: a.rcpt.clone(),
+        tls_cert_name: a.tls_cert_name.clone(),
+        eml,
+    };
+    Ok(Call::new(Method::Post, path, output)
+        .body(&req)
+        .json(a.json))
+}
+
+pub(super) const API: &str = "/api/v1";
+
+pub(super) fn tenant_path(tenant: &str) -> Result<String, String> {
+    let t = api_types::parse_tenant_name(tenant)?;
+    Ok(format!("{API}/tenants/{}", encode(&t)))
+}
+
+pub(super) fn plan_tenant(c: &TenantCommand) -> Result<Call, String> {
+    Ok(match c {
+        TenantCommand::Add { name } => {
+            let name = api_types::parse_tenant_name(name)?;
+            Call::new(
+                Method::Post,
+                format!("{API}/tenants"),
+                Output::Confirm(format!("tenant {name} added")),
+            )
+            .body(&NewTenant { name })
+        }
+        TenantCommand::List { json } => {
+            Call::new(Method::Get, format!("{API}/tenants"), Output::TenantList).json(*json)
+        }
+        TenantCommand::Remove { name } => Call::new(
+            Method::Delete,
+            tenant_path(name)?,
+            Output::Confirm(format!("tenant {name} removed")),
+        ),
+        TenantCommand::Set { name, route } => {
+            let body = api_types::RoutePatch {
+                route: api_types::parse_route_opt(route)?,
+            };
+            Call::new(
+                Method::Patch,
+                tenant_path(name)?,
+                Output::Confirm(format!("tenant {name} updated")),
+            )
+            .body(&body)
+        }
+    })
+}
+
+pub(super) fn plan_domain(c: &DomainCommand) -> Result<Call, String> {
+    Ok(match c {
+        DomainCommand::Add {
+            domain,
+            tenant,
+            domain_type,
+            match_subdomains,
+        } => {
+            let base = tenant_path(tenant)?;
+            let domain = api_types::parse_domain(domain)?;
+            if let Some(t) = domain_type {
+                api_types::parse_domain_type(t)?;
+            }
+            let body = NewDomain {
+                domain: domain.clone(),
+                domain_type: domain_type.clone(),
+                match_subdomains: *match_subdomains,
+            };
+            Call::new(
+                Method::Post,
+                format!("{base}/domains"),
+                Output::Confirm(format!("domain {domain} added to tenant {tenant}")),
+            )
+            .body(&body)
+        }
+        DomainCommand::List { tenant, json } => Call::new(
+            Method::Get,
+            format!("{}/domains", tenant_path(tenant)?),
+            Output::DomainList,
+        )
+        .json(*json),
+        DomainCommand::Remove { domain, tenant } => {
+            let base = tenant_path(tenant)?;
+            let domain = api_types::parse_domain(domain)?;
+            Call::new(
+                Method::Delete,
+                format!("{base}/domains/{}", encode(&domain)),
+                Output::Confirm(format!("domain {domain} removed from tenant {tenant}")),
+            )
+        }
+        DomainCommand::Set {
+            domain,
+            tenant,
+            route,
+        } => {
+            let base = tenant_path(tenant)?;
+            let domain = api_types::parse_domain(domain)?;
+            let body = api_types::RoutePatch {
+                route: api_types::parse_route_opt(route)?,
+            };
+            Call::new(
+                Method::Patch,
+                format!("{base}/domains/{}", encode(&domain)),
+                Output::Confirm(format!("domain {domain} of tenant {tenant} updated")),
+            )
+            .body(&body)
+        }
+    })
+}
+
+pub(super) fn on_off(flag: &str, v: &Option<String>) -> Result<Option<bool>, String> {
+    v.as_deref()
+        .map(|s| api_types::parse_on_off(flag, s))
+        .transpose()
+}
+
+pub(super) fn plan_org(c: &OrgCommand) -> Result<Call, String> {
+    Ok(match c {
+        OrgCommand::Show { tenant, json } => Call::new(
+            Method::Get,
+            format!("{}/org", tenant_path(tenant)?),
+            Output::Org,
+        )
+        .json(*json),
+        OrgCommand::Readiness {
+            tenant,
+            since,
+            json,
+        } => {
+            let params = ReportParams {
+                since: Some(parse_since(since)?),
+            };
+            Call::new(
+                Method::Get,
+                format!(
+                    "{}/readiness{}",
+                    tenant_path(tenant)?,
+                    query_string(&params)
+                ),
+                Output::Readiness,
+            )
+            .json(*json)
+        }
+        OrgCommand::Set(a) => {
+            let base = tenant_path(&a.tenant)?;
+            let mut patch = OrgPatch {
+                reject_direct_send: a.reject_direct_send.clone(),
+                direct_send_scope: a.direct_send_scope.clone(),
+                honor_dmarc: on_off("--honor-dmarc", &a.honor_dmarc)?,
+                arc_trusted_sealers: list_flag(&a.arc_trusted_sealers),
+                direct_send_allow_dkim_aligned: on_off(
+                    "--direct-send-allow-dkim-aligned",
+                    &a.direct_send_allow_dkim_aligned,
+                )?,
+                spoof_action: a.spoof_action.clone(),
+                trust_services: None,
+                admin_only_release_direct_send: on_off(
+                    "--admin-only-release-direct-send",
+                    &a.admin_only_release_direct_send,
+                )?,
+            };
+            // The trusted services are the operator's configuration, known only to the server.
+            patch.apply(&mut OrgSettings::default(), &[])?;
+            patch.trust_services = list_flag(&a.trust_services);
+            Call::new(Method::Patch, format!("{base}/org"), Output::Org)
+                .body(&patch)
+                .json(a.json)
+        }
+    })
+}
+
+/// `--disabled[=BOOL]` / `--enabled[=BOOL]` (they exclude each other): the new `enabled`, if given.
+pub(super) fn enabled_flag(
+    disabled: &Option<String>,
+    enabled: &Option<String>,
+) -> Result<Option<bool>, String> {
+    Ok(
+        match (
+            on_off("--disabled", disabled)?,
+            on_off("--enabled", enabled)?,
+        ) {
+            (Some(d), _) => Some(!d),
+            (None, e) => e,
+        },
+    )
+}
+
+pub(super) fn connector_patch(f: &ConnectorFlags) -> Result<ConnectorPatch, String> {
+    let enabled = enabled_flag(&f.disabled, &f.enabled)?;
+    Ok(ConnectorPatch {
+        name: None,
+        connector_type: f.connector_type.clone(),
+        sender_ips: list_flag(&f.sender_ips),
+        tls_cert_names: list_flag(&f.tls_cert_names),
+        sender_domains: list_flag(&f.sender_domains),
+        require_tls: on_off("--require-tls", &f.require_tls)?,
+        restrict_domains_to_ip: on_off("--restrict-domains-to-ip", &f.restrict_domains_to_ip)?,
+        restrict_domains_to_cert: on_off(
+            "--restrict-domains-to-cert",
+            &f.restrict_domains_to_cert,
+        )?,
+        enabled,
+    })
+}
+
+/// Validates each value of a `connector set` patch on its own; the combination with the stored
+/// connector is the server's to check.
+pub(super) fn check_connector_values(p: &ConnectorPatch) -> Result<(), String> {
+    if let Some(t) = &p.connector_type {
+        api_types::parse_connector_type(t)?;
+    }
+    for s in p.sender_ips.iter().flatten() {
+        api_types::parse_cidr(s)?;
+    }
+    for s in p.tls_cert_names.iter().flatten() {
+        api_types::parse_cert_name(s)?;
+    }
+    for s in p.sender_domains.iter().flatten() {
+        api_types::parse_sender_domain(s)?;
+    }
+    Ok(())
+}
+
+pub(super) fn plan_connector(c: &ConnectorCommand) -> Result<Call, String> {
+    Ok(match c {
+        ConnectorCommand::Add {
+            name,
+            tenant,
+            flags,
+        } => {
+            let base = tenant_path(tenant)?;
+            let name = api_types::parse_connector_name(name)?;
+            let mut patch = connector_patch(flags)?;
+            patch.apply(&mut Connector::new(tenant, &name))?;
+            patch.name = Some(name.clone());
+            Call::new(
+                Method::Post,
+                format!("{base}/connectors"),
+                Output::Confirm(format!("connector {name:?} added")),
+            )
+            .body(&patch)
+            .json(flags.json)
+        }
+        ConnectorCommand::List { tenant, json } => Call::new(
+            Method::Get,
+            format!("{}/connectors", tenant_path(tenant)?),
+            Output::ConnectorList,
+        )
+        .json(*json),
+        ConnectorCommand::Show { name, tenant, json } => {
+            let base = tenant_path(tenant)?;
+            let name = api_types::parse_connector_name(name)?;
+            Call::new(
+                Method::Get,
+                format!("{base}/connectors/{}", encode(&name)),
+                Output::Connector,
+            )
+            .json(*json)
+        }
+        ConnectorCommand::Set {
+            name,
+            tenant,
+            flags,
+        } => {
+            let base = tenant_path(tenant)?;
+            let name = api_types::parse_connector_name(name)?;
+            let patch = connector_patch(flags)?;
+            check_connector_values(&patch)?;
+            Call::new(
+                Method::Patch,
+                format!("{base}/connectors/{}", encode(&name)),
+                Output::Confirm(format!("connector {name:?} updated")),
+            )
+            .body(&patch)
+            .json(flags.json)
+        }
+        ConnectorCommand::Remove { name, tenant } => {
+            let base = tenant_path(tenant)?;
+            let name = api_types::parse_connector_name(name)?;
+            Call::new(
+                Method::Delete,
+                format!("{base}/connectors/{}", encode(&name)),
+                Output::Confirm(format!("connector {name:?} removed")),
+            )
+        }
+    })
+}
+
+/// An id the server made up (trace, quarantine): anything but empty.
+pub(super) fn parse_id<'a>(what: &str, id: &'a str) -> Result<&'a str, String> {
+    match id.trim() {
+        "" => Err(format!("invalid {what} {id:?}: must not be empty")),
+        id => Ok(id),
+    }
+}
+
+pub(super) fn parse_rule_name(s: &str) -> Result<String, String> {
+    api_types::parse_connector_name(s).map_err(|e| e.replace("connector name", "rule name"))
+}
+
+pub(super) fn rule_path(tenant: &str, name: &str) -> Result<String, String> {
+    let base = tenant_path(tenant)?;
+    Ok(format!("{base}/rules/{}", encode(&parse_rule_name(name)?)))
+}
+
+/// A rule from its JSON with the tenant (and, if given, the name) replaced; the fields the JSON
+/// leaves out get their serde defaults, as on the server.
+pub(super) fn rule_from_json(
+    mut v: Value,
+    tenant: &str,
+    name: Option<&str>,
+) -> Result<Rule, String> {
+    let Value::Object(map) = &mut v else {
+        return Err("a rule must be a JSON object".to_string());
+    };
+    map.insert("tenant".into(), tenant.into());
+    if let Some(name) = name {
+        map.insert("name".into(), name.into());
+    }
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+/// `--from-file`: the rule in the file, for `tenant`, named `name` if given.
+pub(super) fn read_rule_file(
+    file: &std::path::Path,
+    tenant: &str,
+    name: Option<&str>,
+) -> Result<Rule, String> {
+    let what = || format!("--from-file {}", file.display());
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", what()))?;
+    let v = serde_json::from_str(&text).map_err(|e| format!("invalid JSON in {}: {e}", what()))?;
+    rule_from_json(v, tenant, name).map_err(|e| format!("invalid rule in {}: {e}", what()))
+}
+
+impl ActionFlags {
+    /// The actions given, in the fixed order; `None` when no action flag was given.
+    pub(super) fn actions(&self) -> Result<Option<Vec<RuleAction>>, String> {
+        let mut actions = Vec::new();
+        if self.quarantine {
+            actions.push(RuleAction::Quarantine);
+        }
+        if self.reject {
+            actions.push(RuleAction::Reject {
+                code: self
+                    .reject_code
+                    .as_deref()
+                    .unwrap_or(DEFAULT_REJECT_CODE)
+                    .trim()
+                    .to_string(),
+                text: self
+                    .reject_text
+                    .as_deref()
+                    .unwrap_or(DEFAULT_REJECT_TEXT)
+                    .to_string(),
+            });
+        }
+        if let Some(to) = list_flag(&self.redirect_to) {
+            actions.push(RuleAction::RedirectTo(to));
+        }
+        for h in &self.set_headers {
+            let (name, value) = split_header("--set-header", h)?;
+            actions.push(RuleAction::SetHeader { name, value });
+        }
+        for name in &self.remove_headers {
+            actions.push(RuleAction::RemoveHeader(name.trim().to_string()));
+        }
+        if let Some(p) = &self.prepend_subject {
+            actions.push(RuleAction::PrependSubject(p.clone()));
+        }
+        if let Some(n) = self.set_scl {
+            actions.push(RuleAction::SetScl(n));
+        }
+        Ok(Some(actions).filter(|a| !a.is_empty()))
+    }
+}
+
+/// Applies the flags given to `rule`: `rule add` starts from a new rule, `rule set` from the
+/// stored one. The values are parsed here; the whole rule is checked by `validate_rule`.
+pub(super) fn apply_rule_flags(f: &RuleFlags, rule: &mut Rule) -> Result<(), String> {
+    let s = &f.settings;
+    if let Some(p) = s.priority {
+        rule.priority = p;
+    }
+    if let Some(v) = &s.sender_address_location {
+        rule.sender_address_location = from_label(
+            "--sender-address-location",
+            v,
+            "header, envelope or header-or-envelope",
+        )?;
+    }
+    if let Some(v) = &s.mode {
+        rule.mode = from_label("--mode", v, "enforce or audit")?;
+    }
+    if let Some(v) = on_off("--stop-processing", &s.stop_processing)? {
+        rule.stop_processing = v;
+    }
+    if let Some(v) = clearable(&s.activate_at) {
+        rule.activate_at = v.map(|t| parse_time("--activate-at", t)).transpose()?;
+    }
+    if let Some(v) = clearable(&s.expire_at) {
+        rule.expire_at = v.map(|t| parse_time("--expire-at", t)).transpose()?;
+    }
+    if let Some(v) = enabled_flag(&s.disabled, &s.enabled)? {
+        rule.enabled = v;
+    }
+    f.conditions.apply(&mut rule.conditions)?;
+    f.exceptions.apply(&mut rule.exceptions)?;
+    if let Some(actions) = f.actions.actions()? {
+        rule.actions = actions;
+    }
+    Ok(())
+}
+
+pub(super) fn plan_rule(c: &RuleCommand) -> Result<Call, String> {
+    Ok(match c {
+        RuleCommand::Add {
+            name,
+            tenant,
+            flags,
+        } => {
+            let base = tenant_path(tenant)?;
+            let mut rule = match &flags.from_file {
+                Some(file) => read_rule_file(file, tenant, name.as_deref())?,
+                None => {
+                    if flags.settings.priority.is_none() {
+                        return Err("missing --priority N (0 is evaluated first)".to_string());
+                    }
+                    let new = serde_json::json!({"priority": 0, "actions": []});
+                    let mut rule = rule_from_json(new, tenant, name.as_deref())?;
+                    apply_rule_flags(flags, &mut rule)?;
+                    rule
+                }
+            };
+            api_types::validate_rule(&mut rule, tenant)?;
+            Call::new(
+                Method::Post,
+                format!("{base}/rules"),
+                Output::Confirm(format!("rule {:?} added", rule.name)),
+            )
+            .body(&rule)
+            .json(flags.json)
+        }
+        RuleCommand::List { tenant, json } => Call::new(
+            Method::Get,
+            format!("{}/rules", tenant_path(tenant)?),
+            Output::RuleList,
+        )
+        .json(*json),
+        RuleCommand::Show { name, tenant, json } => {
+            Call::new(Method::Get, rule_path(tenant, name)?, Output::Rule).json(*json)
+        }
+        RuleCommand::Set {
+            name,
+            tenant,
+            flags,
+        } => {
+            let path = rule_path(tenant, name)?;
+            let output = Output::Confirm(format!("rule {name:?} updated"));
+            if let Some(file) = &flags.from_file {
+                let mut rule = read_rule_file(file, tenant, Some(name))?;
+                api_types::validate_rule(&mut rule, tenant)?;
+                return Ok(Call::new(Method::Put, path, output)
+                    .body(&rule)
+                    .json(flags.json));
+            }
+            // Every value is checked now, on a stand-in for the stored rule (nothing is sent when
+            // one is bad); the edited rule is checked again before the PUT.
+            let stand_in = serde_json::json!({"priority": 0, "actions": ["quarantine"]});
+            let mut rule = rule_from_json(stand_in, tenant, Some(name))?;
+            apply_rule_flags(flags, &mut rule)?;
+            api_types::validate_rule(&mut rule, tenant)?;
+            let mut call = Call::new(Method::Get, path, output).json(flags.json);
+            call.edit = Some(RuleEdit {
+                tenant: tenant.clone(),
+                flags: flags.clone(),
+            });
+            call
+        }
+        RuleCommand::Remove { name, tenant } => Call::new(
+            Method::Delete,
+            rule_path(tenant, name)?,
+            Output::Confirm(format!("rule {name:?} removed")),
+        ),
+        RuleCommand::Test(a) => simulate_call(a, Output::RuleTest)?,
+    })
+}
+
+pub(super) fn quarantine_path(tenant: &str, id: &str) -> Result<String, String> {
+    let base = tenant_path(tenant)?;
+    Ok(format!(
+        "{base}/quarantine/{}",
+        encode(parse_id("quarantine id", id)?)
+    ))
+}
+
+pub(super) fn plan_quarantine(c: &QuarantineCommand) -> Result<Call, String> {
+    Ok(match c {
+        QuarantineCommand::List {
+            tenant,
+            reason,
+            sender,
+            recipient,
+            limit,
+            json,
+        } => {
+            let params = QuarantineParams {
+                reason: reason.clone(),
+                sender: sender.clone(),
+                recipient: recipient.clone(),
+                limit: *limit,
+            };
+            Call::new(
+                Method::Get,
+                format!(
+                    "{}/quarantine{}",
+                    tenant_path(tenant)?,
+                    query_string(&params)
+                ),
+                Output::QuarantineList,
+            )
+            .json(*json)
+        }
+        QuarantineCommand::Show { id, tenant, json } => Call::new(
+            Method::Get,
+            quarantine_path(tenant, id)?,
+            Output::QuarantineShow,
+        )
+        .json(*json),
+        QuarantineCommand::Release {
+            id,
+            tenant,
+            to,
+            json,
+        } => {
+            let to = list_flag(to)
+                .filter(|to| !to.is_empty())
+                .map(|to| {
+                    to.iter()
+                        .map(|a| {
+                            portcullis_smtp::Address::parse(a.trim())
+                                .map(|a| a.to_string())
+                                .ok_or_else(|| format!("invalid address {a:?} for --to"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+            Call::new(
+                Method::Post,
+                format!("{}/release", quarantine_path(tenant, id)?),
+                Output::QuarantineReleased,
+            )
+            .body(&ReleaseRequest { to })
+            .json(*json)
+        }
+        QuarantineCommand::Delete { id, tenant } => Call::new(
+            Method::Delete,
+            quarantine_path(tenant, id)?,
+            Output::Confirm(format!("deleted {}", id.trim())),
+        ),
+    })
+}
+
+/// An RFC 3339 time (the weak form is accepted: `2024-05-01 10:00:00`, no zone = UTC), sent in
+/// the strict UTC form.
+pub(super) fn parse_time(flag: &str, s: &str) -> Result<String, String> {
+    humantime::parse_rfc3339_weak(s.trim())
+        .map(|t| humantime::format_rfc3339(t).to_string())
+        .map_err(|e| {
+            format!(
+                "invalid time {s:?} for {flag}: {e} (expected RFC 3339, e.g. 2024-05-01T10:00:00Z)"
+            )
+        })
+}
+
+pub(super) fn plan_trace(t: &TraceArgs) -> Result<Call, String> {
+    if let Some(TraceCommand::Show {
+        trace_id,
+        tenant,
+        json,
+    }) = &t.command
+    {
+        let base = tenant_path(tenant)?;
+        return Ok(Call::new(
+            Method::Get,
+            format!("{base}/trace/{}", encode(parse_id("trace id", trace_id)?)),
+            Output::TraceShow,
+        )
+        .json(*json));
+    }
+    let tenant = t.tenant.as_deref().ok_or("missing --tenant")?;
+    let base = tenant_path(tenant)?;
+    let from_ip = match &t.from_ip {
+        Some(s) => Some(
+            s.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| format!("invalid IP address {s:?} for --from-ip"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    if let Some(s) = &t.status
+        && !TRACE_STATUSES.contains(&s.as_str())
+    {
+        return Err(format!(
+            "invalid status {s:?}: expected one of {}",
+            TRACE_STATUSES.join(", ")
+        ));
+    }
+    let since = t.since.as_deref().map(parse_since).transpose()?;
+    let start = t
+        .start
+        .as_deref()
+        .map(|s| parse_time("--start", s))
+        .transpose()?;
+    let end = t
+        .end
+        .as_deref()
+        .map(|s| parse_time("--end", s))
+        .transpose()?;
+    let params = TraceParams {
+        sender: t.sender.clone(),
+        recipient: t.recipient.clone(),
+        from_ip,
+        message_id: t.message_id.clone(),
+        status: t.status.clone(),
+        since,
+        start,
+        end,
+        limit: t.limit,
+    };
+    Ok(Call::new(
+        Method::Get,
+        format!("{base}/trace{}", query_string(&params)),
+        Output::TraceList,
+    )
+    .json(t.json))
+}
+
+/// `?k=v&…` from the serialized fields of `params` (absent fields are skipped), or "".
+pub(super) fn query_string<T: Serialize>(params: &T) -> String {
+    let Ok(Value::Object(map)) = serde_json::to_value(params) else {
+        return String::new();
+    };
+    let pairs: Vec<String> = map
+        .iter()
+        .filter_map(|(k, v)| {
+            let v = match v {
+                Value::Null => return None,
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(format!("{}={}", encode(k), encode(&v)))
+        })
+        .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}
+
+/// Percent-encodes everything but the RFC 3986 unreserved characters (safe for a path segment
+/// and a query value).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,1094 @@
+//! Human output: the text printed for each successful answer (tables, detail views, reports,
+//! CSV), made safe for a terminal.
+
+use portcullis_policy::rules::{Predicates, Rule, RuleAction};
+use portcullis_policy::{AcceptedDomain, Connector, OrgSettings, Tenant};
+use portcullis_store::{QuarantineEntry, TraceRecord};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api_types::{
+    self, Counts, DirectSendReport, QuarantineDetail, Readiness, ReplayReport, ReportSource,
+    SimulateReport, SuggestResponse,
+};
+
+use super::plan::*;
+
+/// The text printed for a successful answer.
+pub(super) fn render(call: &Call, body: &str) -> Result<String, String> {
+    if call.json {
+        if body.trim().is_empty() {
+            return Ok(String::new());
+        }
+        let v: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        return serde_json::to_string_pretty(&v).map_err(|e| e.to_string());
+    }
+    Ok(match &call.output {
+        Output::Confirm(msg) => msg.clone(),
+        Output::TenantList => tenant_table(&parse::<Vec<_>>(body)?),
+        Output::DomainList => domain_table(&parse::<Vec<_>>(body)?),
+        Output::Org => org_text(&parse(body)?),
+        Output::ConnectorList => connector_table(&parse::<Vec<_>>(body)?),
+        Output::Connector => connector_text(&parse(body)?),
+        Output::TraceList => trace_table(&parse::<Vec<_>>(body)?),
+        Output::TraceShow => trace_text(&parse(body)?),
+        Output::Simulate => simulate_text(&parse(body)?),
+        Output::QueueList => queue_table(&parse::<Vec<_>>(body)?),
+        Output::QueueShow => queue_text(&parse(body)?),
+        Output::RuleList => rule_table(&parse::<Vec<_>>(body)?),
+        Output::Rule => rule_text(&parse(body)?),
+        Output::RuleTest => rule_test_text(&parse(body)?),
+        Output::QuarantineList => quarantine_table(&parse::<Vec<_>>(body)?),
+        Output::QuarantineShow => quarantine_text(&parse(body)?),
+        Output::QuarantineReleased => {
+            let e: QuarantineEntry = parse(body)?;
+            let to = e.released_to.as_ref().unwrap_or(&e.recipients);
+            printable(&format!("released {} to {}", e.id, list_or_dash(to)), false)
+        }
+        Output::DirectSendReport => direct_send_text(&parse(body)?),
+        Output::DirectSendCsv => direct_send_csv(&parse(body)?),
+        Output::Suggest => suggest_text(&parse(body)?),
+        Output::SuggestApplied => {
+            let r: SuggestResponse = parse(body)?;
+            if r.applied.is_empty() {
+                "no connector was created".to_string()
+            } else {
+                r.applied
+                    .iter()
+                    .map(|n| printable(&format!("created connector {n}"), false))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+        Output::Readiness => readiness_text(&parse(body)?),
+        Output::Replay => replay_text(&parse(body)?),
+        Output::TokenCreated => {
+            let v: Value = parse(body)?;
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+            let scope = match v["tenant"].as_str() {
+                Some(t) => format!("{} of tenant {t}", s("role")),
+                None => s("role"),
+            };
+            printable(
+                &format!(
+                    "created token {} ({}, {scope})\n{}\nThis is the only time the token is shown; it is stored as a hash.",
+                    s("id"),
+                    s("name"),
+                    s("token")
+                ),
+                true,
+            )
+        }
+        Output::TokenList => token_table(&parse::<Vec<portcullis_store::TokenRecord>>(body)?),
+        Output::AuditList => audit_text(&parse::<Vec<portcullis_store::AuditEntry>>(body)?),
+    })
+}
+
+pub(super) fn token_table(tokens: &[portcullis_store::TokenRecord]) -> String {
+    if tokens.is_empty() {
+        return "no API tokens (the bootstrap admin.token is always an operator token)".into();
+    }
+    let when = |s: i64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64),
+        )
+        .to_string()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.name.clone(),
+                t.role.clone(),
+                t.tenant.clone().unwrap_or_else(|| "-".into()),
+                when(t.created_at),
+                t.expires_at.map(when).unwrap_or_else(|| "never".into()),
+                if t.revoked {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                }
+                .into(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID", "NAME", "ROLE", "TENANT", "CREATED", "EXPIRES", "STATE",
+        ],
+        &rows,
+    )
+}
+
+/// One block per change, newest first, with the fields that changed.
+pub(super) fn audit_text(entries: &[portcullis_store::AuditEntry]) -> String {
+    if entries.is_empty() {
+        return "no changes recorded".into();
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        out.push(format!(
+            "{}  {}  {} from {}{}",
+            e.at,
+            e.action,
+            e.principal,
+            if e.address.is_empty() {
+                "-"
+            } else {
+                &e.address
+            },
+            e.tenant
+                .as_deref()
+                .map(|t| format!("  tenant {t}"))
+                .unwrap_or_default()
+        ));
+        let mut changes = Vec::new();
+        json_diff(
+            "",
+            e.before.as_ref().unwrap_or(&Value::Null),
+            e.after.as_ref().unwrap_or(&Value::Null),
+            &mut changes,
+        );
+        for c in changes {
+            out.push(format!("    {c}"));
+        }
+    }
+    printable(&out.join("\n"), true)
+}
+
+/// `path: before -> after` for every leaf that differs.
+pub(super) fn json_diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.dedup();
+            let mut seen = std::collections::HashSet::new();
+            for k in keys {
+                if !seen.insert(k) {
+                    continue;
+                }
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                json_diff(
+                    &p,
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!(
+            "{}: {} -> {}",
+            if path.is_empty() { "(all)" } else { path },
+            a,
+            b
+        )),
+        _ => {}
+    }
+}
+
+pub(super) fn simulate_text(r: &SimulateReport) -> String {
+    let width = r.steps.iter().map(|s| s.step.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (i, s) in r.steps.iter().enumerate() {
+        out.push_str(&format!("{:>2}. {:<width$}  {}", i + 1, s.step, s.outcome));
+        if !s.detail.is_empty() {
+            out.push_str(&format!("  ({})", s.detail));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("reply: {}", r.reply));
+    out
+}
+
+pub(super) fn parse<T: DeserializeOwned>(body: &str) -> Result<T, String> {
+    serde_json::from_str(body).map_err(|e| e.to_string())
+}
+
+pub(super) fn queue_table(items: &[api_types::QueueItem]) -> String {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            let pending: Vec<&api_types::QueueRecipient> = i
+                .recipients
+                .iter()
+                .filter(|r| r.status == "pending")
+                .collect();
+            let mut routes: Vec<&str> = pending.iter().map(|r| r.route.as_str()).collect();
+            routes.dedup();
+            vec![
+                i.id.clone(),
+                i.tenant.clone(),
+                i.mail_from.clone(),
+                format!("{}/{}", pending.len(), i.recipients.len()),
+                i.attempts.to_string(),
+                i.next_attempt.clone().unwrap_or_else(|| "now".into()),
+                routes.join(" "),
+                pending.first().map(|r| r.reply.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "the queue is empty".into();
+    }
+    table(
+        &[
+            "ID",
+            "TENANT",
+            "FROM",
+            "PENDING",
+            "ATTEMPTS",
+            "NEXT ATTEMPT",
+            "ROUTES",
+            "LAST REPLY",
+        ],
+        &rows,
+    )
+}
+
+pub(super) fn queue_text(i: &api_types::QueueItem) -> String {
+    let mut out = fields(&[
+        ("id", i.id.clone()),
+        ("trace_id", i.trace_id.clone()),
+        ("tenant", i.tenant.clone()),
+        ("mail_from", i.mail_from.clone()),
+        ("size", i.size.to_string()),
+        ("attempts", i.attempts.to_string()),
+        (
+            "first_attempt",
+            i.first_attempt.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "next_attempt",
+            i.next_attempt.clone().unwrap_or_else(|| "now".into()),
+        ),
+    ]);
+    out.push_str("\nrecipients:\n");
+    for r in &i.recipients {
+        out.push_str(&format!(
+            "  {}  {}  {}  {}\n",
+            r.address, r.status, r.route, r.reply
+        ));
+    }
+    out.trim_end().to_string()
+}
+
+/// The serde (kebab-case) name of an enum value.
+pub(super) fn label<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+pub(super) fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+pub(super) fn on_off_label(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+pub(super) fn list_or_dash<T: ToString>(v: &[T]) -> String {
+    if v.is_empty() {
+        "-".to_string()
+    } else {
+        v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+    }
+}
+
+pub(super) fn opt(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
+}
+
+/// Aligned columns separated by two spaces, header line first; the last column is not padded.
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let n = cells.len();
+        let mut s = String::new();
+        for (i, c) in cells.into_iter().enumerate() {
+            s.push_str(c);
+            if i + 1 < n {
+                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = vec![line(header.to_vec())];
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
+    out.join("\n")
+}
+
+/// `key  value` lines with the keys aligned.
+pub(super) fn fields(pairs: &[(&str, String)]) -> String {
+    let w = pairs.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!("{:<w$}  {v}", format!("{k}:"))
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(super) fn tenant_table(tenants: &[Tenant]) -> String {
+    let rows = tenants
+        .iter()
+        .map(|t| vec![t.name.clone(), label(&t.settings.reject_direct_send)])
+        .collect::<Vec<_>>();
+    table(&["NAME", "REJECT-DIRECT-SEND"], &rows)
+}
+
+pub(super) fn domain_table(domains: &[AcceptedDomain]) -> String {
+    let rows = domains
+        .iter()
+        .map(|d| {
+            vec![
+                d.domain.clone(),
+                label(&d.domain_type),
+                yes_no(d.match_subdomains).to_string(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(&["DOMAIN", "TYPE", "MATCH-SUBDOMAINS"], &rows)
+}
+
+pub(super) fn org_text(s: &OrgSettings) -> String {
+    fields(&[
+        ("reject_direct_send", label(&s.reject_direct_send)),
+        ("direct_send_scope", label(&s.direct_send_scope)),
+        ("honor_dmarc", on_off_label(s.honor_dmarc).to_string()),
+        ("arc_trusted_sealers", list_or_dash(&s.arc_trusted_sealers)),
+        (
+            "direct_send_allow_dkim_aligned",
+            on_off_label(s.direct_send_allow_dkim_aligned).to_string(),
+        ),
+        ("spoof_action", label(&s.spoof_action)),
+        ("trust_services", list_or_dash(&s.trust_services)),
+        (
+            "admin_only_release_direct_send",
+            on_off_label(s.admin_only_release_direct_send).to_string(),
+        ),
+    ])
+}
+
+pub(super) fn connector_table(connectors: &[Connector]) -> String {
+    let rows = connectors
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.connector_type.as_str().to_string(),
+                yes_no(c.enabled).to_string(),
+                yes_no(c.require_tls).to_string(),
+                list_or_dash(&c.sender_ips),
+                list_or_dash(&c.tls_cert_names),
+                list_or_dash(&c.sender_domains),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &[
+            "NAME",
+            "TYPE",
+            "ENABLED",
+            "REQUIRE-TLS",
+            "SENDER-IPS",
+            "TLS-CERT-NAMES",
+            "SENDER-DOMAINS",
+        ],
+        &rows,
+    )
+}
+
+pub(super) fn connector_text(c: &Connector) -> String {
+    fields(&[
+        ("name", c.name.clone()),
+        ("tenant", c.tenant.clone()),
+        ("type", c.connector_type.as_str().to_string()),
+        ("enabled", yes_no(c.enabled).to_string()),
+        ("sender_ips", list_or_dash(&c.sender_ips)),
+        ("tls_cert_names", list_or_dash(&c.tls_cert_names)),
+        ("sender_domains", list_or_dash(&c.sender_domains)),
+        ("require_tls", yes_no(c.require_tls).to_string()),
+        (
+            "restrict_domains_to_ip",
+            yes_no(c.restrict_domains_to_ip).to_string(),
+        ),
+        (
+            "restrict_domains_to_cert",
+            yes_no(c.restrict_domains_to_cert).to_string(),
+        ),
+    ])
+}
+
+/// The first address, with `(+N)` for the others.
+pub(super) fn first_and_count<'a>(mut addresses: impl ExactSizeIterator<Item = &'a str>) -> String {
+    match addresses.next() {
+        None => "-".to_string(),
+        Some(first) if addresses.len() == 0 => first.to_string(),
+        Some(first) => format!("{first} (+{})", addresses.len()),
+    }
+}
+
+pub(super) fn trace_table(records: &[TraceRecord]) -> String {
+    let rows = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.received_at.clone(),
+                r.trace_id.clone(),
+                r.status.clone(),
+                r.mail_from.clone(),
+                first_and_count(r.recipients.iter().map(|x| x.address.as_str())),
+                r.client_ip.clone(),
+                r.connector
+                    .clone()
+                    .unwrap_or_else(|| "anonymous".to_string()),
+                yes_no(r.direct_send).to_string(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &[
+            "RECEIVED",
+            "TRACE-ID",
+            "STATUS",
+            "FROM",
+            "TO",
+            "IP",
+            "CONNECTOR",
+            "DIRECT-SEND",
+        ],
+        &rows,
+    )
+}
+
+pub(super) fn trace_text(r: &TraceRecord) -> String {
+    let tls = match &r.tls {
+        None => "none".to_string(),
+        Some(t) => {
+            let mut s = format!("{} {}", t.version, t.cipher);
+            if let Some(subject) = &t.client_cert_subject {
+                s.push_str(&format!(
+                    ", client certificate {subject:?} ({})",
+                    if t.client_cert_trusted {
+                        "trusted"
+                    } else {
+                        "not trusted"
+                    }
+                ));
+            }
+            s
+        }
+    };
+    let a = &r.auth;
+    let auth = format!(
+        "spf={} dkim={} dmarc={} arc={} compauth={}",
+        opt(&a.spf),
+        opt(&a.dkim),
+        opt(&a.dmarc),
+        opt(&a.arc),
+        opt(&a.compauth)
+    );
+    let mut out = fields(&[
+        ("trace_id", r.trace_id.clone()),
+        ("tenant", r.tenant.clone()),
+        ("received_at", r.received_at.clone()),
+        ("client_ip", r.client_ip.clone()),
+        ("helo", opt(&r.helo).to_string()),
+        ("tls", tls),
+        ("mail_from", r.mail_from.clone()),
+        ("header_from", opt(&r.header_from).to_string()),
+        ("message_id", opt(&r.message_id).to_string()),
+        ("subject", opt(&r.subject).to_string()),
+        ("size", r.size.to_string()),
+        ("attribution", r.attribution.clone()),
+        ("connector", opt(&r.connector).to_string()),
+        ("direct_send", yes_no(r.direct_send).to_string()),
+        ("auth", auth),
+        ("status", r.status.clone()),
+    ]);
+    out.push_str("\nrecipients:");
+    if r.recipients.is_empty() {
+        out.push_str(" -");
+    } else {
+        let rows = r
+            .recipients
+            .iter()
+            .map(|x| vec![x.address.clone(), x.status.clone(), x.reply.clone()])
+            .collect::<Vec<_>>();
+        for line in table(&["ADDRESS", "STATUS", "REPLY"], &rows).lines() {
+            out.push_str("\n  ");
+            out.push_str(line);
+        }
+    }
+    out.push_str("\nevents:");
+    if r.events.is_empty() {
+        out.push_str(" -");
+    } else {
+        let rows = r
+            .events
+            .iter()
+            .map(|e| vec![e.at.clone(), e.event.clone(), e.detail.clone()])
+            .collect::<Vec<_>>();
+        // No header: each event line reads `at  EVENT  detail`.
+        for line in table(&["", "", ""], &rows).lines().skip(1) {
+            out.push_str("\n  ");
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Text from a message (subject, headers, preview) made safe for a terminal: control characters
+/// (escape sequences) and bidirectional overrides are shown escaped, never passed through; line
+/// breaks are kept only when `multiline`.
+pub(super) fn printable(s: &str, multiline: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.replace("\r\n", "\n").chars() {
+        let keep = multiline && matches!(c, '\n' | '\t');
+        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if !keep && (c.is_control() || bidi) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How many predicates are present (the JSON leaves out the absent ones).
+pub(super) fn predicate_count(p: &Predicates) -> usize {
+    match serde_json::to_value(p) {
+        Ok(Value::Object(map)) => map.len(),
+        _ => 0,
+    }
+}
+
+/// The present predicates, each as its flag takes it (`Name: value` for headers).
+pub(super) fn predicate_lines(p: &Predicates) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut list = |key, v: &[String]| {
+        if !v.is_empty() {
+            out.push((key, v.join(", ")));
+        }
+    };
+    list("sender_domain_is", &p.sender_domain_is);
+    list(
+        "sender_ip_ranges",
+        &p.sender_ip_ranges
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>(),
+    );
+    list(
+        "header_contains",
+        &p.header_contains
+            .iter()
+            .map(|h| format!("{}: {}", h.name, h.words.join(",")))
+            .collect::<Vec<_>>(),
+    );
+    list(
+        "header_matches",
+        &p.header_matches
+            .iter()
+            .map(|h| format!("{}: {}", h.name, h.pattern))
+            .collect::<Vec<_>>(),
+    );
+    list("subject_contains", &p.subject_contains);
+    list("recipient_domain_is", &p.recipient_domain_is);
+    list("auth_result", &p.auth_result);
+    if let Some(s) = &p.from_scope {
+        out.insert(0, ("from_scope", label(s)));
+    }
+    if let Some(c) = &p.attributed_connector {
+        out.push(("attributed_connector", c.clone()));
+    }
+    if let Some(d) = p.direct_send {
+        out.push(("direct_send", yes_no(d).to_string()));
+    }
+    out
+}
+
+/// A short name of an action, for the rule table.
+pub(super) fn action_short(a: &RuleAction) -> String {
+    match a {
+        RuleAction::Quarantine => "quarantine".to_string(),
+        RuleAction::Reject { code, .. } => format!("reject {code}"),
+        RuleAction::RedirectTo(_) => "redirect".to_string(),
+        RuleAction::SetHeader { name, .. } => format!("set-header {name}"),
+        RuleAction::RemoveHeader(name) => format!("remove-header {name}"),
+        RuleAction::PrependSubject(_) => "prepend-subject".to_string(),
+        RuleAction::SetScl(n) => format!("set-scl {n}"),
+    }
+}
+
+pub(super) fn rule_table(rules: &[Rule]) -> String {
+    let rows = rules
+        .iter()
+        .map(|r| {
+            vec![
+                r.priority.to_string(),
+                r.name.clone(),
+                label(&r.mode),
+                yes_no(r.enabled).to_string(),
+                predicate_count(&r.conditions).to_string(),
+                r.actions
+                    .iter()
+                    .map(action_short)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &[
+            "PRIORITY",
+            "NAME",
+            "MODE",
+            "ENABLED",
+            "CONDITIONS",
+            "ACTIONS",
+        ],
+        &rows,
+    )
+}
+
+pub(super) fn rule_text(r: &Rule) -> String {
+    let mut out = fields(&[
+        ("name", r.name.clone()),
+        ("tenant", r.tenant.clone()),
+        ("priority", r.priority.to_string()),
+        ("mode", label(&r.mode)),
+        ("enabled", yes_no(r.enabled).to_string()),
+        ("stop_processing", yes_no(r.stop_processing).to_string()),
+        ("sender_address_location", label(&r.sender_address_location)),
+        ("activate_at", opt(&r.activate_at).to_string()),
+        ("expire_at", opt(&r.expire_at).to_string()),
+    ]);
+    for (title, p) in [("conditions", &r.conditions), ("exceptions", &r.exceptions)] {
+        out.push_str(&format!("\n{title}:"));
+        let lines = predicate_lines(p);
+        if lines.is_empty() {
+            out.push_str(" -");
+        }
+        for line in fields(&lines).lines() {
+            out.push_str("\n  ");
+            out.push_str(line);
+        }
+    }
+    out.push_str("\nactions:");
+    for a in &r.actions {
+        out.push_str("\n  ");
+        out.push_str(&a.describe());
+    }
+    out
+}
+
+pub(super) fn rule_test_text(r: &SimulateReport) -> String {
+    let mut out = String::new();
+    for m in &r.rules_matched {
+        let actions: Vec<String> = m.actions.iter().map(RuleAction::describe).collect();
+        out.push_str(&format!(
+            "MATCH  {} ({}): {}\n        because: {}\n",
+            m.rule,
+            label(&m.mode),
+            actions.join("; "),
+            m.why.join("; ")
+        ));
+    }
+    for m in &r.rules_missed {
+        out.push_str(&format!("skip   {}: {}\n", m.rule, m.why));
+    }
+    if r.rules_matched.is_empty() && r.rules_missed.is_empty() {
+        out.push_str("no mail-flow rules were evaluated\n");
+    }
+    out.push_str(&format!("reply: {}", r.reply));
+    out
+}
+
+pub(super) fn quarantine_table(entries: &[QuarantineEntry]) -> String {
+    let rows = entries
+        .iter()
+        .map(|e| {
+            [
+                e.received_at.clone(),
+                e.id.clone(),
+                e.reason.clone(),
+                e.mail_from.clone(),
+                first_and_count(e.recipients.iter().map(String::as_str)),
+                opt(&e.subject).to_string(),
+                yes_no(e.released_at.is_some()).to_string(),
+            ]
+            .iter()
+            .map(|cell| printable(cell, false))
+            .collect()
+        })
+        .collect::<Vec<_>>();
+    table(
+        &[
+            "RECEIVED", "ID", "REASON", "FROM", "TO", "SUBJECT", "RELEASED",
+        ],
+        &rows,
+    )
+}
+
+pub(super) fn quarantine_text(d: &QuarantineDetail) -> String {
+    let e = &d.entry;
+    let released = match &e.released_at {
+        None => "no".to_string(),
+        Some(at) => format!(
+            "{at} by {} to {}",
+            opt(&e.released_by),
+            list_or_dash(e.released_to.as_deref().unwrap_or(&e.recipients))
+        ),
+    };
+    let entry = fields(&[
+        ("id", e.id.clone()),
+        ("tenant", e.tenant.clone()),
+        ("trace_id", e.trace_id.clone()),
+        ("received_at", e.received_at.clone()),
+        ("expires_at", e.expires_at.clone()),
+        ("reason", e.reason.clone()),
+        ("mail_from", e.mail_from.clone()),
+        ("header_from", opt(&e.header_from).to_string()),
+        ("recipients", list_or_dash(&e.recipients)),
+        ("subject", opt(&e.subject).to_string()),
+        ("size", e.size.to_string()),
+        (
+            "admin_only_release",
+            yes_no(e.admin_only_release).to_string(),
+        ),
+        ("released", released),
+    ]);
+    let attachments = if d.attachments.is_empty() {
+        "-".to_string()
+    } else {
+        d.attachments.join("\n")
+    };
+    let text = format!(
+        "{entry}\n--- headers ---\n{}\n--- preview ---\n{}\n--- attachments ---\n{attachments}",
+        d.headers.trim_end(),
+        d.preview.trim_end()
+    );
+    // Only the line structure of the headers and the preview is kept.
+    text.lines()
+        .map(|line| printable(line, true))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Result counts, most frequent first (ties by name): `fail 3/pass 1` (`sep` "/", `kv` " "), or
+/// `fail=3 pass=1` (`sep` " ", `kv` "="); "" when empty.
+pub(super) fn counts_text(c: &Counts, kv: &str, sep: &str) -> String {
+    let mut v: Vec<(&String, &u64)> = c.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k}{kv}{n}"))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+pub(super) fn counts_or_dash(c: &Counts) -> String {
+    Some(counts_text(c, " ", "/"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "-".to_string())
+}
+
+pub(super) fn direct_send_text(r: &DirectSendReport) -> String {
+    let s = &r.summary;
+    let daily = s
+        .daily
+        .iter()
+        .map(|(day, n)| format!("{day} {n}"))
+        .collect::<Vec<_>>();
+    let mut out = fields(&[
+        ("tenant", r.tenant.clone()),
+        ("period", format!("{} .. {}", r.since, r.until)),
+        ("mode", r.mode.clone()),
+        ("messages", s.messages.to_string()),
+        ("distinct sources", s.sources.to_string()),
+        ("would be refused by `on`", s.would_refuse.to_string()),
+        (
+            "delivered/audited/refused",
+            format!("{}/{}/{}", s.delivered, s.audited, s.refused),
+        ),
+        (
+            "daily",
+            if daily.is_empty() {
+                "-".to_string()
+            } else {
+                daily.join(", ")
+            },
+        ),
+    ]);
+    out = printable(&out, true);
+    if r.sources.is_empty() {
+        out.push_str("\n\nno direct-send traffic in this period");
+        return out;
+    }
+    let rows = r
+        .sources
+        .iter()
+        .map(|x| {
+            [
+                x.source.clone(),
+                opt(&x.rdns).to_string(),
+                first_and_count(x.helo.iter().map(String::as_str)),
+                list_or_dash(&x.p1_domains),
+                list_or_dash(&x.p2_domains),
+                counts_or_dash(&x.spf),
+                counts_or_dash(&x.dkim),
+                counts_or_dash(&x.dmarc),
+                x.tls.to_string(),
+                x.messages.to_string(),
+                x.recipients.to_string(),
+                x.first_seen.clone(),
+                x.last_seen.clone(),
+                x.verdict.clone(),
+            ]
+            .iter()
+            .map(|cell| printable(cell, false))
+            .collect()
+        })
+        .collect::<Vec<_>>();
+    out.push_str("\n\n");
+    out.push_str(&table(
+        &[
+            "SOURCE",
+            "RDNS",
+            "HELO",
+            "P1 DOMAINS",
+            "P2 DOMAINS",
+            "SPF",
+            "DKIM",
+            "DMARC",
+            "TLS",
+            "MSGS",
+            "RCPTS",
+            "FIRST SEEN",
+            "LAST SEEN",
+            "VERDICT",
+        ],
+        &rows,
+    ));
+    out
+}
+
+/// One RFC 4180 field: quoted (inner quotes doubled) when it holds a comma, a double quote, CR or
+/// LF; as is otherwise.
+/// One RFC 4180 field. Values a sender chose (HELO names) could start with `=`, `+`, `-` or `@`
+/// and run as a formula in a spreadsheet: those get a leading `'` (OWASP's CSV-injection advice).
+pub(super) fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// The columns of `report direct-send --format csv`.
+pub(super) const CSV_COLUMNS: &[&str] = &[
+    "source",
+    "ips",
+    "rdns",
+    "helo",
+    "p1_domains",
+    "p2_domains",
+    "spf",
+    "dkim",
+    "dmarc",
+    "arc",
+    "tls",
+    "cert_names",
+    "messages",
+    "recipients",
+    "first_seen",
+    "last_seen",
+    "delivered",
+    "audited",
+    "refused",
+    "would_refuse",
+    "verdict",
+    "sample_trace_ids",
+];
+
+pub(super) fn csv_row(x: &ReportSource) -> Vec<String> {
+    let counts = |c: &Counts| counts_text(c, "=", " ");
+    vec![
+        x.source.clone(),
+        x.ips.join(" "),
+        x.rdns.clone().unwrap_or_default(),
+        x.helo.join(" "),
+        x.p1_domains.join(" "),
+        x.p2_domains.join(" "),
+        counts(&x.spf),
+        counts(&x.dkim),
+        counts(&x.dmarc),
+        counts(&x.arc),
+        x.tls.to_string(),
+        x.cert_names.join(" "),
+        x.messages.to_string(),
+        x.recipients.to_string(),
+        x.first_seen.clone(),
+        x.last_seen.clone(),
+        x.delivered.to_string(),
+        x.audited.to_string(),
+        x.refused.to_string(),
+        x.would_refuse.to_string(),
+        x.verdict.clone(),
+        x.sample_trace_ids.join(" "),
+    ]
+}
+
+/// RFC 4180: a header row, then one row per source; every line ends with CRLF.
+pub(super) fn direct_send_csv(r: &DirectSendReport) -> String {
+    let mut out = String::new();
+    let header = CSV_COLUMNS.iter().map(|c| c.to_string());
+    for row in std::iter::once(header.collect::<Vec<_>>()).chain(r.sources.iter().map(csv_row)) {
+        let cells: Vec<String> = row.iter().map(|c| csv_field(c)).collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+pub(super) fn suggest_text(r: &SuggestResponse) -> String {
+    let mut out = Vec::new();
+    if r.connectors.is_empty() {
+        out.push("no connector to suggest".to_string());
+    } else {
+        out.push(format!("suggested connectors ({}):", r.connectors.len()));
+    }
+    for c in &r.connectors {
+        out.push(String::new());
+        out.push(format!("  {}", c.name));
+        for line in fields(&[
+            ("sender ips", list_or_dash(&c.sender_ips)),
+            ("cert names", list_or_dash(&c.tls_cert_names)),
+            (
+                "covers",
+                format!(
+                    "{} sources / {} messages ({})",
+                    c.covers.len(),
+                    c.messages,
+                    list_or_dash(&c.covers)
+                ),
+            ),
+            ("command", c.command.clone()),
+        ])
+        .lines()
+        {
+            out.push(format!("    {line}"));
+        }
+    }
+    if !r.other.is_empty() {
+        out.push(String::new());
+        out.push("other advice:".to_string());
+        out.extend(r.other.iter().map(|o| format!("  {o}")));
+    }
+    out.iter()
+        .map(|line| printable(line, false))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(super) fn readiness_text(r: &Readiness) -> String {
+    let mut out = printable(r.assessment.trim_end(), true);
+    for item in &r.items {
+        let mut s = format!(
+            "[{}] {} — {} messages\n    {}",
+            item.verdict, item.source, item.messages, item.explanation
+        );
+        if let Some(cmd) = &item.command {
+            s.push_str(&format!("\n    run: {cmd}"));
+        }
+        out.push_str("\n\n");
+        out.push_str(
+            &s.lines()
+                .map(|line| printable(line, false))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
+    out
+}
+
+pub(super) fn replay_text(r: &ReplayReport) -> String {
+    let mut out = format!(
+        "replayed {} transactions ({} recipients) since {}: {} would change — {} newly refused, {} newly accepted",
+        r.transactions, r.recipients, r.since, r.changed, r.newly_refused, r.newly_accepted
+    );
+    out = printable(&out, false);
+    if r.changes.is_empty() {
+        return out;
+    }
+    let rows = r
+        .changes
+        .iter()
+        .map(|c| {
+            [
+                c.trace_id.clone(),
+                c.received_at.clone(),
+                c.client_ip.clone(),
+                c.mail_from.clone(),
+                c.recipient.clone(),
+                format!("{} → {}", c.before, c.after),
+            ]
+            .iter()
+            .map(|cell| printable(cell, false))
+            .collect()
+        })
+        .collect::<Vec<_>>();
+    out.push_str("\n\n");
+    out.push_str(&table(
+        &[
+            "TRACE-ID",
+            "RECEIVED",
+            "IP",
+            "FROM",
+            "RCPT",
+            "BEFORE → AFTER",
+        ],
+        &rows,
+    ));
+    if (r.changes.len() as u64) < r.changed {
+        out.push_str(&format!(
+            "\n(showing {} of {} changes)",
+            r.changes.len(),
+            r.changed
+        ));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------

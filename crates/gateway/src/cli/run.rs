@@ -1,0 +1,252 @@
+//! Running a client command: the HTTP client, the token, sending the planned call and turning
+//! the answer into output and an exit status.
+
+use std::path::Path;
+
+use portcullis_policy::rules::Rule;
+
+use crate::api_types::{self, SuggestResponse};
+
+use super::args::*;
+use super::plan::*;
+use super::render::*;
+
+/// Runs every non-serve command; returns the process exit code: 0 ok, 2 bad input (local
+/// validation error or HTTP 4xx from the API), 1 server error (HTTP 5xx, connection refused,
+/// unreadable token file).
+pub fn run_client(cli: &Cli) -> i32 {
+    let call = match plan(&cli.command) {
+        Ok(c) => c,
+        Err(e) => return fail(2, &e),
+    };
+    let server = cli.server.trim().trim_end_matches('/');
+    let agent = match agent(server, cli.server_ca.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return fail(2, &e),
+    };
+    let token = match resolve_token(cli) {
+        Ok(t) => t,
+        Err(e) => return fail(1, &e),
+    };
+    // `rule set`: GET the rule, apply the flags, then PUT it (below).
+    let call = match &call.edit {
+        None => call,
+        Some(edit) => match send(&agent, server, &token, &call) {
+            Ok((status, body)) if (200..300).contains(&status) => match parse::<Rule>(&body) {
+                Ok(rule) => match edit.put(&call, rule) {
+                    Ok(put) => put,
+                    Err(e) => return fail(2, &e),
+                },
+                Err(e) => return fail(1, &format!("unexpected answer from the gateway: {e}")),
+            },
+            Ok((status, body)) => return handle_answer(&call, status, &body),
+            Err(e) => return fail(1, &e),
+        },
+    };
+    if let Command::Report(ReportCommand::DirectSend(a)) = &cli.command
+        && a.apply
+    {
+        return run_suggest_apply(&agent, server, &token, &call, a.yes);
+    }
+    match send(&agent, server, &token, &call) {
+        Ok((status, body)) => handle_answer(&call, status, &body),
+        Err(e) => fail(1, &e),
+    }
+}
+
+/// `report direct-send --suggest-connectors --apply`: shows the plan (`call`, `apply: false`),
+/// asks unless `yes`, then sends it again with `apply: true` and prints what was created.
+pub(super) fn run_suggest_apply(
+    agent: &ureq::Agent,
+    server: &str,
+    token: &str,
+    call: &Call,
+    yes: bool,
+) -> i32 {
+    let (status, body) = match send(agent, server, token, call) {
+        Ok(answer) => answer,
+        Err(e) => return fail(1, &e),
+    };
+    let code = handle_answer(call, status, &body);
+    if code != 0 {
+        return code;
+    }
+    let plan: SuggestResponse = match parse(&body) {
+        Ok(p) => p,
+        Err(e) => return fail(1, &format!("unexpected answer from the gateway: {e}")),
+    };
+    // With --format json stdout holds only the JSON documents.
+    let nothing_changed = || {
+        if call.json {
+            eprintln!("nothing changed");
+        } else {
+            println!("nothing changed");
+        }
+        0
+    };
+    if plan.connectors.is_empty() {
+        return nothing_changed();
+    }
+    let prompt = format!("Create these {} connectors? [y/N] ", plan.connectors.len());
+    if !yes && !confirm(&prompt) {
+        return nothing_changed();
+    }
+    let apply = suggest_apply_call(call);
+    match send(agent, server, token, &apply) {
+        Ok((status, body)) => handle_answer(&apply, status, &body),
+        Err(e) => fail(1, &e),
+    }
+}
+
+/// Asks `prompt` on the terminal (stderr) and reads one line from stdin: true for y or yes; end of
+/// input or anything else is no.
+pub(super) fn confirm(prompt: &str) -> bool {
+    use std::io::Write;
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(n) if n > 0 => is_yes(&line),
+        _ => false,
+    }
+}
+
+pub(super) fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+pub(super) fn fail(code: i32, msg: &str) -> i32 {
+    eprintln!("error: {msg}");
+    code
+}
+
+/// The HTTP client for `server`. For https:// it trusts the system's roots and, with
+/// `--server-ca`, that file's certificates; a `--server-ca` that holds none is a bad value (exit 2).
+pub(super) fn agent(server: &str, server_ca: Option<&Path>) -> Result<ureq::Agent, String> {
+    use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
+    let mut extra = Vec::new();
+    if let Some(ca) = server_ca {
+        let pem = std::fs::read(ca).map_err(|e| format!("--server-ca {}: {e}", ca.display()))?;
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(PemItem::Certificate(c)) => extra.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(format!("--server-ca {}: {e}", ca.display())),
+            }
+        }
+        if extra.is_empty() {
+            return Err(format!(
+                "--server-ca {}: no PEM certificate in it",
+                ca.display()
+            ));
+        }
+    }
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(std::time::Duration::from_secs(10)))
+        .timeout_global(Some(std::time::Duration::from_secs(300)));
+    if server.starts_with("https://") {
+        let mut roots: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
+            .certs
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect();
+        roots.extend(extra);
+        config = config.tls_config(
+            TlsConfig::builder()
+                .provider(TlsProvider::Rustls)
+                .root_certs(RootCerts::Specific(std::sync::Arc::new(roots)))
+                .build(),
+        );
+    }
+    Ok(config.build().into())
+}
+
+/// `--token` / `PORTCULLIS_TOKEN`, else `<data-dir>/admin.token` (trimmed).
+pub(super) fn resolve_token(cli: &Cli) -> Result<String, String> {
+    if let Some(t) = cli
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        return Ok(t.to_string());
+    }
+    let path = cli.data_dir().join("admin.token");
+    let missing = "no admin token: pass --token, set PORTCULLIS_TOKEN, or run from the directory holding portcullis-data/admin.token";
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Ok(_) => Err(format!("{missing} ({} is empty)", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing.to_string()),
+        Err(e) => Err(format!("cannot read admin token {}: {e}", path.display())),
+    }
+}
+
+/// Sends the call; `Ok((status, body))` for every HTTP answer, `Err` when the gateway could not
+/// be reached or the answer not read.
+pub(super) fn send(
+    agent: &ureq::Agent,
+    server: &str,
+    token: &str,
+    call: &Call,
+) -> Result<(u16, String), String> {
+    let url = format!("{server}{}", call.path);
+    let auth = format!("Bearer {token}");
+    let unreachable = |e: ureq::Error| format!("cannot reach the gateway at {server}: {e}");
+    let result = match (call.method, &call.body) {
+        (Method::Get, _) => agent.get(&url).header("Authorization", &auth).call(),
+        (Method::Delete, _) => agent.delete(&url).header("Authorization", &auth).call(),
+        (Method::Post, Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
+        (Method::Post, None) => agent.post(&url).header("Authorization", &auth).send_empty(),
+        (Method::Put, Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(b),
+        (Method::Put, None) => agent.put(&url).header("Authorization", &auth).send_empty(),
+        (Method::Patch, Some(b)) => agent
+            .patch(&url)
+            .header("Authorization", &auth)
+            .send_json(b),
+        (Method::Patch, None) => agent
+            .patch(&url)
+            .header("Authorization", &auth)
+            .send_empty(),
+    };
+    let mut resp = result.map_err(unreachable)?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .map_err(|e| format!("reading the answer from the gateway at {server}: {e}"))?;
+    Ok((status, body))
+}
+
+pub(super) fn handle_answer(call: &Call, status: u16, body: &str) -> i32 {
+    if !(200..300).contains(&status) {
+        let msg = serde_json::from_str::<api_types::ApiError>(body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| {
+                let b = body.trim();
+                if b.is_empty() {
+                    format!("the gateway answered HTTP {status}")
+                } else {
+                    format!(
+                        "the gateway answered HTTP {status}: {}",
+                        b.lines().next().unwrap_or(b)
+                    )
+                }
+            });
+        return fail(if (400..500).contains(&status) { 2 } else { 1 }, &msg);
+    }
+    match render(call, body) {
+        Ok(text) => {
+            // CSV ends its own lines (CRLF).
+            if text.ends_with('\n') {
+                print!("{text}");
+            } else if !text.is_empty() {
+                println!("{text}");
+            }
+            0
+        }
+        Err(e) => fail(1, &format!("unexpected answer from the gateway: {e}")),
+    }
+}
