@@ -235,10 +235,10 @@ async fn serve(
         store: store.clone(),
     });
 
-    let api_state = crate::admin::router::State::new(shared.clone())?;
+    let api_state = crate::admin::state::State::new(shared.clone())?;
     let mut api_shutdown = shutdown_rx.clone();
     let app = crate::admin::router::router(api_state)
-        .into_make_service_with_connect_info::<crate::admin::router::Peer>();
+        .into_make_service_with_connect_info::<crate::admin::extract::Peer>();
     let stopped = async move {
         let _ = api_shutdown.wait_for(|s| *s).await;
     };

@@ -27,6 +27,7 @@ struct Tok {
     line: usize,
 }
 
+/// Whether `c` can be part of an identifier.
 fn is_ident_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }

@@ -1,0 +1,57 @@
+//! The admin audit log.
+
+use axum::Json;
+use axum::extract::State as Extract;
+use portcullis_store::AuditEntry;
+
+use crate::api_types::*;
+
+use super::extract::*;
+use super::state::*;
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only entries at or after this time (RFC 3339, or an age such as `24h`).
+    since: Option<String>,
+    /// At most this many (1 to 100000; default 1000).
+    #[param(minimum = 1, maximum = 100000)]
+    limit: Option<u32>,
+}
+
+pub(super) fn since_us(q: &AuditQuery) -> Res<i64> {
+    match q.since.as_deref() {
+        None => Ok(0),
+        Some(s) => parse_since_time(s)
+            .map(crate::sys::clock::micros)
+            .map_err(|e| bad(format!("since {s:?}: {e}"))),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/audit", params(("t" = String, Path, description = "Tenant name"), AuditQuery), responses((status = 200, body = Vec<AuditEntry>)))]
+pub(super) async fn tenant_audit(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
+    audit(&state, Some(&t), &q).await
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>)))]
+pub(super) async fn all_audit(
+    Extract(state): Extract<State>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
+    audit(&state, None, &q).await
+}
+
+/// The audit entries of one tenant, or of all (`None`), as the query asks.
+pub(super) async fn audit(
+    state: &State,
+    tenant: Option<&str>,
+    q: &AuditQuery,
+) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
+    let since = since_us(q)?;
+    let limit = limit(q.limit, 1000).map_err(bad)?;
+    Ok(Json(state.store.list_audit(tenant, since, limit).await?))
+}

@@ -1,0 +1,100 @@
+//! Inbound connectors.
+
+use axum::Json;
+use axum::extract::State as Extract;
+use axum::http::StatusCode;
+use portcullis_policy::Connector;
+
+use crate::api_types::*;
+
+use super::extract::*;
+use super::state::*;
+
+/// Connectors the tenant configured (without the synthesized `service:` ones).
+pub(super) fn connectors(state: &State, t: &str) -> Res<Vec<Connector>> {
+    tenant(state, t)?;
+    let dir = state.live.get();
+    Ok(dir
+        .tenant(t)
+        .map(|e| {
+            e.connectors
+                .iter()
+                .filter(|c| !c.name.starts_with("service:"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+pub(super) fn connector(state: &State, t: &str, name: &str) -> Res<Connector> {
+    connectors(state, t)?
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            ApiErr(
+                StatusCode::NOT_FOUND,
+                format!("connector {name:?} of tenant {t} not found"),
+            )
+        })
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/connectors", params(("t" = String, Path, description = "Tenant name")), responses((status = 200, body = Vec<Connector>)))]
+pub(super) async fn list_connectors(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+) -> Res<Json<Vec<Connector>>> {
+    Ok(Json(connectors(&state, &t)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/connectors/{c}", params(("t" = String, Path, description = "Tenant name"), ("c" = String, Path, description = "Connector name")), responses((status = 200, body = Connector)))]
+pub(super) async fn show_connector(
+    Extract(state): Extract<State>,
+    ApiPath((t, c)): ApiPath<(String, String)>,
+) -> Res<Json<Connector>> {
+    Ok(Json(connector(&state, &t, &c)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/connectors", params(("t" = String, Path, description = "Tenant name")), request_body = ConnectorPatch, responses((status = 201, body = Connector), (status = 409, description = "The connector exists", body = ApiError)))]
+pub(super) async fn add_connector(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(patch): ApiJson<ConnectorPatch>,
+) -> Res<(StatusCode, Json<Connector>)> {
+    tenant(&state, &t)?;
+    let name = parse_connector_name(patch.name.as_deref().unwrap_or("")).map_err(bad)?;
+    let mut c = Connector::new(&t, &name);
+    patch.apply(&mut c).map_err(bad)?;
+    state.store.put_connector(&c, true).await?;
+    changed(&state).await?;
+    tracing::info!(tenant = %t, connector = %c.name, "connector added");
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/tenants/{t}/connectors/{c}", params(("t" = String, Path, description = "Tenant name"), ("c" = String, Path, description = "Connector name")), request_body = ConnectorPatch, responses((status = 200, body = Connector)))]
+pub(super) async fn set_connector(
+    Extract(state): Extract<State>,
+    ApiPath((t, name)): ApiPath<(String, String)>,
+    ApiJson(patch): ApiJson<ConnectorPatch>,
+) -> Res<Json<Connector>> {
+    let mut c = connector(&state, &t, &name)?;
+    if patch.name.as_deref().is_some_and(|n| n != name) {
+        return Err(bad(
+            "renaming a connector is not supported; remove and add it".into(),
+        ));
+    }
+    patch.apply(&mut c).map_err(bad)?;
+    state.store.put_connector(&c, false).await?;
+    changed(&state).await?;
+    tracing::info!(tenant = %t, connector = %c.name, "connector changed");
+    Ok(Json(c))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tenants/{t}/connectors/{c}", params(("t" = String, Path, description = "Tenant name"), ("c" = String, Path, description = "Connector name")), responses((status = 204, description = "Removed")))]
+pub(super) async fn remove_connector(
+    Extract(state): Extract<State>,
+    ApiPath((t, c)): ApiPath<(String, String)>,
+) -> Res<StatusCode> {
+    state.store.remove_connector(&t, &c).await?;
+    changed(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,123 @@
+//! The Direct Send report, readiness, connector suggestions, `simulate` and `simulate replay`.
+
+use axum::Json;
+use axum::extract::State as Extract;
+use portcullis_policy::Connector;
+
+use crate::api_types::*;
+
+use super::connectors::connectors;
+use super::extract::*;
+use super::state::*;
+
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/simulate", params(("t" = String, Path, description = "Tenant name")), request_body = SimulateRequest, responses((status = 200, body = SimulateReport)))]
+pub(super) async fn simulate(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<SimulateRequest>,
+) -> Res<Json<SimulateReport>> {
+    tenant(&state, &t)?;
+    let dir = state.live.get();
+    crate::admin::simulate::run(&dir, &state.auth, &t, &req)
+        .await
+        .map(Json)
+        .map_err(bad)
+}
+
+pub(super) async fn report_for(
+    state: &State,
+    t: &str,
+    since: Option<&str>,
+) -> Res<(DirectSendReport, Vec<crate::admin::report::SourceExtra>)> {
+    tenant(state, t)?;
+    if let Some(s) = since {
+        crate::admin::report::since(Some(s), "30d").map_err(bad)?;
+    }
+    let dir = state.live.get();
+    Ok(crate::admin::report::direct_send(&state.store, &dir, &state.auth, t, since).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/reports/direct-send", params(("t" = String, Path, description = "Tenant name"), ReportParams), responses((status = 200, body = DirectSendReport)))]
+pub(super) async fn direct_send_report(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ReportParams>,
+) -> Res<Json<DirectSendReport>> {
+    Ok(Json(report_for(&state, &t, p.since.as_deref()).await?.0))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/readiness", params(("t" = String, Path, description = "Tenant name"), ReportParams), responses((status = 200, body = Readiness)))]
+pub(super) async fn readiness(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ReportParams>,
+) -> Res<Json<Readiness>> {
+    let (report, extra) = report_for(&state, &t, p.since.as_deref()).await?;
+    let plan = crate::admin::report::suggest(&report, &extra, &connectors(&state, &t)?);
+    Ok(Json(crate::admin::report::readiness(&report, &plan)))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/reports/direct-send/suggest", params(("t" = String, Path, description = "Tenant name")), request_body = SuggestRequest, responses((status = 200, body = SuggestResponse)))]
+pub(super) async fn suggest_connectors(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<SuggestRequest>,
+) -> Res<Json<SuggestResponse>> {
+    let (report, extra) = report_for(&state, &t, req.since.as_deref()).await?;
+    let mut plan = crate::admin::report::suggest(&report, &extra, &connectors(&state, &t)?);
+    if req.apply {
+        for s in &plan.connectors {
+            let patch = ConnectorPatch {
+                sender_ips: (!s.sender_ips.is_empty()).then(|| s.sender_ips.clone()),
+                tls_cert_names: (!s.tls_cert_names.is_empty()).then(|| s.tls_cert_names.clone()),
+                ..Default::default()
+            };
+            let mut c = Connector::new(&t, &s.name);
+            patch.apply(&mut c).map_err(bad)?;
+            // Trust only for the tenant's own domains these sources used.
+            let domains: Vec<String> = report
+                .sources
+                .iter()
+                .filter(|r| s.covers.contains(&r.source))
+                .flat_map(|r| r.p1_domains.iter().cloned())
+                .collect();
+            if !domains.is_empty() {
+                c.sender_domains = domains;
+                c.sender_domains.sort();
+                c.sender_domains.dedup();
+            }
+            state.store.put_connector(&c, true).await?;
+            plan.applied.push(c.name.clone());
+            tracing::info!(tenant = %t, connector = %c.name, "suggested connector created");
+        }
+        changed(&state).await?;
+    }
+    Ok(Json(plan))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/simulate/replay", params(("t" = String, Path, description = "Tenant name")), request_body = ReplayRequest, responses((status = 200, body = ReplayReport)))]
+pub(super) async fn replay(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<ReplayRequest>,
+) -> Res<Json<ReplayReport>> {
+    tenant(&state, &t)?;
+    if let Some(s) = &req.since {
+        crate::admin::report::since(Some(s), "7d").map_err(bad)?;
+    }
+    let data = state.store.load_directory().await?;
+    let services: Vec<String> = state
+        .config
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let proposed_data =
+        crate::admin::report::proposed(data.clone(), &t, &req, &services).map_err(bad)?;
+    let current = crate::directory::build(None, data, &state.config.services);
+    let proposed = crate::directory::build(Some(&current), proposed_data, &state.config.services);
+    Ok(Json(
+        crate::admin::report::replay(&state.store, &current, &proposed, &t, req.since.as_deref())
+            .await?,
+    ))
+}
