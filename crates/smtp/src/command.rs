@@ -2,7 +2,21 @@
 
 use crate::address::{self, Address, ReversePath};
 use crate::reply::{self, Reply};
-use crate::session::{BodyType, MailParams};
+
+/// MAIL FROM parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MailParams {
+    pub size: Option<u64>,
+    pub body: BodyType,
+    pub smtputf8: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BodyType {
+    #[default]
+    SevenBit,
+    EightBitMime,
+}
 
 /// A syntactically valid SMTP command. Sequence checks are the session's job.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -35,5 +35,6 @@ pub mod reply;
 pub mod session;
 
 pub use address::{Address, ReversePath};
+pub use command::{BodyType, MailParams};
 pub use reply::Reply;
-pub use session::{BodyType, MailParams, Session, SessionConfig, Stage, Step};
+pub use session::{Session, SessionConfig, Stage, Step};

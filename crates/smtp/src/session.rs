@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::address::{Address, ReversePath};
-use crate::command::{self, Command};
+use crate::command::{self, Command, MailParams};
 use crate::data::{DataOutcome, DataReceiver, Feed};
 use crate::reply::{self, Reply};
 
@@ -41,21 +41,6 @@ impl Default for SessionConfig {
             offer_starttls: true,
         }
     }
-}
-
-/// MAIL FROM parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MailParams {
-    pub size: Option<u64>,
-    pub body: BodyType,
-    pub smtputf8: bool,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BodyType {
-    #[default]
-    SevenBit,
-    EightBitMime,
 }
 
 /// What the driver must decide on (policy, SPF, spooling), answered with [`Session::answer`].

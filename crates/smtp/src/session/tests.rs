@@ -14,6 +14,7 @@
 //! all input of a batch in one `feed`, and byte by byte; both must give the same output.
 
 use super::*;
+use crate::command::BodyType;
 
 fn test_config() -> SessionConfig {
     SessionConfig {
