@@ -8,6 +8,7 @@ pub mod attribution;
 pub mod auth;
 pub mod decide;
 pub mod directory;
+pub mod fate;
 pub mod model;
 pub mod names;
 pub mod route;
@@ -20,4 +21,5 @@ pub use decide::{
     decide_data, decide_rcpt, tenant_compauth,
 };
 pub use directory::{Directory, TenantEntry};
+pub use fate::{CopyOutcome, Delivery, Fate, MessageFacts, QuarantineReason, Refusal, decide_copy};
 pub use model::*;

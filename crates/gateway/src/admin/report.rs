@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use ipnet::IpNet;
 use portcullis_policy::{
-    Attribution, AuthFacts, AuthResult, Connector, DataFacts, DataVerdict, DirectSend, Directory,
-    DkimFact, DmarcPolicy, PeerFacts, RcptFacts, RcptVerdict, decide_data, decide_rcpt,
+    AuthFacts, AuthResult, Connector, DataFacts, Directory, DkimFact, DmarcPolicy, Fate,
+    MessageFacts, PeerFacts, RcptFacts, RcptVerdict, decide_copy, decide_rcpt,
 };
 use portcullis_store::{DirectoryData, Store, TraceRecord, TraceScan};
 
@@ -565,41 +565,32 @@ fn outcome(dir: &Directory, r: &TraceRecord, rcpt: &str, auth: &AuthFacts) -> St
     else {
         return verdict.reply().to_string();
     };
-    data_outcome(dir, tenant, attribution, *direct_send, p1.as_deref(), auth)
-}
-
-fn data_outcome(
-    dir: &Directory,
-    tenant: &str,
-    attribution: &Attribution,
-    direct_send: DirectSend,
-    p1: Option<&str>,
-    auth: &AuthFacts,
-) -> String {
-    let v = decide_data(
+    // The rules see what the record kept: no header fields (a header condition does not match).
+    let recipients = [rcpt.to_string()];
+    let outcome = decide_copy(
         dir,
         &DataFacts {
             tenant,
             attribution,
-            direct_send,
-            p1_domain: p1,
+            direct_send: *direct_send,
+            p1_domain: p1.as_deref(),
             auth,
         },
+        &MessageFacts {
+            now: r.received_at_us / 1_000_000,
+            client_ip: ip,
+            mail_from: (r.mail_from != "<>").then_some(r.mail_from.as_str()),
+            header_from: r.header_from.as_deref(),
+            headers: &[],
+            subject: r.subject.as_deref(),
+            recipients: &recipients,
+        },
+        false,
     );
-    match &v {
-        DataVerdict::Accept { actions, .. }
-            if actions.iter().any(|a| {
-                matches!(
-                    a,
-                    portcullis_policy::AuthAction::DmarcQuarantine
-                        | portcullis_policy::AuthAction::SpoofQuarantine
-                )
-            }) =>
-        {
-            "quarantined".into()
-        }
-        DataVerdict::Accept { .. } => "accepted".into(),
-        refused => refused.reply().map(|r| r.to_string()).unwrap_or_default(),
+    match outcome.fate {
+        Fate::Refuse { reply, .. } => reply.to_string(),
+        Fate::Quarantine { .. } => "quarantined".into(),
+        Fate::Deliver(_) => "accepted".into(),
     }
 }
 

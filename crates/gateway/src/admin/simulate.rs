@@ -1,22 +1,22 @@
 //! `portcullis simulate`: explains, step by step, what the gateway would decide for a
 //! transaction. It calls the same functions the SMTP session calls (`Authenticator::spf`,
-//! `policy::decide_rcpt`, `Authenticator::message`, `policy::decide_data`) on the live snapshot
+//! `policy::decide_rcpt`, `Authenticator::message`, `policy::decide_copy`) on the live snapshot
 //! and live DNS; only the explanation around them is extra. Nothing is sent, stored or traced.
 
 use std::net::IpAddr;
 
-use portcullis_policy::rules::{RuleFacts, evaluate_rules};
 use portcullis_policy::{
-    AuthResult, DataFacts, DataVerdict, DirectSend, Directory, MatchedBy, PeerFacts, RcptFacts,
-    RcptVerdict, check_connector, decide_data, decide_rcpt,
+    AuthResult, DataFacts, DataVerdict, DirectSend, Directory, Fate, MatchedBy, MessageFacts,
+    PeerFacts, RcptFacts, RcptVerdict, Refusal, check_connector, decide_copy, decide_rcpt,
 };
-use portcullis_smtp::Address;
+use portcullis_smtp::{Address, reply};
 use portcullis_store::TraceAuth;
 
 use crate::api_types::{
     SimulateConnector, SimulateReport, SimulateRequest, SimulateStep, parse_cert_name,
 };
 use crate::auth::Authenticator;
+use crate::sys::clock::now_unix;
 
 fn step(
     report: &mut SimulateReport,
@@ -231,10 +231,13 @@ pub async fn run(
     let raw = normalize_crlf(eml);
     let auth_out = auth.message(&raw, ip, &spf).await;
     let mut facts = auth_out.facts.clone();
+    let hf = crate::message::header_facts(&raw);
     if facts.from_domain.is_none() {
-        facts.from_domain = crate::message::header_facts(&raw).from_domain;
+        facts.from_domain = hf.from_domain.clone();
     }
-    let data = decide_data(
+    let headers = crate::message::header_fields(&raw);
+    let recipients = [rcpt.to_string()];
+    let outcome = decide_copy(
         dir,
         &DataFacts {
             tenant: t,
@@ -243,11 +246,18 @@ pub async fn run(
             p1_domain,
             auth: &facts,
         },
+        &MessageFacts {
+            now: now_unix(),
+            client_ip: ip,
+            mail_from: from_text.as_deref(),
+            header_from: hf.from.as_deref(),
+            headers: &headers,
+            subject: hf.subject.as_deref(),
+            recipients: &recipients,
+        },
+        true,
     );
-    let comp = match &data {
-        DataVerdict::Accept { compauth, .. } => *compauth,
-        _ => portcullis_policy::tenant_compauth(dir, t, &facts),
-    };
+    let comp = outcome.compauth;
     report.compauth = Some(comp.to_string());
     report.auth = Some(TraceAuth {
         spf: Some(facts.spf.as_str().into()),
@@ -264,69 +274,52 @@ pub async fn run(
         comp.to_string(),
         auth_out.summary(&comp),
     );
-    let data_reply = match &data {
-        DataVerdict::Accept {
-            exemption, actions, ..
-        } => {
-            let mut detail = Vec::new();
-            if let Some(e) = exemption {
-                detail.push(format!("direct send exempted: {e}"));
-            }
-            for a in actions {
-                detail.push(format!("{a:?}"));
-            }
-            // Mail-flow rules, with the facts the session gives them.
-            let headers = crate::message::header_fields(&raw);
-            let hf = crate::message::header_facts(&raw);
-            let rules = dir.tenant(t).map(|e| e.rules.as_slice()).unwrap_or(&[]);
-            let outcome = evaluate_rules(
-                rules,
-                &RuleFacts {
-                    now: crate::sys::clock::micros(std::time::SystemTime::now()) / 1_000_000,
-                    attribution: &attribution,
-                    direct_send: report.direct_send,
-                    client_ip: ip,
-                    mail_from: from_text.as_deref(),
-                    header_from: hf.from.as_deref(),
-                    headers: &headers,
-                    subject: hf.subject.as_deref(),
-                    recipients: std::slice::from_ref(&rcpt.to_string()),
-                    auth: &facts,
-                    compauth: Some(comp),
-                },
-            );
-            for m in &outcome.matched {
-                let acts: Vec<String> = m.actions.iter().map(|a| a.describe()).collect();
-                step(
-                    &mut report,
-                    "rule",
-                    format!("{} matches ({:?})", m.rule, m.mode),
-                    format!("{} — {}", acts.join(", "), m.why.join("; ")),
-                );
-            }
-            report.rules_matched = outcome.matched;
-            report.rules_missed = outcome.missed;
-            let effect = outcome.effect;
-            if let Some((code, text, _)) = &effect.reject {
-                let r = portcullis_smtp::reply::rule_reject(code, text).to_string();
-                step(&mut report, "data", "refused by rule", r.clone());
-                r
-            } else if let Some(rule) = &effect.quarantine {
-                step(&mut report, "data", "quarantined", format!("rule {rule}"));
-                "250 2.6.0 Queued as (simulated; quarantined)".to_string()
-            } else {
-                step(&mut report, "data", "accepted", detail.join("; "));
-                "250 2.6.0 Queued as (simulated)".to_string()
-            }
+    let mut detail = Vec::new();
+    if let DataVerdict::Accept {
+        exemption, actions, ..
+    } = &outcome.verdict
+    {
+        if let Some(e) = exemption {
+            detail.push(format!("direct send exempted: {e}"));
         }
-        refused => {
-            let r = refused.reply().expect("refusals have a reply").to_string();
-            step(&mut report, "data", "refused", r.clone());
-            r
+        for a in actions {
+            detail.push(format!("{a:?}"));
+        }
+    }
+    for m in &outcome.rules.matched {
+        let acts: Vec<String> = m.actions.iter().map(|a| a.describe()).collect();
+        step(
+            &mut report,
+            "rule",
+            format!("{} matches ({:?})", m.rule, m.mode),
+            format!("{} — {}", acts.join(", "), m.why.join("; ")),
+        );
+    }
+    report.rules_matched = outcome.rules.matched;
+    report.rules_missed = outcome.rules.missed;
+    // The session's reply: a refusal's own, or `250 Queued as <id>` for a copy it accepts
+    // (held in the quarantine or not: the client is not told).
+    let data_reply = match outcome.fate {
+        Fate::Refuse { reply, why } => {
+            let how = match why {
+                Refusal::Rule { .. } => "refused by rule",
+                _ => "refused",
+            };
+            step(&mut report, "data", how, reply.to_string());
+            reply
+        }
+        Fate::Quarantine { reason, .. } => {
+            detail.insert(0, format!("reason {reason}"));
+            step(&mut report, "data", "quarantined", detail.join("; "));
+            reply::queued("(simulated; quarantined)")
+        }
+        Fate::Deliver(_) => {
+            step(&mut report, "data", "accepted", detail.join("; "));
+            reply::queued("(simulated)")
         }
     };
-    report.reply = data_reply.clone();
-    report.data_reply = Some(data_reply);
+    report.reply = data_reply.to_string();
+    report.data_reply = Some(report.reply.clone());
     Ok(report)
 }
 

@@ -2,3 +2,8 @@
 //! record of each tenant copy.
 
 pub mod connection;
+mod data;
+mod headers;
+mod persist;
+mod rcpt;
+mod record;

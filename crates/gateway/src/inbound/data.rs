@@ -1,0 +1,450 @@
+//! The end of DATA: the message authenticated once, each tenant copy's fate from
+//! `policy::decide_copy`, the accepted copies made durable (all or none), one reply for the
+//! client and a trace record per copy.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use portcullis_policy::{
+    CopyOutcome, DataFacts, DataVerdict, Delivery, Fate, MessageFacts, Refusal, decide_copy,
+};
+use portcullis_smtp::{Reply, Session, reply};
+use portcullis_store::{QuarantineEntry, TraceRecord};
+
+use super::connection::{Conn, Copy, Txn};
+use super::headers::added_headers;
+use super::record::{
+    fill_auth, fill_header_facts, record_action, refuse_recipients, reverse_path_text,
+};
+use crate::auth::MessageAuth;
+use crate::message::{
+    HeaderEdits, HeaderFacts, edit_headers, header_facts, header_fields, strip_own_headers,
+};
+use crate::queue::envelope::Envelope;
+use crate::sys::clock::{micros, rfc3339};
+use crate::trace::event;
+
+/// The message as received, with what every copy's decision reads of it.
+struct Received<'m> {
+    facts: HeaderFacts,
+    fields: Vec<(String, String)>,
+    auth: MessageAuth,
+    /// The message without forged `X-Portcullis-*` headers.
+    body: Cow<'m, [u8]>,
+    size: u64,
+}
+
+/// What the copies of one message came to, before anything is written.
+#[derive(Default)]
+struct Written {
+    /// The first refusal: the reply when no copy is accepted.
+    refusal: Option<Reply>,
+    to_quarantine: Vec<(QuarantineEntry, Vec<u8>)>,
+    to_store: Vec<(Envelope, Vec<u8>)>,
+}
+
+impl Conn {
+    pub(super) async fn data(&mut self, session: &Session, message: Vec<u8>) -> Reply {
+        let Some(mut txn) = self.txn.take() else {
+            return reply::NEED_MAIL_BEFORE_DATA;
+        };
+        let received = self.receive(&txn, &message).await;
+
+        // Every copy's fate first: one DNS failure defers the whole message (one DATA reply).
+        let now = micros(SystemTime::now()) / 1_000_000;
+        let outcomes: Vec<Option<CopyOutcome>> = txn
+            .copies
+            .iter()
+            .map(|copy| {
+                (!copy.accepted.is_empty()).then(|| self.decide_copy(&txn, copy, &received, now))
+            })
+            .collect();
+        let deferred = outcomes.iter().flatten().any(|o| {
+            matches!(
+                o.fate,
+                Fate::Refuse {
+                    why: Refusal::AuthTempError,
+                    ..
+                }
+            )
+        });
+
+        let mut written = Written::default();
+        let view = TxnView {
+            id: &txn.id,
+            dir: &txn.dir,
+            from: &txn.from,
+        };
+        for (copy, outcome) in txn.copies.iter_mut().zip(outcomes) {
+            fill_header_facts(&mut copy.record, &received.facts, received.size);
+            fill_auth(&mut copy.record, &received.auth.facts);
+            let Some(outcome) = outcome else {
+                copy.record.status = "rejected".into();
+                continue;
+            };
+            if !deferred {
+                self.apply(session, &view, copy, outcome, &received, &mut written);
+            }
+        }
+        let reply = if deferred {
+            reply::AUTH_TEMP_ERROR
+        } else if written.to_store.is_empty() && written.to_quarantine.is_empty() {
+            written.refusal.unwrap_or(reply::NO_VALID_RECIPIENTS)
+        } else {
+            match self.persist(written.to_quarantine, written.to_store).await {
+                Ok(entries) => {
+                    self.log_accepted(&txn, received.size);
+                    // Durable: now the trace and the delivery may learn of it.
+                    for entry in entries {
+                        self.shared.trace.send(entry.envelope.trace.clone()).await;
+                        self.shared.delivery.submit(entry);
+                    }
+                    for copy in txn.copies.iter().filter(|c| c.record.status != "pending") {
+                        self.shared.trace.send(copy.record.clone()).await;
+                    }
+                    return reply::queued(&txn.id);
+                }
+                Err(e) => {
+                    tracing::error!(trace_id = %txn.id, "storing the message failed: {e:#}");
+                    reply::TEMPORARY_ERROR
+                }
+            }
+        };
+        self.record_refused(&mut txn, &reply).await;
+        reply
+    }
+
+    /// Authenticates the message as received (once for every copy) and reads its headers.
+    async fn receive<'m>(&self, txn: &Txn, message: &'m [u8]) -> Received<'m> {
+        let facts = header_facts(message);
+        let mut auth = self
+            .shared
+            .auth
+            .message(message, self.peer.ip(), &txn.spf)
+            .await;
+        if auth.facts.from_domain.is_none() {
+            // Authentication off or unparsable: the P2 checks still need the From: domain.
+            auth.facts.from_domain = facts.from_domain.clone();
+        }
+        if auth.facts.evaluated {
+            let f = &auth.facts;
+            for (method, result) in [
+                ("spf", f.spf),
+                ("dkim", f.dkim_summary()),
+                ("arc", f.arc),
+                ("dmarc", f.dmarc),
+            ] {
+                metrics::counter!("portcullis_auth_results_total", "method" => method, "result" => result.as_str())
+                    .increment(1);
+            }
+        }
+        Received {
+            fields: header_fields(message),
+            body: strip_own_headers(message, &self.shared.config.hostname),
+            size: message.len() as u64,
+            facts,
+            auth,
+        }
+    }
+
+    /// The fate of one tenant copy, from the facts of the transaction and the message.
+    fn decide_copy(
+        &self,
+        txn: &Txn,
+        copy: &Copy,
+        received: &Received<'_>,
+        now: i64,
+    ) -> CopyOutcome {
+        decide_copy(
+            &txn.dir,
+            &DataFacts {
+                tenant: &copy.tenant,
+                attribution: &copy.attribution,
+                direct_send: copy.direct_send,
+                p1_domain: txn.from.domain(),
+                auth: &received.auth.facts,
+            },
+            &MessageFacts {
+                now,
+                client_ip: self.peer.ip(),
+                mail_from: txn.from.address().map(|_| copy.record.mail_from.as_str()),
+                header_from: received.facts.from.as_deref(),
+                headers: &received.fields,
+                subject: received.facts.subject.as_deref(),
+                recipients: &copy.accepted,
+            },
+            false,
+        )
+    }
+
+    /// Records a copy's decision in its trace record and prepares what is to be written: the
+    /// copy with our headers and the rules' edits, for the quarantine or the spool.
+    fn apply(
+        &self,
+        session: &Session,
+        txn: &TxnView<'_>,
+        copy: &mut Copy,
+        outcome: CopyOutcome,
+        received: &Received<'_>,
+        written: &mut Written,
+    ) {
+        let record = &mut copy.record;
+        let summary = received.auth.summary(&outcome.compauth);
+        match &outcome.verdict {
+            DataVerdict::Accept {
+                direct_send,
+                audit,
+                exemption,
+                ..
+            } => {
+                record.direct_send |= direct_send;
+                record.auth.compauth = Some(outcome.compauth.verdict.as_str().to_string());
+                record.auth.compauth_reason = Some(outcome.compauth.reason);
+                event(record, "AUTH", summary);
+                if let Some(why) = exemption {
+                    event(record, "AUDIT", format!("direct send exempted: {why}"));
+                }
+                if audit.is_some() && !record.events.iter().any(|e| e.event == "AUDIT") {
+                    let r = reply::DIRECT_SEND_NOT_ALLOWED;
+                    event(record, "AUDIT", format!("would reject {r}"));
+                }
+                record_rules(record, &outcome);
+            }
+            _ => {
+                if received.auth.facts.evaluated {
+                    record.auth.compauth = Some(outcome.compauth.verdict.as_str().to_string());
+                    record.auth.compauth_reason = Some(outcome.compauth.reason);
+                }
+                event(record, "AUTH", summary);
+            }
+        }
+        let actions = match &outcome.verdict {
+            DataVerdict::Accept { actions, .. } => actions.as_slice(),
+            _ => &[],
+        };
+        let (delivery, quarantine) = match outcome.fate {
+            Fate::Refuse { reply: r, why } => {
+                let why = match why {
+                    Refusal::DirectSend { header: true } => {
+                        record.direct_send = true;
+                        "anonymous P2 From: domain uses an accepted domain of the tenant".into()
+                    }
+                    Refusal::DirectSend { header: false } => {
+                        record.direct_send = true;
+                        "anonymous envelope sender uses an accepted domain of the tenant, no exemption applies".into()
+                    }
+                    Refusal::Dmarc { domain } => format!("DMARC policy reject of {domain}"),
+                    Refusal::Rule { rule } => format!("rule {rule}"),
+                    Refusal::AuthTempError => String::new(),
+                };
+                event(record, "REJECT", format!("DATA: {r} ({why})"));
+                refuse_recipients(record, &r);
+                record.status = "rejected".into();
+                written.refusal.get_or_insert(r);
+                return;
+            }
+            Fate::Quarantine { reason, delivery } => (delivery, Some(reason)),
+            Fate::Deliver(delivery) => (delivery, None),
+        };
+        for action in actions {
+            record_action(&mut copy.record, *action);
+        }
+        let full = self.copy_bytes(
+            session,
+            txn.id,
+            copy,
+            &delivery,
+            &outcome.compauth,
+            received,
+        );
+        let record = &mut copy.record;
+        let host = &self.shared.config.hostname;
+        let (ip, size) = (self.peer.ip(), received.size);
+        event(
+            record,
+            "RECEIVE",
+            format!("received from [{ip}] by {host}, {size} bytes"),
+        );
+        let envelope = Envelope {
+            trace_id: txn.id.to_string(),
+            tenant: copy.tenant.clone(),
+            mail_from: reverse_path_text(txn.from),
+            recipients: delivery.recipients,
+            trace: TraceRecord::default(),
+            state: Vec::new(),
+            attempts: 0,
+            first_attempt_us: 0,
+            is_dsn: false,
+            next_attempt_us: 0,
+        };
+        match quarantine {
+            Some(reason) => {
+                let entry =
+                    self.quarantine_entry(txn, copy, envelope, reason.to_string(), received);
+                written.to_quarantine.push((entry, full));
+            }
+            None => {
+                copy.record.status = "pending".into();
+                let envelope = Envelope {
+                    trace: copy.record.clone(),
+                    ..envelope
+                };
+                written.to_store.push((envelope, full));
+            }
+        }
+    }
+
+    /// The copy as it is written: our headers, `Authentication-Results`, then the message with
+    /// the rules' header edits.
+    fn copy_bytes(
+        &self,
+        session: &Session,
+        id: &str,
+        copy: &Copy,
+        delivery: &Delivery,
+        compauth: &portcullis_policy::CompAuth,
+        received: &Received<'_>,
+    ) -> Vec<u8> {
+        let host = &self.shared.config.hostname;
+        let tls = self.tls.as_ref();
+        let mut headers = added_headers(
+            host,
+            self.peer,
+            session,
+            tls,
+            id,
+            copy,
+            delivery.audit_header,
+        );
+        headers.push_str(&received.auth.header(compauth));
+        if delivery.junk {
+            headers.push_str("X-Spam-Flag: YES\r\nX-Portcullis-SCL: 5\r\n");
+        }
+        let e = &delivery.edits;
+        let edited = if e.remove_headers.is_empty()
+            && e.set_headers.is_empty()
+            && e.prepend_subject.is_empty()
+            && e.scl.is_none()
+        {
+            Cow::Borrowed(&*received.body)
+        } else {
+            let edits = HeaderEdits {
+                remove: &e.remove_headers,
+                set: &e.set_headers,
+                prepend_subject: &e.prepend_subject,
+                scl: e.scl,
+            };
+            Cow::Owned(edit_headers(&received.body, &edits))
+        };
+        let mut full = Vec::with_capacity(headers.len() + edited.len());
+        full.extend_from_slice(headers.as_bytes());
+        full.extend_from_slice(&edited);
+        full
+    }
+
+    /// The quarantine entry of a held copy; its trace record says so.
+    fn quarantine_entry(
+        &self,
+        txn: &TxnView<'_>,
+        copy: &mut Copy,
+        envelope: Envelope,
+        reason: String,
+        received: &Received<'_>,
+    ) -> QuarantineEntry {
+        let settings = txn
+            .dir
+            .tenant(&copy.tenant)
+            .map(|e| e.tenant.settings.clone())
+            .unwrap_or_default();
+        let now = SystemTime::now();
+        let expires = now + self.shared.config.quarantine_retention;
+        let record = &mut copy.record;
+        record.status = "quarantined".into();
+        for r in record
+            .recipients
+            .iter_mut()
+            .filter(|r| r.status == "pending")
+        {
+            r.status = "quarantined".into();
+        }
+        event(
+            record,
+            "QUARANTINE",
+            format!("held as {} ({reason})", txn.id),
+        );
+        QuarantineEntry {
+            id: txn.id.to_string(),
+            tenant: copy.tenant.clone(),
+            trace_id: txn.id.to_string(),
+            received_at: rfc3339(now),
+            expires_at: rfc3339(expires),
+            reason,
+            mail_from: envelope.mail_from,
+            recipients: envelope.recipients,
+            header_from: received.facts.from.clone(),
+            subject: received.facts.subject.clone(),
+            size: received.size,
+            admin_only_release: settings.admin_only_release_direct_send && record.direct_send,
+            received_at_us: micros(now),
+            expires_at_us: micros(expires),
+            ..Default::default()
+        }
+    }
+
+    fn log_accepted(&self, txn: &Txn, size: u64) {
+        let tenants: Vec<&str> = txn
+            .copies
+            .iter()
+            .filter(|c| !c.accepted.is_empty())
+            .map(|c| c.tenant.as_str())
+            .collect();
+        tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, size, tenants = ?tenants, "message accepted");
+    }
+
+    /// Nothing was accepted: every copy is recorded with the final reply.
+    async fn record_refused(&self, txn: &mut Txn, reply: &Reply) {
+        tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %reply, "message refused");
+        for copy in txn.copies.iter_mut() {
+            if !copy.accepted.is_empty() && copy.record.status != "rejected" {
+                for r in copy
+                    .record
+                    .recipients
+                    .iter_mut()
+                    .filter(|r| r.status == "quarantined")
+                {
+                    r.status = "pending".into();
+                }
+                copy.record.status = "deferred".into();
+                refuse_recipients(&mut copy.record, reply);
+                event(&mut copy.record, "DEFER", format!("DATA: {reply}"));
+            }
+            self.shared.trace.send(copy.record.clone()).await;
+        }
+    }
+}
+
+/// The transaction's fields a copy's decision reads, borrowed apart from its copies.
+struct TxnView<'t> {
+    id: &'t str,
+    dir: &'t portcullis_policy::Directory,
+    from: &'t portcullis_smtp::ReversePath,
+}
+
+/// A `RULE` event per matching rule, in evaluation order.
+fn record_rules(record: &mut portcullis_store::TraceRecord, outcome: &CopyOutcome) {
+    for m in &outcome.rules.matched {
+        let acts: Vec<String> = m.actions.iter().map(|a| a.describe()).collect();
+        let mode = if m.mode == portcullis_policy::rules::RuleMode::Audit {
+            "audit: not applied"
+        } else {
+            "enforce"
+        };
+        let detail = format!(
+            "{} ({mode}): {} — {}",
+            m.rule,
+            acts.join(", "),
+            m.why.join("; ")
+        );
+        event(record, "RULE", detail);
+    }
+}

@@ -1,0 +1,149 @@
+//! RCPT TO: the decision table's verdict for one recipient, and the recipient in its tenant's
+//! copy and trace record.
+
+use portcullis_policy::{Attribution, AuthResult, DirectSend, RcptFacts, RcptVerdict, decide_rcpt};
+use portcullis_smtp::{Address, Reply, Session, reply};
+use portcullis_store::TraceRecipient;
+
+use super::connection::{Conn, Copy};
+use super::record::new_record;
+use crate::trace::event;
+
+impl Conn {
+    pub(super) fn rcpt(&mut self, session: &Session, to: Address) -> Reply {
+        let peer = self.peer_facts();
+        let Some(txn) = self.txn.as_mut() else {
+            return reply::NEED_MAIL_BEFORE_RCPT;
+        };
+        let facts = RcptFacts {
+            peer: &peer,
+            p1_domain: txn.from.domain(),
+            rcpt_domain: to.domain(),
+            spf_temp_error: txn.spf.result == AuthResult::TempError,
+        };
+        let verdict = decide_rcpt(&txn.dir, &facts);
+        let r = verdict.reply();
+        metrics::counter!(
+            "portcullis_rcpt_replies_total",
+            "code" => code_label(r.code),
+            "status" => r.status.unwrap_or("")
+        )
+        .increment(1);
+        if let RcptVerdict::DirectSendRefused { tenant } = &verdict {
+            metrics::counter!("portcullis_direct_send_refused_total", "tenant" => tenant.clone())
+                .increment(1);
+        }
+        let rcpt = to.to_string();
+        let Some(tenant) = verdict.tenant() else {
+            // No tenant owns the domain: nobody may see this refusal but the operator's log.
+            tracing::info!(peer = %self.peer, from = %txn.from, rcpt, reply = %r, "relay refused");
+            return r;
+        };
+        let copy = match txn.copies.iter().position(|c| c.tenant == tenant) {
+            Some(i) => &mut txn.copies[i],
+            None => {
+                let record = new_record(
+                    &txn.id,
+                    tenant,
+                    self.peer,
+                    session,
+                    self.tls.as_ref(),
+                    &txn.from,
+                );
+                txn.copies.push(Copy {
+                    tenant: tenant.to_string(),
+                    attribution: Attribution::Anonymous,
+                    direct_send: DirectSend::No,
+                    accepted: Vec::new(),
+                    record,
+                });
+                txn.copies.last_mut().expect("just pushed")
+            }
+        };
+        // Rendered once: for the recipient's outcome and its event.
+        let reply = r.to_string();
+        match &verdict {
+            RcptVerdict::NoTenant => unreachable!("handled above"),
+            RcptVerdict::SpfTempError { .. } => {
+                event(
+                    &mut copy.record,
+                    "DEFER",
+                    format!(
+                        "{rcpt}: {reply} (SPF for {} could not be evaluated)",
+                        txn.spf.domain.as_deref().unwrap_or("-")
+                    ),
+                );
+            }
+            RcptVerdict::RestrictedPartner { connector, .. } => {
+                event(
+                    &mut copy.record,
+                    "REJECT",
+                    format!(
+                        "{rcpt}: {reply} (partner connector \"{connector}\" restricts this sender domain)"
+                    ),
+                );
+            }
+            RcptVerdict::DirectSendRefused { .. } => {
+                copy.record.direct_send = true;
+                event(
+                    &mut copy.record,
+                    "REJECT",
+                    format!(
+                        "{rcpt}: {reply} (anonymous sender uses an accepted domain of the tenant)"
+                    ),
+                );
+            }
+            RcptVerdict::Accept {
+                attribution,
+                direct_send,
+                ..
+            } => {
+                copy.attribution = attribution.clone();
+                copy.direct_send = *direct_send;
+                copy.record.attribution = if attribution.is_anonymous() {
+                    "anonymous"
+                } else {
+                    "connector"
+                }
+                .into();
+                copy.record.connector = attribution.connector().map(str::to_string);
+                copy.record.direct_send |= direct_send.is_direct_send();
+                if *direct_send == DirectSend::Audit
+                    && !copy.record.events.iter().any(|e| e.event == "AUDIT")
+                {
+                    event(
+                        &mut copy.record,
+                        "AUDIT",
+                        format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED),
+                    );
+                }
+                copy.accepted.push(rcpt.clone());
+            }
+        }
+        let status = if r.is_positive() {
+            "pending"
+        } else if r.is_transient() {
+            "deferred"
+        } else {
+            "rejected"
+        };
+        copy.record.recipients.push(TraceRecipient {
+            address: rcpt,
+            status: status.into(),
+            reply,
+        });
+        r
+    }
+}
+
+/// A reply code as a metrics label, without allocating for the codes RCPT answers with.
+fn code_label(code: u16) -> std::borrow::Cow<'static, str> {
+    match code {
+        250 => "250".into(),
+        451 => "451".into(),
+        452 => "452".into(),
+        550 => "550".into(),
+        554 => "554".into(),
+        _ => code.to_string().into(),
+    }
+}
