@@ -219,10 +219,7 @@ impl Authenticator {
     /// The reverse DNS (PTR) name of an address, cached; `None` without one or without DNS.
     pub async fn ptr(&self, ip: IpAddr) -> Option<String> {
         let resolver = self.resolver.as_ref()?;
-        let names = resolver
-            .ptr_lookup(ip.to_canonical(), Some(&self.caches.ptr))
-            .await
-            .ok()?;
+        let names = resolver.ptr_lookup(ip, Some(&self.caches.ptr)).await.ok()?;
         names
             .rrset
             .first()
@@ -243,6 +240,7 @@ impl Authenticator {
     }
 
     /// SPF for MAIL FROM, or for the HELO identity when the sender is null (RFC 7208 §2.3).
+    /// `ip` is canonical (the listener canonicalizes at accept).
     pub async fn spf(&self, ip: IpAddr, helo: &str, mail_from: Option<&str>) -> Spf {
         let mut spf = Spf {
             output: None,
@@ -254,7 +252,6 @@ impl Authenticator {
         let Some(resolver) = &self.resolver else {
             return spf;
         };
-        let ip = ip.to_canonical();
         let output = match mail_from {
             Some(from) => {
                 resolver
@@ -289,7 +286,6 @@ impl Authenticator {
     /// DKIM, ARC and DMARC for a received message (the bytes as received, before we add or
     /// remove anything).
     pub async fn message(&self, raw: &[u8], ip: IpAddr, spf: &Spf) -> MessageAuth {
-        let ip = ip.to_canonical();
         let Some(resolver) = &self.resolver else {
             return MessageAuth {
                 facts: AuthFacts::default(),

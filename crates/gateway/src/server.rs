@@ -306,7 +306,10 @@ async fn accept_loop(
                         continue;
                     }
                 };
-                let ip = peer.ip().to_canonical();
+                // Canonical once, here: an IPv4-mapped address (a dual-stack listener) is the
+                // IPv4 client it is, for the per-IP cap, SPF, attribution, rules and the trace.
+                let peer = std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                let ip = peer.ip();
                 let admitted = match slots.clone().try_acquire_owned() {
                     Err(_) => Err(reply::too_many_connections(&config.hostname)),
                     Ok(permit) => {

@@ -66,20 +66,14 @@ pub(crate) fn cert_matches(c: &Connector, peer: &PeerFacts) -> bool {
 
 /// The longest prefix among the connector's ranges containing the peer IP.
 pub(crate) fn ip_match(c: &Connector, ip: IpAddr) -> Option<u8> {
-    let ip = canonical(ip);
+    // The gateway canonicalizes at accept; the core stays total for any input: an IPv4-mapped
+    // IPv6 peer (`::ffff:192.0.2.1`) matches IPv4 ranges.
+    let ip = ip.to_canonical();
     c.sender_ips
         .iter()
         .filter(|net| net.contains(&ip))
         .map(|net| net.prefix_len())
         .max()
-}
-
-/// IPv4-mapped IPv6 peers (`::ffff:192.0.2.1`, seen on dual-stack listeners) match IPv4 ranges.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 pub(crate) fn sender_domain_ok(c: &Connector, p1_domain: Option<&str>) -> bool {

@@ -460,10 +460,7 @@ impl<'a> Prepared<'a> {
             subject: f.subject.unwrap_or("").to_lowercase(),
             mail_from_domain: f.mail_from.and_then(domain_of),
             header_from_domain: f.header_from.and_then(domain_of),
-            client_ip: match f.client_ip {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(f.client_ip),
-                v4 => v4,
-            },
+            client_ip: f.client_ip.to_canonical(),
             recipient_domains: f.recipients.iter().filter_map(|r| domain_of(r)).collect(),
             f,
         }

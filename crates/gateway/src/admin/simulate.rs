@@ -39,11 +39,13 @@ pub async fn run(
     tenant: &str,
     req: &SimulateRequest,
 ) -> Result<SimulateReport, String> {
-    let ip: IpAddr = req
+    let ip = req
         .ip
         .trim()
-        .parse()
-        .map_err(|_| format!("invalid IP address {:?}", req.ip))?;
+        .parse::<IpAddr>()
+        .map_err(|_| format!("invalid IP address {:?}", req.ip))?
+        // As the listener does at accept: the session sees the canonical form.
+        .to_canonical();
     let from: Option<Address> = match req.mail_from.trim() {
         "<>" | "" => None,
         a => Some(

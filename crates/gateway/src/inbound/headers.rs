@@ -36,7 +36,7 @@ pub(super) fn added_headers(
     let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000");
     let mut h = format!(
         "Received: from {helo} ([{ip}])\r\n\tby {host} (Portcullis) with {proto}{tls_comment}\r\n\tid {id}{for_clause};\r\n\t{date}\r\n",
-        ip = peer.ip().to_canonical(),
+        ip = peer.ip(),
     );
     h.push_str(&format!(
         "X-Portcullis-Attribution: tenant={}; auth-as={}; connector=\"{}\"\r\n",

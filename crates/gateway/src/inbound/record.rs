@@ -85,7 +85,7 @@ pub(super) fn new_record(
         tenant: tenant.to_string(),
         received_at: rfc3339(now),
         received_at_us: micros(now),
-        client_ip: peer.ip().to_canonical().to_string(),
+        client_ip: peer.ip().to_string(),
         helo: session.helo().map(str::to_string),
         tls: tls.map(|t| TraceTls {
             version: t.version.clone(),
