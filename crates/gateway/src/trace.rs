@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use crate::sys::clock::{micros, rfc3339};
-use portcullis_store::{Store, TraceEvent, TraceRecord};
+use portcullis_store::{EventKind, Store, TraceEvent, TraceRecord};
 use tokio::sync::mpsc;
 
 const BATCH: usize = 256;
@@ -147,10 +147,11 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
     })
 }
 
-pub fn event(record: &mut TraceRecord, event: &str, detail: impl Into<String>) {
+/// Appends an event of `kind`, stamped now.
+pub fn event(record: &mut TraceRecord, kind: EventKind, detail: impl Into<String>) {
     record.events.push(TraceEvent {
         at: rfc3339(SystemTime::now()),
-        event: event.to_string(),
+        event: kind,
         detail: detail.into(),
     });
 }

@@ -10,11 +10,15 @@ mod quarantine;
 pub use directory::DirectoryData;
 mod schema;
 mod trace;
+mod trace_words;
 
 pub use admin::{AuditEntry, TokenRecord};
 pub use quarantine::{QuarantineEntry, QuarantineQuery};
 pub use trace::TraceScan;
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
+pub use trace_words::{
+    DirectSendOutcome, EventKind, RecipientStatus, TraceAttribution, TraceStatus,
+};
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;

@@ -10,6 +10,9 @@
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 
+use crate::trace_words::{
+    DirectSendOutcome, EventKind, RecipientStatus, TraceAttribution, TraceStatus,
+};
 use crate::{Result, Store, from_json, rfc3339_us, to_json};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,7 +50,8 @@ pub struct TraceAuth {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceRecipient {
     pub address: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: RecipientStatus,
     pub reply: String,
 }
 
@@ -55,7 +59,8 @@ pub struct TraceRecipient {
 pub struct TraceEvent {
     /// RFC 3339 UTC.
     pub at: String,
-    pub event: String,
+    #[schema(value_type = String)]
+    pub event: EventKind,
     pub detail: String,
 }
 
@@ -77,14 +82,21 @@ pub struct TraceRecord {
     pub subject: Option<String>,
     pub size: u64,
     /// `anonymous` or `connector`.
-    pub attribution: String,
+    #[schema(value_type = String)]
+    pub attribution: TraceAttribution,
     pub connector: Option<String>,
     pub direct_send: bool,
     pub auth: TraceAuth,
     /// pending | delivered | quarantined | rejected | deferred | failed
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: TraceStatus,
     pub recipients: Vec<TraceRecipient>,
     pub events: Vec<TraceEvent>,
+    /// What the direct-send rule did to this copy (a direct-send copy only): what the Direct
+    /// Send report counts by. Not yet in the published schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub direct_send_outcome: Option<DirectSendOutcome>,
     /// Receive time in microseconds since the epoch: the indexed form of `received_at`.
     #[serde(skip)]
     pub received_at_us: i64,
@@ -110,9 +122,11 @@ struct StoredRecord<'a> {
     subject: Option<&'a str>,
     #[serde(skip_serializing_if = "is_zero")]
     size: u64,
-    attribution: &'a str,
+    attribution: &'a TraceAttribution,
     #[serde(skip_serializing_if = "Option::is_none")]
     connector: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direct_send_outcome: Option<&'a DirectSendOutcome>,
     #[serde(skip_serializing_if = "is_empty_auth")]
     auth: &'a TraceAuth,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -142,6 +156,7 @@ fn stored_json(r: &TraceRecord) -> String {
         size: r.size,
         attribution: &r.attribution,
         connector: r.connector.as_deref(),
+        direct_send_outcome: r.direct_send_outcome.as_ref(),
         auth: &r.auth,
         recipients: &r.recipients,
         events: &r.events,
@@ -175,9 +190,34 @@ fn decode(
     r.trace_id = trace_id;
     r.client_ip = client_ip;
     r.message_id = message_id;
-    r.status = status;
+    r.status = TraceStatus::parse(&status);
     r.direct_send = direct_send != 0;
+    if r.direct_send && r.direct_send_outcome.is_none() {
+        r.direct_send_outcome = Some(legacy_direct_send_outcome(&r));
+    }
     Ok(r)
+}
+
+/// The direct-send outcome of a record written before records named it, from the reply and
+/// event texts those versions wrote (frozen: no version writes them without the outcome now).
+fn legacy_direct_send_outcome(r: &TraceRecord) -> DirectSendOutcome {
+    let event = |kind: EventKind, prefix: &str| {
+        r.events
+            .iter()
+            .any(|e| e.event == kind && e.detail.starts_with(prefix))
+    };
+    if r.recipients
+        .iter()
+        .any(|x| x.reply.starts_with("550 5.7.68"))
+    {
+        DirectSendOutcome::Refused
+    } else if event(EventKind::Audit, "would reject") {
+        DirectSendOutcome::Audited
+    } else if event(EventKind::Audit, "direct send exempted") {
+        DirectSendOutcome::Exempted
+    } else {
+        DirectSendOutcome::Allowed
+    }
 }
 
 /// Filters of `portcullis trace`. All optional except the tenant.
@@ -246,7 +286,7 @@ impl Store {
                     .bind(&r.client_ip)
                     .bind(r.mail_from.to_lowercase())
                     .bind(r.message_id.as_deref())
-                    .bind(&r.status)
+                    .bind(r.status.as_str())
                     .bind(stored_json(r))
                     .bind(i64::from(r.direct_send))
                     .bind(only);

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::extract::State as Extract;
 use axum::http::StatusCode;
-use portcullis_store::{QuarantineEntry, QuarantineQuery};
+use portcullis_store::{EventKind, QuarantineEntry, QuarantineQuery, RecipientStatus, TraceStatus};
 
 use crate::admin::principals::{Principal, Role};
 use crate::api_types::*;
@@ -152,16 +152,16 @@ pub(super) async fn release_quarantine(
         });
     crate::trace::event(
         &mut record,
-        "RELEASE",
+        EventKind::Release,
         format!("released by {by} to {}", to.join(", ")),
     );
-    record.status = "pending".into();
+    record.status = TraceStatus::Pending;
     for r in record
         .recipients
         .iter_mut()
-        .filter(|r| r.status == "quarantined")
+        .filter(|r| r.status == RecipientStatus::Quarantined)
     {
-        r.status = "pending".into();
+        r.status = RecipientStatus::Pending;
     }
     let mut released = format!(
         "X-Portcullis-Released-By: {}\r\n",

@@ -13,7 +13,7 @@ use portcullis_policy::{
     AuthFacts, AuthResult, Connector, DataFacts, Directory, DkimFact, DmarcPolicy, Fate,
     MessageFacts, PeerFacts, RcptFacts, RcptVerdict, decide_copy, decide_rcpt,
 };
-use portcullis_store::{DirectoryData, Store, TraceRecord, TraceScan};
+use portcullis_store::{DirectSendOutcome, DirectoryData, Store, TraceRecord, TraceScan};
 
 use crate::api_types::*;
 use crate::auth::Authenticator;
@@ -53,12 +53,6 @@ async fn scan(
             _ => return Ok(()),
         }
     }
-}
-
-fn has_event(r: &TraceRecord, event: &str, prefix: &str) -> bool {
-    r.events
-        .iter()
-        .any(|e| e.event == event && e.detail.starts_with(prefix))
 }
 
 fn domain_of(address: &str) -> Option<String> {
@@ -133,18 +127,13 @@ impl Agg {
             self.first_us = r.received_at_us;
         }
         self.last_us = self.last_us.max(r.received_at_us);
-        let refused = r
-            .recipients
-            .iter()
-            .any(|x| x.reply.starts_with("550 5.7.68"));
-        if refused {
-            self.refused += 1;
-        } else if has_event(r, "AUDIT", "would reject") {
-            self.audited += 1;
-        } else {
-            self.delivered += 1;
+        // Rows of earlier versions get their outcome from the store (see `decode`).
+        match r.direct_send_outcome {
+            Some(DirectSendOutcome::Refused) => self.refused += 1,
+            Some(DirectSendOutcome::Audited) => self.audited += 1,
+            _ => self.delivered += 1,
         }
-        if !has_event(r, "AUDIT", "direct send exempted") {
+        if r.direct_send_outcome != Some(DirectSendOutcome::Exempted) {
             self.would_refuse += 1;
         }
         let pass = |v: &Option<String>| v.as_deref() == Some("pass");

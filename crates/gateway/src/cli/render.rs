@@ -461,7 +461,7 @@ pub(super) fn trace_table(records: &[TraceRecord]) -> String {
             vec![
                 r.received_at.clone(),
                 r.trace_id.clone(),
-                r.status.clone(),
+                r.status.to_string(),
                 r.mail_from.clone(),
                 first_and_count(r.recipients.iter().map(|x| x.address.as_str())),
                 r.client_ip.clone(),
@@ -526,11 +526,11 @@ pub(super) fn trace_text(r: &TraceRecord) -> String {
         ("message_id", opt(&r.message_id).to_string()),
         ("subject", opt(&r.subject).to_string()),
         ("size", r.size.to_string()),
-        ("attribution", r.attribution.clone()),
+        ("attribution", r.attribution.to_string()),
         ("connector", opt(&r.connector).to_string()),
         ("direct_send", yes_no(r.direct_send).to_string()),
         ("auth", auth),
-        ("status", r.status.clone()),
+        ("status", r.status.to_string()),
     ]);
     out.push_str("\nrecipients:");
     if r.recipients.is_empty() {
@@ -539,7 +539,7 @@ pub(super) fn trace_text(r: &TraceRecord) -> String {
         let rows = r
             .recipients
             .iter()
-            .map(|x| vec![x.address.clone(), x.status.clone(), x.reply.clone()])
+            .map(|x| vec![x.address.clone(), x.status.to_string(), x.reply.clone()])
             .collect::<Vec<_>>();
         for line in table(&["ADDRESS", "STATUS", "REPLY"], &rows).lines() {
             out.push_str("\n  ");
@@ -553,7 +553,7 @@ pub(super) fn trace_text(r: &TraceRecord) -> String {
         let rows = r
             .events
             .iter()
-            .map(|e| vec![e.at.clone(), e.event.clone(), e.detail.clone()])
+            .map(|e| vec![e.at.clone(), e.event.to_string(), e.detail.clone()])
             .collect::<Vec<_>>();
         // No header: each event line reads `at  EVENT  detail`.
         for line in table(&["", "", ""], &rows).lines().skip(1) {

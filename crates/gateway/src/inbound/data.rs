@@ -9,12 +9,15 @@ use portcullis_policy::{
     CopyOutcome, DataFacts, DataVerdict, Delivery, Fate, MessageFacts, Refusal, decide_copy,
 };
 use portcullis_smtp::{Reply, Session, reply};
-use portcullis_store::{QuarantineEntry, TraceRecord};
+use portcullis_store::{
+    DirectSendOutcome, EventKind, QuarantineEntry, RecipientStatus, TraceRecord, TraceStatus,
+};
 
 use super::connection::{Conn, Copy, Txn};
 use super::headers::added_headers;
 use super::record::{
-    fill_auth, fill_header_facts, record_action, refuse_recipients, reverse_path_text,
+    fill_auth, fill_header_facts, note_direct_send, record_action, refuse_recipients,
+    reverse_path_text,
 };
 use crate::auth::MessageAuth;
 use crate::message::{
@@ -79,7 +82,7 @@ impl Conn {
             fill_header_facts(&mut copy.record, &received.facts, received.size);
             fill_auth(&mut copy.record, &received.auth.facts);
             let Some(outcome) = outcome else {
-                copy.record.status = "rejected".into();
+                copy.record.status = TraceStatus::Rejected;
                 continue;
             };
             if !deferred {
@@ -99,7 +102,11 @@ impl Conn {
                         self.shared.trace.send(entry.envelope.trace.clone()).await;
                         self.shared.delivery.submit(entry);
                     }
-                    for copy in txn.copies.iter().filter(|c| c.record.status != "pending") {
+                    for copy in txn
+                        .copies
+                        .iter()
+                        .filter(|c| c.record.status != TraceStatus::Pending)
+                    {
                         self.shared.trace.send(copy.record.clone()).await;
                     }
                     return reply::queued(&txn.id);
@@ -197,16 +204,29 @@ impl Conn {
                 exemption,
                 ..
             } => {
-                record.direct_send |= direct_send;
+                let noted = if exemption.is_some() {
+                    Some(DirectSendOutcome::Exempted)
+                } else if audit.is_some() {
+                    Some(DirectSendOutcome::Audited)
+                } else {
+                    direct_send.then_some(DirectSendOutcome::Allowed)
+                };
+                if let Some(outcome) = noted {
+                    note_direct_send(record, outcome);
+                }
                 record.auth.compauth = Some(outcome.compauth.verdict.as_str().to_string());
                 record.auth.compauth_reason = Some(outcome.compauth.reason);
-                event(record, "AUTH", summary);
+                event(record, EventKind::Auth, summary);
                 if let Some(why) = exemption {
-                    event(record, "AUDIT", format!("direct send exempted: {why}"));
+                    event(
+                        record,
+                        EventKind::Audit,
+                        format!("direct send exempted: {why}"),
+                    );
                 }
-                if audit.is_some() && !record.events.iter().any(|e| e.event == "AUDIT") {
+                if audit.is_some() && !record.events.iter().any(|e| e.event == EventKind::Audit) {
                     let r = reply::DIRECT_SEND_NOT_ALLOWED;
-                    event(record, "AUDIT", format!("would reject {r}"));
+                    event(record, EventKind::Audit, format!("would reject {r}"));
                 }
                 record_rules(record, &outcome);
             }
@@ -215,7 +235,7 @@ impl Conn {
                     record.auth.compauth = Some(outcome.compauth.verdict.as_str().to_string());
                     record.auth.compauth_reason = Some(outcome.compauth.reason);
                 }
-                event(record, "AUTH", summary);
+                event(record, EventKind::Auth, summary);
             }
         }
         let actions = match &outcome.verdict {
@@ -226,20 +246,24 @@ impl Conn {
             Fate::Refuse { reply: r, why } => {
                 let why = match why {
                     Refusal::DirectSend { header: true } => {
-                        record.direct_send = true;
+                        note_direct_send(record, DirectSendOutcome::Refused);
                         "anonymous P2 From: domain uses an accepted domain of the tenant".into()
                     }
                     Refusal::DirectSend { header: false } => {
-                        record.direct_send = true;
+                        note_direct_send(record, DirectSendOutcome::Refused);
                         "anonymous envelope sender uses an accepted domain of the tenant, no exemption applies".into()
                     }
                     Refusal::Dmarc { domain } => format!("DMARC policy reject of {domain}"),
                     Refusal::Rule { rule } => format!("rule {rule}"),
                     Refusal::AuthTempError => String::new(),
                 };
-                event(record, "REJECT", format!("DATA: {r} ({why})"));
+                if record.direct_send && record.direct_send_outcome.is_none() {
+                    // Exempted or allowed, then refused for another reason (DMARC, a rule).
+                    note_direct_send(record, DirectSendOutcome::Allowed);
+                }
+                event(record, EventKind::Reject, format!("DATA: {r} ({why})"));
                 refuse_recipients(record, &r);
-                record.status = "rejected".into();
+                record.status = TraceStatus::Rejected;
                 written.refusal.get_or_insert(r);
                 return;
             }
@@ -262,7 +286,7 @@ impl Conn {
         let (ip, size) = (self.peer.ip(), received.size);
         event(
             record,
-            "RECEIVE",
+            EventKind::Receive,
             format!("received from [{ip}] by {host}, {size} bytes"),
         );
         let envelope = Envelope {
@@ -284,7 +308,7 @@ impl Conn {
                 written.to_quarantine.push((entry, full));
             }
             None => {
-                copy.record.status = "pending".into();
+                copy.record.status = TraceStatus::Pending;
                 let envelope = Envelope {
                     trace: copy.record.clone(),
                     ..envelope
@@ -359,17 +383,17 @@ impl Conn {
         let now = SystemTime::now();
         let expires = now + self.shared.config.quarantine_retention;
         let record = &mut copy.record;
-        record.status = "quarantined".into();
+        record.status = TraceStatus::Quarantined;
         for r in record
             .recipients
             .iter_mut()
-            .filter(|r| r.status == "pending")
+            .filter(|r| r.status == RecipientStatus::Pending)
         {
-            r.status = "quarantined".into();
+            r.status = RecipientStatus::Quarantined;
         }
         event(
             record,
-            "QUARANTINE",
+            EventKind::Quarantine,
             format!("held as {} ({reason})", txn.id),
         );
         QuarantineEntry {
@@ -405,18 +429,18 @@ impl Conn {
     async fn record_refused(&self, txn: &mut Txn, reply: &Reply) {
         tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %reply, "message refused");
         for copy in txn.copies.iter_mut() {
-            if !copy.accepted.is_empty() && copy.record.status != "rejected" {
+            if !copy.accepted.is_empty() && copy.record.status != TraceStatus::Rejected {
                 for r in copy
                     .record
                     .recipients
                     .iter_mut()
-                    .filter(|r| r.status == "quarantined")
+                    .filter(|r| r.status == RecipientStatus::Quarantined)
                 {
-                    r.status = "pending".into();
+                    r.status = RecipientStatus::Pending;
                 }
-                copy.record.status = "deferred".into();
+                copy.record.status = TraceStatus::Deferred;
                 refuse_recipients(&mut copy.record, reply);
-                event(&mut copy.record, "DEFER", format!("DATA: {reply}"));
+                event(&mut copy.record, EventKind::Defer, format!("DATA: {reply}"));
             }
             self.shared.trace.send(copy.record.clone()).await;
         }
@@ -445,6 +469,6 @@ fn record_rules(record: &mut portcullis_store::TraceRecord, outcome: &CopyOutcom
             acts.join(", "),
             m.why.join("; ")
         );
-        event(record, "RULE", detail);
+        event(record, EventKind::Rule, detail);
     }
 }

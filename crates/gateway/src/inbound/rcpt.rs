@@ -3,10 +3,12 @@
 
 use portcullis_policy::{Attribution, AuthResult, DirectSend, RcptFacts, RcptVerdict, decide_rcpt};
 use portcullis_smtp::{Address, Reply, Session, reply};
-use portcullis_store::TraceRecipient;
+use portcullis_store::{
+    DirectSendOutcome, EventKind, RecipientStatus, TraceAttribution, TraceRecipient,
+};
 
 use super::connection::{Conn, Copy};
-use super::record::new_record;
+use super::record::{new_record, note_direct_send};
 use crate::trace::event;
 
 impl Conn {
@@ -67,7 +69,7 @@ impl Conn {
             RcptVerdict::SpfTempError { .. } => {
                 event(
                     &mut copy.record,
-                    "DEFER",
+                    EventKind::Defer,
                     format!(
                         "{rcpt}: {reply} (SPF for {} could not be evaluated)",
                         txn.spf.domain.as_deref().unwrap_or("-")
@@ -77,17 +79,17 @@ impl Conn {
             RcptVerdict::RestrictedPartner { connector, .. } => {
                 event(
                     &mut copy.record,
-                    "REJECT",
+                    EventKind::Reject,
                     format!(
                         "{rcpt}: {reply} (partner connector \"{connector}\" restricts this sender domain)"
                     ),
                 );
             }
             RcptVerdict::DirectSendRefused { .. } => {
-                copy.record.direct_send = true;
+                note_direct_send(&mut copy.record, DirectSendOutcome::Refused);
                 event(
                     &mut copy.record,
-                    "REJECT",
+                    EventKind::Reject,
                     format!(
                         "{rcpt}: {reply} (anonymous sender uses an accepted domain of the tenant)"
                     ),
@@ -101,19 +103,32 @@ impl Conn {
                 copy.attribution = attribution.clone();
                 copy.direct_send = *direct_send;
                 copy.record.attribution = if attribution.is_anonymous() {
-                    "anonymous"
+                    TraceAttribution::Anonymous
                 } else {
-                    "connector"
-                }
-                .into();
+                    TraceAttribution::Connector
+                };
                 copy.record.connector = attribution.connector().map(str::to_string);
-                copy.record.direct_send |= direct_send.is_direct_send();
+                match direct_send {
+                    DirectSend::Allowed => {
+                        note_direct_send(&mut copy.record, DirectSendOutcome::Allowed)
+                    }
+                    DirectSend::Audit => {
+                        note_direct_send(&mut copy.record, DirectSendOutcome::Audited)
+                    }
+                    // Decided at the end of DATA, when the message can show an exemption.
+                    DirectSend::Deferred => copy.record.direct_send = true,
+                    DirectSend::No => {}
+                }
                 if *direct_send == DirectSend::Audit
-                    && !copy.record.events.iter().any(|e| e.event == "AUDIT")
+                    && !copy
+                        .record
+                        .events
+                        .iter()
+                        .any(|e| e.event == EventKind::Audit)
                 {
                     event(
                         &mut copy.record,
-                        "AUDIT",
+                        EventKind::Audit,
                         format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED),
                     );
                 }
@@ -121,15 +136,15 @@ impl Conn {
             }
         }
         let status = if r.is_positive() {
-            "pending"
+            RecipientStatus::Pending
         } else if r.is_transient() {
-            "deferred"
+            RecipientStatus::Deferred
         } else {
-            "rejected"
+            RecipientStatus::Rejected
         };
         copy.record.recipients.push(TraceRecipient {
             address: rcpt,
-            status: status.into(),
+            status,
             reply,
         });
         r

@@ -7,7 +7,10 @@ use std::time::SystemTime;
 
 use portcullis_policy::{AuthAction, AuthFacts, AuthResult, DmarcPolicy};
 use portcullis_smtp::{Reply, ReversePath, Session};
-use portcullis_store::{TraceAuth, TraceRecord, TraceTls};
+use portcullis_store::{
+    DirectSendOutcome, EventKind, RecipientStatus, TraceAttribution, TraceAuth, TraceRecord,
+    TraceStatus, TraceTls,
+};
 
 use crate::message::HeaderFacts;
 use crate::sys::clock::{micros, rfc3339};
@@ -18,14 +21,13 @@ pub(super) fn refuse_recipients(record: &mut TraceRecord, r: &Reply) {
     for rcpt in record
         .recipients
         .iter_mut()
-        .filter(|x| x.status == "pending")
+        .filter(|x| x.status == RecipientStatus::Pending)
     {
         rcpt.status = if r.is_transient() {
-            "deferred"
+            RecipientStatus::Deferred
         } else {
-            "rejected"
-        }
-        .into();
+            RecipientStatus::Rejected
+        };
         rcpt.reply = r.to_string();
     }
 }
@@ -95,10 +97,18 @@ pub(super) fn new_record(
             client_cert_names: t.trusted_names.clone(),
         }),
         mail_from: reverse_path_text(from),
-        attribution: "anonymous".into(),
-        status: "pending".into(),
+        attribution: TraceAttribution::Anonymous,
+        status: TraceStatus::Pending,
         ..Default::default()
     }
+}
+
+/// Marks the record as direct send with what the rule did; a heavier outcome already noted (a
+/// refusal) stays.
+pub(super) fn note_direct_send(record: &mut TraceRecord, outcome: DirectSendOutcome) {
+    record.direct_send = true;
+    let current = record.direct_send_outcome.take();
+    record.direct_send_outcome = Some(DirectSendOutcome::merge(current, outcome));
 }
 
 /// The trace event of an authentication action taken on an accepted copy.
@@ -108,28 +118,32 @@ pub(super) fn record_action(record: &mut TraceRecord, action: AuthAction) {
         AuthAction::SpoofJunk => "spoof of an accepted domain: marked as junk (SCL 5)",
         AuthAction::SpoofQuarantine => "spoof of an accepted domain: quarantined",
     };
-    event(record, "AUTH", detail);
+    event(record, EventKind::Auth, detail);
 }
 
 /// The record of a transaction that ended without a message (RSET, new MAIL, disconnect), for
 /// a tenant with a refused or deferred recipient; `None` for the others (nothing to show).
 pub(super) fn abandoned(mut record: TraceRecord) -> Option<TraceRecord> {
-    let refused = |status: &str| record.recipients.iter().any(|r| r.status == status);
-    let status = if refused("rejected") {
-        "rejected"
-    } else if refused("deferred") {
-        "deferred"
+    let refused = |status: RecipientStatus| record.recipients.iter().any(|r| r.status == status);
+    let status = if refused(RecipientStatus::Rejected) {
+        TraceStatus::Rejected
+    } else if refused(RecipientStatus::Deferred) {
+        TraceStatus::Deferred
     } else {
         return None;
     };
     for r in record
         .recipients
         .iter_mut()
-        .filter(|r| r.status == "pending")
+        .filter(|r| r.status == RecipientStatus::Pending)
     {
-        r.status = "abandoned".into();
+        r.status = RecipientStatus::Abandoned;
         r.reply = "transaction ended before DATA".into();
     }
-    record.status = status.into();
+    record.status = status;
+    if record.direct_send && record.direct_send_outcome.is_none() {
+        // A copy whose direct-send decision waited for the message that never came.
+        note_direct_send(&mut record, DirectSendOutcome::Allowed);
+    }
     Some(record)
 }

@@ -25,6 +25,7 @@ use crate::queue::maildir::deliver_maildir;
 use crate::queue::spool::{Entry, Spool, Written};
 use crate::sys::clock::micros;
 use crate::trace::{TraceSender, event};
+use portcullis_store::{EventKind, RecipientStatus, TraceAttribution, TraceStatus};
 
 #[derive(Clone)]
 pub struct Delivery {
@@ -136,8 +137,12 @@ impl Delivery {
         {
             s.status = "failed".into();
             s.reply = format!("550 5.0.0 {reason}");
-            event(&mut record, "FAIL", format!("{}: {}", s.address, s.reply));
-            set_recipient(&mut record, &s.address, "failed", &s.reply);
+            event(
+                &mut record,
+                EventKind::Fail,
+                format!("{}: {}", s.address, s.reply),
+            );
+            set_recipient(&mut record, &s.address, RecipientStatus::Failed, &s.reply);
         }
         if !bounce {
             entry.envelope.is_dsn = true; // suppresses the bounce
@@ -372,11 +377,16 @@ impl Worker {
                     s.status = "failed".into();
                     event(
                         &mut record,
-                        "FAIL",
+                        EventKind::Fail,
                         format!("{route_url}: {}: {}", s.address, o.reply),
                     );
                 }
-                set_recipient(&mut record, &s.address, &s.status, &s.reply);
+                set_recipient(
+                    &mut record,
+                    &s.address,
+                    RecipientStatus::parse(&s.status),
+                    &s.reply,
+                );
             }
             if !delivered.is_empty() {
                 let reply = outcomes
@@ -391,7 +401,7 @@ impl Worker {
                 };
                 event(
                     &mut record,
-                    "DELIVER",
+                    EventKind::Deliver,
                     format!("{target}: {} recipient(s): {reply}", delivered.len()),
                 );
             }
@@ -399,7 +409,11 @@ impl Worker {
                 .iter()
                 .find(|o| !o.is_success() && !o.is_permanent())
             {
-                event(&mut record, "DEFER", format!("{route_url}: {}", o.reply));
+                event(
+                    &mut record,
+                    EventKind::Defer,
+                    format!("{route_url}: {}", o.reply),
+                );
             }
         }
 
@@ -486,8 +500,12 @@ impl Worker {
                     humantime::format_duration(self.config.give_up_after),
                     s.reply
                 );
-                event(&mut record, "FAIL", format!("{}: {}", s.address, s.reply));
-                set_recipient(&mut record, &s.address, "failed", &s.reply);
+                event(
+                    &mut record,
+                    EventKind::Fail,
+                    format!("{}: {}", s.address, s.reply),
+                );
+                set_recipient(&mut record, &s.address, RecipientStatus::Failed, &s.reply);
             }
             return self.finish(entry, record, &retry).await;
         }
@@ -496,10 +514,10 @@ impl Worker {
             self.config.first_retry,
             self.config.max_retry,
         );
-        record.status = "deferred".into();
+        record.status = TraceStatus::Deferred;
         event(
             &mut record,
-            "DEFER",
+            EventKind::Defer,
             format!(
                 "attempt {} failed ({last}); retry in {}",
                 entry.envelope.attempts,
@@ -560,7 +578,7 @@ impl Worker {
                 Ok((dsn, id)) => {
                     event(
                         &mut record,
-                        "FAIL",
+                        EventKind::Fail,
                         format!(
                             "delivery status notification sent to {} as {id}",
                             entry.envelope.mail_from
@@ -576,11 +594,10 @@ impl Worker {
         // Delivered if any recipient got it (the per-recipient statuses say which did not).
         let states = &entry.envelope.state;
         record.status = if states.iter().any(|s| s.status == "delivered") {
-            "delivered"
+            TraceStatus::Delivered
         } else {
-            "failed"
-        }
-        .into();
+            TraceStatus::Failed
+        };
         let spool = self.spool.clone();
         let job = entry.clone();
         match tokio::task::spawn_blocking(move || spool.remove(&job)).await {
@@ -624,18 +641,18 @@ impl Worker {
             mail_from: "<>".into(),
             subject: Some("Undelivered Mail Returned to Sender".into()),
             size: dsn.len() as u64,
-            attribution: "anonymous".into(),
-            status: "pending".into(),
+            attribution: TraceAttribution::Anonymous,
+            status: TraceStatus::Pending,
             recipients: vec![portcullis_store::TraceRecipient {
                 address: entry.envelope.mail_from.clone(),
-                status: "pending".into(),
+                status: RecipientStatus::Pending,
                 reply: String::new(),
             }],
             ..Default::default()
         };
         event(
             &mut trace,
-            "RECEIVE",
+            EventKind::Receive,
             format!(
                 "delivery status notification for {}",
                 entry.envelope.trace_id
@@ -663,7 +680,7 @@ impl Worker {
 fn set_recipient(
     record: &mut portcullis_store::TraceRecord,
     address: &str,
-    status: &str,
+    status: RecipientStatus,
     reply: &str,
 ) {
     match record
@@ -672,12 +689,12 @@ fn set_recipient(
         .find(|r| r.address.eq_ignore_ascii_case(address))
     {
         Some(r) => {
-            r.status = status.into();
+            r.status = status;
             r.reply = reply.into();
         }
         None => record.recipients.push(portcullis_store::TraceRecipient {
             address: address.into(),
-            status: status.into(),
+            status,
             reply: reply.into(),
         }),
     }
