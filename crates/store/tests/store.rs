@@ -6,8 +6,8 @@ use portcullis_policy::{
     AcceptedDomain, Connector, DomainType, OrgSettings, RejectDirectSend, Tenant,
 };
 use portcullis_store::{
-    QuarantineEntry, QuarantineQuery, Store, StoreError, TraceAuth, TraceEvent, TraceQuery,
-    TraceRecipient, TraceRecord, TraceTls,
+    DirectSendOutcome, QuarantineEntry, QuarantineQuery, Store, StoreError, TraceAuth, TraceEvent,
+    TraceQuery, TraceRecipient, TraceRecord, TraceTls,
 };
 
 async fn scenario(store: &Store) {
@@ -193,6 +193,7 @@ async fn scenario(store: &Store) {
         attribution: "connector".into(),
         connector: Some("partner".into()),
         direct_send: true,
+        direct_send_outcome: Some(DirectSendOutcome::Audited),
         auth: TraceAuth {
             spf: Some("pass".into()),
             dkim: Some("pass".into()),

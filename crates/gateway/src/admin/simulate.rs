@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 
 use portcullis_policy::{
-    AuthResult, DataFacts, DataVerdict, DirectSend, Directory, Fate, MatchedBy, MessageFacts,
-    PeerFacts, RcptFacts, RcptVerdict, Refusal, check_connector, decide_copy, decide_rcpt,
+    Attribution, AuthResult, CopyOutcome, DataFacts, DataVerdict, DirectSend, Directory, Fate,
+    MatchedBy, MessageFacts, PeerFacts, RcptFacts, RcptVerdict, Refusal, TenantEntry,
+    check_connector, decide_copy, decide_rcpt,
 };
 use portcullis_smtp::{Address, reply};
 use portcullis_store::TraceAuth;
@@ -15,7 +16,7 @@ use portcullis_store::TraceAuth;
 use crate::api_types::{
     SimulateConnector, SimulateReport, SimulateRequest, SimulateStep, parse_cert_name,
 };
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Spf};
 use crate::sys::clock::now_unix;
 
 fn step(
@@ -31,6 +32,66 @@ fn step(
     });
 }
 
+/// The transaction to simulate, parsed and validated as the session would see it.
+struct Transaction {
+    /// Canonical, as the listener makes it at accept.
+    ip: IpAddr,
+    from: Option<Address>,
+    rcpt: Address,
+    helo: String,
+    peer: PeerFacts,
+}
+
+impl Transaction {
+    fn parse(req: &SimulateRequest) -> Result<Transaction, String> {
+        let ip = req
+            .ip
+            .trim()
+            .parse::<IpAddr>()
+            .map_err(|_| format!("invalid IP address {:?}", req.ip))?
+            .to_canonical();
+        let from: Option<Address> = match req.mail_from.trim() {
+            "<>" | "" => None,
+            a => Some(
+                Address::parse(a.trim_start_matches('<').trim_end_matches('>'))
+                    .ok_or_else(|| format!("invalid sender address {:?}", req.mail_from))?,
+            ),
+        };
+        let rcpt = Address::parse(
+            req.rcpt
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>'),
+        )
+        .ok_or_else(|| format!("invalid recipient address {:?}", req.rcpt))?;
+        let cert = req
+            .tls_cert_name
+            .as_deref()
+            .map(parse_cert_name)
+            .transpose()?;
+        let helo = req
+            .helo
+            .clone()
+            .unwrap_or_else(|| "simulate.invalid".into());
+        let peer = PeerFacts {
+            ip,
+            tls: cert.is_some(),
+            cert_names: cert.iter().cloned().collect(),
+        };
+        Ok(Transaction {
+            ip,
+            from,
+            rcpt,
+            helo,
+            peer,
+        })
+    }
+
+    fn p1_domain(&self) -> Option<&str> {
+        self.from.as_ref().map(|a| a.domain())
+    }
+}
+
 /// Runs the simulation for `tenant` (the API path's tenant: a recipient of another tenant is an
 /// error, so no tenant learns about another's configuration).
 pub async fn run(
@@ -39,165 +100,140 @@ pub async fn run(
     tenant: &str,
     req: &SimulateRequest,
 ) -> Result<SimulateReport, String> {
-    let ip = req
-        .ip
-        .trim()
-        .parse::<IpAddr>()
-        .map_err(|_| format!("invalid IP address {:?}", req.ip))?
-        // As the listener does at accept: the session sees the canonical form.
-        .to_canonical();
-    let from: Option<Address> = match req.mail_from.trim() {
-        "<>" | "" => None,
-        a => Some(
-            Address::parse(a.trim_start_matches('<').trim_end_matches('>'))
-                .ok_or_else(|| format!("invalid sender address {:?}", req.mail_from))?,
-        ),
-    };
-    let rcpt = Address::parse(
-        req.rcpt
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>'),
-    )
-    .ok_or_else(|| format!("invalid recipient address {:?}", req.rcpt))?;
-    let cert = req
-        .tls_cert_name
-        .as_deref()
-        .map(parse_cert_name)
-        .transpose()?;
-    let helo = req
-        .helo
-        .clone()
-        .unwrap_or_else(|| "simulate.invalid".into());
-    let peer = PeerFacts {
-        ip,
-        tls: cert.is_some(),
-        cert_names: cert.iter().cloned().collect(),
-    };
-    let p1_domain = from.as_ref().map(|a| a.domain());
-
+    let tx = Transaction::parse(req)?;
     let mut report = SimulateReport {
         directory_version: dir.version,
         ..Default::default()
     };
-    // 1. Tenant resolution.
-    let resolved = dir.resolve(rcpt.domain());
-    match resolved {
-        Some((entry, d)) if entry.tenant.name != tenant => {
-            let _ = d;
-            return Err(format!(
-                "recipient domain {} does not belong to tenant {tenant}",
-                rcpt.domain()
-            ));
-        }
+    if let Some(entry) = explain_tenant(dir, tenant, &tx, &mut report)? {
+        explain_connectors(entry, &tx, &mut report);
+    }
+    let spf = explain_spf(auth, &tx, &mut report).await;
+    let verdict = explain_rcpt(dir, &tx, &spf, &mut report);
+    // The end of DATA, if a message was given and the recipient would be accepted.
+    if let (Some(eml), RcptVerdict::Accept { .. }) = (&req.eml, &verdict) {
+        explain_data(dir, auth, &tx, &spf, &verdict, eml, &mut report).await;
+    }
+    Ok(report)
+}
+
+/// Step 1: tenant resolution. The recipient of another tenant is an error.
+fn explain_tenant<'d>(
+    dir: &'d Directory,
+    tenant: &str,
+    tx: &Transaction,
+    report: &mut SimulateReport,
+) -> Result<Option<&'d TenantEntry>, String> {
+    let domain = tx.rcpt.domain();
+    match dir.resolve(domain) {
+        Some((entry, _)) if entry.tenant.name != tenant => Err(format!(
+            "recipient domain {domain} does not belong to tenant {tenant}"
+        )),
         Some((entry, d)) => {
             report.tenant = Some(entry.tenant.name.clone());
-            let how = if d.domain == rcpt.domain() {
+            let how = if d.domain == domain {
                 "exact match"
             } else {
                 "subdomain, match_subdomains on"
             };
-            step(
-                &mut report,
-                "tenant",
-                entry.tenant.name.clone(),
-                format!("{} → accepted domain {} ({how})", rcpt.domain(), d.domain),
-            );
+            let detail = format!("{domain} → accepted domain {} ({how})", d.domain);
+            step(report, "tenant", entry.tenant.name.clone(), detail);
+            Ok(Some(entry))
         }
-        None => step(
-            &mut report,
-            "tenant",
-            "none",
-            format!("{} is no tenant's accepted domain", rcpt.domain()),
-        ),
-    }
-
-    // 2. Connectors (conditions 1–4), for the tenant that owns the recipient.
-    if let Some((entry, _)) = resolved {
-        for c in &entry.connectors {
-            let check = check_connector(c, &peer, p1_domain);
-            let peer_match = check.peer.map(|m| match m {
-                MatchedBy::Certificate => "certificate".to_string(),
-                MatchedBy::Ip(p) => format!("ip/{p}"),
-            });
-            let mut why = Vec::new();
-            if !check.enabled {
-                why.push("disabled".to_string());
-            }
-            match &peer_match {
-                Some(m) => why.push(format!("peer matches by {m}")),
-                None => why.push("neither certificate name nor IP matches".into()),
-            }
-            if !check.tls_ok {
-                why.push("requires TLS, session without STARTTLS".into());
-            }
-            if !check.sender_domain_ok {
-                why.push(format!(
-                    "sender domain {} not in {}",
-                    p1_domain.unwrap_or("<>"),
-                    c.sender_domains.join(", ")
-                ));
-            }
-            let verdict = if check.attributes() {
-                "attributes"
-            } else {
-                "does not attribute"
-            };
-            step(
-                &mut report,
-                "connector",
-                format!("{} {verdict}", c.name),
-                why.join("; "),
-            );
-            report.connectors.push(SimulateConnector {
-                name: check.name.clone(),
-                enabled: check.enabled,
-                peer_match,
-                tls_ok: check.tls_ok,
-                sender_domain_ok: check.sender_domain_ok,
-                attributes: check.attributes(),
-            });
+        None => {
+            let detail = format!("{domain} is no tenant's accepted domain");
+            step(report, "tenant", "none", detail);
+            Ok(None)
         }
     }
+}
 
-    // 3. SPF, as at MAIL FROM.
-    let from_text = from.as_ref().map(|a| a.to_string());
-    let spf = auth.spf(ip, &helo, from_text.as_deref()).await;
+/// Step 2: each connector of the tenant that owns the recipient (SPEC §2 conditions 1–4).
+fn explain_connectors(entry: &TenantEntry, tx: &Transaction, report: &mut SimulateReport) {
+    let p1_domain = tx.p1_domain();
+    for c in &entry.connectors {
+        let check = check_connector(c, &tx.peer, p1_domain);
+        let peer_match = check.peer.map(|m| match m {
+            MatchedBy::Certificate => "certificate".to_string(),
+            MatchedBy::Ip(p) => format!("ip/{p}"),
+        });
+        let mut why = Vec::new();
+        if !check.enabled {
+            why.push("disabled".to_string());
+        }
+        match &peer_match {
+            Some(m) => why.push(format!("peer matches by {m}")),
+            None => why.push("neither certificate name nor IP matches".into()),
+        }
+        if !check.tls_ok {
+            why.push("requires TLS, session without STARTTLS".into());
+        }
+        if !check.sender_domain_ok {
+            why.push(format!(
+                "sender domain {} not in {}",
+                p1_domain.unwrap_or("<>"),
+                c.sender_domains.join(", ")
+            ));
+        }
+        let verdict = if check.attributes() {
+            "attributes"
+        } else {
+            "does not attribute"
+        };
+        step(
+            report,
+            "connector",
+            format!("{} {verdict}", c.name),
+            why.join("; "),
+        );
+        report.connectors.push(SimulateConnector {
+            name: check.name.clone(),
+            enabled: check.enabled,
+            peer_match,
+            tls_ok: check.tls_ok,
+            sender_domain_ok: check.sender_domain_ok,
+            attributes: check.attributes(),
+        });
+    }
+}
+
+/// Step 3: SPF, as at MAIL FROM.
+async fn explain_spf(auth: &Authenticator, tx: &Transaction, report: &mut SimulateReport) -> Spf {
+    let from_text = tx.from.as_ref().map(|a| a.to_string());
+    let spf = auth.spf(tx.ip, &tx.helo, from_text.as_deref()).await;
+    let identity = spf.domain.as_deref().unwrap_or(if auth.enabled() {
+        "-"
+    } else {
+        "(authentication off)"
+    });
     step(
-        &mut report,
+        report,
         "spf",
         spf.result.as_str(),
-        format!(
-            "identity {}",
-            spf.domain.as_deref().unwrap_or(if auth.enabled() {
-                "-"
-            } else {
-                "(authentication off)"
-            })
-        ),
+        format!("identity {identity}"),
     );
+    spf
+}
 
-    // 4. The RCPT decision.
+/// Step 4: the RCPT decision and the attribution it found.
+fn explain_rcpt(
+    dir: &Directory,
+    tx: &Transaction,
+    spf: &Spf,
+    report: &mut SimulateReport,
+) -> RcptVerdict {
     let facts = RcptFacts {
-        peer: &peer,
-        p1_domain,
-        rcpt_domain: rcpt.domain(),
+        peer: &tx.peer,
+        p1_domain: tx.p1_domain(),
+        rcpt_domain: tx.rcpt.domain(),
         spf_temp_error: spf.result == AuthResult::TempError,
     };
     let verdict = decide_rcpt(dir, &facts);
-    let rcpt_reply = verdict.reply();
     report.row = verdict.row();
-    report.rcpt_reply = rcpt_reply.to_string();
+    report.rcpt_reply = verdict.reply().to_string();
     report.reply = report.rcpt_reply.clone();
     report.attribution = "anonymous".into();
-    let (attribution, direct_send) = match &verdict {
-        RcptVerdict::Accept {
-            attribution,
-            direct_send,
-            ..
-        } => (attribution.clone(), *direct_send),
-        _ => (portcullis_policy::Attribution::Anonymous, DirectSend::No),
-    };
+    let (attribution, direct_send) = accepted_as(&verdict);
     if let Some(name) = attribution.connector() {
         report.attribution = "connector".into();
         report.connector = Some(name.to_string());
@@ -205,8 +241,8 @@ pub async fn run(
     report.direct_send =
         direct_send.is_direct_send() || matches!(verdict, RcptVerdict::DirectSendRefused { .. });
     let who = match &attribution {
-        portcullis_policy::Attribution::Anonymous => "anonymous".to_string(),
-        portcullis_policy::Attribution::Connector { name, kind, .. } => {
+        Attribution::Anonymous => "anonymous".to_string(),
+        Attribution::Connector { name, kind, .. } => {
             format!("connector \"{name}\" ({})", kind.as_str())
         }
     };
@@ -215,42 +251,66 @@ pub async fn run(
     } else {
         ""
     };
-    step(&mut report, "attribution", who, ds);
+    step(report, "attribution", who, ds);
     let row = report
         .row
         .map(|r| format!("row {r}"))
         .unwrap_or_else(|| "deferred".into());
     let r = report.rcpt_reply.clone();
-    step(&mut report, "rcpt", row, r);
+    step(report, "rcpt", row, r);
+    verdict
+}
 
-    // 5. End of DATA, if a message was given and the recipient would be accepted.
-    let Some(eml) = &req.eml else {
-        return Ok(report);
+/// The attribution and direct-send outcome of an accepted recipient (anonymous, not direct send
+/// for a refused one).
+fn accepted_as(verdict: &RcptVerdict) -> (Attribution, DirectSend) {
+    match verdict {
+        RcptVerdict::Accept {
+            attribution,
+            direct_send,
+            ..
+        } => (attribution.clone(), *direct_send),
+        _ => (Attribution::Anonymous, DirectSend::No),
+    }
+}
+
+/// Step 5: the message authenticated as the session does, then `decide_copy` — the session's
+/// own end-of-DATA decision — with every rule explained.
+async fn explain_data(
+    dir: &Directory,
+    auth: &Authenticator,
+    tx: &Transaction,
+    spf: &Spf,
+    verdict: &RcptVerdict,
+    eml: &str,
+    report: &mut SimulateReport,
+) {
+    let Some(tenant) = verdict.tenant() else {
+        return;
     };
-    let RcptVerdict::Accept { tenant: t, .. } = &verdict else {
-        return Ok(report);
-    };
+    let (attribution, direct_send) = accepted_as(verdict);
     let raw = normalize_crlf(eml);
-    let auth_out = auth.message(&raw, ip, &spf).await;
+    let auth_out = auth.message(&raw, tx.ip, spf).await;
     let mut facts = auth_out.facts.clone();
     let hf = crate::message::header_facts(&raw);
     if facts.from_domain.is_none() {
         facts.from_domain = hf.from_domain.clone();
     }
     let headers = crate::message::header_fields(&raw);
-    let recipients = [rcpt.to_string()];
+    let recipients = [tx.rcpt.to_string()];
+    let from_text = tx.from.as_ref().map(|a| a.to_string());
     let outcome = decide_copy(
         dir,
         &DataFacts {
-            tenant: t,
+            tenant,
             attribution: &attribution,
             direct_send,
-            p1_domain,
+            p1_domain: tx.p1_domain(),
             auth: &facts,
         },
         &MessageFacts {
             now: now_unix(),
-            client_ip: ip,
+            client_ip: tx.ip,
             mail_from: from_text.as_deref(),
             header_from: hf.from.as_deref(),
             headers: &headers,
@@ -271,11 +331,18 @@ pub async fn run(
         ..Default::default()
     });
     step(
-        &mut report,
+        report,
         "authentication",
         comp.to_string(),
         auth_out.summary(&comp),
     );
+    explain_fate(outcome, report);
+}
+
+/// The rules that matched and what becomes of the copy, with the reply the session gives: a
+/// refusal's own, or `250 Queued as <id>` for a copy it accepts (held in the quarantine or not:
+/// the client is not told).
+fn explain_fate(outcome: CopyOutcome, report: &mut SimulateReport) {
     let mut detail = Vec::new();
     if let DataVerdict::Accept {
         exemption, actions, ..
@@ -291,7 +358,7 @@ pub async fn run(
     for m in &outcome.rules.matched {
         let acts: Vec<String> = m.actions.iter().map(|a| a.describe()).collect();
         step(
-            &mut report,
+            report,
             "rule",
             format!("{} matches ({:?})", m.rule, m.mode),
             format!("{} — {}", acts.join(", "), m.why.join("; ")),
@@ -299,30 +366,27 @@ pub async fn run(
     }
     report.rules_matched = outcome.rules.matched;
     report.rules_missed = outcome.rules.missed;
-    // The session's reply: a refusal's own, or `250 Queued as <id>` for a copy it accepts
-    // (held in the quarantine or not: the client is not told).
     let data_reply = match outcome.fate {
         Fate::Refuse { reply, why } => {
             let how = match why {
                 Refusal::Rule { .. } => "refused by rule",
                 _ => "refused",
             };
-            step(&mut report, "data", how, reply.to_string());
+            step(report, "data", how, reply.to_string());
             reply
         }
         Fate::Quarantine { reason, .. } => {
             detail.insert(0, format!("reason {reason}"));
-            step(&mut report, "data", "quarantined", detail.join("; "));
+            step(report, "data", "quarantined", detail.join("; "));
             reply::queued("(simulated; quarantined)")
         }
         Fate::Deliver(_) => {
-            step(&mut report, "data", "accepted", detail.join("; "));
+            step(report, "data", "accepted", detail.join("; "));
             reply::queued("(simulated)")
         }
     };
     report.reply = data_reply.to_string();
     report.data_reply = Some(report.reply.clone());
-    Ok(report)
 }
 
 /// Messages pasted or read from files often have bare LF line endings; SMTP delivers CRLF.

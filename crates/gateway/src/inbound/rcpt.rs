@@ -62,93 +62,102 @@ impl Conn {
                 txn.copies.last_mut().expect("just pushed")
             }
         };
-        // Rendered once: for the recipient's outcome and its event.
-        let reply = r.to_string();
-        match &verdict {
-            RcptVerdict::NoTenant => unreachable!("handled above"),
-            RcptVerdict::SpfTempError { .. } => {
-                event(
-                    &mut copy.record,
-                    EventKind::Defer,
-                    format!(
-                        "{rcpt}: {reply} (SPF for {} could not be evaluated)",
-                        txn.spf.domain.as_deref().unwrap_or("-")
-                    ),
-                );
-            }
-            RcptVerdict::RestrictedPartner { connector, .. } => {
-                event(
-                    &mut copy.record,
-                    EventKind::Reject,
-                    format!(
-                        "{rcpt}: {reply} (partner connector \"{connector}\" restricts this sender domain)"
-                    ),
-                );
-            }
-            RcptVerdict::DirectSendRefused { .. } => {
-                note_direct_send(&mut copy.record, DirectSendOutcome::Refused);
-                event(
-                    &mut copy.record,
-                    EventKind::Reject,
-                    format!(
-                        "{rcpt}: {reply} (anonymous sender uses an accepted domain of the tenant)"
-                    ),
-                );
-            }
-            RcptVerdict::Accept {
-                attribution,
-                direct_send,
-                ..
-            } => {
-                copy.attribution = attribution.clone();
-                copy.direct_send = *direct_send;
-                copy.record.attribution = if attribution.is_anonymous() {
-                    TraceAttribution::Anonymous
-                } else {
-                    TraceAttribution::Connector
-                };
-                copy.record.connector = attribution.connector().map(str::to_string);
-                match direct_send {
-                    DirectSend::Allowed => {
-                        note_direct_send(&mut copy.record, DirectSendOutcome::Allowed)
-                    }
-                    DirectSend::Audit => {
-                        note_direct_send(&mut copy.record, DirectSendOutcome::Audited)
-                    }
-                    // Decided at the end of DATA, when the message can show an exemption.
-                    DirectSend::Deferred => copy.record.direct_send = true,
-                    DirectSend::No => {}
-                }
-                if *direct_send == DirectSend::Audit
-                    && !copy
-                        .record
-                        .events
-                        .iter()
-                        .any(|e| e.event == EventKind::Audit)
-                {
-                    event(
-                        &mut copy.record,
-                        EventKind::Audit,
-                        format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED),
-                    );
-                }
-                copy.accepted.push(rcpt.clone());
-            }
-        }
-        let status = if r.is_positive() {
-            RecipientStatus::Pending
-        } else if r.is_transient() {
-            RecipientStatus::Deferred
-        } else {
-            RecipientStatus::Rejected
-        };
-        copy.record.recipients.push(TraceRecipient {
-            address: rcpt,
-            status,
-            reply,
-        });
+        record_recipient(copy, &verdict, rcpt, &r, txn.spf.domain.as_deref());
         r
     }
+}
+
+/// The recipient in its copy and trace record: the event of a refusal or deferral, or the
+/// attribution and direct-send outcome of an accepted recipient; then its status and reply.
+fn record_recipient(
+    copy: &mut Copy,
+    verdict: &RcptVerdict,
+    rcpt: String,
+    r: &Reply,
+    spf_domain: Option<&str>,
+) {
+    // Rendered once: for the recipient's outcome and its event.
+    let reply = r.to_string();
+    match verdict {
+        // No tenant's record: the caller logs the refusal.
+        RcptVerdict::NoTenant => return,
+        RcptVerdict::SpfTempError { .. } => {
+            event(
+                &mut copy.record,
+                EventKind::Defer,
+                format!(
+                    "{rcpt}: {reply} (SPF for {} could not be evaluated)",
+                    spf_domain.unwrap_or("-")
+                ),
+            );
+        }
+        RcptVerdict::RestrictedPartner { connector, .. } => {
+            event(
+                &mut copy.record,
+                EventKind::Reject,
+                format!(
+                    "{rcpt}: {reply} (partner connector \"{connector}\" restricts this sender domain)"
+                ),
+            );
+        }
+        RcptVerdict::DirectSendRefused { .. } => {
+            note_direct_send(&mut copy.record, DirectSendOutcome::Refused);
+            event(
+                &mut copy.record,
+                EventKind::Reject,
+                format!("{rcpt}: {reply} (anonymous sender uses an accepted domain of the tenant)"),
+            );
+        }
+        RcptVerdict::Accept {
+            attribution,
+            direct_send,
+            ..
+        } => {
+            copy.attribution = attribution.clone();
+            copy.direct_send = *direct_send;
+            copy.record.attribution = if attribution.is_anonymous() {
+                TraceAttribution::Anonymous
+            } else {
+                TraceAttribution::Connector
+            };
+            copy.record.connector = attribution.connector().map(str::to_string);
+            match direct_send {
+                DirectSend::Allowed => {
+                    note_direct_send(&mut copy.record, DirectSendOutcome::Allowed)
+                }
+                DirectSend::Audit => note_direct_send(&mut copy.record, DirectSendOutcome::Audited),
+                // Decided at the end of DATA, when the message can show an exemption.
+                DirectSend::Deferred => copy.record.direct_send = true,
+                DirectSend::No => {}
+            }
+            if *direct_send == DirectSend::Audit
+                && !copy
+                    .record
+                    .events
+                    .iter()
+                    .any(|e| e.event == EventKind::Audit)
+            {
+                event(
+                    &mut copy.record,
+                    EventKind::Audit,
+                    format!("would reject {}", reply::DIRECT_SEND_NOT_ALLOWED),
+                );
+            }
+            copy.accepted.push(rcpt.clone());
+        }
+    }
+    let status = if r.is_positive() {
+        RecipientStatus::Pending
+    } else if r.is_transient() {
+        RecipientStatus::Deferred
+    } else {
+        RecipientStatus::Rejected
+    };
+    copy.record.recipients.push(TraceRecipient {
+        address: rcpt,
+        status,
+        reply,
+    });
 }
 
 /// A reply code as a metrics label, without allocating for the codes RCPT answers with.
