@@ -241,32 +241,10 @@ fn validate(
     args: &Overrides,
     data_dir_flag: Option<&Path>,
 ) -> Result<Config, ConfigError> {
-    let err = |key: &str, reason: String| ConfigError(format!("{file}: key `{key}`: {reason}"));
-    let addr = |key: &str, v: &Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
-        let s = v.as_deref().unwrap_or(default);
-        s.parse().map_err(|_| {
-            err(
-                key,
-                format!("invalid address {s:?} (expected e.g. 127.0.0.1:2525)"),
-            )
-        })
-    };
-    let duration =
-        |key: &str, v: &Option<String>, default: &str| -> Result<Duration, ConfigError> {
-            let s = v.as_deref().unwrap_or(default);
-            humantime::parse_duration(s).map_err(|e| {
-                err(
-                    key,
-                    format!("invalid duration {s:?}: {e} (expected e.g. 5m, 90d)"),
-                )
-            })
-        };
-    let positive = |key: &str, v: Option<u64>, default: u64| -> Result<usize, ConfigError> {
-        match v.unwrap_or(default) {
-            0 => Err(err(key, "must be greater than 0".into())),
-            n => usize::try_from(n).map_err(|_| err(key, format!("{n} is too large"))),
-        }
-    };
+    let keys = Keys { file };
+    let err = |key: &str, reason: String| keys.err(key, reason);
+    let duration = |key: &str, v: &Option<String>, default: &str| keys.duration(key, v, default);
+    let positive = |key: &str, v: Option<u64>, default: u64| keys.positive(key, v, default);
 
     let hostname = match raw.hostname {
         Some(h) => portcullis_policy::names::normalize_domain(&h)
@@ -285,38 +263,9 @@ fn validate(
 
     let smtp_listen = match args.smtp_listen {
         Some(a) => a,
-        None => addr("smtp.listen", &raw.smtp.listen, "127.0.0.1:2525")?,
+        None => keys.addr("smtp.listen", &raw.smtp.listen, "127.0.0.1:2525")?,
     };
-    let admin_listen = match args.admin_listen {
-        Some(a) => a,
-        None => addr("admin.listen", &raw.admin.listen, "127.0.0.1:8025")?,
-    };
-    let admin_tls = match (raw.admin.tls_cert_file, raw.admin.tls_key_file) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => {
-            return Err(err(
-                "admin.tls_cert_file",
-                "admin.tls_cert_file and admin.tls_key_file go together".into(),
-            ));
-        }
-    };
-    // Without TLS the bearer token would cross the network in clear: off loopback only with TLS
-    // or on explicit request (a TLS proxy in front).
-    if !admin_listen.ip().is_loopback()
-        && admin_tls.is_none()
-        && !args.admin_insecure
-        && raw.admin.insecure != Some(true)
-    {
-        return Err(err(
-            "admin.listen",
-            format!(
-                "{admin_listen} is not a loopback address and the admin API has no TLS: set [admin] \
-                 tls_cert_file and tls_key_file, keep it on loopback (behind a TLS proxy), or pass \
-                 --admin-insecure / set [admin] insecure = true"
-            ),
-        ));
-    }
+    let (admin_listen, admin_tls) = admin(&keys, raw.admin, args)?;
     let max_line_length = positive("smtp.max_line_length", raw.smtp.max_line_length, 2048)?;
     if max_line_length < 512 {
         return Err(err(
@@ -325,20 +274,7 @@ fn validate(
         ));
     }
 
-    let nameservers = raw
-        .dns
-        .nameservers
-        .unwrap_or_default()
-        .iter()
-        .map(|s| {
-            s.parse::<SocketAddr>().map_err(|_| {
-                err(
-                    "dns.nameservers",
-                    format!("invalid address {s:?} (expected \"127.0.0.1:5353\")"),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let nameservers = nameservers(&keys, raw.dns.nameservers.unwrap_or_default())?;
 
     let storage_url = match raw.storage.url {
         Some(u)
@@ -369,31 +305,7 @@ fn validate(
         None => RejectDirectSend::Off,
     };
 
-    let mut services = Vec::new();
-    for (name, s) in raw.services {
-        let key = |k: &str| format!("services.{name}.{k}");
-        let sender_ips = s
-            .sender_ips
-            .iter()
-            .map(|v| parse_cidr(v).map_err(|e| err(&key("sender_ips"), e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tls_cert_names = s
-            .tls_cert_names
-            .iter()
-            .map(|v| parse_cert_name(v).map_err(|e| err(&key("tls_cert_names"), e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if sender_ips.is_empty() && tls_cert_names.is_empty() {
-            return Err(err(
-                &format!("services.{name}"),
-                "needs sender_ips or tls_cert_names".into(),
-            ));
-        }
-        services.push(Service {
-            name,
-            sender_ips,
-            tls_cert_names,
-        });
-    }
+    let services = services(&keys, raw.services)?;
 
     if raw.tls.cert_file.is_some() != raw.tls.key_file.is_some() {
         return Err(err(
@@ -455,6 +367,144 @@ fn validate(
         lock_reject_direct_send: raw.tenants.lock_reject_direct_send.unwrap_or(false),
         services,
     })
+}
+
+/// The configuration file's name, for errors that name file, key and reason.
+struct Keys<'a> {
+    file: &'a str,
+}
+
+impl Keys<'_> {
+    fn err(&self, key: &str, reason: String) -> ConfigError {
+        ConfigError(format!("{}: key `{key}`: {reason}", self.file))
+    }
+
+    fn addr(
+        &self,
+        key: &str,
+        v: &Option<String>,
+        default: &str,
+    ) -> Result<SocketAddr, ConfigError> {
+        let s = v.as_deref().unwrap_or(default);
+        s.parse().map_err(|_| {
+            self.err(
+                key,
+                format!("invalid address {s:?} (expected e.g. 127.0.0.1:2525)"),
+            )
+        })
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        v: &Option<String>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
+        let s = v.as_deref().unwrap_or(default);
+        humantime::parse_duration(s).map_err(|e| {
+            self.err(
+                key,
+                format!("invalid duration {s:?}: {e} (expected e.g. 5m, 90d)"),
+            )
+        })
+    }
+
+    fn positive(&self, key: &str, v: Option<u64>, default: u64) -> Result<usize, ConfigError> {
+        match v.unwrap_or(default) {
+            0 => Err(self.err(key, "must be greater than 0".into())),
+            n => usize::try_from(n).map_err(|_| self.err(key, format!("{n} is too large"))),
+        }
+    }
+}
+
+/// `[admin]`: the listen address and its TLS certificate and key. Off loopback only with TLS or
+/// on explicit request.
+fn admin(
+    keys: &Keys<'_>,
+    raw: RawAdmin,
+    args: &Overrides,
+) -> Result<(SocketAddr, Option<(PathBuf, PathBuf)>), ConfigError> {
+    let err = |key: &str, reason: String| keys.err(key, reason);
+    let admin_listen = match args.admin_listen {
+        Some(a) => a,
+        None => keys.addr("admin.listen", &raw.listen, "127.0.0.1:8025")?,
+    };
+    let admin_tls = match (raw.tls_cert_file, raw.tls_key_file) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            return Err(err(
+                "admin.tls_cert_file",
+                "admin.tls_cert_file and admin.tls_key_file go together".into(),
+            ));
+        }
+    };
+    // Without TLS the bearer token would cross the network in clear: off loopback only with TLS
+    // or on explicit request (a TLS proxy in front).
+    if !admin_listen.ip().is_loopback()
+        && admin_tls.is_none()
+        && !args.admin_insecure
+        && raw.insecure != Some(true)
+    {
+        return Err(err(
+            "admin.listen",
+            format!(
+                "{admin_listen} is not a loopback address and the admin API has no TLS: set [admin] \
+                 tls_cert_file and tls_key_file, keep it on loopback (behind a TLS proxy), or pass \
+                 --admin-insecure / set [admin] insecure = true"
+            ),
+        ));
+    }
+    Ok((admin_listen, admin_tls))
+}
+
+/// `[dns] nameservers`.
+fn nameservers(keys: &Keys<'_>, raw: Vec<String>) -> Result<Vec<SocketAddr>, ConfigError> {
+    raw.iter()
+        .map(|s| {
+            s.parse::<SocketAddr>().map_err(|_| {
+                keys.err(
+                    "dns.nameservers",
+                    format!("invalid address {s:?} (expected \"127.0.0.1:5353\")"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `[services.NAME]`: trusted sending services tenants may opt into.
+fn services(
+    keys: &Keys<'_>,
+    raw: std::collections::BTreeMap<String, RawService>,
+) -> Result<Vec<Service>, ConfigError> {
+    let err = |key: &str, reason: String| keys.err(key, reason);
+    let mut services = Vec::new();
+    for (name, s) in raw {
+        let key = |k: &str| format!("services.{name}.{k}");
+        let sender_ips = s
+            .sender_ips
+            .iter()
+            .map(|v| parse_cidr(v).map_err(|e| err(&key("sender_ips"), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls_cert_names = s
+            .tls_cert_names
+            .iter()
+            .map(|v| parse_cert_name(v).map_err(|e| err(&key("tls_cert_names"), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if sender_ips.is_empty() && tls_cert_names.is_empty() {
+            return Err(err(
+                &format!("services.{name}"),
+                "needs sender_ips or tls_cert_names".into(),
+            ));
+        }
+        services.push(Service {
+            name,
+            sender_ips,
+            tls_cert_names,
+        });
+    }
+
+    Ok(services)
 }
 
 #[cfg(test)]
