@@ -299,122 +299,8 @@ impl Worker {
                 .iter()
                 .map(|&i| entry.envelope.state[i].address.clone())
                 .collect();
-            let outcomes = match Route::parse(&route_url) {
-                Err(e) => rcpts
-                    .iter()
-                    .map(|_| downstream::Outcome {
-                        code: 550,
-                        reply: format!("550 5.3.5 {e}"),
-                    })
-                    .collect(),
-                Ok(Route::Maildir(root)) => {
-                    let (spool_env, msg, hostname) = (
-                        entry.envelope.clone(),
-                        message.clone(),
-                        self.config.hostname.clone(),
-                    );
-                    let list = rcpts.clone();
-                    let r = tokio::task::spawn_blocking(move || {
-                        deliver_maildir(
-                            std::path::Path::new(&root),
-                            &hostname,
-                            &spool_env,
-                            &list,
-                            &msg,
-                        )
-                    })
-                    .await;
-                    let (code, reply) = match r {
-                        Ok(Ok(_)) => (250, "250 2.0.0 delivered to mailbox".to_string()),
-                        Ok(Err(e)) => (0, format!("maildir: {e:#}")),
-                        Err(e) => (0, format!("maildir: {e}")),
-                    };
-                    rcpts
-                        .iter()
-                        .map(|_| downstream::Outcome {
-                            code,
-                            reply: reply.clone(),
-                        })
-                        .collect()
-                }
-                Ok(Route::Mx(domain)) => {
-                    self.deliver_mx(&domain, &entry.envelope.mail_from, &rcpts, &message)
-                        .await
-                }
-                Ok(route) => {
-                    let slot = self.destination(&route_url);
-                    let _permit = slot.acquire_owned().await.expect("never closed");
-                    downstream::deliver(
-                        &self.pool,
-                        &route,
-                        &self.config.hostname,
-                        &entry.envelope.mail_from,
-                        &rcpts,
-                        &message,
-                    )
-                    .await
-                }
-            };
-            let mut delivered = Vec::new();
-            for (&i, o) in idxs.iter().zip(&outcomes) {
-                let s = &mut entry.envelope.state[i];
-                s.reply = o.reply.clone();
-                let outcome = if o.is_success() {
-                    "delivered"
-                } else if o.is_permanent() {
-                    "failed"
-                } else {
-                    "deferred"
-                };
-                metrics::counter!("portcullis_deliveries_total", "outcome" => outcome).increment(1);
-                if o.is_success() {
-                    let since = micros(SystemTime::now()) - entry.envelope.trace.received_at_us;
-                    metrics::histogram!("portcullis_delivery_seconds")
-                        .record(since.max(0) as f64 / 1e6);
-                    s.status = "delivered".into();
-                    delivered.push(s.address.clone());
-                } else if o.is_permanent() {
-                    s.status = "failed".into();
-                    event(
-                        &mut record,
-                        EventKind::Fail,
-                        format!("{route_url}: {}: {}", s.address, o.reply),
-                    );
-                }
-                set_recipient(
-                    &mut record,
-                    &s.address,
-                    RecipientStatus::parse(&s.status),
-                    &s.reply,
-                );
-            }
-            if !delivered.is_empty() {
-                let reply = outcomes
-                    .iter()
-                    .find(|o| o.is_success())
-                    .map(|o| o.reply.clone())
-                    .unwrap_or_default();
-                let target = if route_url.starts_with("maildir:") {
-                    "maildir".to_string()
-                } else {
-                    route_url.clone()
-                };
-                event(
-                    &mut record,
-                    EventKind::Deliver,
-                    format!("{target}: {} recipient(s): {reply}", delivered.len()),
-                );
-            }
-            if let Some(o) = outcomes
-                .iter()
-                .find(|o| !o.is_success() && !o.is_permanent())
-            {
-                event(
-                    &mut record,
-                    EventKind::Defer,
-                    format!("{route_url}: {}", o.reply),
-                );
-            }
+            let outcomes = self.attempt(&route_url, &rcpts, &entry, &message).await;
+            record_outcomes(&mut entry, &mut record, &route_url, &idxs, &outcomes);
         }
 
         let pending = entry.envelope.state.iter().any(|s| s.status == "pending");
@@ -429,6 +315,72 @@ impl Worker {
             return self.schedule(entry, record, retry, last).await;
         }
         self.finish(entry, record, &retry).await;
+    }
+
+    /// One transaction on one route for `rcpts`: an outcome per recipient, in order.
+    async fn attempt(
+        &self,
+        route_url: &str,
+        rcpts: &[String],
+        entry: &Entry,
+        message: &Message,
+    ) -> Vec<downstream::Outcome> {
+        match Route::parse(route_url) {
+            Err(e) => rcpts
+                .iter()
+                .map(|_| downstream::Outcome {
+                    code: 550,
+                    reply: format!("550 5.3.5 {e}"),
+                })
+                .collect(),
+            Ok(Route::Maildir(root)) => {
+                let (spool_env, msg, hostname) = (
+                    entry.envelope.clone(),
+                    message.clone(),
+                    self.config.hostname.clone(),
+                );
+                let list = rcpts.to_vec();
+                let r = tokio::task::spawn_blocking(move || {
+                    deliver_maildir(
+                        std::path::Path::new(&root),
+                        &hostname,
+                        &spool_env,
+                        &list,
+                        &msg,
+                    )
+                })
+                .await;
+                let (code, reply) = match r {
+                    Ok(Ok(_)) => (250, "250 2.0.0 delivered to mailbox".to_string()),
+                    Ok(Err(e)) => (0, format!("maildir: {e:#}")),
+                    Err(e) => (0, format!("maildir: {e}")),
+                };
+                rcpts
+                    .iter()
+                    .map(|_| downstream::Outcome {
+                        code,
+                        reply: reply.clone(),
+                    })
+                    .collect()
+            }
+            Ok(Route::Mx(domain)) => {
+                self.deliver_mx(&domain, &entry.envelope.mail_from, rcpts, message)
+                    .await
+            }
+            Ok(route) => {
+                let slot = self.destination(route_url);
+                let _permit = slot.acquire_owned().await.expect("never closed");
+                downstream::deliver(
+                    &self.pool,
+                    &route,
+                    &self.config.hostname,
+                    &entry.envelope.mail_from,
+                    rcpts,
+                    message,
+                )
+                .await
+            }
+        }
     }
 
     /// SMTP to the domain's mail exchangers in preference order, until one answers.
@@ -674,6 +626,76 @@ impl Worker {
         let stored = tokio::task::spawn_blocking(move || spool.store(&envelope, &dsn)).await??;
         self.trace.send(trace).await;
         Ok((stored, id))
+    }
+}
+
+/// Records one route's outcomes in the entry's states and the trace record: delivered, failed
+/// (a `FAIL` event each), or deferred (one `DEFER` event).
+fn record_outcomes(
+    entry: &mut Entry,
+    record: &mut portcullis_store::TraceRecord,
+    route_url: &str,
+    idxs: &[usize],
+    outcomes: &[downstream::Outcome],
+) {
+    let mut delivered = Vec::new();
+    for (&i, o) in idxs.iter().zip(outcomes) {
+        let s = &mut entry.envelope.state[i];
+        s.reply = o.reply.clone();
+        let outcome = if o.is_success() {
+            "delivered"
+        } else if o.is_permanent() {
+            "failed"
+        } else {
+            "deferred"
+        };
+        metrics::counter!("portcullis_deliveries_total", "outcome" => outcome).increment(1);
+        if o.is_success() {
+            let since = micros(SystemTime::now()) - entry.envelope.trace.received_at_us;
+            metrics::histogram!("portcullis_delivery_seconds").record(since.max(0) as f64 / 1e6);
+            s.status = "delivered".into();
+            delivered.push(s.address.clone());
+        } else if o.is_permanent() {
+            s.status = "failed".into();
+            event(
+                record,
+                EventKind::Fail,
+                format!("{route_url}: {}: {}", s.address, o.reply),
+            );
+        }
+        set_recipient(
+            record,
+            &s.address,
+            RecipientStatus::parse(&s.status),
+            &s.reply,
+        );
+    }
+    if !delivered.is_empty() {
+        let reply = outcomes
+            .iter()
+            .find(|o| o.is_success())
+            .map(|o| o.reply.clone())
+            .unwrap_or_default();
+        let target = if route_url.starts_with("maildir:") {
+            "maildir".to_string()
+        } else {
+            route_url.to_string()
+        };
+        event(
+            record,
+            EventKind::Deliver,
+            format!("{target}: {} recipient(s): {reply}", delivered.len()),
+        );
+    }
+    if let Some(o) = outcomes
+        .iter()
+        .find(|o| !o.is_success() && !o.is_permanent())
+    {
+        event(
+            record,
+            EventKind::Defer,
+            format!("{route_url}: {}", o.reply),
+        );
     }
 }
 
