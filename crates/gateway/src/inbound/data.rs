@@ -196,74 +196,14 @@ impl Conn {
         written: &mut Written,
     ) {
         let record = &mut copy.record;
-        let summary = received.auth.summary(&outcome.compauth);
-        match &outcome.verdict {
-            DataVerdict::Accept {
-                direct_send,
-                audit,
-                exemption,
-                ..
-            } => {
-                let noted = if exemption.is_some() {
-                    Some(DirectSendOutcome::Exempted)
-                } else if audit.is_some() {
-                    Some(DirectSendOutcome::Audited)
-                } else {
-                    direct_send.then_some(DirectSendOutcome::Allowed)
-                };
-                if let Some(outcome) = noted {
-                    note_direct_send(record, outcome);
-                }
-                record.auth.compauth = Some(outcome.compauth.verdict.as_str().to_string());
-                record.auth.compauth_reason = Some(outcome.compauth.reason);
-                event(record, EventKind::Auth, summary);
-                if let Some(why) = exemption {
-                    event(
-                        record,
-                        EventKind::Audit,
-                        format!("direct send exempted: {why}"),
-                    );
-                }
-                if audit.is_some() && !record.events.iter().any(|e| e.event == EventKind::Audit) {
-                    let r = reply::DIRECT_SEND_NOT_ALLOWED;
-                    event(record, EventKind::Audit, format!("would reject {r}"));
-                }
-                record_rules(record, &outcome);
-            }
-            _ => {
-                if received.auth.facts.evaluated {
-                    record.auth.compauth = Some(outcome.compauth.verdict.as_str().to_string());
-                    record.auth.compauth_reason = Some(outcome.compauth.reason);
-                }
-                event(record, EventKind::Auth, summary);
-            }
-        }
+        record_decision(record, &outcome, &received.auth);
         let actions = match &outcome.verdict {
             DataVerdict::Accept { actions, .. } => actions.as_slice(),
             _ => &[],
         };
         let (delivery, quarantine) = match outcome.fate {
             Fate::Refuse { reply: r, why } => {
-                let why = match why {
-                    Refusal::DirectSend { header: true } => {
-                        note_direct_send(record, DirectSendOutcome::Refused);
-                        "anonymous P2 From: domain uses an accepted domain of the tenant".into()
-                    }
-                    Refusal::DirectSend { header: false } => {
-                        note_direct_send(record, DirectSendOutcome::Refused);
-                        "anonymous envelope sender uses an accepted domain of the tenant, no exemption applies".into()
-                    }
-                    Refusal::Dmarc { domain } => format!("DMARC policy reject of {domain}"),
-                    Refusal::Rule { rule } => format!("rule {rule}"),
-                    Refusal::AuthTempError => String::new(),
-                };
-                if record.direct_send && record.direct_send_outcome.is_none() {
-                    // Exempted or allowed, then refused for another reason (DMARC, a rule).
-                    note_direct_send(record, DirectSendOutcome::Allowed);
-                }
-                event(record, EventKind::Reject, format!("DATA: {r} ({why})"));
-                refuse_recipients(record, &r);
-                record.status = TraceStatus::Rejected;
+                record_refusal(record, &r, why);
                 written.refusal.get_or_insert(r);
                 return;
             }
@@ -452,6 +392,79 @@ struct TxnView<'t> {
     id: &'t str,
     dir: &'t portcullis_policy::Directory,
     from: &'t portcullis_smtp::ReversePath,
+}
+
+/// The authentication decision in the record: compauth, the `AUTH` event, what the direct-send
+/// rule did (`AUDIT` events for audit mode and exemptions) and the rules that matched.
+fn record_decision(record: &mut TraceRecord, outcome: &CopyOutcome, auth: &MessageAuth) {
+    let summary = auth.summary(&outcome.compauth);
+    match &outcome.verdict {
+        DataVerdict::Accept {
+            direct_send,
+            audit,
+            exemption,
+            ..
+        } => {
+            let noted = if exemption.is_some() {
+                Some(DirectSendOutcome::Exempted)
+            } else if audit.is_some() {
+                Some(DirectSendOutcome::Audited)
+            } else {
+                direct_send.then_some(DirectSendOutcome::Allowed)
+            };
+            if let Some(outcome) = noted {
+                note_direct_send(record, outcome);
+            }
+            record.auth.compauth = Some(outcome.compauth.verdict.as_str().to_string());
+            record.auth.compauth_reason = Some(outcome.compauth.reason);
+            event(record, EventKind::Auth, summary);
+            if let Some(why) = exemption {
+                event(
+                    record,
+                    EventKind::Audit,
+                    format!("direct send exempted: {why}"),
+                );
+            }
+            if audit.is_some() && !record.events.iter().any(|e| e.event == EventKind::Audit) {
+                let r = reply::DIRECT_SEND_NOT_ALLOWED;
+                event(record, EventKind::Audit, format!("would reject {r}"));
+            }
+            record_rules(record, &outcome);
+        }
+        _ => {
+            if auth.facts.evaluated {
+                record.auth.compauth = Some(outcome.compauth.verdict.as_str().to_string());
+                record.auth.compauth_reason = Some(outcome.compauth.reason);
+            }
+            event(record, EventKind::Auth, summary);
+        }
+    }
+}
+
+/// A copy refused at the end of DATA: the `REJECT` event with the reason, every pending
+/// recipient refused with `r`.
+fn record_refusal(record: &mut TraceRecord, r: &Reply, why: Refusal) {
+    let why = match why {
+        Refusal::DirectSend { header: true } => {
+            note_direct_send(record, DirectSendOutcome::Refused);
+            "anonymous P2 From: domain uses an accepted domain of the tenant".into()
+        }
+        Refusal::DirectSend { header: false } => {
+            note_direct_send(record, DirectSendOutcome::Refused);
+            "anonymous envelope sender uses an accepted domain of the tenant, no exemption applies"
+                .into()
+        }
+        Refusal::Dmarc { domain } => format!("DMARC policy reject of {domain}"),
+        Refusal::Rule { rule } => format!("rule {rule}"),
+        Refusal::AuthTempError => String::new(),
+    };
+    if record.direct_send && record.direct_send_outcome.is_none() {
+        // Exempted or allowed, then refused for another reason (DMARC, a rule).
+        note_direct_send(record, DirectSendOutcome::Allowed);
+    }
+    event(record, EventKind::Reject, format!("DATA: {r} ({why})"));
+    refuse_recipients(record, r);
+    record.status = TraceStatus::Rejected;
 }
 
 /// A `RULE` event per matching rule, in evaluation order.
