@@ -119,14 +119,20 @@ pub fn limit(given: Option<u32>, default: u32) -> Result<u32, String> {
     }
 }
 
-pub const TRACE_STATUSES: &[&str] = &[
-    "pending",
-    "delivered",
-    "quarantined",
-    "rejected",
-    "deferred",
-    "failed",
-];
+/// A record status of the trace filter (`--status`), by its wire word.
+pub fn parse_trace_status(s: &str) -> Result<portcullis_store::TraceStatus, String> {
+    use portcullis_store::TraceStatus;
+    match TraceStatus::parse(s) {
+        TraceStatus::Other(_) => {
+            let words: Vec<&str> = TraceStatus::ALL.iter().map(|t| t.as_str()).collect();
+            Err(format!(
+                "invalid status {s:?}: expected one of {}",
+                words.join(", ")
+            ))
+        }
+        status => Ok(status),
+    }
+}
 
 // ---- validation shared by server and CLI: each error names the bad value ----
 

@@ -50,13 +50,7 @@ pub(super) fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String
         .as_ref()
         .map(|m| m.trim().trim_matches(['<', '>']).to_string());
     if let Some(s) = &p.status {
-        if !TRACE_STATUSES.contains(&s.as_str()) {
-            return Err(format!(
-                "invalid status {s:?}: expected one of {}",
-                TRACE_STATUSES.join(", ")
-            ));
-        }
-        q.status = Some(s.clone());
+        q.status = Some(parse_trace_status(s)?.to_string());
     }
     if let Some(since) = &p.since {
         if p.start.is_some() || p.end.is_some() {

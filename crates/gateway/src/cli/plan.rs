@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::api_types::{
     self, ConnectorPatch, NewDomain, NewTenant, OrgPatch, QuarantineParams, ReleaseRequest,
-    ReplayRequest, ReportParams, SuggestRequest, TRACE_STATUSES, TraceParams,
+    ReplayRequest, ReportParams, SuggestRequest, TraceParams, parse_trace_status,
 };
 
 use super::args::*;
@@ -1056,13 +1056,8 @@ pub(super) fn plan_trace(t: &TraceArgs) -> Result<Call, String> {
         ),
         None => None,
     };
-    if let Some(s) = &t.status
-        && !TRACE_STATUSES.contains(&s.as_str())
-    {
-        return Err(format!(
-            "invalid status {s:?}: expected one of {}",
-            TRACE_STATUSES.join(", ")
-        ));
+    if let Some(s) = &t.status {
+        parse_trace_status(s)?;
     }
     let since = t.since.as_deref().map(parse_since).transpose()?;
     let start = t
