@@ -162,21 +162,7 @@ async fn serve(
         &config.nameservers,
         config.dns_timeout,
     )?);
-    if auth.enabled() {
-        let dns = if config.nameservers.is_empty() {
-            "the system resolver".to_string()
-        } else {
-            config
-                .nameservers
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        tracing::info!("email authentication on (SPF, DKIM, ARC, DMARC), DNS via {dns}");
-    } else {
-        tracing::warn!("email authentication is off ([auth] enabled = false)");
-    }
+    log_authentication(&auth, &config);
     let spool = Spool::open(config.data_dir.join("spool"))?;
     let recovered = spool.recover()?;
     if !recovered.is_empty() {
@@ -235,28 +221,12 @@ async fn serve(
         store: store.clone(),
     });
 
-    let api_state = crate::admin::state::State::new(shared.clone())?;
-    let mut api_shutdown = shutdown_rx.clone();
-    let app = crate::admin::router::router(api_state)
-        .into_make_service_with_connect_info::<crate::admin::extract::Peer>();
-    let stopped = async move {
-        let _ = api_shutdown.wait_for(|s| *s).await;
-    };
-    let api = match &admin_tls {
-        Some(acceptor) => {
-            let listener = crate::tls::TlsListener::new(admin, acceptor.clone())?;
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            })
-        }
-        None => tokio::spawn(async move {
-            axum::serve(admin, app)
-                .with_graceful_shutdown(stopped)
-                .await
-        }),
-    };
+    let api = spawn_admin_api(
+        admin,
+        admin_tls.clone(),
+        shared.clone(),
+        shutdown_rx.clone(),
+    )?;
 
     spawn_reload_on_hup(shared.clone(), reload, admin_tls);
     tokio::spawn(async move {
@@ -282,6 +252,56 @@ async fn serve(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says at start whether email authentication is on, and through which DNS.
+fn log_authentication(auth: &crate::auth::Authenticator, config: &Config) {
+    if auth.enabled() {
+        let dns = if config.nameservers.is_empty() {
+            "the system resolver".to_string()
+        } else {
+            config
+                .nameservers
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        tracing::info!("email authentication on (SPF, DKIM, ARC, DMARC), DNS via {dns}");
+    } else {
+        tracing::warn!("email authentication is off ([auth] enabled = false)");
+    }
+}
+
+/// Serves the admin API on `admin` (through TLS when configured) until shutdown.
+fn spawn_admin_api(
+    admin: TcpListener,
+    admin_tls: Option<Arc<arc_swap::ArcSwap<tokio_rustls::TlsAcceptor>>>,
+    shared: Arc<Shared>,
+    shutdown_rx: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let api_state = crate::admin::state::State::new(shared)?;
+    let mut api_shutdown = shutdown_rx;
+    let app = crate::admin::router::router(api_state)
+        .into_make_service_with_connect_info::<crate::admin::extract::Peer>();
+    let stopped = async move {
+        let _ = api_shutdown.wait_for(|s| *s).await;
+    };
+    Ok(match &admin_tls {
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(admin, acceptor.clone())?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(admin, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+    })
 }
 
 async fn accept_loop(
