@@ -15,8 +15,9 @@ use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, Error as MaError, MX,
-    MessageAuthenticator, Parameters, RecordSet, ResolverCache, SpfOutput, SpfResult, Txt,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
+    DmarcResult, Error as MaError, MX, MessageAuthenticator, Parameters, RecordSet, ResolverCache,
+    SpfOutput, SpfResult, Txt,
 };
 use portcullis_policy::{AuthFacts, AuthResult, DkimFact, DmarcPolicy};
 
@@ -370,6 +371,21 @@ impl Authenticator {
             },
             from_domain,
         };
+        let results = self.results_text(ip, spf, &dkim, &arc, &dmarc, &facts);
+        MessageAuth { facts, results }
+    }
+
+    /// The `Authentication-Results` value (RFC 8601) for a message: SPF, then DKIM and ARC
+    /// entries of our own, then DMARC.
+    fn results_text(
+        &self,
+        ip: IpAddr,
+        spf: &Spf,
+        dkim: &[DkimOutput<'_>],
+        arc: &ArcOutput<'_>,
+        dmarc: &DmarcOutput,
+        facts: &AuthFacts,
+    ) -> String {
         // DKIM and ARC entries are ours: one per signature naming header.d (mail-auth writes
         // header.i when the signature has i=), with the results as mapped above (a body changed
         // after signing is a failure, and ARC knows only none, pass and fail).
@@ -396,7 +412,7 @@ impl Authenticator {
             ar = self.with_spf(ar, out, ip, spf);
         }
         if facts.from_domain.is_some() {
-            ar = ar.with_dmarc_result(&dmarc);
+            ar = ar.with_dmarc_result(dmarc);
         }
         let spf_dmarc = ar.to_string();
         let (spf_part, dmarc_part) = match spf_dmarc.find(";\r\n\tdmarc=") {
@@ -412,7 +428,7 @@ impl Authenticator {
             results.push_str(&format!(" smtp.remote-ip={ip}"));
         }
         results.push_str(dmarc_part);
-        MessageAuth { facts, results }
+        results
     }
 
     fn with_spf<'a>(
