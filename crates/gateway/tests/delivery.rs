@@ -328,6 +328,18 @@ async fn pipelined_where_offered_lock_step_elsewhere_with_the_same_outcomes() {
         let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
         let r = send(&gw, &rcpts, &format!("to {domain}")).await;
         assert!(r.starts_with("250 2.6.0"), "{r}");
+        // Its first attempt over (one recipient waits for a retry) before the next message, so
+        // that message finds the connection back in the pool rather than racing it. (The
+        // downstream runs on this test's runtime: wait without blocking it.)
+        let subject = format!("to {domain}");
+        wait(|| {
+            let out = gw.ok(&["trace", "--tenant", "contoso", "--json"]);
+            let v: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+            v.iter()
+                .any(|r| r["subject"] == subject.as_str() && r["status"] == "deferred")
+                .then_some(())
+        })
+        .await;
         // Every recipient refused: no message, and the connection stays usable.
         let r = send(&gw, &[&format!("reject-too@{domain}")], "refused").await;
         assert!(r.starts_with("250 2.6.0"), "{r}");
