@@ -7,7 +7,7 @@
 mod admin;
 mod directory;
 mod quarantine;
-pub use directory::DirectoryData;
+pub use directory::{Audited, DirectoryData};
 mod schema;
 mod trace;
 mod trace_words;

@@ -55,3 +55,23 @@ pub(super) async fn audit(
     let limit = limit(q.limit, 1000).map_err(bad)?;
     Ok(Json(state.store.list_audit(tenant, since, limit).await?))
 }
+
+/// The tenant's configuration before and after a change, as the database had it inside the
+/// change's transaction. A handler puts it into its answer; the middleware writes it to the
+/// audit log (instead of comparing snapshots, which another node's change could fall between).
+#[derive(Clone, Debug)]
+pub(super) struct AuditTrail {
+    pub(super) before: Option<serde_json::Value>,
+    pub(super) after: Option<serde_json::Value>,
+}
+
+/// The trail of a change, as an answer part.
+pub(super) fn trail<T>(change: &portcullis_store::Audited<T>) -> axum::Extension<AuditTrail> {
+    axum::Extension(AuditTrail {
+        before: change.before.clone(),
+        after: change.after.clone(),
+    })
+}
+
+/// The answer part of [`trail`].
+pub(super) type Trail = axum::Extension<AuditTrail>;

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::admin::principals::{self};
 
+use super::audit::AuditTrail;
 use super::extract::*;
 use super::state::*;
 
@@ -112,6 +113,14 @@ pub(super) async fn authorize(
         } else if template == "/api/v1/tokens/{id}" {
             let id = path.rsplit('/').next().unwrap_or_default();
             after = Some(serde_json::json!({ "revoked_token": id }));
+        }
+        // A change that names its before and after (read in its own transaction) is recorded
+        // as the database saw it, not by comparing snapshots another node's change could fall
+        // between.
+        let mut before = before;
+        if let Some(trail) = resp.extensions_mut().remove::<AuditTrail>() {
+            before = trail.before;
+            after = trail.after;
         }
         let now = SystemTime::now();
         let entry = portcullis_store::AuditEntry {

@@ -7,6 +7,7 @@ use portcullis_policy::Connector;
 
 use crate::api_types::*;
 
+use super::audit::{Trail, trail};
 use super::extract::*;
 use super::state::*;
 
@@ -59,15 +60,15 @@ pub(super) async fn add_connector(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
     ApiJson(patch): ApiJson<ConnectorPatch>,
-) -> Res<(StatusCode, Json<Connector>)> {
-    tenant(&state, &t)?;
+) -> Res<(StatusCode, Trail, Json<Connector>)> {
+    // The tenant is checked in the write's transaction (a snapshot may lag another node).
     let name = parse_connector_name(patch.name.as_deref().unwrap_or("")).map_err(bad)?;
     let mut c = Connector::new(&t, &name);
     patch.apply(&mut c).map_err(bad)?;
-    state.store.put_connector(&c, true).await?;
+    let change = state.store.put_connector(&c, true).await?;
     changed(&state).await?;
     tracing::info!(tenant = %t, connector = %c.name, "connector added");
-    Ok((StatusCode::CREATED, Json(c)))
+    Ok((StatusCode::CREATED, trail(&change), Json(c)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/tenants/{t}/connectors/{c}", params(("t" = String, Path, description = "Tenant name"), ("c" = String, Path, description = "Connector name")), request_body = ConnectorPatch, responses((status = 200, body = Connector)))]
@@ -75,26 +76,29 @@ pub(super) async fn set_connector(
     Extract(state): Extract<State>,
     ApiPath((t, name)): ApiPath<(String, String)>,
     ApiJson(patch): ApiJson<ConnectorPatch>,
-) -> Res<Json<Connector>> {
-    let mut c = connector(&state, &t, &name)?;
+) -> Res<(Trail, Json<Connector>)> {
     if patch.name.as_deref().is_some_and(|n| n != name) {
         return Err(bad(
             "renaming a connector is not supported; remove and add it".into(),
         ));
     }
-    patch.apply(&mut c).map_err(bad)?;
-    state.store.put_connector(&c, false).await?;
+    // The patch applies to the connector as it is in the database now, in one transaction:
+    // a change made meanwhile (on another node) is kept, never written back over.
+    let change = state
+        .store
+        .modify_connector(&t, &name, |c| patch.apply(c).map_err(bad))
+        .await?;
     changed(&state).await?;
-    tracing::info!(tenant = %t, connector = %c.name, "connector changed");
-    Ok(Json(c))
+    tracing::info!(tenant = %t, connector = %name, "connector changed");
+    Ok((trail(&change), Json(change.value)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{t}/connectors/{c}", params(("t" = String, Path, description = "Tenant name"), ("c" = String, Path, description = "Connector name")), responses((status = 204, description = "Removed")))]
 pub(super) async fn remove_connector(
     Extract(state): Extract<State>,
     ApiPath((t, c)): ApiPath<(String, String)>,
-) -> Res<StatusCode> {
-    state.store.remove_connector(&t, &c).await?;
+) -> Res<(StatusCode, Trail)> {
+    let change = state.store.remove_connector(&t, &c).await?;
     changed(&state).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, trail(&change)))
 }

@@ -7,6 +7,7 @@ use portcullis_policy::rules::Rule;
 
 use crate::api_types::*;
 
+use super::audit::{Trail, trail};
 use super::extract::*;
 use super::state::*;
 
@@ -49,13 +50,13 @@ pub(super) async fn add_rule(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
     ApiJson(mut rule): ApiJson<Rule>,
-) -> Res<(StatusCode, Json<Rule>)> {
-    tenant(&state, &t)?;
+) -> Res<(StatusCode, Trail, Json<Rule>)> {
+    // The tenant is checked in the write's transaction (a snapshot may lag another node).
     validate_rule(&mut rule, &t).map_err(bad)?;
-    state.store.put_rule(&rule, true).await?;
+    let change = state.store.put_rule(&rule, true).await?;
     changed(&state).await?;
     tracing::info!(tenant = %t, rule = %rule.name, "rule added");
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok((StatusCode::CREATED, trail(&change), Json(rule)))
 }
 
 #[utoipa::path(put, path = "/api/v1/tenants/{t}/rules/{name}", params(("t" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Rule name")), request_body = Rule, responses((status = 200, body = Rule)))]
@@ -63,26 +64,26 @@ pub(super) async fn put_rule(
     Extract(state): Extract<State>,
     ApiPath((t, name)): ApiPath<(String, String)>,
     ApiJson(mut rule): ApiJson<Rule>,
-) -> Res<Json<Rule>> {
-    tenant(&state, &t)?;
+) -> Res<(Trail, Json<Rule>)> {
+    // The tenant is checked in the write's transaction (a snapshot may lag another node).
     if rule.name != name {
         return Err(bad(
             "renaming a rule is not supported; remove and add it".into()
         ));
     }
     validate_rule(&mut rule, &t).map_err(bad)?;
-    state.store.put_rule(&rule, false).await?;
+    let change = state.store.put_rule(&rule, false).await?;
     changed(&state).await?;
     tracing::info!(tenant = %t, rule = %rule.name, "rule changed");
-    Ok(Json(rule))
+    Ok((trail(&change), Json(rule)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{t}/rules/{name}", params(("t" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Rule name")), responses((status = 204, description = "Removed")))]
 pub(super) async fn remove_rule(
     Extract(state): Extract<State>,
     ApiPath((t, name)): ApiPath<(String, String)>,
-) -> Res<StatusCode> {
-    state.store.remove_rule(&t, &name).await?;
+) -> Res<(StatusCode, Trail)> {
+    let change = state.store.remove_rule(&t, &name).await?;
     changed(&state).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, trail(&change)))
 }

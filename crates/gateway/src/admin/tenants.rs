@@ -9,6 +9,7 @@ use crate::admin::principals::Principal;
 use crate::api_types::*;
 use crate::sys::clock::now_unix;
 
+use super::audit::{Trail, trail};
 use super::extract::*;
 use super::state::*;
 
@@ -32,28 +33,29 @@ pub(super) async fn show_tenant(
 pub(super) async fn add_tenant(
     Extract(state): Extract<State>,
     ApiJson(body): ApiJson<NewTenant>,
-) -> Res<(StatusCode, Json<Tenant>)> {
+) -> Res<(StatusCode, Trail, Json<Tenant>)> {
     let name = parse_tenant_name(&body.name).map_err(bad)?;
     let settings = OrgSettings {
         reject_direct_send: state.config.default_reject_direct_send,
         ..Default::default()
     };
     let t = Tenant { name, settings };
-    state.store.add_tenant(&t, now_unix()).await?;
+    let change = state.store.add_tenant(&t, now_unix()).await?;
     changed(&state).await?;
     tracing::info!(tenant = %t.name, "tenant added");
-    Ok((StatusCode::CREATED, Json(t)))
+    Ok((StatusCode::CREATED, trail(&change), Json(t)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{t}", params(("t" = String, Path, description = "Tenant name")), responses((status = 204, description = "Removed with its domains, connectors and rules")))]
+
 pub(super) async fn remove_tenant(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
-) -> Res<StatusCode> {
-    state.store.remove_tenant(&t).await?;
+) -> Res<(StatusCode, Trail)> {
+    let change = state.store.remove_tenant(&t).await?;
     changed(&state).await?;
     tracing::info!(tenant = %t, "tenant removed");
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, trail(&change)))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{t}/domains", params(("t" = String, Path, description = "Tenant name")), responses((status = 200, body = Vec<AcceptedDomain>)))]
@@ -75,8 +77,8 @@ pub(super) async fn add_domain(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
     ApiJson(body): ApiJson<NewDomain>,
-) -> Res<(StatusCode, Json<AcceptedDomain>)> {
-    tenant(&state, &t)?;
+) -> Res<(StatusCode, Trail, Json<AcceptedDomain>)> {
+    // The tenant is checked in the write's transaction (a snapshot may lag another node).
     let d = AcceptedDomain {
         domain: parse_domain(&body.domain).map_err(bad)?,
         tenant: t,
@@ -87,20 +89,20 @@ pub(super) async fn add_domain(
         match_subdomains: body.match_subdomains,
         route: None,
     };
-    state.store.add_domain(&d).await?;
+    let change = state.store.add_domain(&d).await?;
     changed(&state).await?;
-    Ok((StatusCode::CREATED, Json(d)))
+    Ok((StatusCode::CREATED, trail(&change), Json(d)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{t}/domains/{d}", params(("t" = String, Path, description = "Tenant name"), ("d" = String, Path, description = "Accepted domain")), responses((status = 204, description = "Removed")))]
 pub(super) async fn remove_domain(
     Extract(state): Extract<State>,
     ApiPath((t, d)): ApiPath<(String, String)>,
-) -> Res<StatusCode> {
+) -> Res<(StatusCode, Trail)> {
     let domain = names::normalize_domain(&d).unwrap_or(d);
-    state.store.remove_domain(&t, &domain).await?;
+    let change = state.store.remove_domain(&t, &domain).await?;
     changed(&state).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, trail(&change)))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{t}/org", params(("t" = String, Path, description = "Tenant name")), responses((status = 200, body = OrgSettings)))]
@@ -117,36 +119,43 @@ pub(super) async fn set_org(
     axum::Extension(who): axum::Extension<Principal>,
     ApiPath(t): ApiPath<String>,
     ApiJson(patch): ApiJson<OrgPatch>,
-) -> Res<Json<OrgSettings>> {
-    let mut settings = tenant(&state, &t)?.settings;
-    let before = settings.reject_direct_send;
+) -> Res<(Trail, Json<OrgSettings>)> {
     let services: Vec<String> = state
         .config
         .services
         .iter()
         .map(|s| s.name.clone())
         .collect();
-    patch.apply(&mut settings, &services).map_err(bad)?;
-    // The lock binds tenant roles; the operator who set it may still change the setting.
-    if state.config.lock_reject_direct_send
-        && settings.reject_direct_send != before
-        && !who.is_operator()
-    {
-        return Err(ApiErr(
-            StatusCode::FORBIDDEN,
-            "reject_direct_send is locked by the operator ([tenants] lock_reject_direct_send)"
-                .into(),
-        ));
-    }
-    state.store.set_org_settings(&t, &settings).await?;
+    let lock = state.config.lock_reject_direct_send && !who.is_operator();
+    // The patch applies to the settings as they are in the database now, in one transaction:
+    // a change made meanwhile (on another node) is kept, never written back over.
+    let mut before = None;
+    let change = state
+        .store
+        .modify_org_settings(&t, |settings| {
+            before = Some(settings.reject_direct_send);
+            let was = settings.reject_direct_send;
+            patch.apply(settings, &services).map_err(bad)?;
+            // The lock binds tenant roles; the operator who set it may still change it.
+            if lock && settings.reject_direct_send != was {
+                return Err(ApiErr(
+                    StatusCode::FORBIDDEN,
+                    "reject_direct_send is locked by the operator ([tenants] lock_reject_direct_send)"
+                        .into(),
+                ));
+            }
+            Ok(())
+        })
+        .await?;
     changed(&state).await?;
+    let settings = &change.value;
     tracing::info!(tenant = %t, reject_direct_send = ?settings.reject_direct_send, principal = %who.name, "org settings changed");
-    if settings.reject_direct_send != before
+    if before.is_some_and(|b| b != settings.reject_direct_send)
         && settings.reject_direct_send == portcullis_policy::RejectDirectSend::Off
     {
         tracing::warn!(tenant = %t, principal = %who.name, "reject direct send turned OFF: anonymous mail from the tenant's own domains is accepted again");
     }
-    Ok(Json(settings))
+    Ok((trail(&change), Json(change.value.clone())))
 }
 
 #[utoipa::path(patch, path = "/api/v1/tenants/{t}", params(("t" = String, Path, description = "Tenant name")), request_body = RoutePatch, responses((status = 200, body = Tenant)))]
@@ -154,16 +163,25 @@ pub(super) async fn set_tenant_route(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
     ApiJson(body): ApiJson<RoutePatch>,
-) -> Res<Json<Tenant>> {
-    let mut tenant = tenant(&state, &t)?;
-    tenant.settings.route = match &body.route {
+) -> Res<(Trail, Json<Tenant>)> {
+    let route = match &body.route {
         Some(r) => parse_route_opt(r).map_err(bad)?,
         None => None,
     };
-    state.store.set_org_settings(&t, &tenant.settings).await?;
+    let change = state
+        .store
+        .modify_org_settings(&t, |settings| {
+            settings.route = route.clone();
+            Ok::<(), ApiErr>(())
+        })
+        .await?;
     changed(&state).await?;
-    tracing::info!(tenant = %t, route = ?tenant.settings.route, "tenant route changed");
-    Ok(Json(tenant))
+    tracing::info!(tenant = %t, route = ?route, "tenant route changed");
+    let tenant = Tenant {
+        name: t,
+        settings: change.value.clone(),
+    };
+    Ok((trail(&change), Json(tenant)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/tenants/{t}/domains/{d}", params(("t" = String, Path, description = "Tenant name"), ("d" = String, Path, description = "Accepted domain")), request_body = RoutePatch, responses((status = 200, body = AcceptedDomain)))]
@@ -171,24 +189,19 @@ pub(super) async fn set_domain_route(
     Extract(state): Extract<State>,
     ApiPath((t, d)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<RoutePatch>,
-) -> Res<Json<AcceptedDomain>> {
-    tenant(&state, &t)?;
+) -> Res<(Trail, Json<AcceptedDomain>)> {
     let domain = names::normalize_domain(&d).unwrap_or(d);
-    let dir = state.live.get();
-    let mut accepted = dir
-        .tenant(&t)
-        .and_then(|e| e.domains.iter().find(|x| x.domain == domain).cloned())
-        .ok_or_else(|| {
-            ApiErr(
-                StatusCode::NOT_FOUND,
-                format!("accepted domain {domain} of tenant {t} not found"),
-            )
-        })?;
-    accepted.route = match &body.route {
+    let route = match &body.route {
         Some(r) => parse_route_opt(r).map_err(bad)?,
         None => None,
     };
-    state.store.update_domain(&accepted).await?;
+    let change = state
+        .store
+        .modify_domain(&t, &domain, |accepted| {
+            accepted.route = route.clone();
+            Ok::<(), ApiErr>(())
+        })
+        .await?;
     changed(&state).await?;
-    Ok(Json(accepted))
+    Ok((trail(&change), Json(change.value.clone())))
 }
