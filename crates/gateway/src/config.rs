@@ -40,6 +40,14 @@ struct RawConfig {
     tenants: RawTenants,
     #[serde(default)]
     services: std::collections::BTreeMap<String, RawService>,
+    #[serde(default)]
+    node: RawNode,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +155,9 @@ pub struct Service {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub hostname: String,
+    /// `[node] name` (default: the host name): names this node where several share a database
+    /// (the bootstrap principal is `bootstrap@<node>`).
+    pub node_name: String,
     pub data_dir: PathBuf,
     pub smtp_listen: SocketAddr,
     pub admin_listen: SocketAddr,
@@ -256,6 +267,21 @@ fn validate(
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".into()),
     };
+    let node_name = match raw.node.name {
+        Some(n) => valid_node_name(&n).then_some(n.clone()).ok_or_else(|| {
+            err(
+                "node.name",
+                format!(
+                    "invalid node name {n:?} (expected letters, digits, '.', '-', '_', at most 64)"
+                ),
+            )
+        })?,
+        None => hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| valid_node_name(h))
+            .unwrap_or_else(|| "localhost".into()),
+    };
     let data_dir = data_dir_flag
         .map(Path::to_path_buf)
         .or(raw.data_dir)
@@ -316,6 +342,7 @@ fn validate(
 
     Ok(Config {
         hostname,
+        node_name,
         data_dir,
         smtp_listen,
         admin_listen,
@@ -367,6 +394,14 @@ fn validate(
         lock_reject_direct_send: raw.tenants.lock_reject_direct_send.unwrap_or(false),
         services,
     })
+}
+
+/// A node name: what an operator can read in a log line and a header.
+fn valid_node_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// The configuration file's name, for errors that name file, key and reason.

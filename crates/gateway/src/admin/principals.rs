@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -177,42 +177,39 @@ pub fn allows(p: &Principal, need: Need, tenant: Option<&str>) -> bool {
 /// hash. Verified tokens are remembered for 30 s (argon2 is deliberately slow); revoking clears it.
 pub struct Tokens {
     bootstrap: String,
+    /// `bootstrap@<node>`: each node's bootstrap token is its own principal.
+    bootstrap_name: String,
     store: Store,
-    cache: Mutex<HashMap<String, Cached>>,
+    cache: Mutex<HashMap<String, Verified>>,
 }
 
-/// A verified token: (principal, verified at, expires at in unix seconds).
-type Cached = (Principal, Instant, Option<i64>);
+/// Verified tokens remembered at most.
+const CACHE_ENTRIES: usize = 10_000;
 
-const CACHE_FOR: Duration = Duration::from_secs(30);
+/// A token whose secret was verified against its stored hash, and the hash it was verified
+/// against (a record replaced under the same id must verify again).
+type Verified = (Principal, String);
 
 impl Tokens {
-    pub fn new(bootstrap: String, store: Store) -> Tokens {
+    pub fn new(bootstrap: String, node: &str, store: Store) -> Tokens {
         Tokens {
             bootstrap,
+            bootstrap_name: format!("bootstrap@{node}"),
             store,
             cache: Mutex::default(),
         }
     }
 
+    /// The principal of a presented token. Its record is read from the database on every
+    /// request, so a revocation or expiry — made on any node — takes effect at once; only the
+    /// argon2 verification of the secret (the expensive part) is remembered.
     pub async fn authenticate(&self, presented: &str) -> Option<Principal> {
         if constant_time_eq(presented.as_bytes(), self.bootstrap.as_bytes()) {
             return Some(Principal {
-                name: "bootstrap".into(),
+                name: self.bootstrap_name.clone(),
                 role: Role::Operator,
                 tenant: None,
             });
-        }
-        if let Some((p, at, expires)) = self
-            .cache
-            .lock()
-            .expect("not poisoned")
-            .get(presented)
-            .cloned()
-            && at.elapsed() < CACHE_FOR
-            && expires.is_none_or(|e| e > crate::sys::clock::now_unix())
-        {
-            return Some(p);
         }
         let rest = presented.strip_prefix("pc_")?;
         let (id, _secret) = rest.split_once('_')?;
@@ -220,6 +217,16 @@ impl Tokens {
         let now = crate::sys::clock::now_unix();
         if rec.revoked || rec.expires_at.is_some_and(|e| e <= now) {
             return None;
+        }
+        let known = self
+            .cache
+            .lock()
+            .expect("not poisoned")
+            .get(presented)
+            .filter(|(_, hash)| *hash == rec.hash)
+            .map(|(p, _)| p.clone());
+        if let Some(p) = known {
+            return Some(p);
         }
         let hash = PasswordHash::new(&rec.hash).ok()?;
         Argon2::default()
@@ -230,10 +237,12 @@ impl Tokens {
             role: Role::parse(&rec.role)?,
             tenant: rec.tenant.clone(),
         };
-        self.cache.lock().expect("not poisoned").insert(
-            presented.to_string(),
-            (p.clone(), Instant::now(), rec.expires_at),
-        );
+        let mut cache = self.cache.lock().expect("not poisoned");
+        // Bounded: a flood of distinct valid tokens cannot grow it without end.
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(presented.to_string(), (p.clone(), rec.hash));
         Some(p)
     }
 

@@ -41,7 +41,11 @@ impl State {
             live,
             config,
             auth,
-            tokens: Arc::new(Tokens::new(token.trim().to_string(), shared.store.clone())),
+            tokens: Arc::new(Tokens::new(
+                token.trim().to_string(),
+                &shared.config.node_name,
+                shared.store.clone(),
+            )),
             shared,
         })
     }

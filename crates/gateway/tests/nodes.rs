@@ -1,0 +1,226 @@
+//! Several gateway processes on one PostgreSQL database, as an operator runs them: writes made
+//! on two nodes at once are all kept and audited as made, a token created on one node works on
+//! the other at once, and a revocation on one is refused on the other within a second.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A fresh database on the local PostgreSQL server, dropped with the value; `None` (the test
+/// skips) when the server is unreachable and not required.
+struct Database {
+    admin: portcullis_store::Store,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn fresh(tag: &str) -> Option<Database> {
+        let base = std::env::var("PORTCULLIS_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let admin = match portcullis_store::Store::connect(&base).await {
+            Ok(s) => s,
+            Err(e) if std::env::var("PORTCULLIS_REQUIRE_POSTGRES").is_ok() => {
+                panic!("PostgreSQL required: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping: PostgreSQL unreachable at {base}: {e}");
+                return None;
+            }
+        };
+        let name = format!("portcullis_{tag}{}", std::process::id());
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.execute_admin(&sql).await.unwrap();
+        }
+        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        Some(Database { admin, name, url })
+    }
+
+    /// A gateway on this database, named `node`.
+    fn node(&self, node: &str) -> Gateway {
+        Gateway::start(&format!(
+            "[storage]\nurl = \"{}\"\n[node]\nname = \"{node}\"\n",
+            self.url
+        ))
+    }
+
+    async fn drop_it(self) {
+        self.admin
+            .execute_admin(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+}
+
+/// The tenant's settings and its connector as the database holds them.
+async fn stored(url: &str) -> (Value, Value) {
+    let store = portcullis_store::Store::connect(url).await.unwrap();
+    let data = store.load_directory().await.unwrap();
+    let tenant = data.tenants.iter().find(|t| t.name == "contoso").unwrap();
+    let connector = data.connectors.iter().find(|c| c.name == "onprem").unwrap();
+    let pair = (
+        serde_json::to_value(&tenant.settings).unwrap(),
+        serde_json::to_value(connector).unwrap(),
+    );
+    store.close().await;
+    pair
+}
+
+/// The keys of `after` whose values differ from `before`'s.
+fn changed_keys(before: &Value, after: &Value) -> BTreeSet<String> {
+    let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
+        return BTreeSet::new();
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn writes_on_two_nodes_at_once_are_all_kept_and_audited_as_made() {
+    let Some(db) = Database::fresh("writes").await else {
+        return;
+    };
+    {
+        let (a, b) = (db.node("node-a"), db.node("node-b"));
+        a.ok(&["tenant", "add", "contoso"]);
+        a.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+        a.ok(&[
+            "connector",
+            "add",
+            "onprem",
+            "--tenant",
+            "contoso",
+            "--sender-ip",
+            "10.0.0.1/32",
+        ]);
+        // Different fields of one object, and of another, on the two nodes, from at once to a
+        // second apart.
+        let gaps = [0, 0, 0, 5, 20, 50, 100, 250, 500, 1000];
+        for (round, gap) in gaps.into_iter().enumerate() {
+            let mode = ["on", "audit"][round % 2];
+            let spoof = ["quarantine", "junk"][round % 2];
+            let tls = ["true", "false"][round % 2];
+            let ip = format!("10.0.1.{round}/32");
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    b.ok(&[
+                        "org",
+                        "set",
+                        "--tenant",
+                        "contoso",
+                        "--reject-direct-send",
+                        mode,
+                    ]);
+                    b.ok(&[
+                        "connector",
+                        "set",
+                        "onprem",
+                        "--tenant",
+                        "contoso",
+                        &format!("--require-tls={tls}"),
+                    ]);
+                });
+                std::thread::sleep(Duration::from_millis(gap));
+                a.ok(&["org", "set", "--tenant", "contoso", "--spoof-action", spoof]);
+                a.ok(&[
+                    "connector",
+                    "set",
+                    "onprem",
+                    "--tenant",
+                    "contoso",
+                    "--sender-ip",
+                    &ip,
+                ]);
+            });
+            let (settings, connector) = stored(&db.url).await;
+            let got = (
+                settings["reject_direct_send"].as_str().unwrap(),
+                settings["spoof_action"].as_str().unwrap(),
+                connector["require_tls"].as_bool().unwrap(),
+                connector["sender_ips"].clone(),
+            );
+            assert_eq!(
+                got,
+                (mode, spoof, tls == "true", serde_json::json!([ip])),
+                "round {round} (gap {gap} ms): a write was lost"
+            );
+        }
+        // Each audit entry shows exactly what its request changed, by the node that made it.
+        let audit: Vec<Value> =
+            serde_json::from_str(&a.ok(&["audit", "--tenant", "contoso", "--json"])).unwrap();
+        let mut checked = 0;
+        for e in &audit {
+            let who = e["principal"].as_str().unwrap();
+            let (before, after) = (&e["before"], &e["after"]);
+            let changed = match e["action"].as_str().unwrap() {
+                "PATCH /api/v1/tenants/{t}/org" => {
+                    changed_keys(&before["tenant"]["settings"], &after["tenant"]["settings"])
+                }
+                "PATCH /api/v1/tenants/{t}/connectors/{c}" => {
+                    changed_keys(&before["connectors"][0], &after["connectors"][0])
+                }
+                _ => continue,
+            };
+            let allowed: &[&str] = match who {
+                "bootstrap@node-a" => &["spoof_action", "sender_ips"],
+                "bootstrap@node-b" => &["reject_direct_send", "require_tls"],
+                other => panic!("unexpected principal {other}"),
+            };
+            assert!(
+                changed.iter().all(|k| allowed.contains(&k.as_str())),
+                "{who} is credited with {changed:?}: {e:#}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 4 * gaps.len(), "every change is in the audit log");
+
+        // A tenant created on one node takes writes on the other at once.
+        b.ok(&["tenant", "add", "fresh1"]);
+        a.ok(&["domain", "add", "fresh1.example", "--tenant", "fresh1"]);
+    }
+    db.drop_it().await;
+}
+
+#[tokio::test]
+async fn tokens_work_on_every_node_at_once_and_a_revocation_everywhere_within_a_second() {
+    let Some(db) = Database::fresh("tokens").await else {
+        return;
+    };
+    {
+        let (a, b) = (db.node("node-a"), db.node("node-b"));
+        a.ok(&["tenant", "add", "contoso"]);
+        let token = a.create_token("viewer1", "viewer", "contoso");
+        let id = token.split('_').nth(1).unwrap().to_string();
+        // Created on A, used on B straight away.
+        let show = ["org", "show", "--tenant", "contoso"];
+        let with_token = |gw: &Gateway| {
+            let mut args = vec!["--token", token.as_str()];
+            args.extend_from_slice(&show);
+            gw.cli(&args).status.success()
+        };
+        assert!(
+            with_token(&b),
+            "a token created on node A works on node B at once"
+        );
+        a.ok(&["token", "revoke", &id]);
+        let revoked = Instant::now();
+        while with_token(&b) {
+            assert!(
+                revoked.elapsed() < Duration::from_secs(1),
+                "node B still accepts a token revoked on node A"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!with_token(&a));
+    }
+    db.drop_it().await;
+}
