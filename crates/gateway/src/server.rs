@@ -171,6 +171,7 @@ async fn serve(
             "delivering messages left in the spool"
         );
     }
+    restore_trace_records(&store, &recovered).await?;
     let trace = crate::trace::start(&store)
         .await
         .context("starting the trace writer")?;
@@ -251,6 +252,40 @@ async fn serve(
     drop(trace);
     store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Every message the spool holds has its trace record as the spool knows it: a crash can come
+/// between a `250` (or a later delivery state written to the spool) and the trace writer's
+/// batch. A record missing from the database, or behind the spool's (fewer events), is written
+/// from the spool's copy, with the message's true receipt time.
+async fn restore_trace_records(
+    store: &Store,
+    recovered: &[crate::queue::spool::Entry],
+) -> anyhow::Result<()> {
+    let mut behind = Vec::new();
+    for entry in recovered {
+        let spooled = &entry.envelope.trace;
+        let stored = store
+            .get_trace(&entry.envelope.tenant, &spooled.trace_id)
+            .await
+            .context("reading the trace of a spooled message")?;
+        if stored.is_none_or(|r| r.events.len() < spooled.events.len()) {
+            behind.push(spooled.clone());
+        }
+    }
+    for chunk in behind.chunks(256) {
+        store
+            .upsert_traces(chunk)
+            .await
+            .context("restoring the trace records of spooled messages")?;
+    }
+    if !behind.is_empty() {
+        tracing::info!(
+            records = behind.len(),
+            "trace records restored from the spool"
+        );
+    }
     Ok(())
 }
 

@@ -25,6 +25,8 @@ const LINGER_TICK: Duration = Duration::from_millis(2);
 
 enum Msg {
     Record(Box<TraceRecord>),
+    /// A record whose sender waits until its batch is committed (`true`) or dropped (`false`).
+    Durable(Box<TraceRecord>, tokio::sync::oneshot::Sender<bool>),
     /// Ends the writer once everything queued before it is written.
     Stop,
 }
@@ -42,6 +44,23 @@ impl TraceSender {
         if self.tx.send(Msg::Record(Box::new(record))).await.is_err() {
             tracing::error!("trace writer stopped; record dropped");
         }
+    }
+
+    /// Queues a record and waits until it is in the database: for the final state of a message
+    /// before its spool entry goes, so a crash in between cannot leave the record behind the
+    /// mail. `false` if it could not be written (logged).
+    pub async fn send_durable(&self, record: TraceRecord) -> bool {
+        let (ack, written) = tokio::sync::oneshot::channel();
+        if self
+            .tx
+            .send(Msg::Durable(Box::new(record), ack))
+            .await
+            .is_err()
+        {
+            tracing::error!("trace writer stopped; record dropped");
+            return false;
+        }
+        written.await.unwrap_or(false)
     }
 
     /// Writes every record queued so far and ends the writer thread, waiting for both (at
@@ -85,11 +104,16 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
             }
         };
         let mut batch = Vec::with_capacity(BATCH);
+        let mut acks = Vec::new();
         let mut stopping = false;
         while !stopping {
             match rx.recv().await {
                 None | Some(Msg::Stop) => stopping = true,
                 Some(Msg::Record(r)) => batch.push(*r),
+                Some(Msg::Durable(r, ack)) => {
+                    batch.push(*r);
+                    acks.push(ack);
+                }
             }
             let deadline = tokio::time::Instant::now() + LINGER;
             'linger: while batch.len() < BATCH && !stopping {
@@ -101,12 +125,24 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
                                 break 'linger;
                             }
                         }
+                        Ok(Msg::Durable(r, ack)) => {
+                            batch.push(*r);
+                            acks.push(ack);
+                            if batch.len() == BATCH {
+                                break 'linger;
+                            }
+                        }
                         Ok(Msg::Stop) | Err(mpsc::error::TryRecvError::Disconnected) => {
                             stopping = true;
                             break 'linger;
                         }
                         Err(mpsc::error::TryRecvError::Empty) => break,
                     }
+                }
+                // Somebody waits for this batch (a delivery before it removes its spool entry):
+                // no lingering; what arrived meanwhile shares the commit.
+                if !acks.is_empty() {
+                    break;
                 }
                 let now = tokio::time::Instant::now();
                 if now >= deadline {
@@ -115,6 +151,7 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
                 tokio::time::sleep_until(deadline.min(now + LINGER_TICK)).await;
             }
             let mut attempt = 0;
+            let mut written = true;
             while !batch.is_empty()
                 && let Err(e) = store.upsert_traces(&batch).await
             {
@@ -125,11 +162,15 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
                         records = batch.len(),
                         "trace batch dropped after 5 attempts"
                     );
+                    written = false;
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
             }
             batch.clear();
+            for ack in acks.drain(..) {
+                let _ = ack.send(written);
+            }
         }
         // Its connection (and SQLite's thread for it) ends with the writer, before it is joined.
         store.close().await;

@@ -238,7 +238,7 @@ async fn every_acknowledged_message_survives_sigkill() {
     sending.store(false, Ordering::SeqCst);
     let sent_for = started.elapsed();
     // The gateway left running by the killer is the final one: no more kills.
-    let (mut gw, kill_times) = killer.await.unwrap();
+    let (gw, kill_times) = killer.await.unwrap();
     let kills = kill_times.len();
     let tally = std::mem::take(&mut *tally.lock().unwrap());
 
@@ -391,6 +391,65 @@ async fn every_acknowledged_message_survives_sigkill() {
         Vec::<String>::new(),
         "spool not drained"
     );
+    // Every acknowledged message has exactly one trace record, with its true receipt time (not
+    // the epoch, not the time of a retry after a restart) and its final status.
+    let test_start = std::time::SystemTime::now() - started.elapsed() - Duration::from_secs(5);
+    let accepted_ids = accepted.clone();
+    let (mut gw, records) = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = gw.ok(&["trace", "--tenant", "contoso", "--limit", "10000", "--json"]);
+            let records: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+            let done = records
+                .iter()
+                .filter(|r| r["status"] == "delivered")
+                .count()
+                >= accepted_ids.len();
+            if done || Instant::now() > deadline {
+                return (gw, records);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+    .await
+    .unwrap();
+    let mut per_message: HashMap<String, Vec<&serde_json::Value>> = HashMap::new();
+    for r in &records {
+        if let Some(id) = r["message_id"].as_str() {
+            per_message
+                .entry(format!("<{}>", id.trim_matches(['<', '>'])))
+                .or_default()
+                .push(r);
+        }
+    }
+    let mut problems = Vec::new();
+    for id in &accepted {
+        match per_message.get(id).map(Vec::as_slice) {
+            None | Some([]) => problems.push(format!("{id}: no trace record")),
+            Some([r]) => {
+                let at = r["received_at"].as_str().unwrap_or("");
+                let at_us = portcullis_store::parse_rfc3339_us(at).unwrap_or(0);
+                let test_start_us = test_start
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_micros() as i64;
+                if at_us < test_start_us {
+                    problems.push(format!("{id}: received_at {at:?} is not its receipt time"));
+                }
+                if r["status"] != "delivered" {
+                    problems.push(format!("{id}: status {} after delivery", r["status"]));
+                }
+            }
+            Some(more) => problems.push(format!("{id}: {} trace records", more.len())),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} trace problems, e.g. {:?}",
+        problems.len(),
+        &problems[..problems.len().min(10)]
+    );
+
     let status = tokio::task::spawn_blocking(move || gw.stop())
         .await
         .unwrap();

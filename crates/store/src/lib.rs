@@ -163,6 +163,14 @@ pub fn rfc3339_us(us: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Microseconds since the epoch of an RFC 3339 time (the inverse of [`rfc3339_us`]); `None`
+/// if it is not one.
+pub fn parse_rfc3339_us(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("directory values always serialize")
 }

@@ -145,7 +145,7 @@ fn is_empty_auth(a: &&TraceAuth) -> bool {
 
 fn stored_json(r: &TraceRecord) -> String {
     let received_at =
-        (r.received_at != rfc3339_us(r.received_at_us)).then_some(r.received_at.as_str());
+        (r.received_at != rfc3339_us(receipt_us(r))).then_some(r.received_at.as_str());
     to_json(&StoredRecord {
         received_at,
         helo: r.helo.as_deref(),
@@ -161,6 +161,16 @@ fn stored_json(r: &TraceRecord) -> String {
         recipients: &r.recipients,
         events: &r.events,
     })
+}
+
+/// A record's receipt time: set once, when it is first written, and never changed by a later
+/// state (the conflict clause leaves the column alone). A record that lost its microseconds
+/// on the way (one read back from an earlier version's spool file) has them from its text.
+fn receipt_us(r: &TraceRecord) -> i64 {
+    match r.received_at_us {
+        0 => crate::parse_rfc3339_us(&r.received_at).unwrap_or(0),
+        us => us,
+    }
 }
 
 /// The columns every read selects, in [`TraceRow`]'s order (`t` is the trace table).
@@ -267,7 +277,7 @@ impl Store {
             // adds, never removes), so one with several never needs the earlier single one from
             // the column: its rows hold them all. COALESCE keeps it anyway.
             sql.push_str(
-                " ON CONFLICT (tenant, trace_id) DO UPDATE SET received_at = excluded.received_at, \
+                " ON CONFLICT (tenant, trace_id) DO UPDATE SET \
                  client_ip = excluded.client_ip, mail_from = excluded.mail_from, \
                  message_id = excluded.message_id, status = excluded.status, \
                  record = excluded.record, direct_send = excluded.direct_send, \
@@ -282,7 +292,7 @@ impl Store {
                 q = q
                     .bind(&r.tenant)
                     .bind(&r.trace_id)
-                    .bind(r.received_at_us)
+                    .bind(receipt_us(r))
                     .bind(&r.client_ip)
                     .bind(r.mail_from.to_lowercase())
                     .bind(r.message_id.as_deref())

@@ -550,18 +550,24 @@ impl Worker {
         } else {
             TraceStatus::Failed
         };
+        // The final record is in the database before the entry leaves the spool: a crash in
+        // between delivers again (at least once) rather than leaving the record pending.
+        let trace_id = record.trace_id.clone();
+        if !self.trace.send_durable(record).await {
+            tracing::error!(trace_id = %trace_id, "final trace record not written; the entry stays in the spool (delivered again at the next start)");
+            return;
+        }
         let spool = self.spool.clone();
         let job = entry.clone();
         match tokio::task::spawn_blocking(move || spool.remove(&job)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::error!(trace_id = %record.trace_id, "cannot remove spool entry: {e:#}")
+                tracing::error!(trace_id = %trace_id, "cannot remove spool entry: {e:#}")
             }
             Err(e) => {
-                tracing::error!(trace_id = %record.trace_id, "cannot remove spool entry: {e}")
+                tracing::error!(trace_id = %trace_id, "cannot remove spool entry: {e}")
             }
         }
-        self.trace.send(record).await;
     }
 }
 

@@ -13,6 +13,9 @@ pub struct Envelope {
     pub mail_from: String,
     pub recipients: Vec<String>,
     /// The trace record as of acceptance, so delivery (also after a restart) can complete it.
+    /// Its receipt time in microseconds is not part of its JSON: it is restored from the text
+    /// when read back, so a retried or recovered message keeps its true receipt time.
+    #[serde(deserialize_with = "trace_with_receipt_time")]
     pub trace: TraceRecord,
     /// Per-recipient delivery state, filled at the first attempt (routes resolved then).
     #[serde(default)]
@@ -40,4 +43,14 @@ pub struct RcptState {
     pub status: String,
     /// The last reply (remote or local).
     pub reply: String,
+}
+
+fn trace_with_receipt_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<TraceRecord, D::Error> {
+    let mut trace = TraceRecord::deserialize(d)?;
+    if trace.received_at_us == 0 {
+        trace.received_at_us = portcullis_store::parse_rfc3339_us(&trace.received_at).unwrap_or(0);
+    }
+    Ok(trace)
 }
