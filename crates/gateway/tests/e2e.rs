@@ -1108,3 +1108,53 @@ async fn a_log_reader_that_stops_reading_does_not_stall_sessions() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+/// The session's own refusals at the end of DATA — a bare LF (the smuggling guard) and a
+/// message over the size limit — are in the trace and the log like every other refusal.
+#[tokio::test]
+async fn refusals_at_the_end_of_data_by_the_protocol_are_traced() {
+    let gw = Gateway::start("[smtp]\nmax_message_size = 2000\n");
+    contoso(&gw, "off");
+    for (subject, body, expect) in [
+        (
+            "smuggled",
+            "Subject: smuggled\r\n\r\nline\nbare\r\n".to_string(),
+            "554 5.6.0",
+        ),
+        (
+            "too big",
+            format!("Subject: too big\r\n\r\n{}\r\n", "x".repeat(3000)),
+            "552 5.3.4",
+        ),
+    ] {
+        let mut s = session(gw.smtp, "127.0.0.1").await;
+        assert!(
+            s.cmd("MAIL FROM:<a@partner.example>")
+                .await
+                .starts_with("250")
+        );
+        assert!(s.cmd("RCPT TO:<bob@contoso.com>").await.starts_with("250"));
+        assert!(s.cmd("DATA").await.starts_with("354"));
+        s.send(body.as_bytes()).await;
+        s.send(b".\r\n").await;
+        let r = s.reply().await;
+        assert!(r.starts_with(expect), "{subject}: {r}");
+        // The session goes on.
+        assert!(s.cmd("NOOP").await.starts_with("250"), "{subject}");
+    }
+    let t = gw.trace_until("contoso", &["--status", "rejected"], |v| v.len() == 2);
+    assert_eq!(t.len(), 2, "{t:#?}");
+    for (r, expect) in t.iter().zip(["552 5.3.4", "554 5.6.0"]) {
+        let rcpt = &r["recipients"][0];
+        assert_eq!(rcpt["status"], "rejected", "{r:#}");
+        assert!(rcpt["reply"].as_str().unwrap().starts_with(expect), "{r:#}");
+        assert!(
+            r["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["event"] == "REJECT" && e["detail"].as_str().unwrap().contains(expect)),
+            "{r:#}"
+        );
+    }
+}

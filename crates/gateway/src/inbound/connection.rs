@@ -13,11 +13,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::record::abandoned;
+use super::record::{abandoned, refuse_recipients};
 use crate::auth::Spf;
 use crate::shared::Shared;
 use crate::tls::TlsInfo;
+use crate::trace::event;
 use crate::trace::new_trace_id;
+use portcullis_store::EventKind;
 
 enum Stream {
     Plain(TcpStream),
@@ -109,8 +111,13 @@ pub async fn handle(
         match session.step() {
             Step::Reply(r) => {
                 r.write_to(&mut out);
-                // RSET, EHLO or a refusal ended the transaction: record its refusals now.
+                // RSET, EHLO or a refusal ended the transaction: record its refusals now. The
+                // session itself refuses a message at its end for a bare CR or LF (smuggling) or
+                // its size: refusals of the whole message, recorded as such.
                 if conn.txn.is_some() && session.mail_from().is_none() {
+                    if r == reply::BARE_LINE_ENDING || r == reply::MESSAGE_TOO_BIG {
+                        conn.refuse_message(&r).await;
+                    }
                     conn.finish_txn().await;
                 }
             }
@@ -229,6 +236,33 @@ impl Conn {
                 .as_ref()
                 .map(|t| t.trusted_names.clone())
                 .unwrap_or_default(),
+        }
+    }
+
+    /// Records a message the session refused at its end (a bare CR or LF, its size): every
+    /// accepted recipient is refused with `r`, in the trace and the log, like a refusal by
+    /// policy.
+    pub(super) async fn refuse_message(&mut self, r: &Reply) {
+        let Some(txn) = self.txn.take() else { return };
+        tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %r, "message refused");
+        metrics::counter!("portcullis_messages_total", "outcome" => "refused").increment(1);
+        let why = if *r == reply::BARE_LINE_ENDING {
+            "bare CR or LF in the message data"
+        } else {
+            "message too big"
+        };
+        for mut copy in txn.copies {
+            if !copy.accepted.is_empty() {
+                event(
+                    &mut copy.record,
+                    EventKind::Reject,
+                    format!("DATA: {r} ({why})"),
+                );
+                refuse_recipients(&mut copy.record, r);
+            }
+            if let Some(record) = abandoned(copy.record) {
+                self.shared.trace.send(record).await;
+            }
         }
     }
 
