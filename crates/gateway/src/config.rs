@@ -99,6 +99,7 @@ struct RawAuth {
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     url: Option<String>,
+    connect_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +183,8 @@ pub struct Config {
     /// SPF, DKIM, ARC and DMARC on (default) or off (`[auth] enabled = false`).
     pub auth_enabled: bool,
     pub storage_url: String,
+    /// `[storage] connect_timeout`: how long start-up waits for the database.
+    pub storage_connect_timeout: Duration,
     pub trace_retention: Duration,
     /// How long quarantined messages are kept.
     pub quarantine_retention: Duration,
@@ -313,7 +316,10 @@ fn validate(
         Some(u) => {
             return Err(err(
                 "storage.url",
-                format!("unsupported url {u:?} (expected sqlite://… or postgres://…)"),
+                format!(
+                    "unsupported url {:?} (expected sqlite://… or postgres://…)",
+                    portcullis_store::redacted(&u)
+                ),
             ));
         }
         None => format!("sqlite://{}", data_dir.join("portcullis.db").display()),
@@ -371,6 +377,11 @@ fn validate(
         dns_timeout: duration("dns.timeout", &raw.dns.timeout, "5s")?,
         auth_enabled: raw.auth.enabled.unwrap_or(true),
         storage_url,
+        storage_connect_timeout: duration(
+            "storage.connect_timeout",
+            &raw.storage.connect_timeout,
+            "10s",
+        )?,
         trace_retention: duration("trace.retention", &raw.trace.retention, "90d")?,
         quarantine_retention: duration("quarantine.retention", &raw.quarantine.retention, "30d")?,
         default_route,

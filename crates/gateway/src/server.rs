@@ -88,10 +88,26 @@ pub fn main(args: &Overrides, data_dir: Option<&Path>) -> i32 {
     match served {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", said_once(&e));
             1
         }
     }
+}
+
+/// An error with its causes, each said once: a cause whose text its effect already quotes
+/// (a database error wrapped twice) is left out.
+fn said_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 /// Log lines waiting for the log writer, at most (about 200 bytes each).
@@ -146,13 +162,23 @@ async fn serve(
     let config = Arc::new(config);
     crate::telemetry::install()?;
     watch_log_drops(log_dropped);
+    // The database first: a start that cannot reach it writes nothing into the data directory
+    // (an embedded SQLite database lives there, so its directory is made for it).
+    if config.storage_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    let store = Store::connect_within(&config.storage_url, config.storage_connect_timeout)
+        .await
+        .with_context(|| {
+            format!(
+                "opening storage {}",
+                portcullis_store::redacted(&config.storage_url)
+            )
+        })?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     ensure_admin_token(&config.data_dir)?;
-
-    let store = Store::connect(&config.storage_url)
-        .await
-        .with_context(|| format!("opening storage {}", config.storage_url))?;
     let directory = Live::load(store.clone(), config.services.clone()).await?;
     let poller = directory.spawn_poller(Duration::from_millis(500));
     let tls = Tls::load(&config)?;

@@ -1158,3 +1158,66 @@ async fn refusals_at_the_end_of_data_by_the_protocol_are_traced() {
         );
     }
 }
+
+/// A database that cannot be reached fails the start within `[storage] connect_timeout`,
+/// naming the server and never the password, with each cause said once and nothing written
+/// into the data directory.
+#[test]
+fn storage_errors_name_the_server_never_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, expect) in [
+        (
+            "postgres://portcullis:s3cret-pw@127.0.0.2:5999/x",
+            "no connection to 127.0.0.2:5999 within 1 s",
+        ),
+        (
+            "postgres://portcullis:s3cret-pw@127.0.0.1:5432/no_such_db_here",
+            "no_such_db_here",
+        ),
+    ] {
+        let config = dir.path().join("p.toml");
+        std::fs::write(
+            &config,
+            format!("[storage]\nurl = \"{url}\"\nconnect_timeout = \"1s\"\n"),
+        )
+        .unwrap();
+        let data = dir.path().join("data");
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args([
+                "serve",
+                "--smtp-listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{text}"
+        );
+        assert!(
+            !text.contains("s3cret-pw"),
+            "the password is printed: {text}"
+        );
+        assert!(text.contains("portcullis:***@"), "{text}");
+        assert!(text.contains(expect), "{text}");
+        assert_eq!(
+            text.matches(expect).count(),
+            1,
+            "said more than once: {text}"
+        );
+        assert!(!data.exists(), "the data directory was written: {text}");
+    }
+}

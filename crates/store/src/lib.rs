@@ -35,6 +35,9 @@ pub enum StoreError {
     /// A stored document could not be decoded (written by a newer version, or edited by hand).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// No connection to the database within the time allowed.
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
     /// The database failed or is unreachable.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
@@ -58,8 +61,15 @@ pub enum Backend {
 }
 
 impl Store {
-    /// Connects to `sqlite://path` (created if missing) or `postgres://…` and applies migrations.
+    /// Connects to `sqlite://path` (created if missing) or `postgres://…` and applies migrations,
+    /// giving up after 10 s.
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_within(url, std::time::Duration::from_secs(10)).await
+    }
+
+    /// As [`Store::connect`], giving up when no connection is made within `timeout`; the error
+    /// then names the server (host and port), never the password.
+    pub async fn connect_within(url: &str, timeout: std::time::Duration) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -67,7 +77,8 @@ impl Store {
             Backend::Postgres
         } else {
             return Err(StoreError::Corrupt(format!(
-                "unsupported storage url {url:?} (expected sqlite://… or postgres://…)"
+                "unsupported storage url {:?} (expected sqlite://… or postgres://…)",
+                redacted(url)
             )));
         };
         let url = match backend {
@@ -79,10 +90,22 @@ impl Store {
             _ => url.to_string(),
         };
         let max = if backend == Backend::Sqlite { 4 } else { 8 };
-        let pool = AnyPoolOptions::new()
+        let pool = match AnyPoolOptions::new()
             .max_connections(max)
+            .acquire_timeout(timeout)
             .connect(&url)
-            .await?;
+            .await
+        {
+            Ok(pool) => pool,
+            Err(sqlx::Error::PoolTimedOut) => {
+                return Err(StoreError::Unreachable(format!(
+                    "no connection to {} within {}",
+                    server_of(&url),
+                    humantime_secs(timeout)
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let store = Store {
             pool,
             backend,
@@ -169,6 +192,43 @@ pub fn parse_rfc3339_us(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp_micros())
+}
+
+/// A storage URL fit to print: its password, if any, replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// The `host:port` (or file) a storage URL names, for errors.
+fn server_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return redacted(url);
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match scheme {
+        "sqlite" => rest.split('?').next().unwrap_or(rest).to_string(),
+        _ if host.is_empty() => "the default PostgreSQL server".into(),
+        _ if host.contains(':') => host.to_string(),
+        _ => format!("{host}:5432"),
+    }
+}
+
+fn humantime_secs(d: std::time::Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
