@@ -160,6 +160,7 @@ async fn serve(
     log_dropped: tracing_appender::non_blocking::ErrorCounter,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    crate::trace::set_node(&config.node_name);
     crate::telemetry::install()?;
     watch_log_drops(log_dropped);
     // The database first: a start that cannot reach it writes nothing into the data directory

@@ -188,12 +188,35 @@ pub async fn start(store: &Store) -> anyhow::Result<TraceSender> {
     })
 }
 
-/// Appends an event of `kind`, stamped now.
+/// This process's `[node] name`, set once at start: the events that say what a node did name
+/// it, so an operator of several nodes knows which one to look at.
+static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the node name the events carry (once, at start).
+pub fn set_node(name: &str) {
+    let _ = NODE.set(format!(" [node {name}]"));
+}
+
+/// Appends an event of `kind`, stamped now; receipt, refusal, delivery, deferral, failure and
+/// release name the node that did it.
 pub fn event(record: &mut TraceRecord, kind: EventKind, detail: impl Into<String>) {
+    let mut detail = detail.into();
+    if matches!(
+        kind,
+        EventKind::Receive
+            | EventKind::Reject
+            | EventKind::Deliver
+            | EventKind::Defer
+            | EventKind::Fail
+            | EventKind::Release
+    ) && let Some(node) = NODE.get()
+    {
+        detail.push_str(node);
+    }
     record.events.push(TraceEvent {
         at: rfc3339(SystemTime::now()),
         event: kind,
-        detail: detail.into(),
+        detail,
     });
 }
 

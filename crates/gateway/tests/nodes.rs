@@ -224,3 +224,57 @@ async fn tokens_work_on_every_node_at_once_and_a_revocation_everywhere_within_a_
     }
     db.drop_it().await;
 }
+
+#[tokio::test]
+async fn trace_events_and_audit_entries_name_the_node() {
+    let Some(db) = Database::fresh("names").await else {
+        return;
+    };
+    {
+        let (a, b) = (db.node("node-a"), db.node("node-b"));
+        a.ok(&["tenant", "add", "contoso"]);
+        a.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+        a.ok(&[
+            "org",
+            "set",
+            "--tenant",
+            "contoso",
+            "--reject-direct-send",
+            "on",
+        ]);
+        // Node B enforces A's setting within its poll; its refusal names it.
+        let mut refused = false;
+        for _ in 0..100 {
+            let mut s = session(b.smtp, "127.0.0.1").await;
+            let r = s.mail("ceo@contoso.com", &["bob@contoso.com"], "").await;
+            if r[1].starts_with("550 5.7.68") {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(refused, "node B never enforced the setting made on node A");
+        let t = a.trace_until("contoso", &["--status", "rejected"], |v| !v.is_empty());
+        let reject = t[0]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event"] == "REJECT")
+            .cloned()
+            .unwrap();
+        assert!(
+            reject["detail"]
+                .as_str()
+                .unwrap()
+                .ends_with("[node node-b]"),
+            "{reject}"
+        );
+        let audit: Vec<Value> =
+            serde_json::from_str(&b.ok(&["audit", "--tenant", "contoso", "--json"])).unwrap();
+        assert!(
+            audit.iter().all(|e| e["principal"] == "bootstrap@node-a"),
+            "{audit:#?}"
+        );
+    }
+    db.drop_it().await;
+}
