@@ -1,6 +1,7 @@
 //! The live directory: the current immutable `policy::Directory` behind an atomic pointer.
 //! Admin API writes rebuild it before answering, so a change applies to the very next SMTP
-//! transaction; a poller notices writes made by other nodes sharing the database.
+//! transaction; other nodes sharing a PostgreSQL database apply it when its `NOTIFY` arrives,
+//! with a poller of the generation as the fallback.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,31 @@ impl Live {
         self.current
             .store(Arc::new(build(Some(&previous), data, &self.services)));
         Ok(())
+    }
+
+    /// Applies the changes other nodes announce (PostgreSQL `LISTEN`) as they commit; the poller
+    /// stays as the fallback for a listener that dropped. Ends at once on SQLite.
+    pub fn spawn_listener(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let live = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match live.store.listen_directory().await {
+                    Ok(None) => return,
+                    Ok(Some(mut listener)) => {
+                        // What changed while nobody listened.
+                        let _ = live.refresh(false).await;
+                        while listener.changed().await.is_ok() {
+                            if let Err(e) = live.refresh(false).await {
+                                tracing::warn!("directory refresh failed: {e}");
+                            }
+                        }
+                        tracing::warn!("directory listener dropped; listening again (polling meanwhile)");
+                    }
+                    Err(e) => tracing::warn!("cannot listen for directory changes: {e}"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
     }
 
     /// Polls for changes made by other nodes.

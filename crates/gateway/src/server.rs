@@ -182,6 +182,7 @@ async fn serve(
     ensure_admin_token(&config.data_dir)?;
     let directory = Live::load(store.clone(), config.services.clone()).await?;
     let poller = directory.spawn_poller(Duration::from_millis(500));
+    let listener = directory.spawn_listener();
     let tls = Tls::load(&config)?;
     let auth = Arc::new(crate::auth::Authenticator::new(
         &config.hostname,
@@ -266,6 +267,7 @@ async fn serve(
     accept_loop(smtp, shared, shutdown_rx).await;
 
     poller.abort();
+    listener.abort();
     retention.abort();
     let _ = api.await;
     delivery_handle.shutdown(Duration::from_secs(10)).await;

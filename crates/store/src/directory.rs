@@ -17,10 +17,24 @@ pub struct DirectoryData {
     pub rules: Vec<Rule>,
 }
 
+/// The PostgreSQL channel on which every directory change is announced (at its commit).
+pub const DIRECTORY_CHANNEL: &str = "portcullis_directory";
+
 async fn bump(tx: &mut Transaction<'_, Any>) -> Result<()> {
     sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'directory_generation'")
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Announces a directory change to the other nodes (PostgreSQL: `NOTIFY`, delivered when the
+/// transaction commits, never for one rolled back).
+async fn announce(backend: Backend, tx: &mut Transaction<'_, Any>) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify('portcullis_directory', '')")
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
@@ -106,6 +120,7 @@ impl Store {
                 .await?;
         }
         let before = tenant_config(&mut tx, tenant).await?;
+        announce(self.backend, &mut tx).await?;
         Ok(TenantChange {
             tx,
             tenant: tenant.to_string(),
@@ -579,5 +594,30 @@ impl Named {
                 "SELECT doc FROM rules WHERE tenant = $1 AND name = $2",
             ),
         }
+    }
+}
+
+/// Directory changes announced by any node (PostgreSQL `LISTEN`); SQLite has no other nodes.
+pub struct DirectoryListener {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl DirectoryListener {
+    /// Waits for the next announced change (several at once come as one or several).
+    pub async fn changed(&mut self) -> Result<()> {
+        self.listener.recv().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Listens for directory changes made by any node; `None` on SQLite (single node).
+    pub async fn listen_directory(&self) -> Result<Option<DirectoryListener>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen(DIRECTORY_CHANNEL).await?;
+        Ok(Some(DirectoryListener { listener }))
     }
 }

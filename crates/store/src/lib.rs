@@ -7,7 +7,7 @@
 mod admin;
 mod directory;
 mod quarantine;
-pub use directory::{Audited, DirectoryData};
+pub use directory::{Audited, DirectoryData, DirectoryListener};
 mod schema;
 mod trace;
 mod trace_words;
