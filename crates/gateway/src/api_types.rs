@@ -745,6 +745,12 @@ pub struct QueueDeleteParams {
     pub dsn: bool,
 }
 
+/// `POST /tenants/{t}/domains/{d}/verify`: nothing to say but the wish (the TXT record is
+/// looked up at the domain).
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyDomain {}
+
 /// The role of an API token (SPEC's role names), shared by the server's role table and the CLI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {

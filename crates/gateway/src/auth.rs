@@ -217,6 +217,37 @@ impl Authenticator {
         }
     }
 
+    /// The TXT values at `domain` (a domain's proof of control); empty when it has none.
+    /// `Err` is a temporary failure. Asked afresh: a verification looks for a record just
+    /// published.
+    pub async fn txt_values(&self, domain: &str) -> Result<Vec<String>, String> {
+        let Some(resolver) = self.resolver.as_ref() else {
+            return Err("DNS is not configured ([auth] enabled = false)".into());
+        };
+        let name = format!("{}.", domain.trim_end_matches('.'));
+        // The resolver's own cache would answer with the "no such record" of an earlier try
+        // for as long as the zone's negative TTL. Verifications are rare administrator
+        // actions: the parsed-record caches above it (SPF, DKIM, DMARC) are not touched.
+        resolver.resolver().clear_cache();
+        match resolver.resolver().txt_lookup(name).await {
+            Ok(answer) => Ok(answer
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    mail_auth::hickory_resolver::proto::rr::RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|part| String::from_utf8_lossy(part).into_owned())
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// The reverse DNS (PTR) name of an address, cached; `None` without one or without DNS.
     pub async fn ptr(&self, ip: IpAddr) -> Option<String> {
         let resolver = self.resolver.as_ref()?;

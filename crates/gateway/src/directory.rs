@@ -65,7 +65,9 @@ impl Live {
                                 tracing::warn!("directory refresh failed: {e}");
                             }
                         }
-                        tracing::warn!("directory listener dropped; listening again (polling meanwhile)");
+                        tracing::warn!(
+                            "directory listener dropped; listening again (polling meanwhile)"
+                        );
                     }
                     Err(e) => tracing::warn!("cannot listen for directory changes: {e}"),
                 }

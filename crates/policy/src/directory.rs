@@ -110,9 +110,12 @@ impl Directory {
         }
         // Indexes were taken before sorting; rebuild them against the sorted order.
         index.clear();
+        // A domain waiting for proof of control is listed with its tenant but resolves nobody.
         for entry in map.values() {
             for (i, d) in entry.domains.iter().enumerate() {
-                index.insert(d.domain.clone(), (entry.tenant.name.clone(), i));
+                if d.is_active() {
+                    index.insert(d.domain.clone(), (entry.tenant.name.clone(), i));
+                }
             }
         }
         Directory {

@@ -95,6 +95,17 @@ pub struct AcceptedDomain {
     /// Delivery route for this domain's recipients, overriding the tenant's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// Set while the domain waits for proof of control (added by a tenant role): the TXT value
+    /// to publish at the domain. A pending domain receives no mail and is nobody's own domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<String>,
+}
+
+impl AcceptedDomain {
+    /// Verified (or added by the operator): it receives mail.
+    pub fn is_active(&self) -> bool {
+        self.verification.is_none()
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -29,7 +29,12 @@ fn is_hostname(d: &str) -> bool {
             return false;
         }
     }
+    // A numeric top label is an IP address, not a domain (RFC 3696 §2).
     labels >= 2
+        && !d
+            .rsplit('.')
+            .next()
+            .is_some_and(|top| top.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// Validates and normalizes a sender-domain pattern: `*`, `*.example.com` or `example.com`.

@@ -16,6 +16,7 @@ fn dom(tenant: &str, domain: &str) -> AcceptedDomain {
         domain_type: DomainType::Authoritative,
         match_subdomains: false,
         route: None,
+        verification: None,
     }
 }
 

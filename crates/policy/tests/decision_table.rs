@@ -11,6 +11,7 @@ fn dom(tenant: &str, domain: &str, sub: bool) -> AcceptedDomain {
         domain_type: DomainType::Authoritative,
         match_subdomains: sub,
         route: None,
+        verification: None,
     }
 }
 

@@ -182,6 +182,7 @@ fn check(note: &str, rules: &[Rule], facts: impl FnOnce(&mut Facts), expect: &st
             domain_type: DomainType::Authoritative,
             match_subdomains: false,
             route: None,
+            verification: None,
         }],
         vec![],
         rules.to_vec(),

@@ -2,7 +2,7 @@
 //! generation in the same transaction, so every node can notice a change by polling one row.
 
 use portcullis_policy::rules::Rule;
-use portcullis_policy::{AcceptedDomain, Connector, OrgSettings, Tenant};
+use portcullis_policy::{AcceptedDomain, Connector, OrgSettings, Tenant, names};
 use sqlx::{Any, Transaction};
 
 use crate::{Backend, Result, Store, StoreError, from_json, to_json};
@@ -232,39 +232,71 @@ impl Store {
         .await
     }
 
-    /// Adds an accepted domain; a domain belongs to at most one tenant.
-    pub async fn add_domain(&self, d: &AcceptedDomain) -> Result<Audited<()>> {
-        {
-            let mut change = self.tenant_change(&d.tenant).await?;
-            let tx = &mut change.tx;
-            let value = async {
-                let exists: Option<(String,)> =
-                    sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
-                        .bind(&d.tenant)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                if exists.is_none() {
-                    return Err(StoreError::NotFound(format!("tenant {}", d.tenant)));
-                }
-                let r = sqlx::query(
-                    "INSERT INTO accepted_domains (domain, tenant, doc) VALUES ($1, $2, $3)",
-                )
-                .bind(&d.domain)
-                .bind(&d.tenant)
-                .bind(to_json(d))
-                .execute(&mut **tx)
-                .await;
-                match r {
-                    Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                        "accepted domain {}",
-                        d.domain
-                    ))),
-                    r => r.map(|_| ()).map_err(StoreError::from),
-                }
+    /// Adds an accepted domain; a domain belongs to at most one tenant. The operator's way:
+    /// a domain inside or above another tenant's is allowed (see [`Store::add_domain_as`]).
+    pub async fn add_domain(&self, d: &AcceptedDomain) -> Result<Audited<Vec<String>>> {
+        self.add_domain_as(d, true).await
+    }
+
+    /// Adds an accepted domain and returns the other tenants' domains it overlaps (one inside
+    /// the other). Without `may_overlap` (a tenant role) any overlap refuses it: a tenant must
+    /// never take mail of a subdomain another tenant covers, nor claim a parent of another's.
+    /// Checked in the write's transaction, against the database.
+    pub async fn add_domain_as(
+        &self,
+        d: &AcceptedDomain,
+        may_overlap: bool,
+    ) -> Result<Audited<Vec<String>>> {
+        let mut change = self.tenant_change(&d.tenant).await?;
+        let tx = &mut change.tx;
+        let value = async {
+            let exists: Option<(String,)> =
+                sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
+                    .bind(&d.tenant)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("tenant {}", d.tenant)));
             }
-            .await?;
-            change.commit(value).await
+            let others: Vec<(String,)> =
+                sqlx::query_as("SELECT domain FROM accepted_domains WHERE tenant <> $1")
+                    .bind(&d.tenant)
+                    .fetch_all(&mut **tx)
+                    .await?;
+            let overlaps: Vec<String> = others
+                .into_iter()
+                .map(|(o,)| o)
+                .filter(|o| {
+                    o != &d.domain
+                        && (names::is_same_or_subdomain(&d.domain, o)
+                            || names::is_same_or_subdomain(o, &d.domain))
+                })
+                .collect();
+            if !may_overlap && !overlaps.is_empty() {
+                // Which tenant holds it is not this tenant's to know.
+                return Err(StoreError::Overlap(format!(
+                    "accepted domain {} overlaps a domain of another tenant (one inside the other); only the operator can add it",
+                    d.domain
+                )));
+            }
+            let r = sqlx::query(
+                "INSERT INTO accepted_domains (domain, tenant, doc) VALUES ($1, $2, $3)",
+            )
+            .bind(&d.domain)
+            .bind(&d.tenant)
+            .bind(to_json(d))
+            .execute(&mut **tx)
+            .await;
+            match r {
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                    "accepted domain {}",
+                    d.domain
+                ))),
+                r => r.map(|_| overlaps).map_err(StoreError::from),
+            }
         }
+        .await?;
+        change.commit(value).await
     }
 
     /// Changes an accepted domain of a tenant as it is in the database now (see

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// A stored document could not be decoded (written by a newer version, or edited by hand).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The named domain overlaps another tenant's (the text says why, naming no other tenant).
+    #[error("{0}")]
+    Overlap(String),
     /// No connection to the database within the time allowed.
     #[error("database unreachable: {0}")]
     Unreachable(String),

@@ -38,6 +38,7 @@ async fn scenario(store: &Store) {
         domain_type: DomainType::Authoritative,
         match_subdomains: true,
         route: None,
+        verification: None,
     };
     store.add_domain(&d).await.unwrap();
     let mut other = d.clone();
@@ -558,6 +559,7 @@ async fn concurrent_writers_on_sqlite_wait_instead_of_failing() {
                     domain_type: DomainType::Authoritative,
                     match_subdomains: false,
                     route: None,
+                    verification: None,
                 };
                 store.add_domain(&d).await.unwrap();
             }

@@ -21,7 +21,9 @@ impl From<StoreError> for ApiErr {
     fn from(e: StoreError) -> ApiErr {
         match e {
             StoreError::NotFound(_) => ApiErr(StatusCode::NOT_FOUND, e.to_string()),
-            StoreError::Conflict(_) => ApiErr(StatusCode::CONFLICT, e.to_string()),
+            StoreError::Conflict(_) | StoreError::Overlap(_) => {
+                ApiErr(StatusCode::CONFLICT, e.to_string())
+            }
             _ => {
                 tracing::error!("admin API: {e}");
                 ApiErr(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())

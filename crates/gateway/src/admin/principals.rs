@@ -58,6 +58,11 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/tenants/{t}/domains", Need::Tenant(ANY)),
     ("POST", "/api/v1/tenants/{t}/domains", Need::Tenant(FLOW)),
     (
+        "POST",
+        "/api/v1/tenants/{t}/domains/{d}/verify",
+        Need::Tenant(FLOW),
+    ),
+    (
         "PATCH",
         "/api/v1/tenants/{t}/domains/{d}",
         Need::Tenant(FLOW),

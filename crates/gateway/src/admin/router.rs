@@ -49,6 +49,7 @@ pub(super) fn routes() -> OpenApiRouter<State> {
         ))
         .routes(routes!(tenants::list_domains, tenants::add_domain))
         .routes(routes!(tenants::remove_domain, tenants::set_domain_route))
+        .routes(routes!(tenants::verify_domain))
         .routes(routes!(tenants::show_org, tenants::set_org))
         .routes(routes!(
             connectors::list_connectors,

@@ -75,10 +75,12 @@ pub(super) async fn list_domains(
 #[utoipa::path(post, path = "/api/v1/tenants/{t}/domains", params(("t" = String, Path, description = "Tenant name")), request_body = NewDomain, responses((status = 201, body = AcceptedDomain), (status = 409, description = "The domain belongs to a tenant", body = ApiError)))]
 pub(super) async fn add_domain(
     Extract(state): Extract<State>,
+    axum::Extension(who): axum::Extension<Principal>,
     ApiPath(t): ApiPath<String>,
     ApiJson(body): ApiJson<NewDomain>,
 ) -> Res<(StatusCode, Trail, Json<AcceptedDomain>)> {
     // The tenant is checked in the write's transaction (a snapshot may lag another node).
+    let operator = who.is_operator();
     let d = AcceptedDomain {
         domain: parse_domain(&body.domain).map_err(bad)?,
         tenant: t,
@@ -88,10 +90,75 @@ pub(super) async fn add_domain(
         },
         match_subdomains: body.match_subdomains,
         route: None,
+        // A tenant role proves control of a new domain before it receives mail (as Microsoft
+        // 365 asks for a TXT record); the operator's domains are verified at once.
+        verification: (!operator).then(verification_token),
     };
-    let change = state.store.add_domain(&d).await?;
+    let change = state.store.add_domain_as(&d, operator).await?;
     changed(&state).await?;
+    if !change.value.is_empty() {
+        tracing::warn!(domain = %d.domain, tenant = %d.tenant, overlaps = ?change.value, principal = %who.name, "accepted domain overlaps other tenants' domains (added by the operator)");
+    }
     Ok((StatusCode::CREATED, trail(&change), Json(d)))
+}
+
+/// The TXT value a tenant publishes at its domain to prove control of it.
+fn verification_token() -> String {
+    format!(
+        "portcullis-verification={:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{t}/domains/{d}/verify", params(("t" = String, Path, description = "Tenant name"), ("d" = String, Path, description = "Accepted domain")), request_body = VerifyDomain, responses((status = 200, body = AcceptedDomain), (status = 409, description = "The verification TXT record was not found", body = ApiError)))]
+pub(super) async fn verify_domain(
+    Extract(state): Extract<State>,
+    ApiPath((t, d)): ApiPath<(String, String)>,
+    ApiJson(_wish): ApiJson<VerifyDomain>,
+) -> Res<(Trail, Json<AcceptedDomain>)> {
+    let domain = names::normalize_domain(&d).unwrap_or(d);
+    let pending = state
+        .store
+        .load_directory()
+        .await?
+        .domains
+        .into_iter()
+        .find(|x| x.tenant == t && x.domain == domain)
+        .ok_or_else(|| {
+            ApiErr(
+                StatusCode::NOT_FOUND,
+                format!("accepted domain {domain} of tenant {t} not found"),
+            )
+        })?;
+    let Some(token) = pending.verification.clone() else {
+        return Err(ApiErr(
+            StatusCode::CONFLICT,
+            format!("accepted domain {domain} is verified already"),
+        ));
+    };
+    let found = state.auth.txt_values(&domain).await.map_err(|e| {
+        ApiErr(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot look up TXT records of {domain} now: {e}"),
+        )
+    })?;
+    if !found.iter().any(|v| v.trim() == token) {
+        return Err(ApiErr(
+            StatusCode::CONFLICT,
+            format!("no TXT record \"{token}\" at {domain} yet"),
+        ));
+    }
+    let change = state
+        .store
+        .modify_domain(&t, &domain, |x| {
+            x.verification = None;
+            Ok::<(), ApiErr>(())
+        })
+        .await?;
+    changed(&state).await?;
+    tracing::info!(tenant = %t, domain = %domain, "accepted domain verified");
+    Ok((trail(&change), Json(change.value.clone())))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{t}/domains/{d}", params(("t" = String, Path, description = "Tenant name"), ("d" = String, Path, description = "Accepted domain")), responses((status = 204, description = "Removed")))]

@@ -375,6 +375,15 @@ pub enum DomainCommand {
         #[arg(long)]
         tenant: String,
     },
+    /// Prove control of a domain added by a tenant role: looks up the TXT record it asked for
+    /// and, once published, lets the domain receive mail
+    Verify {
+        /// Domain name
+        domain: String,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+    },
     /// Change an accepted domain's delivery route (overrides the tenant's)
     Set {
         /// Domain name

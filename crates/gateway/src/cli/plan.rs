@@ -32,6 +32,8 @@ pub enum Output {
     Confirm(String),
     TenantList,
     DomainList,
+    /// `domain add`: added, or added pending proof of control (what to publish).
+    DomainAdded,
     Org,
     ConnectorList,
     Connector,
@@ -524,12 +526,7 @@ pub(super) fn plan_domain(c: &DomainCommand) -> Result<Call, String> {
                 domain_type: domain_type.clone(),
                 match_subdomains: *match_subdomains,
             };
-            Call::new(
-                Method::Post,
-                format!("{base}/domains"),
-                Output::Confirm(format!("domain {domain} added to tenant {tenant}")),
-            )
-            .body(&body)
+            Call::new(Method::Post, format!("{base}/domains"), Output::DomainAdded).body(&body)
         }
         DomainCommand::List { tenant, json } => Call::new(
             Method::Get,
@@ -545,6 +542,18 @@ pub(super) fn plan_domain(c: &DomainCommand) -> Result<Call, String> {
                 format!("{base}/domains/{}", encode(&domain)),
                 Output::Confirm(format!("domain {domain} removed from tenant {tenant}")),
             )
+        }
+        DomainCommand::Verify { domain, tenant } => {
+            let base = tenant_path(tenant)?;
+            let domain = api_types::parse_domain(domain)?;
+            Call::new(
+                Method::Post,
+                format!("{base}/domains/{}/verify", encode(&domain)),
+                Output::Confirm(format!(
+                    "domain {domain} of tenant {tenant} verified: it receives mail now"
+                )),
+            )
+            .body(&api_types::VerifyDomain {})
         }
         DomainCommand::Set {
             domain,

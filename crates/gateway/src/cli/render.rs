@@ -28,6 +28,7 @@ pub(super) fn render(call: &Call, body: &str) -> Result<String, String> {
         Output::Confirm(msg) => msg.clone(),
         Output::TenantList => tenant_table(&parse::<Vec<_>>(body)?),
         Output::DomainList => domain_table(&parse::<Vec<_>>(body)?),
+        Output::DomainAdded => domain_added(&parse(body)?),
         Output::Org => org_text(&parse(body)?),
         Output::ConnectorList => connector_table(&parse::<Vec<_>>(body)?),
         Output::Connector => connector_text(&parse(body)?),
@@ -370,10 +371,26 @@ pub(super) fn domain_table(domains: &[AcceptedDomain]) -> String {
                 d.domain.clone(),
                 label(&d.domain_type),
                 yes_no(d.match_subdomains).to_string(),
+                match &d.verification {
+                    None => "active".to_string(),
+                    Some(token) => format!("pending: publish TXT \"{token}\""),
+                },
             ]
         })
         .collect::<Vec<_>>();
-    table(&["DOMAIN", "TYPE", "MATCH-SUBDOMAINS"], &rows)
+    table(&["DOMAIN", "TYPE", "MATCH-SUBDOMAINS", "STATE"], &rows)
+}
+
+/// `domain add`: the domain, and for a domain pending proof of control what to publish.
+fn domain_added(d: &AcceptedDomain) -> String {
+    match &d.verification {
+        None => format!("domain {} added to tenant {}", d.domain, d.tenant),
+        Some(token) => format!(
+            "domain {domain} added to tenant {tenant}, pending: it receives mail once you publish\n  {domain}. IN TXT \"{token}\"\nand run: portcullis domain verify {domain} --tenant {tenant}",
+            domain = d.domain,
+            tenant = d.tenant,
+        ),
+    }
 }
 
 pub(super) fn org_text(s: &OrgSettings) -> String {
