@@ -715,6 +715,9 @@ pub struct QueueItem {
     pub size: u64,
     /// Per recipient: address, route, status (pending/delivered/failed) and the last reply.
     pub recipients: Vec<QueueRecipient>,
+    /// The node whose spool holds it (`[node] name`): `queue retry/delete` go to that node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]

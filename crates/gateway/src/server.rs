@@ -213,6 +213,12 @@ async fn serve(
         recovered,
     );
     let retention = spawn_retention(store.clone(), config.trace_retention);
+    let queue_index = crate::queue::index::spawn_publisher(
+        store.clone(),
+        spool.clone(),
+        config.node_name.clone(),
+        config.default_route.to_string(),
+    );
 
     let smtp = TcpListener::bind(config.smtp_listen)
         .await
@@ -267,6 +273,7 @@ async fn serve(
     accept_loop(smtp, shared, shutdown_rx).await;
 
     poller.abort();
+    queue_index.abort();
     listener.abort();
     retention.abort();
     let _ = api.await;

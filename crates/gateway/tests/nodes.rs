@@ -278,3 +278,70 @@ async fn trace_events_and_audit_entries_name_the_node() {
     }
     db.drop_it().await;
 }
+
+#[tokio::test]
+async fn every_node_lists_every_nodes_queue_and_names_the_node_that_holds_a_message() {
+    let Some(db) = Database::fresh("queue").await else {
+        return;
+    };
+    {
+        let (a, b) = (db.node("node-a"), db.node("node-b"));
+        a.ok(&["tenant", "add", "contoso"]);
+        a.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+        // A route that refuses connections: the message waits in node B's queue.
+        a.ok(&["tenant", "set", "contoso", "--route", "smtp://127.0.0.1:1"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut s = session(b.smtp, "127.0.0.1").await;
+        let r = s
+            .mail(
+                "a@partner.example",
+                &["bob@contoso.com"],
+                &message("a@partner.example", "bob@contoso.com", "waits on b"),
+            )
+            .await;
+        let id = r[3].rsplit(' ').next().unwrap().to_string();
+        assert!(r[3].starts_with("250 2.6.0"), "{r:?}");
+        // Node A lists it, naming node B, within the index's publishing period.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listed = loop {
+            let v: Vec<Value> = serde_json::from_str(&a.ok(&["queue", "list", "--json"])).unwrap();
+            if let Some(item) = v.into_iter().find(|i| i["trace_id"] == id.as_str()) {
+                break item;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node A never listed node B's message"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(listed["node"], "node-b", "{listed}");
+        // The id of the 250 reply is what the queue commands take; on A they name B.
+        let shown: Value = serde_json::from_str(&a.ok(&["queue", "show", &id, "--json"])).unwrap();
+        assert_eq!(shown["node"], "node-b", "{shown}");
+        let o = a.cli(&["queue", "retry", &id]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!o.status.success() && err.contains("node-b"), "{err}");
+        // On B they act; afterwards A no longer lists it.
+        b.ok(&["queue", "delete", &id]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v: Vec<Value> = serde_json::from_str(&a.ok(&["queue", "list", "--json"])).unwrap();
+            if !v.iter().any(|i| i["trace_id"] == id.as_str()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node A still lists a deleted message"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The deleted message keeps its record, its receipt time and a final status.
+        let t = a.trace_until("contoso", &["--status", "failed"], |v| !v.is_empty());
+        assert_eq!(t.len(), 1, "{t:#?}");
+        assert!(
+            t[0]["received_at"].as_str().unwrap().starts_with("20"),
+            "{t:#?}"
+        );
+    }
+    db.drop_it().await;
+}

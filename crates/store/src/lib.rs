@@ -7,6 +7,7 @@
 mod admin;
 mod directory;
 mod quarantine;
+mod queue;
 pub use directory::{Audited, DirectoryData, DirectoryListener};
 mod schema;
 mod trace;
@@ -14,6 +15,7 @@ mod trace_words;
 
 pub use admin::{AuditEntry, TokenRecord};
 pub use quarantine::{QuarantineEntry, QuarantineQuery};
+pub use queue::QueueIndexRow;
 pub use trace::TraceScan;
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
 pub use trace_words::{

@@ -147,6 +147,21 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // The only recipient (lower case) of a record with one, which then has no trace_recipients
     // row: most records (every refusal at RCPT) have one, and the row cost three B-tree inserts.
     (19, "ALTER TABLE trace ADD COLUMN rcpt TEXT"),
+    // Every node's waiting messages, kept current by each node, so `queue` on any node sees all.
+    (
+        20,
+        "CREATE TABLE queue_index (
+            node TEXT NOT NULL,
+            stem TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (node, stem)
+        )",
+    ),
+    (
+        21,
+        "CREATE INDEX queue_index_by_trace ON queue_index (trace_id)",
+    ),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.

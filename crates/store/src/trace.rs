@@ -479,7 +479,7 @@ impl Store {
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `cols` values; `(?, ?), (?, ?)` on SQLite, where
 /// numbered parameters cost a lookup of each one's name by number, which grows with their count.
-fn placeholders(backend: crate::Backend, rows: usize, cols: usize) -> String {
+pub(crate) fn placeholders(backend: crate::Backend, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {

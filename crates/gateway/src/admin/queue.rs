@@ -6,51 +6,11 @@ use axum::http::StatusCode;
 
 use crate::api_types::*;
 
+use crate::queue::index::{local_match, queue_item};
+use crate::queue::spool::Entry;
+
 use super::extract::*;
 use super::state::*;
-
-pub(super) fn queue_item(e: &crate::queue::spool::Entry, default_route: &str) -> QueueItem {
-    let env = &e.envelope;
-    let ts = |us: i64| {
-        (us > 0).then(|| {
-            crate::sys::clock::rfc3339(
-                std::time::UNIX_EPOCH + std::time::Duration::from_micros(us as u64),
-            )
-        })
-    };
-    let recipients = if env.state.is_empty() {
-        env.recipients
-            .iter()
-            .map(|a| QueueRecipient {
-                address: a.clone(),
-                route: default_route.into(),
-                status: "pending".into(),
-                reply: String::new(),
-            })
-            .collect()
-    } else {
-        env.state
-            .iter()
-            .map(|s| QueueRecipient {
-                address: s.address.clone(),
-                route: s.route.clone(),
-                status: s.status.clone(),
-                reply: s.reply.clone(),
-            })
-            .collect()
-    };
-    QueueItem {
-        id: e.stem.clone(),
-        trace_id: env.trace_id.clone(),
-        tenant: env.tenant.clone(),
-        mail_from: env.mail_from.clone(),
-        attempts: env.attempts,
-        first_attempt: ts(env.first_attempt_us),
-        next_attempt: ts(env.next_attempt_us),
-        size: env.trace.size,
-        recipients,
-    }
-}
 
 pub(super) async fn spool_entries(state: &State) -> Res<Vec<crate::queue::spool::Entry>> {
     let spool = state.shared.spool.clone();
@@ -65,10 +25,22 @@ pub(super) async fn list_queue(
     ApiQuery(p): ApiQuery<QueueParams>,
 ) -> Res<Json<Vec<QueueItem>>> {
     let default = state.config.default_route.to_string();
-    let items = spool_entries(&state)
+    let node = &state.config.node_name;
+    // This node's messages from its spool (current), the other nodes' from the index they
+    // publish (a few seconds old at most).
+    let mut items: Vec<QueueItem> = spool_entries(&state)
         .await?
         .iter()
-        .map(|e| queue_item(e, &default))
+        .map(|e| queue_item(e, &default, node))
+        .collect();
+    for row in state.store.queue_of_other_nodes(node).await? {
+        if let Ok(mut item) = serde_json::from_str::<QueueItem>(&row.doc) {
+            item.node = Some(row.node);
+            items.push(item);
+        }
+    }
+    let items = items
+        .into_iter()
         .filter(|i| p.tenant.as_ref().is_none_or(|t| &i.tenant == t))
         .filter(|i| {
             p.destination.as_ref().is_none_or(|d| {
@@ -81,18 +53,60 @@ pub(super) async fn list_queue(
     Ok(Json(items))
 }
 
-pub(super) async fn queued(state: &State, id: &str) -> Res<crate::queue::spool::Entry> {
-    let spool = state.shared.spool.clone();
-    let key = id.to_string();
-    tokio::task::spawn_blocking(move || spool.get(&key))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))??
-        .ok_or_else(|| {
-            ApiErr(
-                StatusCode::NOT_FOUND,
-                format!("queued message {id} not found"),
-            )
+/// Where a queue id leads: a message of this node's spool, or the other nodes' that hold one.
+enum Found {
+    Here(Entry),
+    Elsewhere(Vec<QueueItem>),
+}
+
+/// The message `id` names (the spool entry's name or the id of the `250` reply), here or on
+/// another node; 404 when no node holds it, 409 when the id names several entries here.
+async fn find(state: &State, id: &str) -> Res<Found> {
+    let entries = spool_entries(state).await?;
+    match local_match(&entries, id).as_slice() {
+        [one] => return Ok(Found::Here((*one).clone())),
+        [] => {}
+        several => {
+            let ids: Vec<&str> = several.iter().map(|e| e.stem.as_str()).collect();
+            return Err(ApiErr(
+                StatusCode::CONFLICT,
+                format!(
+                    "{id} is one message for several tenants: name one of {}",
+                    ids.join(", ")
+                ),
+            ));
+        }
+    }
+    let elsewhere: Vec<QueueItem> = state
+        .store
+        .queue_holders(&state.config.node_name, id)
+        .await?
+        .into_iter()
+        .filter_map(|row| {
+            let mut item = serde_json::from_str::<QueueItem>(&row.doc).ok()?;
+            item.node = Some(row.node);
+            Some(item)
         })
+        .collect();
+    if elsewhere.is_empty() {
+        return Err(ApiErr(
+            StatusCode::NOT_FOUND,
+            format!("queued message {id} not found"),
+        ));
+    }
+    Ok(Found::Elsewhere(elsewhere))
+}
+
+/// A message of another node: only that node's spool can act on it.
+fn held_elsewhere(id: &str, items: &[QueueItem]) -> ApiErr {
+    let nodes: Vec<&str> = items.iter().filter_map(|i| i.node.as_deref()).collect();
+    ApiErr(
+        StatusCode::CONFLICT,
+        format!(
+            "queued message {id} is held by node {}: send the command to that node's admin API",
+            nodes.join(", ")
+        ),
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/queue/{id}", params(("id" = String, Path, description = "Queue id")), responses((status = 200, body = QueueItem)))]
@@ -100,11 +114,18 @@ pub(super) async fn show_queue(
     Extract(state): Extract<State>,
     ApiPath(id): ApiPath<String>,
 ) -> Res<Json<QueueItem>> {
-    let e = queued(&state, &id).await?;
-    Ok(Json(queue_item(
-        &e,
-        &state.config.default_route.to_string(),
-    )))
+    match find(&state, &id).await? {
+        Found::Here(e) => Ok(Json(queue_item(
+            &e,
+            &state.config.default_route.to_string(),
+            &state.config.node_name,
+        ))),
+        // Shown as its node last published it (which the answer names).
+        Found::Elsewhere(items) if items.len() == 1 => {
+            Ok(Json(items.into_iter().next().expect("one")))
+        }
+        Found::Elsewhere(items) => Err(held_elsewhere(&id, &items)),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/queue/{id}/retry", params(("id" = String, Path, description = "Queue id")), responses((status = 200, body = QueueItem)))]
@@ -112,17 +133,21 @@ pub(super) async fn retry_queue_item(
     Extract(state): Extract<State>,
     ApiPath(id): ApiPath<String>,
 ) -> Res<Json<QueueItem>> {
-    let e = queued(&state, &id).await?;
-    if !state.shared.delivery.retry_now(&id) {
+    let e = match find(&state, &id).await? {
+        Found::Here(e) => e,
+        Found::Elsewhere(items) => return Err(held_elsewhere(&id, &items)),
+    };
+    if !state.shared.delivery.retry_now(&e.stem) {
         return Err(ApiErr(
             StatusCode::CONFLICT,
             format!("queued message {id} is being delivered right now"),
         ));
     }
-    tracing::info!(id, "queue: retry requested");
+    tracing::info!(id = %e.stem, "queue: retry requested");
     Ok(Json(queue_item(
         &e,
         &state.config.default_route.to_string(),
+        &state.config.node_name,
     )))
 }
 
@@ -148,10 +173,18 @@ pub(super) async fn delete_queue(
     ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<QueueDeleteParams>,
 ) -> Res<StatusCode> {
+    let e = match find(&state, &id).await? {
+        Found::Here(e) => e,
+        Found::Elsewhere(items) => return Err(held_elsewhere(&id, &items)),
+    };
     let found = state
         .shared
         .delivery
-        .delete(&id, p.dsn, "deleted from the queue by the administrator")
+        .delete(
+            &e.stem,
+            p.dsn,
+            "deleted from the queue by the administrator",
+        )
         .await?;
     if !found {
         return Err(ApiErr(
@@ -159,6 +192,6 @@ pub(super) async fn delete_queue(
             format!("queued message {id} not found"),
         ));
     }
-    tracing::info!(id, dsn = p.dsn, "queue: message deleted");
+    tracing::info!(id = %e.stem, dsn = p.dsn, "queue: message deleted");
     Ok(StatusCode::NO_CONTENT)
 }

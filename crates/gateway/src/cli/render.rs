@@ -230,6 +230,7 @@ pub(super) fn queue_table(items: &[api_types::QueueItem]) -> String {
             routes.dedup();
             vec![
                 i.id.clone(),
+                i.node.clone().unwrap_or_default(),
                 i.tenant.clone(),
                 i.mail_from.clone(),
                 format!("{}/{}", pending.len(), i.recipients.len()),
@@ -246,6 +247,7 @@ pub(super) fn queue_table(items: &[api_types::QueueItem]) -> String {
     table(
         &[
             "ID",
+            "NODE",
             "TENANT",
             "FROM",
             "PENDING",
@@ -262,6 +264,7 @@ pub(super) fn queue_text(i: &api_types::QueueItem) -> String {
     let mut out = fields(&[
         ("id", i.id.clone()),
         ("trace_id", i.trace_id.clone()),
+        ("node", i.node.clone().unwrap_or_else(|| "-".into())),
         ("tenant", i.tenant.clone()),
         ("mail_from", i.mail_from.clone()),
         ("size", i.size.to_string()),

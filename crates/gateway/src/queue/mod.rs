@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod downstream;
 pub mod dsn;
 pub mod envelope;
+pub mod index;
 pub mod journal;
 pub mod maildir;
 pub mod spool;
