@@ -275,6 +275,7 @@ async fn trace_events_and_audit_entries_name_the_node() {
             audit.iter().all(|e| e["principal"] == "bootstrap@node-a"),
             "{audit:#?}"
         );
+        assert!(audit.iter().all(|e| e["node"] == "node-a"), "{audit:#?}");
     }
     db.drop_it().await;
 }

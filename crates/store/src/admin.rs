@@ -36,6 +36,9 @@ pub struct AuditEntry {
     pub tenant: Option<String>,
     /// `METHOD /path`.
     pub action: String,
+    /// The node whose API took the change (`[node] name`; absent in entries of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// JSON of the tenant's configuration before and after (null where there is none).
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
@@ -142,7 +145,7 @@ impl Store {
     pub async fn add_audit(&self, e: &AuditEntry) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO audit (at, seq, principal, address, tenant, action, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO audit (at, seq, principal, address, tenant, action, before, after, node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(e.at_us)
         .bind(format!("{:08x}", rand_seq()))
@@ -152,6 +155,7 @@ impl Store {
         .bind(&e.action)
         .bind(e.before.as_ref().map(|v| v.to_string()))
         .bind(e.after.as_ref().map(|v| v.to_string()))
+        .bind(e.node.as_deref())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -168,10 +172,10 @@ impl Store {
         let limit = if limit == 0 { 1000 } else { limit.min(100_000) };
         let sql = match tenant {
             Some(_) => format!(
-                "SELECT at, principal, address, tenant, action, before, after FROM audit WHERE tenant = $1 AND at >= $2 ORDER BY at DESC LIMIT {limit}"
+                "SELECT at, principal, address, tenant, action, before, after, node FROM audit WHERE tenant = $1 AND at >= $2 ORDER BY at DESC LIMIT {limit}"
             ),
             None => format!(
-                "SELECT at, principal, address, tenant, action, before, after FROM audit WHERE at >= $1 ORDER BY at DESC LIMIT {limit}"
+                "SELECT at, principal, address, tenant, action, before, after, node FROM audit WHERE at >= $1 ORDER BY at DESC LIMIT {limit}"
             ),
         };
         let mut q = sqlx::query_as::<
@@ -184,6 +188,7 @@ impl Store {
                 String,
                 Option<String>,
                 Option<String>,
+                Option<String>,
             ),
         >(AssertSqlSafe(sql));
         if let Some(t) = tenant {
@@ -193,7 +198,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(at, principal, address, tenant, action, before, after)| AuditEntry {
+                |(at, principal, address, tenant, action, before, after, node)| AuditEntry {
                     at: rfc3339_us(at),
                     at_us: at,
                     principal,
@@ -202,6 +207,7 @@ impl Store {
                     action,
                     before: before.and_then(|s| serde_json::from_str(&s).ok()),
                     after: after.and_then(|s| serde_json::from_str(&s).ok()),
+                    node,
                 },
             )
             .collect())

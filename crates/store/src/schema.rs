@@ -162,6 +162,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         21,
         "CREATE INDEX queue_index_by_trace ON queue_index (trace_id)",
     ),
+    // The node that made an audited change (`[node] name`).
+    (22, "ALTER TABLE audit ADD COLUMN node TEXT"),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.

@@ -132,6 +132,7 @@ pub(super) async fn authorize(
             action: format!("{method} {template}"),
             before,
             after,
+            node: Some(state.config.node_name.clone()),
         };
         if let Err(e) = state.store.add_audit(&entry).await {
             tracing::error!("audit log: {e}");

@@ -137,7 +137,7 @@ pub(super) fn audit_text(entries: &[portcullis_store::AuditEntry]) -> String {
     let mut out = Vec::new();
     for e in entries {
         out.push(format!(
-            "{}  {}  {} from {}{}",
+            "{}  {}  {} from {}{}{}",
             e.at,
             e.action,
             e.principal,
@@ -146,6 +146,10 @@ pub(super) fn audit_text(entries: &[portcullis_store::AuditEntry]) -> String {
             } else {
                 &e.address
             },
+            e.node
+                .as_deref()
+                .map(|n| format!(" on node {n}"))
+                .unwrap_or_default(),
             e.tenant
                 .as_deref()
                 .map(|t| format!("  tenant {t}"))
