@@ -739,6 +739,22 @@ pub struct QueueParams {
     pub destination: Option<String>,
 }
 
+/// Query of `PUT /tenants/{t}/rules/{name}`.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PutRuleParams {
+    /// Replace the rule only if it is still the version read (`rule_version` of the rule a GET
+    /// answered); otherwise 409 and nothing changes. `rule set` sends it.
+    pub if_version: Option<String>,
+}
+
+/// A rule's version: a checksum of its JSON, the same for the CLI and the server, so `rule
+/// set` (GET, apply the flags, PUT) can refuse to write over a change made in between.
+pub fn rule_version(rule: &portcullis_policy::rules::Rule) -> String {
+    let json = serde_json::to_string(rule).unwrap_or_default();
+    format!("{:08x}{:08x}", crc32fast::hash(json.as_bytes()), json.len())
+}
+
 /// Query of `DELETE /queue/{id}`.
 #[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

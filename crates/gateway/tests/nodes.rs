@@ -346,3 +346,84 @@ async fn every_node_lists_every_nodes_queue_and_names_the_node_that_holds_a_mess
     }
     db.drop_it().await;
 }
+
+#[tokio::test]
+async fn concurrent_rule_edits_on_two_nodes_never_undo_each_other_silently() {
+    let Some(db) = Database::fresh("rules").await else {
+        return;
+    };
+    {
+        let (a, b) = (db.node("node-a"), db.node("node-b"));
+        a.ok(&["tenant", "add", "contoso"]);
+        a.ok(&[
+            "rule",
+            "add",
+            "tag",
+            "--tenant",
+            "contoso",
+            "--priority",
+            "1",
+            "--subject-contains",
+            "s0",
+            "--set-scl",
+            "1",
+        ]);
+        let mut conflicts = 0;
+        for round in 1..=10u32 {
+            let (pa, pb) = (format!("s{round}"), (round + 10).to_string());
+            let (oa, ob) = std::thread::scope(|s| {
+                let on_b = s.spawn(|| {
+                    b.cli(&[
+                        "rule",
+                        "set",
+                        "tag",
+                        "--tenant",
+                        "contoso",
+                        "--priority",
+                        &pb,
+                    ])
+                });
+                let on_a = a.cli(&[
+                    "rule",
+                    "set",
+                    "tag",
+                    "--tenant",
+                    "contoso",
+                    "--subject-contains",
+                    &pa,
+                ]);
+                (on_a, on_b.join().unwrap())
+            });
+            let store = portcullis_store::Store::connect(&db.url).await.unwrap();
+            let rule = store
+                .load_directory()
+                .await
+                .unwrap()
+                .rules
+                .into_iter()
+                .find(|r| r.name == "tag")
+                .unwrap();
+            store.close().await;
+            // Each edit is in the database, or its command said it was not.
+            let kept_a = rule.conditions.subject_contains == [pa.clone()];
+            let kept_b = rule.priority.to_string() == pb;
+            assert!(
+                kept_a || !oa.status.success(),
+                "round {round}: A's edit lost silently"
+            );
+            assert!(
+                kept_b || !ob.status.success(),
+                "round {round}: B's edit lost silently"
+            );
+            for o in [&oa, &ob] {
+                if !o.status.success() {
+                    let err = String::from_utf8_lossy(&o.stderr);
+                    assert!(err.contains("was changed since it was read"), "{err}");
+                    conflicts += 1;
+                }
+            }
+        }
+        eprintln!("rule edits refused as concurrent: {conflicts} of 20");
+    }
+    db.drop_it().await;
+}

@@ -431,6 +431,44 @@ impl Store {
             .await
     }
 
+    /// Changes a rule as it is in the database now (see [`Store::modify_org_settings`]); `f`
+    /// may refuse (for a compare-and-set against the version its caller read).
+    pub async fn modify_rule<E: From<StoreError>>(
+        &self,
+        tenant: &str,
+        name: &str,
+        f: impl FnOnce(&mut Rule) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Audited<Rule>, E> {
+        let mut change = self.tenant_change(tenant).await?;
+        let tx = &mut change.tx;
+        let value = async {
+            let row: Option<(String,)> = sqlx::query_as(Named::Rule.sql().4)
+                .bind(tenant)
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(StoreError::from)?;
+            let Some((doc,)) = row else {
+                let what = format!("rule {name} of tenant {tenant}");
+                return Err(StoreError::NotFound(what).into());
+            };
+            let mut r: Rule = from_json("rule", &doc)?;
+            f(&mut r)?;
+            r.tenant = tenant.to_string();
+            r.name = name.to_string();
+            sqlx::query(Named::Rule.sql().2)
+                .bind(to_json(&r))
+                .bind(tenant)
+                .bind(name)
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::from)?;
+            Ok::<_, E>(r)
+        }
+        .await?;
+        Ok(change.commit(value).await?)
+    }
+
     pub async fn remove_rule(&self, tenant: &str, name: &str) -> Result<Audited<()>> {
         self.remove_named(Named::Rule, tenant, name).await
     }

@@ -59,10 +59,11 @@ pub(super) async fn add_rule(
     Ok((StatusCode::CREATED, trail(&change), Json(rule)))
 }
 
-#[utoipa::path(put, path = "/api/v1/tenants/{t}/rules/{name}", params(("t" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Rule name")), request_body = Rule, responses((status = 200, body = Rule)))]
+#[utoipa::path(put, path = "/api/v1/tenants/{t}/rules/{name}", params(("t" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Rule name"), PutRuleParams), request_body = Rule, responses((status = 200, body = Rule), (status = 409, description = "The rule changed since the version given", body = ApiError)))]
 pub(super) async fn put_rule(
     Extract(state): Extract<State>,
     ApiPath((t, name)): ApiPath<(String, String)>,
+    ApiQuery(p): ApiQuery<PutRuleParams>,
     ApiJson(mut rule): ApiJson<Rule>,
 ) -> Res<(Trail, Json<Rule>)> {
     // The tenant is checked in the write's transaction (a snapshot may lag another node).
@@ -72,10 +73,27 @@ pub(super) async fn put_rule(
         ));
     }
     validate_rule(&mut rule, &t).map_err(bad)?;
-    let change = state.store.put_rule(&rule, false).await?;
+    // With `if_version`: compare and set, in the write's transaction.
+    let change = state
+        .store
+        .modify_rule(&t, &name, |current| {
+            if let Some(expected) = &p.if_version
+                && rule_version(current) != *expected
+            {
+                return Err(ApiErr(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "rule {name} was changed since it was read (by another administrator or node); read it again"
+                    ),
+                ));
+            }
+            *current = rule.clone();
+            Ok(())
+        })
+        .await?;
     changed(&state).await?;
     tracing::info!(tenant = %t, rule = %rule.name, "rule changed");
-    Ok((trail(&change), Json(rule)))
+    Ok((trail(&change), Json(change.value.clone())))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{t}/rules/{name}", params(("t" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Rule name")), responses((status = 204, description = "Removed")))]

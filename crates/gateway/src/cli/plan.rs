@@ -90,13 +90,14 @@ pub struct RuleEdit {
 impl RuleEdit {
     /// The PUT of `rule`, the answer of the GET `call`, with the flags applied.
     pub(super) fn put(&self, call: &Call, mut rule: Rule) -> Result<Call, String> {
+        // Written only over the version read: a change made in between is never undone.
+        let read = api_types::rule_version(&rule);
         apply_rule_flags(&self.flags, &mut rule)?;
         api_types::validate_rule(&mut rule, &self.tenant)?;
-        Ok(
-            Call::new(Method::Put, call.path.clone(), call.output.clone())
-                .body(&rule)
-                .json(call.json),
-        )
+        let path = format!("{}?if_version={}", call.path, encode(&read));
+        Ok(Call::new(Method::Put, path, call.output.clone())
+            .body(&rule)
+            .json(call.json))
     }
 }
 

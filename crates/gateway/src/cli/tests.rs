@@ -1787,9 +1787,15 @@ fn rule_set_gets_then_puts() {
     }))
     .unwrap();
     let put = c.edit.as_ref().unwrap().put(&c, stored.clone()).unwrap();
+    // Written only over the version read (compare and set on the server).
+    let expected = format!(
+        "{}?if_version={}",
+        c.path,
+        crate::api_types::rule_version(&stored)
+    );
     assert_eq!(
         (put.method, &put.path, put.json),
-        (Method::Put, &c.path, true)
+        (Method::Put, &expected, true)
     );
     assert_eq!(
         put.body.unwrap(),
