@@ -10,7 +10,50 @@ use portcullis_store::{
     TraceQuery, TraceRecipient, TraceRecord, TraceTls,
 };
 
+/// A later state of a record (a retry, a recovery: its receipt microseconds lost on the way
+/// through the spool) never changes its receipt time, and a retention purge goes by receipt.
+async fn retried_records_keep_their_receipt_time(store: &Store) {
+    let received_us = 1_795_988_453_000_000;
+    let first = TraceRecord {
+        trace_id: "R1".into(),
+        tenant: "retain".into(),
+        received_at: portcullis_store::rfc3339_us(received_us),
+        received_at_us: received_us,
+        client_ip: "127.0.0.1".into(),
+        mail_from: "a@x.example".into(),
+        status: "pending".into(),
+        ..Default::default()
+    };
+    store.upsert_traces(&[first.clone()]).await.unwrap();
+    let mut later = first.clone();
+    later.received_at_us = 0;
+    later.status = "deferred".into();
+    later.events.push(TraceEvent {
+        at: portcullis_store::rfc3339_us(received_us + 60_000_000),
+        event: "DEFER".into(),
+        detail: "attempt 1 failed".into(),
+    });
+    store.upsert_traces(&[later]).await.unwrap();
+    // A purge of what is older than a day before the receipt keeps it.
+    store
+        .purge_traces(received_us - 86_400_000_000)
+        .await
+        .unwrap();
+    let got = store
+        .get_trace("retain", "R1")
+        .await
+        .unwrap()
+        .expect("kept");
+    assert_eq!(got.received_at_us, received_us);
+    assert_eq!(got.received_at, first.received_at);
+    assert_eq!(got.status, "deferred");
+    // A purge past its receipt removes it.
+    store.purge_traces(received_us + 1).await.unwrap();
+    assert!(store.get_trace("retain", "R1").await.unwrap().is_none());
+}
+
 async fn scenario(store: &Store) {
+    retried_records_keep_their_receipt_time(store).await;
     let g0 = store.directory_generation().await.unwrap();
     let t = Tenant {
         name: "contoso".into(),
