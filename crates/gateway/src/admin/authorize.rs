@@ -30,11 +30,11 @@ pub(super) async fn authorize(
         .map(str::trim)
         .unwrap_or("");
     let Some(principal) = state.tokens.authenticate(presented).await else {
-        return ApiErr(
+        let e = ApiErr(
             StatusCode::UNAUTHORIZED,
             "missing, wrong, expired or revoked API token".into(),
-        )
-        .into_response();
+        );
+        return refuse(req, e).await;
     };
     let template = req
         .extensions()
@@ -51,22 +51,22 @@ pub(super) async fn authorize(
     let tenant = path_tenant(&template, &path);
     let Some(need) = principals::need(&method, &template) else {
         tracing::error!(%method, route = %template, "admin API route missing from the role table; refused");
-        return ApiErr(
+        let e = ApiErr(
             StatusCode::FORBIDDEN,
             format!("{method} {template} is not permitted"),
-        )
-        .into_response();
+        );
+        return refuse(req, e).await;
     };
     if !principals::allows(&principal, need, tenant.as_deref()) {
         let scope = match &principal.tenant {
             Some(t) => format!("{} of tenant {t}", principal.role.as_str()),
             None => principal.role.as_str().to_string(),
         };
-        return ApiErr(
+        let e = ApiErr(
             StatusCode::FORBIDDEN,
             format!("{} ({scope}) may not {method} {path}", principal.name),
-        )
-        .into_response();
+        );
+        return refuse(req, e).await;
     }
     let address = req
         .extensions()
@@ -159,4 +159,13 @@ pub(super) fn tenant_snapshot(state: &State, t: &str) -> Option<serde_json::Valu
         "connectors": e.connectors,
         "rules": e.rules.iter().map(|r| &r.rule).collect::<Vec<_>>(),
     }))
+}
+
+/// A refusal before the handler: the request's body (at most the 1 MiB limit) is read first,
+/// so the connection stays usable for the client's next request. Answered with the body
+/// unread, the server closes the connection, and a client that reuses it (HTTP keep-alive)
+/// sees it closed under its next request.
+async fn refuse(req: Request, e: ApiErr) -> Response {
+    let _ = axum::body::to_bytes(req.into_body(), 1024 * 1024).await;
+    e.into_response()
 }
