@@ -15,7 +15,7 @@ pub use crate::api_types::Role;
 
 #[derive(Clone, Debug)]
 pub struct Principal {
-    /// `bootstrap`, or `token:<name> (<id>)`.
+    /// `bootstrap@<node>`, or `token:<name> (<id>)`.
     pub name: String,
     pub role: Role,
     /// The tenant of a tenant role.
@@ -23,6 +23,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The name with the node that acted (`released_by`): the bootstrap principal names its
+    /// node already (`bootstrap@NODE`), a token's is followed by ` on NODE`.
+    pub fn on_node(&self, node: &str) -> String {
+        if self.name.ends_with(&format!("@{node}")) {
+            self.name.clone()
+        } else {
+            format!("{} on {node}", self.name)
+        }
+    }
+
     pub fn is_operator(&self) -> bool {
         self.role == Role::Operator
     }

@@ -124,8 +124,9 @@ pub(super) async fn release_quarantine(
         None => entry.recipients.clone(),
     };
     let now = SystemTime::now();
-    // Who released it, as the audit log names them: `bootstrap` or `token:NAME (ID)`.
-    let by = who.name.clone();
+    // Who released it, as the audit log names them (`bootstrap@NODE` or `token:NAME (ID)`), and
+    // on which node.
+    let by = who.on_node(&state.config.node_name);
     entry.released_at = Some(crate::sys::clock::rfc3339(now));
     entry.released_by = Some(by.clone());
     entry.released_to = Some(to.clone());
