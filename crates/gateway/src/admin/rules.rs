@@ -80,10 +80,11 @@ pub(super) async fn put_rule(
             if let Some(expected) = &p.if_version
                 && rule_version(current) != *expected
             {
+                let now = serde_json::to_string(&*current).unwrap_or_default();
                 return Err(ApiErr(
                     StatusCode::CONFLICT,
                     format!(
-                        "rule {name} was changed since it was read (by another administrator or node); read it again"
+                        "rule {name} was changed since it was read (by another administrator or node); read it again. It is now: {now}"
                     ),
                 ));
             }
