@@ -1221,3 +1221,37 @@ fn storage_errors_name_the_server_never_the_password() {
         assert!(!data.exists(), "the data directory was written: {text}");
     }
 }
+
+/// A listing piped into a reader that stops early (`| head -1`) ends quietly with status 0, and
+/// a `--server` without a scheme is a bad value naming it.
+#[tokio::test]
+async fn the_cli_in_a_pipe_and_a_server_without_scheme() {
+    let gw = Gateway::start("");
+    contoso(&gw, "on");
+    let mut child = std::process::Command::new(BIN)
+        .args(["tenant", "list", "--server", &gw.admin, "--data-dir"])
+        .arg(gw.data())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the answer is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let admin = gw.admin.trim_start_matches("http://").to_string();
+    let out = std::process::Command::new(BIN)
+        .args(["tenant", "list", "--server", &admin, "--data-dir"])
+        .arg(gw.data())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("invalid --server {admin:?}")),
+        "{err}"
+    );
+}

@@ -20,6 +20,14 @@ pub fn run_client(cli: &Cli) -> i32 {
         Err(e) => return fail(2, &e),
     };
     let server = cli.server.trim().trim_end_matches('/');
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        return fail(
+            2,
+            &format!(
+                "invalid --server {server:?}: expected a URL such as http://127.0.0.1:8025 or https://gw1.example.net:8025"
+            ),
+        );
+    }
     let agent = match agent(server, cli.server_ca.as_deref()) {
         Ok(a) => a,
         Err(e) => return fail(2, &e),
@@ -79,10 +87,10 @@ pub(super) fn run_suggest_apply(
     let nothing_changed = || {
         if call.json {
             eprintln!("nothing changed");
+            0
         } else {
-            println!("nothing changed");
+            out("nothing changed\n")
         }
-        0
     };
     if plan.connectors.is_empty() {
         return nothing_changed();
@@ -113,6 +121,22 @@ pub(super) fn confirm(prompt: &str) -> bool {
 
 pub(super) fn is_yes(answer: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Writes `text` to standard output. A reader that went away (`portcullis trace | head -1`)
+/// ends the command quietly and successfully, as it does for other tools in a pipe; `print!`
+/// would panic.
+pub(super) fn out(text: &str) -> i32 {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => fail(1, &format!("writing the output: {e}")),
+    }
 }
 
 pub(super) fn fail(code: i32, msg: &str) -> i32 {
@@ -240,12 +264,11 @@ pub(super) fn handle_answer(call: &Call, status: u16, body: &str) -> i32 {
     match render(call, body) {
         Ok(text) => {
             // CSV ends its own lines (CRLF).
-            if text.ends_with('\n') {
-                print!("{text}");
-            } else if !text.is_empty() {
-                println!("{text}");
+            if text.ends_with('\n') || text.is_empty() {
+                out(&text)
+            } else {
+                out(&format!("{text}\n"))
             }
-            0
         }
         Err(e) => fail(1, &format!("unexpected answer from the gateway: {e}")),
     }
