@@ -58,7 +58,7 @@ async fn a_tenant_proves_control_and_never_takes_another_tenants_domain() {
         "corp.fabrikam.test",
     ] {
         let o = as_admin(&["domain", "add", domain, "--tenant", "contoso"]);
-        assert_eq!(o.status.code(), Some(2), "{domain}: {}", out(&o));
+        assert_eq!(o.status.code(), Some(5), "conflict: {domain}: {}", out(&o));
         assert!(!out(&o).contains("tenant fabrikam"), "{}", out(&o));
     }
     // Not a domain at all.
@@ -97,7 +97,7 @@ async fn a_tenant_proves_control_and_never_takes_another_tenants_domain() {
         "a pending domain receives no mail"
     );
     let o = as_admin(&["domain", "verify", "contoso.example", "--tenant", "contoso"]);
-    assert_eq!(o.status.code(), Some(2), "not published yet: {}", out(&o));
+    assert_eq!(o.status.code(), Some(5), "not published yet: {}", out(&o));
     assert!(out(&o).contains("no TXT record"), "{}", out(&o));
     gw.dns.txt("contoso.example", &token);
     let o = as_admin(&["domain", "verify", "contoso.example", "--tenant", "contoso"]);

@@ -154,7 +154,7 @@ async fn direct_send_refused_until_a_connector_vouches_for_the_ip() {
     // Tenant isolation: another tenant cannot read it.
     gw.ok(&["tenant", "add", "fabrikam"]);
     let out = gw.cli(&["trace", "show", &accepted, "--tenant", "fabrikam"]);
-    assert_eq!(out.status.code(), Some(2), "not found is a user error");
+    assert_eq!(out.status.code(), Some(3), "not found (SPEC §10: 3)");
 }
 
 #[tokio::test]
@@ -719,7 +719,9 @@ fn bad_cli_values_exit_2_and_change_nothing() {
     for (args, named) in cases {
         let out = gw.cli(args);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        // SPEC §10: a value the server does not know (a tenant) is "not found" (3).
+        let expected = if named == "nobody" { 3 } else { 2 };
+        assert_eq!(out.status.code(), Some(expected), "{args:?}: {err}");
         assert!(err.contains(named), "{args:?} must name {named:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }

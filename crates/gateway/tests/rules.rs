@@ -172,7 +172,7 @@ async fn reference_recipe_quarantine_and_release_once() {
     let again = gw.cli(&["quarantine", "release", &id, "--tenant", "contoso"]);
     assert_eq!(
         again.status.code(),
-        Some(2),
+        Some(5),
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
@@ -428,7 +428,7 @@ async fn redirect_reject_and_header_actions() {
         gw.cli(&["rule", "show", "no-invoices", "--tenant", "contoso"])
             .status
             .code(),
-        Some(2)
+        Some(3)
     );
 }
 

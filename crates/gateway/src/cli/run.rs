@@ -12,8 +12,8 @@ use super::plan::*;
 use super::render::*;
 
 /// Runs every non-serve command; returns the process exit code: 0 ok, 2 bad input (local
-/// validation error or HTTP 4xx from the API), 1 server error (HTTP 5xx, connection refused,
-/// unreadable token file).
+/// validation error or HTTP 400/422 from the API), 3 not found, 4 not authenticated or not
+/// allowed, 5 conflict, 1 server error (HTTP 5xx, connection refused, unreadable token file).
 pub fn run_client(cli: &Cli) -> i32 {
     let call = match plan(&cli.command) {
         Ok(c) => c,
@@ -121,6 +121,18 @@ pub(super) fn confirm(prompt: &str) -> bool {
 
 pub(super) fn is_yes(answer: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// The exit status of an HTTP error answer (SPEC §10): 2 bad value, 3 not found, 4 not
+/// authenticated or not allowed, 5 conflict, 1 the server's trouble.
+pub(super) fn exit_status(http: u16) -> i32 {
+    match http {
+        404 => 3,
+        401 | 403 => 4,
+        409 => 5,
+        400..=499 => 2,
+        _ => 1,
+    }
 }
 
 /// Writes `text` to standard output. A reader that went away (`portcullis trace | head -1`)
@@ -259,7 +271,7 @@ pub(super) fn handle_answer(call: &Call, status: u16, body: &str) -> i32 {
                     )
                 }
             });
-        return fail(if (400..500).contains(&status) { 2 } else { 1 }, &msg);
+        return fail(exit_status(status), &msg);
     }
     match render(call, body) {
         Ok(text) => {
