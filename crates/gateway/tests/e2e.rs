@@ -720,7 +720,7 @@ fn bad_cli_values_exit_2_and_change_nothing() {
         let out = gw.cli(args);
         let err = String::from_utf8_lossy(&out.stderr);
         // SPEC §10: a value the server does not know (a tenant) is "not found" (3).
-        let expected = if named == "nobody" { 3 } else { 2 };
+        let expected = if *named == "nobody" { 3 } else { 2 };
         assert_eq!(out.status.code(), Some(expected), "{args:?}: {err}");
         assert!(err.contains(named), "{args:?} must name {named:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");

@@ -211,7 +211,8 @@ async fn reference_recipe_quarantine_and_release_once() {
         gw.cli(&["quarantine", "show", &id2, "--tenant", "contoso"])
             .status
             .code(),
-        Some(2)
+        Some(3),
+        "deleted: not found"
     );
 }
 
