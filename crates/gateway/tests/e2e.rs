@@ -767,28 +767,10 @@ fn bad_config_fails_at_start_naming_file_key_and_reason() {
 /// one node reaches the other without restart.
 #[tokio::test]
 async fn postgres_storage_shared_by_two_nodes() {
-    let base = std::env::var("PORTCULLIS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let admin = match portcullis_store::Store::connect(&base).await {
-        Ok(s) => s,
-        Err(e) if std::env::var("PORTCULLIS_REQUIRE_POSTGRES").is_ok() => {
-            panic!("PostgreSQL required: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: PostgreSQL unreachable at {base}: {e}");
-            return;
-        }
+    let Some(db) = Database::fresh("e2e").await else {
+        return;
     };
-    let db = format!("portcullis_e2e{}", std::process::id());
-    admin
-        .execute_admin(&format!("DROP DATABASE IF EXISTS {db}"))
-        .await
-        .unwrap();
-    admin
-        .execute_admin(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    let url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+    let url = db.url.clone();
     let config = format!("[storage]\nurl = \"{url}\"\n");
     {
         let a = Gateway::start(&config);
@@ -840,10 +822,7 @@ async fn postgres_storage_shared_by_two_nodes() {
         );
         assert_eq!(b.wait_maildir("contoso", "bob@contoso.com", 1).len(), 1);
     }
-    admin
-        .execute_admin(&format!("DROP DATABASE {db}"))
-        .await
-        .unwrap();
+    db.drop_it().await;
 }
 
 /// `/healthz` and `/readyz` for probes; `/metrics` (Prometheus text, behind the admin token)

@@ -10,55 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// A fresh database on the local PostgreSQL server, dropped with the value; `None` (the test
-/// skips) when the server is unreachable and not required.
-struct Database {
-    admin: portcullis_store::Store,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn fresh(tag: &str) -> Option<Database> {
-        let base = std::env::var("PORTCULLIS_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let admin = match portcullis_store::Store::connect(&base).await {
-            Ok(s) => s,
-            Err(e) if std::env::var("PORTCULLIS_REQUIRE_POSTGRES").is_ok() => {
-                panic!("PostgreSQL required: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping: PostgreSQL unreachable at {base}: {e}");
-                return None;
-            }
-        };
-        let name = format!("portcullis_{tag}{}", std::process::id());
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            admin.execute_admin(&sql).await.unwrap();
-        }
-        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
-        Some(Database { admin, name, url })
-    }
-
-    /// A gateway on this database, named `node`.
-    fn node(&self, node: &str) -> Gateway {
-        Gateway::start(&format!(
-            "[storage]\nurl = \"{}\"\n[node]\nname = \"{node}\"\n",
-            self.url
-        ))
-    }
-
-    async fn drop_it(self) {
-        self.admin
-            .execute_admin(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .await
-            .unwrap();
-    }
-}
-
 /// The tenant's settings and its connector as the database holds them.
 async fn stored(url: &str) -> (Value, Value) {
     let store = portcullis_store::Store::connect(url).await.unwrap();

@@ -129,57 +129,52 @@ impl Store {
     }
 
     pub async fn add_tenant(&self, tenant: &Tenant, now_unix: i64) -> Result<Audited<()>> {
-        {
-            let mut change = self.tenant_change(&tenant.name).await?;
-            let tx = &mut change.tx;
-            let value = async {
-                let r = sqlx::query(
-                    "INSERT INTO tenants (name, settings, created_at) VALUES ($1, $2, $3)",
-                )
-                .bind(&tenant.name)
-                .bind(to_json(&tenant.settings))
-                .bind(now_unix)
-                .execute(&mut **tx)
-                .await;
-                match r {
-                    Err(e) if is_unique_violation(&e) => {
-                        Err(StoreError::Conflict(format!("tenant {}", tenant.name)))
-                    }
-                    r => r.map(|_| ()).map_err(StoreError::from),
+        let mut change = self.tenant_change(&tenant.name).await?;
+        let tx = &mut change.tx;
+        let value = async {
+            let r =
+                sqlx::query("INSERT INTO tenants (name, settings, created_at) VALUES ($1, $2, $3)")
+                    .bind(&tenant.name)
+                    .bind(to_json(&tenant.settings))
+                    .bind(now_unix)
+                    .execute(&mut **tx)
+                    .await;
+            match r {
+                Err(e) if is_unique_violation(&e) => {
+                    Err(StoreError::Conflict(format!("tenant {}", tenant.name)))
                 }
+                r => r.map(|_| ()).map_err(StoreError::from),
             }
-            .await?;
-            change.commit(value).await
         }
+        .await?;
+        change.commit(value).await
     }
 
     /// Removes a tenant with its domains and connectors (its trace stays until retention).
     pub async fn remove_tenant(&self, name: &str) -> Result<Audited<()>> {
-        {
-            let mut change = self.tenant_change(name).await?;
-            let tx = &mut change.tx;
-            let value = async {
-                // Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only
-                // honours with foreign keys enabled on the connection.
-                for sql in [
-                    "DELETE FROM accepted_domains WHERE tenant = $1",
-                    "DELETE FROM rules WHERE tenant = $1",
-                    "DELETE FROM connectors WHERE tenant = $1",
-                ] {
-                    sqlx::query(sql).bind(name).execute(&mut **tx).await?;
-                }
-                let r = sqlx::query("DELETE FROM tenants WHERE name = $1")
-                    .bind(name)
-                    .execute(&mut **tx)
-                    .await?;
-                if r.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("tenant {name}")));
-                }
-                Ok(())
+        let mut change = self.tenant_change(name).await?;
+        let tx = &mut change.tx;
+        let value = async {
+            // Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only
+            // honours with foreign keys enabled on the connection.
+            for sql in [
+                "DELETE FROM accepted_domains WHERE tenant = $1",
+                "DELETE FROM rules WHERE tenant = $1",
+                "DELETE FROM connectors WHERE tenant = $1",
+            ] {
+                sqlx::query(sql).bind(name).execute(&mut **tx).await?;
             }
-            .await?;
-            change.commit(value).await
+            let r = sqlx::query("DELETE FROM tenants WHERE name = $1")
+                .bind(name)
+                .execute(&mut **tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("tenant {name}")));
+            }
+            Ok(())
         }
+        .await?;
+        change.commit(value).await
     }
 
     /// Changes a tenant's org settings as they are in the database now: `f` gets the current
@@ -190,33 +185,31 @@ impl Store {
         tenant: &str,
         f: impl FnOnce(&mut OrgSettings) -> std::result::Result<(), E>,
     ) -> std::result::Result<Audited<OrgSettings>, E> {
-        {
-            let mut change = self.tenant_change(tenant).await?;
-            let tx = &mut change.tx;
-            let value = async {
-                let row: Option<(String,)> =
-                    sqlx::query_as("SELECT settings FROM tenants WHERE name = $1")
-                        .bind(tenant)
-                        .fetch_optional(&mut **tx)
-                        .await
-                        .map_err(StoreError::from)?;
-                let Some((doc,)) = row else {
-                    return Err(StoreError::NotFound(format!("tenant {tenant}")).into());
-                };
-                let mut settings: OrgSettings =
-                    from_json(&format!("settings of tenant {tenant}"), &doc)?;
-                f(&mut settings)?;
-                sqlx::query("UPDATE tenants SET settings = $1 WHERE name = $2")
-                    .bind(to_json(&settings))
+        let mut change = self.tenant_change(tenant).await?;
+        let tx = &mut change.tx;
+        let value = async {
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT settings FROM tenants WHERE name = $1")
                     .bind(tenant)
-                    .execute(&mut **tx)
+                    .fetch_optional(&mut **tx)
                     .await
                     .map_err(StoreError::from)?;
-                Ok::<_, E>(settings)
-            }
-            .await?;
-            Ok(change.commit(value).await?)
+            let Some((doc,)) = row else {
+                return Err(StoreError::NotFound(format!("tenant {tenant}")).into());
+            };
+            let mut settings: OrgSettings =
+                from_json(&format!("settings of tenant {tenant}"), &doc)?;
+            f(&mut settings)?;
+            sqlx::query("UPDATE tenants SET settings = $1 WHERE name = $2")
+                .bind(to_json(&settings))
+                .bind(tenant)
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::from)?;
+            Ok::<_, E>(settings)
         }
+        .await?;
+        Ok(change.commit(value).await?)
     }
 
     /// Replaces a tenant's org settings whole (for callers that own the whole value).
@@ -307,41 +300,37 @@ impl Store {
         domain: &str,
         f: impl FnOnce(&mut AcceptedDomain) -> std::result::Result<(), E>,
     ) -> std::result::Result<Audited<AcceptedDomain>, E> {
-        {
-            let mut change = self.tenant_change(tenant).await?;
-            let tx = &mut change.tx;
-            let value = async {
-                let row: Option<(String,)> = sqlx::query_as(
-                    "SELECT doc FROM accepted_domains WHERE tenant = $1 AND domain = $2",
-                )
-                .bind(tenant)
-                .bind(domain)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(StoreError::from)?;
-                let Some((doc,)) = row else {
-                    let what = format!("accepted domain {domain} of tenant {tenant}");
-                    return Err(StoreError::NotFound(what).into());
-                };
-                let mut d: AcceptedDomain = from_json("accepted domain", &doc)?;
-                f(&mut d)?;
-                // The key columns stay the key: `f` changes the document only.
-                d.domain = domain.to_string();
-                d.tenant = tenant.to_string();
-                sqlx::query(
-                    "UPDATE accepted_domains SET doc = $1 WHERE tenant = $2 AND domain = $3",
-                )
+        let mut change = self.tenant_change(tenant).await?;
+        let tx = &mut change.tx;
+        let value = async {
+            let row: Option<(String,)> = sqlx::query_as(
+                "SELECT doc FROM accepted_domains WHERE tenant = $1 AND domain = $2",
+            )
+            .bind(tenant)
+            .bind(domain)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(StoreError::from)?;
+            let Some((doc,)) = row else {
+                let what = format!("accepted domain {domain} of tenant {tenant}");
+                return Err(StoreError::NotFound(what).into());
+            };
+            let mut d: AcceptedDomain = from_json("accepted domain", &doc)?;
+            f(&mut d)?;
+            // The key columns stay the key: `f` changes the document only.
+            d.domain = domain.to_string();
+            d.tenant = tenant.to_string();
+            sqlx::query("UPDATE accepted_domains SET doc = $1 WHERE tenant = $2 AND domain = $3")
                 .bind(to_json(&d))
                 .bind(tenant)
                 .bind(domain)
                 .execute(&mut **tx)
                 .await
                 .map_err(StoreError::from)?;
-                Ok::<_, E>(d)
-            }
-            .await?;
-            Ok(change.commit(value).await?)
+            Ok::<_, E>(d)
         }
+        .await?;
+        Ok(change.commit(value).await?)
     }
 
     /// Replaces an accepted domain's document (its route), within its tenant.
@@ -354,26 +343,23 @@ impl Store {
     }
 
     pub async fn remove_domain(&self, tenant: &str, domain: &str) -> Result<Audited<()>> {
-        {
-            let mut change = self.tenant_change(tenant).await?;
-            let tx = &mut change.tx;
-            let value = async {
-                let r =
-                    sqlx::query("DELETE FROM accepted_domains WHERE tenant = $1 AND domain = $2")
-                        .bind(tenant)
-                        .bind(domain)
-                        .execute(&mut **tx)
-                        .await?;
-                if r.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!(
-                        "accepted domain {domain} of tenant {tenant}"
-                    )));
-                }
-                Ok(())
+        let mut change = self.tenant_change(tenant).await?;
+        let tx = &mut change.tx;
+        let value = async {
+            let r = sqlx::query("DELETE FROM accepted_domains WHERE tenant = $1 AND domain = $2")
+                .bind(tenant)
+                .bind(domain)
+                .execute(&mut **tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "accepted domain {domain} of tenant {tenant}"
+                )));
             }
-            .await?;
-            change.commit(value).await
+            Ok(())
         }
+        .await?;
+        change.commit(value).await
     }
 
     /// Creates (`create = true`) or replaces an existing connector.
@@ -389,36 +375,12 @@ impl Store {
         name: &str,
         f: impl FnOnce(&mut Connector) -> std::result::Result<(), E>,
     ) -> std::result::Result<Audited<Connector>, E> {
-        {
-            let mut change = self.tenant_change(tenant).await?;
-            let tx = &mut change.tx;
-            let value = async {
-                let row: Option<(String,)> = sqlx::query_as(Named::Connector.sql().4)
-                    .bind(tenant)
-                    .bind(name)
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .map_err(StoreError::from)?;
-                let Some((doc,)) = row else {
-                    let what = format!("connector {name} of tenant {tenant}");
-                    return Err(StoreError::NotFound(what).into());
-                };
-                let mut c: Connector = from_json("connector", &doc)?;
-                f(&mut c)?;
-                c.tenant = tenant.to_string();
-                c.name = name.to_string();
-                sqlx::query(Named::Connector.sql().2)
-                    .bind(to_json(&c))
-                    .bind(tenant)
-                    .bind(name)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(StoreError::from)?;
-                Ok::<_, E>(c)
-            }
-            .await?;
-            Ok(change.commit(value).await?)
-        }
+        let key = |c: &mut Connector, t: &str, n: &str| {
+            c.tenant = t.to_string();
+            c.name = n.to_string();
+        };
+        self.modify_named(Named::Connector, tenant, name, key, f)
+            .await
     }
 
     pub async fn remove_connector(&self, tenant: &str, name: &str) -> Result<Audited<()>> {
@@ -439,31 +401,51 @@ impl Store {
         name: &str,
         f: impl FnOnce(&mut Rule) -> std::result::Result<(), E>,
     ) -> std::result::Result<Audited<Rule>, E> {
+        let key = |r: &mut Rule, t: &str, n: &str| {
+            r.tenant = t.to_string();
+            r.name = n.to_string();
+        };
+        self.modify_named(Named::Rule, tenant, name, key, f).await
+    }
+
+    /// The one read-change-write of a tenant's named JSON document (connector, rule), in one
+    /// tenant change; `key` puts the tenant and name back, whatever `f` did to them.
+    async fn modify_named<T, E>(
+        &self,
+        kind: Named,
+        tenant: &str,
+        name: &str,
+        key: impl FnOnce(&mut T, &str, &str),
+        f: impl FnOnce(&mut T) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Audited<T>, E>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        E: From<StoreError>,
+    {
         let mut change = self.tenant_change(tenant).await?;
         let tx = &mut change.tx;
         let value = async {
-            let row: Option<(String,)> = sqlx::query_as(Named::Rule.sql().4)
+            let row: Option<(String,)> = sqlx::query_as(kind.sql().4)
                 .bind(tenant)
                 .bind(name)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(StoreError::from)?;
             let Some((doc,)) = row else {
-                let what = format!("rule {name} of tenant {tenant}");
+                let what = format!("{} {name} of tenant {tenant}", kind.what());
                 return Err(StoreError::NotFound(what).into());
             };
-            let mut r: Rule = from_json("rule", &doc)?;
-            f(&mut r)?;
-            r.tenant = tenant.to_string();
-            r.name = name.to_string();
-            sqlx::query(Named::Rule.sql().2)
-                .bind(to_json(&r))
+            let mut value: T = from_json(kind.what(), &doc)?;
+            f(&mut value)?;
+            key(&mut value, tenant, name);
+            sqlx::query(kind.sql().2)
+                .bind(to_json(&value))
                 .bind(tenant)
                 .bind(name)
                 .execute(&mut **tx)
                 .await
                 .map_err(StoreError::from)?;
-            Ok::<_, E>(r)
+            Ok::<_, E>(value)
         }
         .await?;
         Ok(change.commit(value).await?)
@@ -482,75 +464,71 @@ impl Store {
         doc: &str,
         create: bool,
     ) -> Result<Audited<()>> {
-        {
-            let mut change = self.tenant_change(tenant).await?;
-            let tx = &mut change.tx;
-            let value = async {
-                let owner: Option<(String,)> =
-                    sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
-                        .bind(tenant)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                if owner.is_none() {
-                    return Err(StoreError::NotFound(format!("tenant {tenant}")));
-                }
-                let existing: Option<(String,)> = sqlx::query_as(kind.sql().0)
+        let mut change = self.tenant_change(tenant).await?;
+        let tx = &mut change.tx;
+        let value = async {
+            let owner: Option<(String,)> =
+                sqlx::query_as("SELECT name FROM tenants WHERE name = $1")
                     .bind(tenant)
-                    .bind(name)
                     .fetch_optional(&mut **tx)
                     .await?;
-                let what = kind.what();
-                match (create, existing.is_some()) {
-                    (true, true) => Err(StoreError::Conflict(format!("{what} {name}"))),
-                    (false, false) => Err(StoreError::NotFound(format!(
-                        "{what} {name} of tenant {tenant}"
-                    ))),
-                    (true, false) => {
-                        sqlx::query(kind.sql().1)
-                            .bind(tenant)
-                            .bind(name)
-                            .bind(doc)
-                            .execute(&mut **tx)
-                            .await?;
-                        Ok(())
-                    }
-                    (false, true) => {
-                        sqlx::query(kind.sql().2)
-                            .bind(doc)
-                            .bind(tenant)
-                            .bind(name)
-                            .execute(&mut **tx)
-                            .await?;
-                        Ok(())
-                    }
+            if owner.is_none() {
+                return Err(StoreError::NotFound(format!("tenant {tenant}")));
+            }
+            let existing: Option<(String,)> = sqlx::query_as(kind.sql().0)
+                .bind(tenant)
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let what = kind.what();
+            match (create, existing.is_some()) {
+                (true, true) => Err(StoreError::Conflict(format!("{what} {name}"))),
+                (false, false) => Err(StoreError::NotFound(format!(
+                    "{what} {name} of tenant {tenant}"
+                ))),
+                (true, false) => {
+                    sqlx::query(kind.sql().1)
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(doc)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                }
+                (false, true) => {
+                    sqlx::query(kind.sql().2)
+                        .bind(doc)
+                        .bind(tenant)
+                        .bind(name)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
                 }
             }
-            .await?;
-            change.commit(value).await
         }
+        .await?;
+        change.commit(value).await
     }
 
     async fn remove_named(&self, kind: Named, tenant: &str, name: &str) -> Result<Audited<()>> {
-        {
-            let mut change = self.tenant_change(tenant).await?;
-            let tx = &mut change.tx;
-            let value = async {
-                let r = sqlx::query(kind.sql().3)
-                    .bind(tenant)
-                    .bind(name)
-                    .execute(&mut **tx)
-                    .await?;
-                if r.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!(
-                        "{} {name} of tenant {tenant}",
-                        kind.what()
-                    )));
-                }
-                Ok(())
+        let mut change = self.tenant_change(tenant).await?;
+        let tx = &mut change.tx;
+        let value = async {
+            let r = sqlx::query(kind.sql().3)
+                .bind(tenant)
+                .bind(name)
+                .execute(&mut **tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "{} {name} of tenant {tenant}",
+                    kind.what()
+                )));
             }
-            .await?;
-            change.commit(value).await
+            Ok(())
         }
+        .await?;
+        change.commit(value).await
     }
 }
 

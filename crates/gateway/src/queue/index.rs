@@ -67,9 +67,16 @@ pub fn spawn_publisher(
     tokio::spawn(async move {
         let mut published: HashMap<String, String> = HashMap::new();
         let mut first = true;
+        // The spool's change counter at the last publication: an unchanged spool (an idle
+        // queue, or a backlog between retries) is not read again.
+        let mut seen = None;
         let mut tick = tokio::time::interval(EVERY);
         loop {
             tick.tick().await;
+            let changes = spool.changes();
+            if seen == Some(changes) {
+                continue;
+            }
             let spool = spool.clone();
             let entries = match tokio::task::spawn_blocking(move || spool.list()).await {
                 Ok(Ok(entries)) => entries,
@@ -96,11 +103,13 @@ pub fn spawn_publisher(
                 .cloned()
                 .collect();
             if !first && upserts.is_empty() && removed.is_empty() {
+                seen = Some(changes);
                 continue;
             }
             match store.publish_queue(&node, &upserts, &removed, first).await {
                 Ok(()) => {
                     first = false;
+                    seen = Some(changes);
                     published = now.into_iter().map(|(s, (_, d))| (s, d)).collect();
                 }
                 Err(e) => tracing::warn!("queue index: cannot publish: {e}"),

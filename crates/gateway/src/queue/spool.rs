@@ -33,6 +33,9 @@ pub struct Spool {
     held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Where accepted copies are made durable until their first attempt ends.
     journal: std::sync::Arc<Journal>,
+    /// Bumped by every store, update and removal: the queue index lists the spool again only
+    /// when it moved.
+    changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A spooled entry, identified by its file stem `<id>.<tenant>`.
@@ -88,6 +91,7 @@ impl Spool {
             dir_sync: Default::default(),
             held: Default::default(),
             journal: std::sync::Arc::new(journal),
+            changes: Default::default(),
         })
     }
 
@@ -110,6 +114,7 @@ impl Spool {
     /// finish it, [`Spool::update`] writes it out as a `.q` file of its own.
     pub fn store(&self, envelope: &Envelope, message: &[u8]) -> anyhow::Result<Entry> {
         let stem = format!("{}.{}", envelope.trace_id, envelope.tenant);
+        self.changed();
         let (bytes, body) = queue_file(envelope, message);
         self.journal.append(&stem, envelope, &bytes)?;
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -140,6 +145,7 @@ impl Spool {
     /// leaves the journal; later states go into a `.env` beside it, which wins over the
     /// embedded envelope.
     pub fn update(&self, entry: &Entry) -> anyhow::Result<()> {
+        self.changed();
         if self.journal.contains(&entry.stem) {
             let read;
             let message = match &entry.written {
@@ -194,6 +200,7 @@ impl Spool {
 
     /// Removes a finished entry: resolves it in the journal, or removes its files.
     pub fn remove(&self, entry: &Entry) -> anyhow::Result<()> {
+        self.changed();
         let (msg, env) = self.paths(&entry.stem);
         let q = self.queue_path(&entry.stem);
         if self.journal.resolve(&entry.stem) {
@@ -411,6 +418,15 @@ impl Spool {
     }
 
     /// Entries in the spool now.
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A counter that moves whenever an entry is stored, updated or removed.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
     pub fn len(&self) -> usize {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
     }

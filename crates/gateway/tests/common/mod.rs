@@ -753,3 +753,52 @@ pub fn message_id(message: &str) -> Option<String> {
                 .then(|| value.trim().to_string())
         })
 }
+
+/// A fresh database on the local PostgreSQL server, dropped with the value; `None` (the test
+/// skips) when the server is unreachable and not required.
+pub struct Database {
+    admin: portcullis_store::Store,
+    name: String,
+    pub url: String,
+}
+
+impl Database {
+    pub async fn fresh(tag: &str) -> Option<Database> {
+        let base = std::env::var("PORTCULLIS_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let admin = match portcullis_store::Store::connect(&base).await {
+            Ok(s) => s,
+            Err(e) if std::env::var("PORTCULLIS_REQUIRE_POSTGRES").is_ok() => {
+                panic!("PostgreSQL required: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping: PostgreSQL unreachable at {base}: {e}");
+                return None;
+            }
+        };
+        let name = format!("portcullis_{tag}{}", std::process::id());
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.execute_admin(&sql).await.unwrap();
+        }
+        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        Some(Database { admin, name, url })
+    }
+
+    /// A gateway on this database, named `node`.
+    pub fn node(&self, node: &str) -> Gateway {
+        Gateway::start(&format!(
+            "[storage]\nurl = \"{}\"\n[node]\nname = \"{node}\"\n",
+            self.url
+        ))
+    }
+
+    pub async fn drop_it(self) {
+        self.admin
+            .execute_admin(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+}
