@@ -241,7 +241,16 @@ pub fn parse_connector_type(s: &str) -> Result<ConnectorType, String> {
 pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
     let t = s.trim();
     if let Ok(net) = t.parse::<IpNet>() {
-        return Ok(net.trunc());
+        // 10.0.0.1/24 is a typo for one of two things (the host 10.0.0.1, or 10.0.0.0/24):
+        // storing either silently would be a guess at what to trust.
+        if net.trunc() != net {
+            return Err(format!(
+                "invalid CIDR {s:?}: host bits are set (did you mean {} or {}?)",
+                net.trunc(),
+                IpNet::from(net.addr())
+            ));
+        }
+        return Ok(net);
     }
     t.parse::<std::net::IpAddr>()
         .map(IpNet::from)

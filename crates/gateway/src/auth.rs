@@ -217,6 +217,39 @@ impl Authenticator {
         }
     }
 
+    /// The addresses of a mail exchanger, through the configured DNS servers like every other
+    /// lookup (IPv4 first). `Ok(None)` when DNS is off (`[auth] enabled = false`): the caller
+    /// connects by name through the system resolver. `Err` is a temporary failure or no address.
+    pub async fn host_addresses(
+        &self,
+        host: &str,
+    ) -> Result<Option<Vec<std::net::IpAddr>>, String> {
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Ok(Some(vec![ip]));
+        }
+        let Some(resolver) = self.resolver.as_ref() else {
+            return Ok(None);
+        };
+        let absent =
+            |e: &MaError| matches!(e, MaError::Dns(mail_auth::DnsError::RecordNotFound(_)));
+        let mut addresses = Vec::new();
+        match resolver.ipv4_lookup(host, Some(&self.caches.ipv4)).await {
+            Ok(set) => addresses.extend(set.rrset.iter().map(|a| std::net::IpAddr::V4(*a))),
+            Err(e) if absent(&e) => {}
+            Err(e) => return Err(format!("cannot resolve {host}: {e}")),
+        }
+        match resolver.ipv6_lookup(host, Some(&self.caches.ipv6)).await {
+            Ok(set) => addresses.extend(set.rrset.iter().map(|a| std::net::IpAddr::V6(*a))),
+            Err(e) if absent(&e) => {}
+            Err(e) if addresses.is_empty() => return Err(format!("cannot resolve {host}: {e}")),
+            Err(_) => {}
+        }
+        if addresses.is_empty() {
+            return Err(format!("{host} has no address"));
+        }
+        Ok(Some(addresses))
+    }
+
     /// The TXT values at `domain` (a domain's proof of control); empty when it has none.
     /// `Err` is a temporary failure. Asked afresh: a verification looks for a record just
     /// published.

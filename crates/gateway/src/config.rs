@@ -42,6 +42,8 @@ struct RawConfig {
     services: std::collections::BTreeMap<String, RawService>,
     #[serde(default)]
     node: RawNode,
+    #[serde(default)]
+    recipients: RawRecipients,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,7 +64,25 @@ struct RawSmtp {
     idle_timeout: Option<String>,
     max_connections: Option<u64>,
     max_connections_per_ip: Option<u64>,
+    max_connections_per_network: Option<u64>,
+    network_prefix_v4: Option<u8>,
+    network_prefix_v6: Option<u8>,
+    reserved_connector_slots: Option<u64>,
+    command_timeout: Option<String>,
+    data_timeout: Option<String>,
+    session_timeout: Option<String>,
+    proxy_trusted_networks: Option<Vec<String>>,
+    proxy_timeout: Option<String>,
+    max_unknown_recipients: Option<u64>,
     shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecipients {
+    verify_positive_ttl: Option<String>,
+    verify_negative_ttl: Option<String>,
+    verify_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,8 +190,32 @@ pub struct Config {
     pub max_commands: usize,
     pub max_errors: usize,
     pub idle_timeout: Duration,
+    /// A command line must arrive whole within this time of the previous reply.
+    pub command_timeout: Duration,
+    /// The message data must arrive whole within this time of the 354.
+    pub data_timeout: Duration,
+    /// No session lasts longer.
+    pub session_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// Connections from one network (`network_prefix_v4`/`_v6`, /24 and /48 by default);
+    /// inbound connectors' addresses are not counted against it.
+    pub max_connections_per_network: usize,
+    pub network_prefix_v4: u8,
+    pub network_prefix_v6: u8,
+    /// Of `max_connections`, this many only for inbound connectors' addresses: a flood from the
+    /// internet never locks out an attributed partner.
+    pub reserved_connector_slots: usize,
+    /// Connections from these networks must open with a PROXY v1 or v2 header.
+    pub proxy_trusted_networks: Vec<IpNet>,
+    pub proxy_timeout: Duration,
+    /// Unknown recipients a session may try before it is closed with 421.
+    pub max_unknown_recipients: usize,
+    /// `[recipients]`: how long a verification probe's answer is believed, and how long a probe
+    /// may take.
+    pub verify_positive_ttl: Duration,
+    pub verify_negative_ttl: Duration,
+    pub verify_timeout: Duration,
     pub shutdown_grace: Duration,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
@@ -339,6 +383,45 @@ fn validate(
 
     let services = services(&keys, raw.services)?;
 
+    let max_connections = positive("smtp.max_connections", raw.smtp.max_connections, 1000)?;
+    let reserved_connector_slots = raw.smtp.reserved_connector_slots.unwrap_or(100) as usize;
+    if reserved_connector_slots >= max_connections {
+        return Err(err(
+            "smtp.reserved_connector_slots",
+            format!(
+                "{reserved_connector_slots} leaves no connection for anybody else (smtp.max_connections is {max_connections})"
+            ),
+        ));
+    }
+    let network_prefix_v4 = raw.smtp.network_prefix_v4.unwrap_or(24);
+    if !(8..=32).contains(&network_prefix_v4) {
+        return Err(err(
+            "smtp.network_prefix_v4",
+            format!("{network_prefix_v4} is not a prefix length from 8 to 32"),
+        ));
+    }
+    let network_prefix_v6 = raw.smtp.network_prefix_v6.unwrap_or(48);
+    if !(16..=128).contains(&network_prefix_v6) {
+        return Err(err(
+            "smtp.network_prefix_v6",
+            format!("{network_prefix_v6} is not a prefix length from 16 to 128"),
+        ));
+    }
+    let proxy_trusted_networks = raw
+        .smtp
+        .proxy_trusted_networks
+        .unwrap_or_default()
+        .iter()
+        .map(|v| parse_cidr(v).map_err(|e| err("smtp.proxy_trusted_networks", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let nonzero = |key: &str, v: &Option<String>, default: &str| {
+        let d = keys.duration(key, v, default)?;
+        if d.is_zero() {
+            return Err(err(key, "must be longer than 0s".into()));
+        }
+        Ok(d)
+    };
+
     if raw.tls.cert_file.is_some() != raw.tls.key_file.is_some() {
         return Err(err(
             "tls.cert_file",
@@ -362,12 +445,45 @@ fn validate(
         max_line_length,
         max_commands: positive("smtp.max_commands", raw.smtp.max_commands, 10_000)?,
         max_errors: positive("smtp.max_errors", raw.smtp.max_errors, 20)?,
-        idle_timeout: duration("smtp.idle_timeout", &raw.smtp.idle_timeout, "5m")?,
-        max_connections: positive("smtp.max_connections", raw.smtp.max_connections, 1000)?,
+        idle_timeout: nonzero("smtp.idle_timeout", &raw.smtp.idle_timeout, "5m")?,
+        command_timeout: nonzero("smtp.command_timeout", &raw.smtp.command_timeout, "5m")?,
+        data_timeout: nonzero("smtp.data_timeout", &raw.smtp.data_timeout, "10m")?,
+        session_timeout: nonzero("smtp.session_timeout", &raw.smtp.session_timeout, "1h")?,
+        max_connections,
         max_connections_per_ip: positive(
             "smtp.max_connections_per_ip",
             raw.smtp.max_connections_per_ip,
             20,
+        )?,
+        max_connections_per_network: positive(
+            "smtp.max_connections_per_network",
+            raw.smtp.max_connections_per_network,
+            100,
+        )?,
+        network_prefix_v4,
+        network_prefix_v6,
+        reserved_connector_slots,
+        proxy_trusted_networks,
+        proxy_timeout: nonzero("smtp.proxy_timeout", &raw.smtp.proxy_timeout, "5s")?,
+        max_unknown_recipients: positive(
+            "smtp.max_unknown_recipients",
+            raw.smtp.max_unknown_recipients,
+            20,
+        )?,
+        verify_positive_ttl: nonzero(
+            "recipients.verify_positive_ttl",
+            &raw.recipients.verify_positive_ttl,
+            "7d",
+        )?,
+        verify_negative_ttl: nonzero(
+            "recipients.verify_negative_ttl",
+            &raw.recipients.verify_negative_ttl,
+            "1h",
+        )?,
+        verify_timeout: nonzero(
+            "recipients.verify_timeout",
+            &raw.recipients.verify_timeout,
+            "30s",
         )?,
         shutdown_grace: duration("smtp.shutdown_grace", &raw.smtp.shutdown_grace, "30s")?,
         tls_cert_file: raw.tls.cert_file,
@@ -597,6 +713,30 @@ mod tests {
             (
                 "[storage]\nurl = \"mysql://x\"",
                 "key `storage.url`: unsupported url",
+            ),
+            (
+                "[smtp]\nidle_timeout = \"0s\"",
+                "key `smtp.idle_timeout`: must be longer than 0s",
+            ),
+            (
+                "[smtp]\ncommand_timeout = \"0s\"",
+                "key `smtp.command_timeout`: must be longer than 0s",
+            ),
+            (
+                "[smtp]\nmax_connections = 10\nreserved_connector_slots = 10",
+                "key `smtp.reserved_connector_slots`: 10 leaves no connection",
+            ),
+            (
+                "[smtp]\nnetwork_prefix_v4 = 33",
+                "key `smtp.network_prefix_v4`: 33 is not a prefix length",
+            ),
+            (
+                "[smtp]\nproxy_trusted_networks = [\"haproxy\"]",
+                "key `smtp.proxy_trusted_networks`: invalid CIDR \"haproxy\"",
+            ),
+            (
+                "[recipients]\nverify_negative_ttl = \"soon\"",
+                "key `recipients.verify_negative_ttl`: invalid duration",
             ),
         ];
         for (text, want) in cases {

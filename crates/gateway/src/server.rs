@@ -6,23 +6,24 @@
 //! `smtp.shutdown_grace` the remaining ones are dropped (nothing acknowledged is lost: a `250`
 //! is only sent once the spool holds the message). Then the trace is flushed and we exit 0.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use portcullis_smtp::{SessionConfig, reply};
+use portcullis_smtp::SessionConfig;
 use portcullis_store::Store;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{Config, Overrides};
 use crate::directory::Live;
-use crate::inbound::connection;
+use crate::inbound::admission::Admission;
+use crate::inbound::connection::{self, Client};
+use crate::inbound::proxy;
 use crate::queue::delivery::Delivery;
 use crate::queue::spool::Spool;
 use crate::shared::Shared;
@@ -381,14 +382,13 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let config = shared.config.clone();
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Default::default();
+    let admission = Admission::new(&config);
     let mut sessions = JoinSet::new();
     let session_rx = shutdown.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (mut tcp, peer) = match accepted {
+                let (tcp, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -398,40 +398,12 @@ async fn accept_loop(
                     }
                 };
                 // Canonical once, here: an IPv4-mapped address (a dual-stack listener) is the
-                // IPv4 client it is, for the per-IP cap, SPF, attribution, rules and the trace.
-                let peer = std::net::SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                let ip = peer.ip();
-                let admitted = match slots.clone().try_acquire_owned() {
-                    Err(_) => Err(reply::too_many_connections(&config.hostname)),
-                    Ok(permit) => {
-                        let mut map = per_ip.lock().expect("not poisoned");
-                        let n = map.entry(ip).or_insert(0);
-                        if *n >= config.max_connections_per_ip {
-                            Err(reply::too_many_connections_from_address(&config.hostname))
-                        } else {
-                            *n += 1;
-                            Ok(IpSlot { map: per_ip.clone(), ip, _permit: permit })
-                        }
-                    }
-                };
-                match admitted {
-                    Ok(guard) => {
-                        let shared = shared.clone();
-                        let rx = session_rx.clone();
-                        sessions.spawn(async move {
-                            connection::handle(shared, tcp, peer, rx).await;
-                            drop(guard);
-                        });
-                    }
-                    Err(r) => {
-                        tokio::spawn(async move {
-                            let mut out = Vec::new();
-                            r.write_to(&mut out);
-                            let _ = tcp.write_all(&out).await;
-                            let _ = tcp.shutdown().await;
-                        });
-                    }
-                }
+                // IPv4 client it is, for the caps, SPF, attribution, rules and the trace.
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                let shared = shared.clone();
+                let admission = admission.clone();
+                let rx = session_rx.clone();
+                sessions.spawn(open_session(shared, admission, tcp, peer, rx));
             }
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
             _ = shutdown.wait_for(|s| *s) => break,
@@ -452,21 +424,57 @@ async fn accept_loop(
     }
 }
 
-/// Releases a per-IP connection slot when the session ends.
-struct IpSlot {
-    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut map = self.map.lock().expect("not poisoned");
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
+/// One accepted connection: its PROXY header when it comes from a trusted balancer, then
+/// admission (counted by the real client), then the session or a `421`.
+async fn open_session(
+    shared: Arc<Shared>,
+    admission: Arc<Admission>,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    let config = &shared.config;
+    let client = if config
+        .proxy_trusted_networks
+        .iter()
+        .any(|n| n.contains(&peer.ip()))
+    {
+        match proxy::read_header(&mut tcp, peer, config.proxy_timeout).await {
+            Ok(p) => Client {
+                peer: p.client,
+                balancer: Some(peer),
+                early: p.early,
+            },
+            Err(why) => {
+                metrics::counter!("portcullis_proxy_header_failures_total").increment(1);
+                tracing::warn!(balancer = %peer, "connection closed: {why}");
+                return;
             }
+        }
+    } else {
+        Client {
+            peer,
+            balancer: None,
+            early: Vec::new(),
+        }
+    };
+    let connector = shared
+        .directory
+        .get()
+        .is_connector_address(client.peer.ip());
+    match admission.admit(client.peer.ip(), connector) {
+        Ok(slot) => {
+            connection::handle(shared, tcp, client, shutdown).await;
+            drop(slot);
+        }
+        Err(refusal) => {
+            metrics::counter!("portcullis_connections_refused_total", "reason" => refusal.name())
+                .increment(1);
+            tracing::debug!(peer = %client.peer, reason = refusal.name(), "connection refused");
+            let mut out = Vec::new();
+            refusal.reply(&config.hostname).write_to(&mut out);
+            let _ = tcp.write_all(&out).await;
+            let _ = tcp.shutdown().await;
         }
     }
 }

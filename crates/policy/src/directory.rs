@@ -28,6 +28,9 @@ pub struct Directory {
     pub version: u64,
     /// Stored rules that failed to compile (validated on the way in, so normally empty), with why.
     pub rule_errors: Vec<(String, String, RuleError)>,
+    /// Every enabled connector's sender networks, of every tenant, deduplicated: the addresses
+    /// connection admission reserves capacity for.
+    connector_networks: Vec<ipnet::IpNet>,
 }
 
 impl Directory {
@@ -118,12 +121,28 @@ impl Directory {
                 }
             }
         }
+        let mut connector_networks: Vec<ipnet::IpNet> = map
+            .values()
+            .flat_map(|e| e.connectors.iter())
+            .filter(|c| c.enabled)
+            .flat_map(|c| c.sender_ips.iter().copied())
+            .collect();
+        connector_networks.sort();
+        connector_networks.dedup();
+        connector_networks = ipnet::IpNet::aggregate(&connector_networks);
         Directory {
             tenants: map,
             domains: index,
             version,
             rule_errors,
+            connector_networks,
         }
+    }
+
+    /// Whether `ip` is a sender address of some enabled inbound connector (any tenant's): such
+    /// a client is a known partner, admitted into the reserved connection slots.
+    pub fn is_connector_address(&self, ip: std::net::IpAddr) -> bool {
+        self.connector_networks.iter().any(|n| n.contains(&ip))
     }
 
     pub fn tenant(&self, name: &str) -> Option<&TenantEntry> {

@@ -12,6 +12,9 @@ pub enum DataOutcome {
     Message(Vec<u8>),
     /// A bare CR or bare LF was seen: refuse with `554 5.6.0`.
     BareLineEnding,
+    /// A NUL byte was seen (RFC 5321 §4.5.2 / RFC 6152: never in a message, 8BITMIME or not;
+    /// mailbox servers truncate or mangle at it): refuse with `554 5.6.0`, never relay it.
+    NulByte,
     /// More than `max_message_size` bytes after unstuffing: refuse with `552 5.3.4`.
     TooBig,
 }
@@ -51,6 +54,7 @@ pub struct DataReceiver {
     message: Vec<u8>,
     state: State,
     tainted: bool,
+    nul: bool,
     too_big: bool,
 }
 
@@ -61,6 +65,7 @@ impl DataReceiver {
             message: Vec::new(),
             state: State::LineStart,
             tainted: false,
+            nul: false,
             too_big: false,
         }
     }
@@ -139,7 +144,7 @@ impl DataReceiver {
 
     /// True while nothing has been found that will get the message refused.
     pub fn is_clean(&self) -> bool {
-        !self.tainted && !self.too_big
+        !self.tainted && !self.nul && !self.too_big
     }
 
     fn taint(&mut self, bytes: &[u8]) {
@@ -154,6 +159,11 @@ impl DataReceiver {
             if !self.message.is_empty() {
                 self.message = Vec::new();
             }
+            return;
+        }
+        if memchr::memchr(0, bytes).is_some() {
+            self.nul = true;
+            self.message = Vec::new();
             return;
         }
         if bytes.len() > self.max_size - self.message.len() {
@@ -175,12 +185,15 @@ impl DataReceiver {
         let message = std::mem::take(&mut self.message);
         let outcome = if self.tainted {
             DataOutcome::BareLineEnding
+        } else if self.nul {
+            DataOutcome::NulByte
         } else if self.too_big {
             DataOutcome::TooBig
         } else {
             DataOutcome::Message(message)
         };
         self.tainted = false;
+        self.nul = false;
         self.too_big = false;
         outcome
     }
@@ -287,6 +300,43 @@ mod tests {
             assert_eq!(&input[consumed..], "NEXT", "{fake:?}");
             assert_eq!(outcome, DataOutcome::BareLineEnding, "{fake:?}");
         }
+    }
+
+    /// A NUL anywhere (line start, after a stuffing dot, mid-line, across chunk borders) gets
+    /// the message refused at its real terminator; nothing of it is kept.
+    #[test]
+    fn nul_bytes_refuse_the_message() {
+        for body in [
+            &b"a\0b\r\n"[..],
+            b"\0\r\n",
+            b"..\0\r\n",
+            b"ok\r\nline\0\r\nmore\r\n",
+        ] {
+            let mut input = body.to_vec();
+            input.extend_from_slice(b".\r\nNEXT");
+            let (consumed, outcome) = run_all_splits(&input, 1000);
+            assert_eq!(&input[consumed..], b"NEXT", "{body:?}");
+            assert_eq!(outcome, DataOutcome::NulByte, "{body:?}");
+        }
+        // Smuggling is named first: it is what the sender must fix.
+        let (_, outcome) = run_all_splits(b"a\0\nb\r\n.\r\n", 1000);
+        assert_eq!(outcome, DataOutcome::BareLineEnding);
+        // A clean message after a refused one is accepted.
+        let mut r = DataReceiver::new(100);
+        assert!(matches!(
+            r.feed(b"x\0\r\n.\r\n"),
+            Feed::Done {
+                outcome: DataOutcome::NulByte,
+                ..
+            }
+        ));
+        assert_eq!(
+            r.feed(b"y\r\n.\r\n"),
+            Feed::Done {
+                consumed: 6,
+                outcome: msg("y\r\n")
+            }
+        );
     }
 
     #[test]

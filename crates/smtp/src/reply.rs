@@ -237,6 +237,12 @@ pub const BARE_LINE_ENDING: Reply = Reply::new(
     "5.6.0",
     "Message refused: bare CR or LF in message data (lines must end with CRLF)",
 );
+/// A NUL byte was found in the message data: never relayed (RFC 5321 §4.5.2, RFC 6152).
+pub const NUL_IN_DATA: Reply = Reply::new(
+    554,
+    "5.6.0",
+    "Message refused: NUL character in message data",
+);
 pub const TEMPORARY_ERROR: Reply = Reply::new(
     451,
     "4.3.0",
@@ -267,6 +273,34 @@ pub fn idle_timeout(host: &str) -> Reply {
     )
 }
 
+/// `[smtp] command_timeout`: a command line did not arrive whole in time (a client trickling
+/// bytes keeps the idle timer from firing, never this one).
+pub fn command_timeout(host: &str) -> Reply {
+    Reply::dynamic(
+        421,
+        "4.4.2",
+        format!("{host} Command timeout, closing connection"),
+    )
+}
+
+/// `[smtp] data_timeout`: the message data did not arrive whole in time.
+pub fn data_timeout(host: &str) -> Reply {
+    Reply::dynamic(
+        421,
+        "4.4.2",
+        format!("{host} Message data timeout, closing connection"),
+    )
+}
+
+/// `[smtp] session_timeout`: the session lasted longer than any client needs.
+pub fn session_timeout(host: &str) -> Reply {
+    Reply::dynamic(
+        421,
+        "4.4.2",
+        format!("{host} Session time limit reached, closing connection"),
+    )
+}
+
 pub fn shutting_down(host: &str) -> Reply {
     Reply::dynamic(
         421,
@@ -288,6 +322,14 @@ pub fn too_many_connections_from_address(host: &str) -> Reply {
         421,
         "4.7.0",
         format!("{host} Too many connections from your address, try again later"),
+    )
+}
+
+pub fn too_many_connections_from_network(host: &str) -> Reply {
+    Reply::dynamic(
+        421,
+        "4.7.0",
+        format!("{host} Too many connections from your network, try again later"),
     )
 }
 

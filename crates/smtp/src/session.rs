@@ -238,6 +238,12 @@ impl Session {
         self.close_with(reply::idle_timeout(&self.config.hostname));
     }
 
+    /// A deadline of the driver's passed (a command line, the DATA phase or the whole session
+    /// took too long): the next steps are `reply` (a 421) and `Close`.
+    pub fn on_deadline(&mut self, reply: Reply) {
+        self.close_with(reply);
+    }
+
     /// The server is shutting down: the next steps are `421 4.3.2` and `Close`.
     pub fn on_shutdown(&mut self) {
         self.close_with(reply::shutting_down(&self.config.hostname));
@@ -493,6 +499,11 @@ impl Session {
                     DataOutcome::BareLineEnding => {
                         self.transaction = None;
                         self.emit(reply::BARE_LINE_ENDING);
+                        None
+                    }
+                    DataOutcome::NulByte => {
+                        self.transaction = None;
+                        self.emit(reply::NUL_IN_DATA);
                         None
                     }
                     DataOutcome::TooBig => {

@@ -73,6 +73,13 @@ pub struct TraceRecord {
     /// RFC 3339 UTC.
     pub received_at: String,
     pub client_ip: String,
+    /// The load balancer the connection came through, when a PROXY header named the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_ip: Option<String>,
+    /// The original client recovered from the `Received:` chain behind a filtering service
+    /// (the connector's `skip_ips` / `skip_last_ip`); `client_ip` is the service's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_client_ip: Option<String>,
     pub helo: Option<String>,
     pub tls: Option<TraceTls>,
     /// `<>` for the null sender.
@@ -111,6 +118,10 @@ struct StoredRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     received_at: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    proxy_ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_client_ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     helo: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<&'a TraceTls>,
@@ -148,6 +159,8 @@ fn stored_json(r: &TraceRecord) -> String {
         (r.received_at != rfc3339_us(receipt_us(r))).then_some(r.received_at.as_str());
     to_json(&StoredRecord {
         received_at,
+        proxy_ip: r.proxy_ip.as_deref(),
+        original_client_ip: r.original_client_ip.as_deref(),
         helo: r.helo.as_deref(),
         tls: r.tls.as_ref(),
         mail_from: &r.mail_from,

@@ -221,6 +221,8 @@ async fn scenario(store: &Store) {
         received_at: "2026-11-29T21:40:53.123456Z".into(),
         received_at_us: 1_795_988_453_123_456,
         client_ip: "2001:db8::7".into(),
+        proxy_ip: Some("10.0.0.5".into()),
+        original_client_ip: Some("198.51.100.7".into()),
         helo: Some("mx.partner.example".into()),
         tls: Some(TraceTls {
             version: "TLSv1.3".into(),

@@ -1506,7 +1506,7 @@ fn rule_add_every_flag() {
         "--header-matches",
         "X-Mailer:  ^bulk",
         "--sender-ip-ranges",
-        "192.0.2.1/24",
+        "192.0.2.0/24",
         "--direct-send",
         "--except-if-direct-send=false",
         "--except-if-auth-result",

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::deadlines::Deadlines;
 use super::record::{abandoned, refuse_recipients};
 use crate::auth::Spf;
 use crate::shared::Shared;
@@ -78,27 +79,45 @@ pub(super) struct Txn {
 /// One connection's state between its steps.
 pub(super) struct Conn {
     pub(super) shared: Arc<Shared>,
-    /// The client's address, canonical (an IPv4-mapped IPv6 address as IPv4).
+    /// The client's address, canonical (an IPv4-mapped IPv6 address as IPv4): the one a PROXY
+    /// header named, behind a trusted balancer.
     pub(super) peer: SocketAddr,
+    /// The trusted balancer the connection came through, if any.
+    pub(super) balancer: Option<SocketAddr>,
     pub(super) tls: Option<TlsInfo>,
     pub(super) txn: Option<Txn>,
+}
+
+/// Who is on the other end of an admitted connection.
+pub struct Client {
+    /// The client (canonical): the connection's peer, or the one its PROXY header named.
+    pub peer: SocketAddr,
+    /// The trusted balancer that sent a PROXY header, if one did.
+    pub balancer: Option<SocketAddr>,
+    /// Bytes read with the PROXY header that belong to the session.
+    pub early: Vec<u8>,
 }
 
 /// Serves one connection to its end. Never panics on input; I/O errors end the connection.
 pub async fn handle(
     shared: Arc<Shared>,
     tcp: TcpStream,
-    peer: SocketAddr,
+    client: Client,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let peer = client.peer;
     let _ = tcp.set_nodelay(true);
     metrics::counter!("portcullis_connections_total").increment(1);
     metrics::gauge!("portcullis_connections_active").increment(1.0);
     let mut stream = Stream::Plain(tcp);
     let mut session = Session::new(shared.session_config.load_full());
+    if !client.early.is_empty() {
+        session.feed(&client.early);
+    }
     let mut conn = Conn {
         shared: shared.clone(),
         peer,
+        balancer: client.balancer,
         tls: None,
         txn: None,
     };
@@ -106,6 +125,7 @@ pub async fn handle(
     let mut buf = vec![0u8; 16 * 1024];
     session.greeting().write_to(&mut out);
     let idle = shared.config.idle_timeout;
+    let mut deadlines = Deadlines::new(&shared.config);
 
     loop {
         match session.step() {
@@ -115,8 +135,8 @@ pub async fn handle(
                 // session itself refuses a message at its end for a bare CR or LF (smuggling) or
                 // its size: refusals of the whole message, recorded as such.
                 if conn.txn.is_some() && session.mail_from().is_none() {
-                    if r == reply::BARE_LINE_ENDING || r == reply::MESSAGE_TOO_BIG {
-                        conn.refuse_message(&r).await;
+                    if let Some(why) = refused_at_end(&r) {
+                        conn.refuse_message(&r, why).await;
                     }
                     conn.finish_txn().await;
                 }
@@ -127,22 +147,37 @@ pub async fn handle(
                         break;
                     }
                     out.clear();
+                    // A reply went out: the client's next command line starts its clock now.
+                    deadlines.replied();
                 }
+                deadlines.track_data(session.in_data());
                 // A shutdown interrupts idle waits, but never a message being received.
                 let draining = *shutdown.borrow() && !session.in_data();
                 if draining {
                     session.on_shutdown();
                     continue;
                 }
+                let wait = deadlines.wait(idle, session.in_data());
                 let read = tokio::select! {
-                    r = tokio::time::timeout(idle, stream.read(&mut buf)) => r,
+                    r = tokio::time::timeout(wait, stream.read(&mut buf)) => r,
                     _ = shutdown.changed(), if !session.in_data() => {
                         session.on_shutdown();
                         continue;
                     }
                 };
                 match read {
-                    Err(_) => session.on_timeout(),
+                    Err(_) => match deadlines.passed(session.in_data()) {
+                        None => session.on_timeout(),
+                        Some(deadline) => {
+                            let r = deadline.reply(&shared.config.hostname);
+                            metrics::counter!("portcullis_session_deadlines_total", "deadline" => deadline.name()).increment(1);
+                            tracing::info!(peer = %conn.peer, deadline = deadline.name(), "session ended: {r}");
+                            if conn.txn.is_some() {
+                                conn.refuse_message(&r, deadline.why()).await;
+                            }
+                            session.on_deadline(r);
+                        }
+                    },
                     Ok(Ok(0)) | Ok(Err(_)) => break,
                     Ok(Ok(n)) => session.feed(&buf[..n]),
                 }
@@ -239,25 +274,26 @@ impl Conn {
         }
     }
 
-    /// Records a message the session refused at its end (a bare CR or LF, its size): every
-    /// accepted recipient is refused with `r`, in the trace and the log, like a refusal by
-    /// policy.
-    pub(super) async fn refuse_message(&mut self, r: &Reply) {
+    /// Records a message the session refused at its end (a bare CR or LF, a NUL, its size) or
+    /// a transaction a deadline cut short: every accepted recipient is refused (5xx) or deferred
+    /// (421) with `r`, in the trace and the log, like a refusal by policy.
+    pub(super) async fn refuse_message(&mut self, r: &Reply, why: &str) {
         let Some(txn) = self.txn.take() else { return };
-        tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %r, "message refused");
-        metrics::counter!("portcullis_messages_total", "outcome" => "refused").increment(1);
-        let why = if *r == reply::BARE_LINE_ENDING {
-            "bare CR or LF in the message data"
+        tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %r, "message refused: {why}");
+        let outcome = if r.is_transient() {
+            "deferred"
         } else {
-            "message too big"
+            "refused"
         };
+        metrics::counter!("portcullis_messages_total", "outcome" => outcome).increment(1);
         for mut copy in txn.copies {
             if !copy.accepted.is_empty() {
-                event(
-                    &mut copy.record,
-                    EventKind::Reject,
-                    format!("DATA: {r} ({why})"),
-                );
+                let (kind, detail) = if r.is_transient() {
+                    (EventKind::Defer, format!("session ended: {r} ({why})"))
+                } else {
+                    (EventKind::Reject, format!("DATA: {r} ({why})"))
+                };
+                event(&mut copy.record, kind, detail);
                 refuse_recipients(&mut copy.record, r);
             }
             if let Some(record) = abandoned(copy.record) {
@@ -276,5 +312,19 @@ impl Conn {
                 self.shared.trace.send(record).await;
             }
         }
+    }
+}
+
+/// Why the session refused a message at its end, for the replies that mean it (`None` for
+/// every other reply).
+fn refused_at_end(r: &Reply) -> Option<&'static str> {
+    if *r == reply::BARE_LINE_ENDING {
+        Some("bare CR or LF in the message data")
+    } else if *r == reply::NUL_IN_DATA {
+        Some("NUL character in the message data")
+    } else if *r == reply::MESSAGE_TOO_BIG {
+        Some("message too big")
+    } else {
+        None
     }
 }

@@ -48,6 +48,7 @@ impl Conn {
                     &txn.id,
                     tenant,
                     self.peer,
+                    self.balancer,
                     session,
                     self.tls.as_ref(),
                     &txn.from,

@@ -77,6 +77,7 @@ pub(super) fn new_record(
     id: &str,
     tenant: &str,
     peer: SocketAddr,
+    balancer: Option<SocketAddr>,
     session: &Session,
     tls: Option<&TlsInfo>,
     from: &ReversePath,
@@ -88,6 +89,7 @@ pub(super) fn new_record(
         received_at: rfc3339(now),
         received_at_us: micros(now),
         client_ip: peer.ip().to_string(),
+        proxy_ip: balancer.map(|b| b.ip().to_string()),
         helo: session.helo().map(str::to_string),
         tls: tls.map(|t| TraceTls {
             version: t.version.clone(),

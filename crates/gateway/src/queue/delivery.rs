@@ -405,27 +405,58 @@ impl Worker {
         };
         let mut last = Vec::new();
         for host in hosts {
-            let route = Route::Smtp {
-                host,
-                port: self.config.mx_port,
-                tls_required: false,
+            // The exchanger's addresses through the configured DNS servers, as every lookup;
+            // by name through the system resolver only when DNS is off.
+            let targets = match self.auth.host_addresses(&host).await {
+                Ok(Some(ips)) => ips.into_iter().map(|ip| ip.to_string()).collect(),
+                Ok(None) => vec![host.clone()],
+                Err(e) => {
+                    last = rcpts
+                        .iter()
+                        .map(|_| downstream::Outcome {
+                            code: 0,
+                            reply: e.clone(),
+                        })
+                        .collect();
+                    continue;
+                }
             };
-            let slot = self.destination(&route.to_string());
-            let _permit = slot.acquire_owned().await.expect("never closed");
-            last = downstream::deliver(
-                &self.pool,
-                &route,
-                &self.config.hostname,
-                mail_from,
-                rcpts,
-                message,
-            )
-            .await;
-            if last.iter().any(|o| o.code != 0) {
-                break;
+            for target in targets {
+                last = self
+                    .deliver_to_exchanger(target, mail_from, rcpts, message)
+                    .await;
+                if last.iter().any(|o| o.code != 0) {
+                    return last;
+                }
             }
         }
         last
+    }
+
+    /// One attempt at one address of a mail exchanger.
+    async fn deliver_to_exchanger(
+        &self,
+        host: String,
+        mail_from: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> Vec<downstream::Outcome> {
+        let route = Route::Smtp {
+            host,
+            port: self.config.mx_port,
+            tls_required: false,
+        };
+        let slot = self.destination(&route.to_string());
+        let _permit = slot.acquire_owned().await.expect("never closed");
+        downstream::deliver(
+            &self.pool,
+            &route,
+            &self.config.hostname,
+            mail_from,
+            rcpts,
+            message,
+        )
+        .await
     }
 
     /// Some recipients are still pending: retry later, or give up once the message is too old.
@@ -525,7 +556,22 @@ impl Worker {
             .iter()
             .filter(|s| s.status == "failed")
             .collect();
-        if !failed.is_empty() && entry.envelope.mail_from != "<>" && !entry.envelope.is_dsn {
+        let wants_bounce =
+            !failed.is_empty() && entry.envelope.mail_from != "<>" && !entry.envelope.is_dsn;
+        let forged = crate::queue::dsn::unverified_sender(&record.auth);
+        if let (true, Some(why)) = (wants_bounce, forged) {
+            // The envelope sender is likely forged: a bounce would be backscatter to an
+            // innocent address (and gets the gateway on block lists). Recorded, not sent.
+            metrics::counter!("portcullis_dsn_suppressed_total").increment(1);
+            event(
+                &mut record,
+                EventKind::Fail,
+                format!(
+                    "no delivery status notification to {}: {why}",
+                    entry.envelope.mail_from
+                ),
+            );
+        } else if wants_bounce {
             match self.bounce(&entry, &failed).await {
                 Ok((dsn, id)) => {
                     event(

@@ -5,6 +5,21 @@ use std::time::SystemTime;
 
 use crate::queue::envelope::{Envelope, RcptState};
 
+/// Why the envelope sender of a message cannot be believed, if it cannot: SPF `fail` for it,
+/// or a DMARC or composite-authentication failure. Such a sender gets no bounce.
+pub fn unverified_sender(auth: &portcullis_store::TraceAuth) -> Option<&'static str> {
+    let is_fail = |r: &Option<String>| r.as_deref() == Some("fail");
+    if is_fail(&auth.spf) {
+        Some("SPF failed for the sender (likely forged)")
+    } else if is_fail(&auth.dmarc) {
+        Some("the message failed DMARC (sender likely forged)")
+    } else if is_fail(&auth.compauth) {
+        Some("the message failed composite authentication (sender likely forged)")
+    } else {
+        None
+    }
+}
+
 /// The enhanced status code at the start of a reply (`550 5.1.1 …` → `5.1.1`), else `5.0.0`.
 fn status_of(reply: &str) -> String {
     reply

@@ -158,6 +158,23 @@ impl Gateway {
             .unwrap()
     }
 
+    /// The Prometheus text of `/metrics` (read with the admin token).
+    pub fn metrics(&self) -> String {
+        let token = std::fs::read_to_string(self.data().join("admin.token")).unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent
+            .get(format!("{}/metrics", self.admin))
+            .header("Authorization", format!("Bearer {}", token.trim()))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    }
+
     /// Creates an API token of `role` in `tenant` with the CLI; returns the token.
     pub fn create_token(&self, name: &str, role: &str, tenant: &str) -> String {
         let out = self.ok(&[
@@ -309,6 +326,26 @@ impl Smtp {
         };
         let banner = s.reply().await;
         (s, banner)
+    }
+
+    /// Takes over a connected stream (after a PROXY header, say) and reads the banner.
+    pub async fn from_stream(stream: TcpStream) -> Smtp {
+        let mut s = Smtp {
+            io: Io::Plain(stream),
+            buf: Vec::new(),
+        };
+        let banner = s.reply().await;
+        assert!(banner.starts_with("220 "), "{banner}");
+        s
+    }
+
+    /// Sends bytes; false when the server has closed the connection.
+    pub async fn try_send(&mut self, bytes: &[u8]) -> bool {
+        match &mut self.io {
+            Io::Plain(s) => s.write_all(bytes).await.is_ok(),
+            Io::Tls(s) => s.write_all(bytes).await.is_ok() && s.flush().await.is_ok(),
+            Io::Gone => false,
+        }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {

@@ -1,0 +1,407 @@
+//! The edge of a real MX, end to end: deadlines a trickling client cannot stretch, connection
+//! limits by network with slots kept for connectors, the PROXY protocol from trusted balancers,
+//! NUL bytes never relayed, and no bounce to a sender authentication says is forged.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+fn contoso(gw: &Gateway) {
+    gw.ok(&["tenant", "add", "contoso"]);
+    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+}
+
+/// Sends `bytes` one at a time, `gap` apart, until the server answers; returns the answer.
+async fn trickle(s: &mut Smtp, bytes: &[u8], gap: Duration) -> String {
+    for b in bytes {
+        if !s.try_send(&[*b]).await {
+            break;
+        }
+        tokio::time::sleep(gap).await;
+    }
+    s.reply().await
+}
+
+#[tokio::test]
+async fn a_trickling_client_meets_the_command_deadline_and_its_transaction_is_traced() {
+    let gw = Gateway::start("[smtp]\ncommand_timeout = \"2s\"\nidle_timeout = \"5m\"\n");
+    contoso(&gw);
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    assert!(s.cmd("MAIL FROM:<a@example.org>").await.starts_with("250"));
+    assert!(s.cmd("RCPT TO:<bob@contoso.com>").await.starts_with("250"));
+    // One byte every 300 ms restarts an idle timer forever; the command deadline holds.
+    let started = Instant::now();
+    let r = trickle(
+        &mut s,
+        &b"NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP\r\n"[..],
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(
+        r,
+        "421 4.4.2 mx.test.example Command timeout, closing connection"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.reply().await, "EOF");
+    // The accepted recipient was deferred by the 421, and the trace says so.
+    let t = gw.trace_until("contoso", &[], |v| v.len() == 1);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(t[0]["status"], "deferred");
+    assert_eq!(t[0]["recipients"][0]["status"], "deferred");
+    assert_eq!(
+        t[0]["recipients"][0]["reply"],
+        "421 4.4.2 mx.test.example Command timeout, closing connection"
+    );
+    let events = t[0]["events"].to_string();
+    assert!(events.contains("command_timeout"), "{events}");
+}
+
+#[tokio::test]
+async fn the_data_phase_and_the_session_have_deadlines_of_their_own() {
+    let gw = Gateway::start(
+        "[smtp]\ndata_timeout = \"2s\"\nsession_timeout = \"4s\"\ncommand_timeout = \"10s\"\n",
+    );
+    contoso(&gw);
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    assert!(s.cmd("MAIL FROM:<a@example.org>").await.starts_with("250"));
+    assert!(s.cmd("RCPT TO:<bob@contoso.com>").await.starts_with("250"));
+    assert!(s.cmd("DATA").await.starts_with("354"));
+    // Whole lines, slowly: each line is on time, the message is not.
+    let mut r = String::new();
+    for i in 0..40 {
+        if !s.try_send(format!("line {i}\r\n").as_bytes()).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if i == 15 {
+            break;
+        }
+    }
+    r.push_str(&s.reply().await);
+    assert_eq!(
+        r,
+        "421 4.4.2 mx.test.example Message data timeout, closing connection"
+    );
+    let t = gw.trace_until("contoso", &[], |v| v.len() == 1);
+    assert_eq!(t[0]["status"], "deferred");
+    assert!(gw.maildir("contoso", "bob@contoso.com").is_empty());
+
+    // A client that is busy all the time still ends at the session deadline.
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    let started = Instant::now();
+    let r = loop {
+        let r = s.cmd("NOOP").await;
+        if !r.starts_with("250") {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        r,
+        "421 4.4.2 mx.test.example Session time limit reached, closing connection"
+    );
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_secs(3) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    let metrics = gw.metrics();
+    assert!(
+        metrics.contains("portcullis_session_deadlines_total{deadline=\"data\"} 1")
+            && metrics.contains("portcullis_session_deadlines_total{deadline=\"session\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn one_network_cannot_lock_out_a_tenants_connector() {
+    let gw = Gateway::start(
+        "[smtp]\nmax_connections = 10\nreserved_connector_slots = 3\nmax_connections_per_ip = 2\nmax_connections_per_network = 4\n",
+    );
+    contoso(&gw);
+    gw.ok(&[
+        "connector",
+        "add",
+        "on-prem",
+        "--tenant",
+        "contoso",
+        "--type",
+        "on-premises",
+        "--sender-ip",
+        "127.0.2.0/29",
+    ]);
+    let banner = |ip: &str| {
+        let ip = ip.to_string();
+        let addr = gw.smtp;
+        async move {
+            let (s, b) = Smtp::connect_from(addr, ip.parse().unwrap()).await;
+            (s, b)
+        }
+    };
+    let mut held = Vec::new();
+    // Five addresses of 127.0.0.0/24, two connections each: four get in, then the network is full.
+    let mut refused = Vec::new();
+    for host in 1..=5 {
+        for _ in 0..2 {
+            let (s, b) = banner(&format!("127.0.0.{host}")).await;
+            if b.starts_with("220") {
+                held.push(s);
+            } else {
+                refused.push(b);
+            }
+        }
+    }
+    assert_eq!(held.len(), 4);
+    assert!(refused.iter().all(|b| b
+        == "421 4.7.0 mx.test.example Too many connections from your network, try again later"));
+    // Another network fills what is left of the unreserved slots.
+    for host in 1..=3 {
+        let (s, b) = banner(&format!("127.0.1.{host}")).await;
+        assert!(b.starts_with("220"), "{b}");
+        held.push(s);
+    }
+    let (_, b) = banner("127.0.1.9").await;
+    assert_eq!(
+        b,
+        "421 4.7.0 mx.test.example Too many connections, try again later"
+    );
+    // The tenant's own server still gets in, and can deliver.
+    let mut s = session(gw.smtp, "127.0.2.1").await;
+    let r = s
+        .mail(
+            "ceo@contoso.com",
+            &["bob@contoso.com"],
+            &message("ceo@contoso.com", "bob@contoso.com", "still in"),
+        )
+        .await;
+    assert!(r.last().unwrap().starts_with("250 2.6.0"), "{r:?}");
+    let metrics = gw.metrics();
+    assert!(
+        metrics.contains("portcullis_connections_refused_total{reason=\"network\"} 6"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn nul_in_message_data_is_refused_and_the_session_goes_on() {
+    let gw = Gateway::start("");
+    contoso(&gw);
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    assert!(s.cmd("MAIL FROM:<a@example.org>").await.starts_with("250"));
+    assert!(s.cmd("RCPT TO:<bob@contoso.com>").await.starts_with("250"));
+    assert!(s.cmd("DATA").await.starts_with("354"));
+    s.send(b"Subject: nul\r\n\r\nbefore\0after\r\n.\r\n").await;
+    assert_eq!(
+        s.reply().await,
+        "554 5.6.0 Message refused: NUL character in message data"
+    );
+    let t = gw.trace_until("contoso", &["--status", "rejected"], |v| v.len() == 1);
+    assert_eq!(
+        t[0]["recipients"][0]["reply"],
+        "554 5.6.0 Message refused: NUL character in message data"
+    );
+    // Nothing relayed; the next message on the same session is accepted.
+    let r = s
+        .mail(
+            "a@example.org",
+            &["bob@contoso.com"],
+            &message("a@example.org", "bob@contoso.com", "clean"),
+        )
+        .await;
+    assert!(r.last().unwrap().starts_with("250 2.6.0"), "{r:?}");
+    let mail = gw.wait_maildir("contoso", "bob@contoso.com", 1);
+    assert_eq!(mail.len(), 1);
+    assert!(!mail[0].contains('\0'));
+}
+
+#[tokio::test]
+async fn no_bounce_to_a_sender_spf_says_is_forged() {
+    let down = Downstream::start(0, false, 0).await;
+    let mx = Downstream::start_on("127.0.0.46", 0, false, 0).await;
+    let gw = Gateway::start(&format!("[delivery]\nmx_port = {}\n", mx.port));
+    for domain in ["forged.example", "honest.example"] {
+        gw.dns.mx(domain, 10, "mx.bounces.example");
+    }
+    gw.dns
+        .a("mx.bounces.example", "127.0.0.46".parse().unwrap());
+    gw.dns.txt("forged.example", "v=spf1 ip4:192.0.2.1 -all");
+    gw.dns.txt("honest.example", "v=spf1 ip4:127.0.0.1 -all");
+    contoso(&gw);
+    gw.ok(&[
+        "tenant",
+        "set",
+        "contoso",
+        "--route",
+        &format!("smtp://127.0.0.1:{}", down.port),
+    ]);
+    for sender in ["x@forged.example", "y@honest.example"] {
+        let mut s = session(gw.smtp, "127.0.0.1").await;
+        let r = s
+            .mail(
+                sender,
+                &["reject-me@contoso.com"],
+                &message(sender, "reject-me@contoso.com", sender),
+            )
+            .await;
+        assert!(r.last().unwrap().starts_with("250 2.6.0"), "{r:?}");
+    }
+    // The honest sender gets its bounce; the forged one does not, and the trace says why.
+    let t = gw.trace_until("contoso", &["--sender", "x@forged.example"], |v| {
+        v.len() == 1 && v[0]["status"] == "failed"
+    });
+    let events = t[0]["events"].to_string();
+    assert!(
+        events.contains("no delivery status notification to x@forged.example: SPF failed"),
+        "{events}"
+    );
+    for _ in 0..100 {
+        if !mx.messages().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bounces = mx.messages();
+    let honest = gw.trace_until("contoso", &["--sender", "<>"], |v| v.len() == 1);
+    assert_eq!(bounces.len(), 1, "{bounces:?} {honest:?}");
+    assert_eq!(bounces[0].1, ["y@honest.example"]);
+}
+
+// ---------------------------------------------------------------- PROXY protocol
+
+async fn connect_from(addr: std::net::SocketAddr, local: &str) -> TcpStream {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(std::net::SocketAddr::new(local.parse().unwrap(), 0))
+        .unwrap();
+    sock.connect(addr).await.unwrap()
+}
+
+async fn read_some(tcp: &mut TcpStream) -> String {
+    let mut buf = vec![0u8; 1024];
+    match tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await {
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).to_string(),
+        Ok(Err(e)) => format!("error: {e}"),
+        Err(_) => "silence".into(),
+    }
+}
+
+#[tokio::test]
+async fn proxy_headers_from_trusted_balancers_name_the_client() {
+    let gw = Gateway::start(
+        "[smtp]\nproxy_trusted_networks = [\"127.0.0.50/32\"]\nproxy_timeout = \"1s\"\n",
+    );
+    contoso(&gw);
+    gw.ok(&[
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "on",
+    ]);
+    gw.ok(&[
+        "connector",
+        "add",
+        "on-prem",
+        "--tenant",
+        "contoso",
+        "--type",
+        "on-premises",
+        "--sender-ip",
+        "192.0.2.25/32",
+    ]);
+    // v1 from the balancer, for the tenant's server: attributed by the header's address.
+    let mut tcp = connect_from(gw.smtp, "127.0.0.50").await;
+    tcp.write_all(b"PROXY TCP4 192.0.2.25 127.0.0.1 40025 25\r\n")
+        .await
+        .unwrap();
+    let mut s = Smtp::from_stream(tcp).await;
+    assert!(s.cmd("EHLO onprem.contoso.com").await.starts_with("250"));
+    let r = s
+        .mail(
+            "ceo@contoso.com",
+            &["bob@contoso.com"],
+            &message("ceo@contoso.com", "bob@contoso.com", "via v1"),
+        )
+        .await;
+    assert!(r.last().unwrap().starts_with("250 2.6.0"), "{r:?}");
+    // v2 for somebody else: anonymous direct send, refused, and traced under the real client.
+    let mut tcp = connect_from(gw.smtp, "127.0.0.50").await;
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    h.extend_from_slice(&[198, 51, 100, 9, 127, 0, 0, 1, 0x9c, 0x40, 0, 25]);
+    // The header and the client's first command in one segment.
+    h.extend_from_slice(b"EHLO spoofer.example\r\n");
+    tcp.write_all(&h).await.unwrap();
+    let mut s = Smtp::from_stream(tcp).await;
+    assert!(s.reply().await.starts_with("250"));
+    let r = s
+        .mail(
+            "ceo@contoso.com",
+            &["bob@contoso.com"],
+            &message("ceo@contoso.com", "bob@contoso.com", "via v2"),
+        )
+        .await;
+    assert!(r[1].starts_with("550 5.7.68"), "{r:?}");
+    let t = gw.trace_until("contoso", &[], |v| v.len() == 2);
+    let by_ip = |ip: &str| {
+        t.iter()
+            .find(|r| r["client_ip"] == ip)
+            .unwrap_or_else(|| panic!("{ip}: {t:?}"))
+            .clone()
+    };
+    let v1 = by_ip("192.0.2.25");
+    assert_eq!(v1["attribution"], "connector");
+    assert_eq!(v1["proxy_ip"], "127.0.0.50");
+    let v2 = by_ip("198.51.100.9");
+    assert_eq!(v2["status"], "rejected");
+    assert_eq!(v2["proxy_ip"], "127.0.0.50");
+    // `trace --from-ip` finds the real client.
+    let t = gw.trace_until("contoso", &["--from-ip", "198.51.100.9"], |v| v.len() == 1);
+    assert_eq!(t.len(), 1);
+}
+
+#[tokio::test]
+async fn a_balancer_without_a_header_and_a_stranger_with_one() {
+    let gw = Gateway::start(
+        "[smtp]\nproxy_trusted_networks = [\"127.0.0.50/32\"]\nproxy_timeout = \"1s\"\n",
+    );
+    // From the balancer, SMTP instead of a header: closed before any banner.
+    let mut tcp = connect_from(gw.smtp, "127.0.0.50").await;
+    tcp.write_all(b"EHLO x\r\n").await.unwrap();
+    assert_eq!(read_some(&mut tcp).await, "");
+    // A malformed header: closed the same way.
+    let mut tcp = connect_from(gw.smtp, "127.0.0.50").await;
+    tcp.write_all(b"PROXY TCP4 192.0.2.300 127.0.0.1 1 25\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_some(&mut tcp).await, "");
+    // Nothing at all: closed after proxy_timeout, without a banner.
+    let started = Instant::now();
+    let mut tcp = connect_from(gw.smtp, "127.0.0.50").await;
+    assert_eq!(read_some(&mut tcp).await, "");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // From anywhere else a PROXY line is an unknown command; the session goes on.
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    assert_eq!(
+        s.cmd("PROXY TCP4 192.0.2.25 127.0.0.1 40025 25").await,
+        "500 5.5.2 Syntax error, command unrecognized"
+    );
+    assert!(s.cmd("NOOP").await.starts_with("250"));
+    let metrics = gw.metrics();
+    assert!(
+        metrics.contains("portcullis_proxy_header_failures_total 3"),
+        "{metrics}"
+    );
+}
