@@ -21,6 +21,22 @@ pub struct RcptFacts<'a> {
     pub rcpt_domain: &'a str,
     /// SPF could not be evaluated (DNS time-out or SERVFAIL): anonymous mail is deferred.
     pub spf_temp_error: bool,
+    /// What recipient validation found out about the recipient.
+    pub recipient: RecipientLookup,
+}
+
+/// What recipient validation says about a recipient (`Directory::recipient_validation` says how
+/// it is validated; the gateway looks it up: in the list, or in its cache or by a probe).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecipientLookup {
+    /// Not validated (off, an internal-relay domain), or not asked yet (`verify`, before the
+    /// probe: a verdict that refuses anyway needs none).
+    #[default]
+    NotValidated,
+    Known,
+    Unknown,
+    /// The mailbox server could not be asked (time-out, refused connection, a 4xx).
+    Unavailable,
 }
 
 /// How the direct-send rule (rows 3–4) came out for an accepted recipient.
@@ -54,6 +70,10 @@ pub enum RcptVerdict {
     DirectSendRefused { tenant: String },
     /// Anonymous mail whose SPF could not be evaluated (DNS failure): try again later.
     SpfTempError { tenant: String },
+    /// Recipient validation: the recipient is not a known address of the tenant.
+    UnknownRecipient { tenant: String },
+    /// Recipient validation could not reach the mailbox server: try again later.
+    RecipientUnverified { tenant: String },
     /// Rows 4 and 5.
     Accept {
         tenant: String,
@@ -70,17 +90,22 @@ impl RcptVerdict {
             RcptVerdict::RestrictedPartner { .. } => reply::PARTNER_CONNECTOR_RESTRICTED,
             RcptVerdict::DirectSendRefused { .. } => reply::DIRECT_SEND_NOT_ALLOWED,
             RcptVerdict::SpfTempError { .. } => reply::SPF_TEMP_ERROR,
+            RcptVerdict::UnknownRecipient { .. } => reply::UNKNOWN_RECIPIENT,
+            RcptVerdict::RecipientUnverified { .. } => reply::RECIPIENT_UNVERIFIED,
             RcptVerdict::Accept { .. } => reply::RECIPIENT_OK,
         }
     }
 
-    /// The row of the SPEC §2 table this verdict comes from (`None`: deferred by a DNS failure).
+    /// The row of the SPEC §2 table this verdict comes from (`None`: outside the table: a DNS
+    /// failure, recipient validation).
     pub fn row(&self) -> Option<u8> {
         match self {
             RcptVerdict::NoTenant => Some(1),
             RcptVerdict::RestrictedPartner { .. } => Some(2),
             RcptVerdict::DirectSendRefused { .. } => Some(3),
-            RcptVerdict::SpfTempError { .. } => None,
+            RcptVerdict::SpfTempError { .. }
+            | RcptVerdict::UnknownRecipient { .. }
+            | RcptVerdict::RecipientUnverified { .. } => None,
             RcptVerdict::Accept {
                 direct_send: DirectSend::Audit,
                 ..
@@ -99,6 +124,8 @@ impl RcptVerdict {
             RcptVerdict::RestrictedPartner { tenant, .. }
             | RcptVerdict::DirectSendRefused { tenant }
             | RcptVerdict::SpfTempError { tenant }
+            | RcptVerdict::UnknownRecipient { tenant }
+            | RcptVerdict::RecipientUnverified { tenant }
             | RcptVerdict::Accept { tenant, .. } => Some(tenant),
         }
     }
@@ -126,6 +153,12 @@ pub fn decide_rcpt(dir: &Directory, facts: &RcptFacts<'_>) -> RcptVerdict {
         (true, RejectDirectSend::On) if has_body_exemptions(entry) => DirectSend::Deferred,
         (true, RejectDirectSend::On) => return RcptVerdict::DirectSendRefused { tenant },
     };
+    // Before the SPF deferral: an unknown recipient is a final answer that needs no DNS.
+    match facts.recipient {
+        RecipientLookup::Unknown => return RcptVerdict::UnknownRecipient { tenant },
+        RecipientLookup::Unavailable => return RcptVerdict::RecipientUnverified { tenant },
+        RecipientLookup::NotValidated | RecipientLookup::Known => {}
+    }
     if attribution.is_anonymous() && facts.spf_temp_error {
         return RcptVerdict::SpfTempError { tenant };
     }

@@ -2,9 +2,10 @@
 //! connector. Built once per change (by the gateway, from the store) and shared behind an atomic
 //! pointer, so a decision never waits on the database and always sees one consistent version.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use crate::model::{AcceptedDomain, Connector, Tenant};
+use crate::model::{AcceptedDomain, Connector, DomainType, RecipientValidation, Tenant};
 use crate::names::is_same_or_subdomain;
 use crate::rules::{CompiledRule, Rule, RuleError};
 
@@ -31,6 +32,62 @@ pub struct Directory {
     /// Every enabled connector's sender networks, of every tenant, deduplicated: the addresses
     /// connection admission reserves capacity for.
     connector_networks: Vec<ipnet::IpNet>,
+    /// Each tenant's recipient list (recipient validation `list`), shared between snapshots
+    /// while its version stays.
+    recipients: HashMap<String, Arc<RecipientList>>,
+}
+
+/// A tenant's known recipients: addresses (lower case) and the domains with a catch-all.
+#[derive(Clone, Debug, Default)]
+pub struct RecipientList {
+    pub version: i64,
+    addresses: HashSet<String>,
+    catch_all: HashSet<String>,
+}
+
+impl RecipientList {
+    /// From stored entries: `local@domain`, or `@domain` for a domain's catch-all.
+    pub fn new(version: i64, entries: impl IntoIterator<Item = String>) -> RecipientList {
+        let mut list = RecipientList {
+            version,
+            ..Default::default()
+        };
+        for e in entries {
+            match e.strip_prefix('@') {
+                Some(domain) => list.catch_all.insert(domain.to_string()),
+                None => list.addresses.insert(e),
+            };
+        }
+        list
+    }
+
+    pub fn len(&self) -> usize {
+        self.addresses.len() + self.catch_all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `address` (lower case) is known: listed, listed without its `+tag`
+    /// (subaddressing, RFC 5233), or under a domain with a catch-all.
+    pub fn contains(&self, address: &str) -> bool {
+        if self.addresses.contains(address) {
+            return true;
+        }
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return false;
+        };
+        if self.catch_all.contains(domain) {
+            return true;
+        }
+        match local.split_once('+') {
+            Some((base, _)) if !base.is_empty() => {
+                self.addresses.contains(&format!("{base}@{domain}"))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Directory {
@@ -136,7 +193,38 @@ impl Directory {
             version,
             rule_errors,
             connector_networks,
+            recipients: HashMap::new(),
         }
+    }
+
+    /// Sets the tenants' recipient lists (built apart: they change apart from the documents).
+    pub fn with_recipients(mut self, recipients: HashMap<String, Arc<RecipientList>>) -> Directory {
+        self.recipients = recipients;
+        self
+    }
+
+    /// The recipient lists, to reuse the unchanged ones in the next snapshot.
+    pub fn recipient_lists(&self) -> &HashMap<String, Arc<RecipientList>> {
+        &self.recipients
+    }
+
+    /// How recipients of `rcpt_domain` are validated: the domain's own setting, else its
+    /// tenant's; never for an internal-relay domain or a domain of no tenant.
+    pub fn recipient_validation(&self, rcpt_domain: &str) -> RecipientValidation {
+        match self.resolve(rcpt_domain) {
+            None => RecipientValidation::Off,
+            Some((_, d)) if d.domain_type == DomainType::InternalRelay => RecipientValidation::Off,
+            Some((t, d)) => d
+                .recipient_validation
+                .unwrap_or(t.tenant.settings.recipient_validation),
+        }
+    }
+
+    /// Whether `tenant`'s recipient list knows `address` (lower case).
+    pub fn recipient_listed(&self, tenant: &str, address: &str) -> bool {
+        self.recipients
+            .get(tenant)
+            .is_some_and(|l| l.contains(address))
     }
 
     /// Whether `ip` is a sender address of some enabled inbound connector (any tenant's): such

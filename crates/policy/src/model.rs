@@ -14,6 +14,28 @@ pub enum RejectDirectSend {
     On,
 }
 
+/// How recipients of an accepted domain are checked at RCPT (Exchange's Directory-Based Edge
+/// Blocking): not at all, against the tenant's recipient list, or by asking its mailbox server.
+/// Internal-relay domains are never checked (their recipients may live elsewhere).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecipientValidation {
+    #[default]
+    Off,
+    List,
+    Verify,
+}
+
+impl RecipientValidation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientValidation::Off => "off",
+            RecipientValidation::List => "list",
+            RecipientValidation::Verify => "verify",
+        }
+    }
+}
+
 /// Which sender addresses row 3 looks at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -51,6 +73,8 @@ pub struct OrgSettings {
     /// Delivery route of the tenant (`tenant set --route`); `None`: the operator's default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// Recipient validation of the tenant's authoritative domains (each may override it).
+    pub recipient_validation: RecipientValidation,
 }
 
 impl Default for OrgSettings {
@@ -65,6 +89,7 @@ impl Default for OrgSettings {
             trust_services: Vec::new(),
             admin_only_release_direct_send: true,
             route: None,
+            recipient_validation: RecipientValidation::Off,
         }
     }
 }
@@ -99,6 +124,9 @@ pub struct AcceptedDomain {
     /// to publish at the domain. A pending domain receives no mail and is nobody's own domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<String>,
+    /// Recipient validation of this domain, overriding the tenant's (`None`: the tenant's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_validation: Option<RecipientValidation>,
 }
 
 impl AcceptedDomain {

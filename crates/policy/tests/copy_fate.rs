@@ -17,6 +17,7 @@ fn dom(tenant: &str, domain: &str) -> AcceptedDomain {
         match_subdomains: false,
         route: None,
         verification: None,
+        recipient_validation: None,
     }
 }
 

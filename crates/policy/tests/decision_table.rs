@@ -12,6 +12,7 @@ fn dom(tenant: &str, domain: &str, sub: bool) -> AcceptedDomain {
         match_subdomains: sub,
         route: None,
         verification: None,
+        recipient_validation: None,
     }
 }
 
@@ -136,9 +137,10 @@ fn render(v: &RcptVerdict) -> String {
         RcptVerdict::RestrictedPartner { tenant, connector } => {
             format!("{head} {tenant} {connector}")
         }
-        RcptVerdict::DirectSendRefused { tenant } | RcptVerdict::SpfTempError { tenant } => {
-            format!("{head} {tenant}")
-        }
+        RcptVerdict::DirectSendRefused { tenant }
+        | RcptVerdict::SpfTempError { tenant }
+        | RcptVerdict::UnknownRecipient { tenant }
+        | RcptVerdict::RecipientUnverified { tenant } => format!("{head} {tenant}"),
         RcptVerdict::Accept {
             tenant,
             attribution,
@@ -412,6 +414,7 @@ fn decision_table() {
             p1_domain: c.from,
             rcpt_domain: c.rcpt,
             spf_temp_error: false,
+            recipient: portcullis_policy::RecipientLookup::NotValidated,
         };
         let got = render(&decide_rcpt(&dir, &facts));
         if got != c.expect {
@@ -439,6 +442,7 @@ fn recipients_in_two_tenants_get_separate_decisions() {
             p1_domain: Some("contoso.com"),
             rcpt_domain: "contoso.com",
             spf_temp_error: false,
+            recipient: portcullis_policy::RecipientLookup::NotValidated,
         },
     );
     let b = decide_rcpt(
@@ -448,6 +452,7 @@ fn recipients_in_two_tenants_get_separate_decisions() {
             p1_domain: Some("contoso.com"),
             rcpt_domain: "woodgrove.com",
             spf_temp_error: false,
+            recipient: portcullis_policy::RecipientLookup::NotValidated,
         },
     );
     assert_eq!(render(&a), "550 5.7.68 contoso");
@@ -542,6 +547,7 @@ fn end_of_data_decisions() {
             p1_domain: Some("contoso.com"),
             rcpt_domain: "contoso.com",
             spf_temp_error: false,
+            recipient: portcullis_policy::RecipientLookup::NotValidated,
         },
     );
     assert!(matches!(
@@ -870,6 +876,7 @@ fn spf_temp_error_defers_anonymous_recipients_only() {
         p1_domain: Some(from),
         rcpt_domain: rcpt,
         spf_temp_error: true,
+        recipient: portcullis_policy::RecipientLookup::NotValidated,
     };
     let v = decide_rcpt(&dir, &facts(&peer, "x.org", "contoso.com"));
     assert_eq!(
@@ -890,4 +897,96 @@ fn spf_temp_error_defers_anonymous_recipients_only() {
     // Direct send is refused outright: no need to wait for SPF.
     let v = decide_rcpt(&dir, &facts(&peer, "contoso.com", "contoso.com"));
     assert_eq!(v.reply().status, Some("5.7.68"));
+}
+
+/// Recipient validation: which domains are validated and how, what the list knows, and where
+/// its verdict stands among the table's rows.
+#[test]
+fn recipient_validation_after_the_policy_rows() {
+    let mut contoso = tenant("contoso", RejectDirectSend::On);
+    contoso.settings.recipient_validation = RecipientValidation::List;
+    let mut relay = dom("contoso", "relay.contoso.com", false);
+    relay.domain_type = DomainType::InternalRelay;
+    let mut verified = dom("contoso", "contoso.org", false);
+    verified.recipient_validation = Some(RecipientValidation::Verify);
+    let mut open = dom("contoso", "contoso.net", true);
+    open.recipient_validation = Some(RecipientValidation::Off);
+    let dir = Directory::build(
+        1,
+        vec![contoso, tenant("woodgrove", RejectDirectSend::Off)],
+        vec![
+            dom("contoso", "contoso.com", false),
+            relay,
+            verified,
+            open,
+            dom("woodgrove", "woodgrove.com", false),
+        ],
+        vec![],
+        vec![],
+    )
+    .with_recipients(
+        [(
+            "contoso".to_string(),
+            std::sync::Arc::new(RecipientList::new(
+                3,
+                ["bob@contoso.com".to_string(), "@contoso.org".to_string()],
+            )),
+        )]
+        .into(),
+    );
+    assert_eq!(dir.recipient_validation("contoso.com"), RecipientValidation::List);
+    assert_eq!(dir.recipient_validation("relay.contoso.com"), RecipientValidation::Off);
+    assert_eq!(dir.recipient_validation("contoso.org"), RecipientValidation::Verify);
+    assert_eq!(dir.recipient_validation("a.contoso.net"), RecipientValidation::Off);
+    assert_eq!(dir.recipient_validation("woodgrove.com"), RecipientValidation::Off);
+    assert_eq!(dir.recipient_validation("nobody.example"), RecipientValidation::Off);
+    // The list: exact, subaddressed, catch-all; never another tenant's.
+    assert!(dir.recipient_listed("contoso", "bob@contoso.com"));
+    assert!(dir.recipient_listed("contoso", "bob+news@contoso.com"));
+    assert!(dir.recipient_listed("contoso", "anyone@contoso.org"));
+    assert!(!dir.recipient_listed("contoso", "eve@contoso.com"));
+    assert!(!dir.recipient_listed("contoso", "+x@contoso.com"));
+    assert!(!dir.recipient_listed("woodgrove", "bob@contoso.com"));
+
+    let peer = PeerFacts {
+        ip: "1.1.1.1".parse().unwrap(),
+        tls: false,
+        cert_names: vec![],
+    };
+    let v = |from: &str, rcpt: &str, recipient, spf_temp_error| {
+        render(&decide_rcpt(
+            &dir,
+            &RcptFacts {
+                peer: &peer,
+                p1_domain: Some(from),
+                rcpt_domain: rcpt,
+                spf_temp_error,
+                recipient,
+            },
+        ))
+    };
+    use RecipientLookup::*;
+    assert_eq!(v("x.org", "contoso.com", Unknown, false), "550 5.4.1 contoso");
+    assert_eq!(v("x.org", "contoso.com", Unavailable, false), "450 4.4.3 contoso");
+    assert_eq!(v("x.org", "contoso.com", Known, false), "250 2.1.5 contoso anonymous No");
+    // Direct send is refused as such, whoever the recipient is.
+    assert_eq!(v("contoso.com", "contoso.com", Unknown, false), "550 5.7.68 contoso");
+    // An unknown recipient needs no DNS: refused even while SPF cannot be evaluated.
+    assert_eq!(v("x.org", "contoso.com", Unknown, true), "550 5.4.1 contoso");
+    assert_eq!(v("x.org", "contoso.com", Known, true), "451 4.7.24 contoso");
+    assert_eq!(
+        decide_rcpt(
+            &dir,
+            &RcptFacts {
+                peer: &peer,
+                p1_domain: None,
+                rcpt_domain: "contoso.com",
+                spf_temp_error: false,
+                recipient: Unknown,
+            }
+        )
+        .reply()
+        .to_string(),
+        "550 5.4.1 Recipient address rejected: Access denied"
+    );
 }

@@ -183,6 +183,7 @@ fn check(note: &str, rules: &[Rule], facts: impl FnOnce(&mut Facts), expect: &st
             match_subdomains: false,
             route: None,
             verification: None,
+            recipient_validation: None,
         }],
         vec![],
         rules.to_vec(),

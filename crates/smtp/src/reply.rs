@@ -422,6 +422,24 @@ pub const AUTH_TEMP_ERROR: Reply = Reply::new(
     "Temporary failure of email authentication (DNS), please try again later",
 );
 /// Not used yet (no connector requires TLS before MAIL); kept for the table.
+/// Recipient validation: not a known address of the tenant (Exchange's Directory-Based Edge
+/// Blocking answers with these words).
+pub const UNKNOWN_RECIPIENT: Reply =
+    Reply::new(550, "5.4.1", "Recipient address rejected: Access denied");
+/// Recipient validation could not ask the mailbox server (never a 5xx: nothing is known).
+pub const RECIPIENT_UNVERIFIED: Reply = Reply::new(
+    450,
+    "4.4.3",
+    "Recipient address verification unavailable, try again later",
+);
+/// More unknown recipients in one session than `[smtp] max_unknown_recipients`.
+pub fn too_many_unknown_recipients(host: &str) -> Reply {
+    Reply::dynamic(
+        421,
+        "4.7.0",
+        format!("{host} Too many unknown recipients, closing connection"),
+    )
+}
 pub const MUST_ISSUE_STARTTLS_FIRST: Reply =
     Reply::new(530, "5.7.10", "Must issue a STARTTLS command first");
 

@@ -20,7 +20,7 @@ pub struct DirectoryData {
 /// The PostgreSQL channel on which every directory change is announced (at its commit).
 pub const DIRECTORY_CHANNEL: &str = "portcullis_directory";
 
-async fn bump(tx: &mut Transaction<'_, Any>) -> Result<()> {
+pub(crate) async fn bump(tx: &mut Transaction<'_, Any>) -> Result<()> {
     sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'directory_generation'")
         .execute(&mut **tx)
         .await?;
@@ -29,7 +29,7 @@ async fn bump(tx: &mut Transaction<'_, Any>) -> Result<()> {
 
 /// Announces a directory change to the other nodes (PostgreSQL: `NOTIFY`, delivered when the
 /// transaction commits, never for one rolled back).
-async fn announce(backend: Backend, tx: &mut Transaction<'_, Any>) -> Result<()> {
+pub(crate) async fn announce(backend: Backend, tx: &mut Transaction<'_, Any>) -> Result<()> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_notify('portcullis_directory', '')")
             .execute(&mut **tx)
@@ -161,6 +161,8 @@ impl Store {
                 "DELETE FROM accepted_domains WHERE tenant = $1",
                 "DELETE FROM rules WHERE tenant = $1",
                 "DELETE FROM connectors WHERE tenant = $1",
+                "DELETE FROM recipients WHERE tenant = $1",
+                "DELETE FROM recipient_lists WHERE tenant = $1",
             ] {
                 sqlx::query(sql).bind(name).execute(&mut **tx).await?;
             }

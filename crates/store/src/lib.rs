@@ -8,6 +8,7 @@ mod admin;
 mod directory;
 mod quarantine;
 mod queue;
+mod recipients;
 pub use directory::{Audited, DirectoryData, DirectoryListener};
 mod schema;
 mod trace;
@@ -16,6 +17,7 @@ mod trace_words;
 pub use admin::{AuditEntry, TokenRecord};
 pub use quarantine::{QuarantineEntry, QuarantineQuery};
 pub use queue::QueueIndexRow;
+pub use recipients::RecipientChange;
 pub use trace::TraceScan;
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
 pub use trace_words::{

@@ -164,6 +164,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // The node that made an audited change (`[node] name`).
     (22, "ALTER TABLE audit ADD COLUMN node TEXT"),
+    // Recipient validation (`list`): a tenant's known addresses (lower case; `@domain` is the
+    // domain's catch-all), and a version per tenant that every change bumps, so a node reloads
+    // only the lists that changed.
+    (
+        23,
+        "CREATE TABLE recipients (
+            tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+            address TEXT NOT NULL,
+            PRIMARY KEY (tenant, address)
+        )",
+    ),
+    (
+        24,
+        "CREATE TABLE recipient_lists (
+            tenant TEXT PRIMARY KEY REFERENCES tenants(name) ON DELETE CASCADE,
+            version BIGINT NOT NULL
+        )",
+    ),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.

@@ -82,6 +82,7 @@ async fn scenario(store: &Store) {
         match_subdomains: true,
         route: None,
         verification: None,
+        recipient_validation: None,
     };
     store.add_domain(&d).await.unwrap();
     let mut other = d.clone();
@@ -605,6 +606,7 @@ async fn concurrent_writers_on_sqlite_wait_instead_of_failing() {
                     match_subdomains: false,
                     route: None,
                     verification: None,
+                    recipient_validation: None,
                 };
                 store.add_domain(&d).await.unwrap();
             }

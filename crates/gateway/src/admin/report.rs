@@ -544,6 +544,7 @@ fn outcome(dir: &Directory, r: &TraceRecord, rcpt: &str, auth: &AuthFacts) -> St
         p1_domain: p1.as_deref(),
         rcpt_domain: &rcpt_domain,
         spf_temp_error: false,
+        recipient: portcullis_policy::RecipientLookup::NotValidated,
     };
     let verdict = decide_rcpt(dir, &facts);
     let RcptVerdict::Accept {

@@ -227,6 +227,7 @@ fn explain_rcpt(
         p1_domain: tx.p1_domain(),
         rcpt_domain: tx.rcpt.domain(),
         spf_temp_error: spf.result == AuthResult::TempError,
+        recipient: portcullis_policy::RecipientLookup::NotValidated,
     };
     let verdict = decide_rcpt(dir, &facts);
     report.row = verdict.row();

@@ -93,6 +93,7 @@ pub(super) async fn add_domain(
         // A tenant role proves control of a new domain before it receives mail (as Microsoft
         // 365 asks for a TXT record); the operator's domains are verified at once.
         verification: (!operator).then(verification_token),
+        recipient_validation: None,
     };
     let change = state.store.add_domain_as(&d, operator).await?;
     changed(&state).await?;

@@ -22,6 +22,7 @@ impl Conn {
             p1_domain: txn.from.domain(),
             rcpt_domain: to.domain(),
             spf_temp_error: txn.spf.result == AuthResult::TempError,
+            recipient: portcullis_policy::RecipientLookup::NotValidated,
         };
         let verdict = decide_rcpt(&txn.dir, &facts);
         let r = verdict.reply();
