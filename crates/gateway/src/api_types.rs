@@ -5,8 +5,8 @@
 use ipnet::IpNet;
 use portcullis_policy::names;
 use portcullis_policy::{
-    Connector, ConnectorType, DirectSendScope, DomainType, OrgSettings, RejectDirectSend,
-    SpoofAction,
+    AcceptedDomain, Connector, ConnectorType, DirectSendScope, DomainType, OrgSettings,
+    RecipientValidation, RejectDirectSend, SpoofAction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +52,9 @@ pub struct OrgPatch {
     pub trust_services: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_only_release_direct_send: Option<bool>,
+    /// off, list or verify
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_validation: Option<String>,
 }
 
 /// `POST /connectors` (with `name`) and `PATCH /connectors/{name}`: only the fields present change;
@@ -312,8 +315,122 @@ impl OrgPatch {
         if let Some(v) = self.admin_only_release_direct_send {
             settings.admin_only_release_direct_send = v;
         }
+        if let Some(v) = &self.recipient_validation {
+            settings.recipient_validation = parse_recipient_validation(v)?;
+        }
         Ok(())
     }
+}
+
+pub fn parse_recipient_validation(s: &str) -> Result<RecipientValidation, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(RecipientValidation::Off),
+        "list" => Ok(RecipientValidation::List),
+        "verify" => Ok(RecipientValidation::Verify),
+        _ => Err(format!(
+            "invalid recipient validation {s:?}: expected off, list or verify"
+        )),
+    }
+}
+
+/// `PATCH /domains/{d}`: only the fields present change.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainPatch {
+    /// The domain's own route; `''` or null: the tenant's.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub route: Option<Option<String>>,
+    /// off, list or verify; `inherit` (or null): the tenant's.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub recipient_validation: Option<Option<String>>,
+}
+
+/// A field that is present, even as null: `Some(value)`; absent fields stay `None` (default).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+impl DomainPatch {
+    /// Applies the patch to `d`, validating every field.
+    pub fn apply(&self, d: &mut AcceptedDomain) -> Result<(), String> {
+        if let Some(route) = &self.route {
+            d.route = match route {
+                Some(r) => parse_route_opt(r)?,
+                None => None,
+            };
+        }
+        if let Some(v) = &self.recipient_validation {
+            d.recipient_validation = match v.as_deref().map(str::trim) {
+                None | Some("inherit") | Some("") => None,
+                Some(v) => Some(parse_recipient_validation(v)?),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// `POST /recipients`: one all-or-nothing change of the recipient list. Entries are addresses of
+/// the tenant's accepted domains, or `@domain` / `*@domain` for a domain's catch-all.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientsChange {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    /// Empty the list first: `add` becomes the whole list (an import of the directory).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
+}
+
+/// What a recipient list change did.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecipientsChanged {
+    pub added: u64,
+    pub removed: u64,
+    pub total: u64,
+}
+
+/// `GET /recipients`: one page of the list, in address order.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecipientPage {
+    pub recipients: Vec<String>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One entry of a recipient list, normalized: `local@domain` lower case, or `@domain` for a
+/// catch-all (written `@domain` or `*@domain`). The domain is returned for the caller to check.
+pub fn parse_recipient_entry(s: &str) -> Result<(String, String), String> {
+    let t = s.trim();
+    let bad = || {
+        format!(
+            "invalid recipient {s:?}: expected an address such as bob@contoso.com, or @contoso.com for every address of the domain"
+        )
+    };
+    if let Some(domain) = t.strip_prefix("*@").or_else(|| t.strip_prefix('@')) {
+        let domain = names::normalize_domain(domain).ok_or_else(bad)?;
+        return Ok((format!("@{domain}"), domain));
+    }
+    let a = portcullis_smtp::Address::parse(t).ok_or_else(bad)?;
+    let address = a.to_string().to_ascii_lowercase();
+    let domain = a.domain().to_string();
+    Ok((address, domain))
 }
 
 impl ConnectorPatch {

@@ -27,7 +27,7 @@ pub struct TtlCache<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
-    fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         TtlCache {
             inner: quick_cache::sync::Cache::new(capacity),
         }

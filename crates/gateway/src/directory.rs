@@ -3,11 +3,12 @@
 //! transaction; other nodes sharing a PostgreSQL database apply it when its `NOTIFY` arrives,
 //! with a poller of the generation as the fallback.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use portcullis_policy::{Connector, ConnectorType, Directory};
+use portcullis_policy::{Connector, ConnectorType, Directory, RecipientList};
 use portcullis_store::{DirectoryData, Store};
 
 use crate::config::Service;
@@ -22,7 +23,8 @@ pub struct Live {
 impl Live {
     pub async fn load(store: Store, services: Vec<Service>) -> anyhow::Result<Arc<Live>> {
         let data = store.load_directory().await?;
-        let dir = build(None, data, &services);
+        let lists = recipient_lists(&store, None).await?;
+        let dir = build(None, data, &services).with_recipients(lists);
         Ok(Arc::new(Live {
             current: ArcSwap::from_pointee(dir),
             store,
@@ -44,8 +46,10 @@ impl Live {
         }
         let data = self.store.load_directory().await?;
         let previous = self.get();
-        self.current
-            .store(Arc::new(build(Some(&previous), data, &self.services)));
+        let lists = recipient_lists(&self.store, Some(&previous)).await?;
+        self.current.store(Arc::new(
+            build(Some(&previous), data, &self.services).with_recipients(lists),
+        ));
         Ok(())
     }
 
@@ -89,6 +93,29 @@ impl Live {
             }
         })
     }
+}
+
+/// Every tenant's recipient list: the previous snapshot's where its version is unchanged, read
+/// from the store where it changed (a change to one list of 100,000 addresses reloads that one).
+async fn recipient_lists(
+    store: &Store,
+    previous: Option<&Directory>,
+) -> anyhow::Result<HashMap<String, Arc<RecipientList>>> {
+    let mut lists = HashMap::new();
+    for (tenant, version) in store.recipient_versions().await? {
+        let kept = previous
+            .and_then(|p| p.recipient_lists().get(&tenant))
+            .filter(|l| l.version == version);
+        let list = match kept {
+            Some(l) => l.clone(),
+            None => {
+                let (version, entries) = store.load_recipients(&tenant).await?;
+                Arc::new(RecipientList::new(version, entries))
+            }
+        };
+        lists.insert(tenant, list);
+    }
+    Ok(lists)
 }
 
 /// Builds the snapshot; trusted services a tenant opted into become connectors named

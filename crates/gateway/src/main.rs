@@ -10,6 +10,7 @@ mod directory;
 mod inbound;
 mod message;
 mod queue;
+mod recipients;
 mod server;
 mod shared;
 mod sys;

@@ -255,6 +255,7 @@ async fn serve(
         delivery,
         auth,
         store: store.clone(),
+        verifier: crate::recipients::Verifier::new(&config),
     });
 
     let api = spawn_admin_api(

@@ -27,6 +27,8 @@ pub struct Shared {
     pub delivery: Delivery,
     pub auth: Arc<Authenticator>,
     pub store: portcullis_store::Store,
+    /// Recipient verification's cache and probes.
+    pub verifier: crate::recipients::Verifier,
 }
 
 impl Shared {

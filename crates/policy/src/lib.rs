@@ -18,8 +18,7 @@ pub use attribution::{Attribution, ConnectorCheck, MatchedBy, PeerFacts, check_c
 pub use auth::{AuthFacts, AuthResult, CompAuth, CompVerdict, DkimFact, DmarcPolicy, compauth};
 pub use decide::{
     AuditReason, AuthAction, DataFacts, DataVerdict, DirectSend, RcptFacts, RcptVerdict,
-    RecipientLookup,
-    decide_data, decide_rcpt, tenant_compauth,
+    RecipientLookup, decide_data, decide_rcpt, tenant_compauth,
 };
 pub use directory::{Directory, RecipientList, TenantEntry};
 pub use fate::{CopyOutcome, Delivery, Fate, MessageFacts, QuarantineReason, Refusal, decide_copy};

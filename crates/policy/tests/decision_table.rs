@@ -934,12 +934,30 @@ fn recipient_validation_after_the_policy_rows() {
         )]
         .into(),
     );
-    assert_eq!(dir.recipient_validation("contoso.com"), RecipientValidation::List);
-    assert_eq!(dir.recipient_validation("relay.contoso.com"), RecipientValidation::Off);
-    assert_eq!(dir.recipient_validation("contoso.org"), RecipientValidation::Verify);
-    assert_eq!(dir.recipient_validation("a.contoso.net"), RecipientValidation::Off);
-    assert_eq!(dir.recipient_validation("woodgrove.com"), RecipientValidation::Off);
-    assert_eq!(dir.recipient_validation("nobody.example"), RecipientValidation::Off);
+    assert_eq!(
+        dir.recipient_validation("contoso.com"),
+        RecipientValidation::List
+    );
+    assert_eq!(
+        dir.recipient_validation("relay.contoso.com"),
+        RecipientValidation::Off
+    );
+    assert_eq!(
+        dir.recipient_validation("contoso.org"),
+        RecipientValidation::Verify
+    );
+    assert_eq!(
+        dir.recipient_validation("a.contoso.net"),
+        RecipientValidation::Off
+    );
+    assert_eq!(
+        dir.recipient_validation("woodgrove.com"),
+        RecipientValidation::Off
+    );
+    assert_eq!(
+        dir.recipient_validation("nobody.example"),
+        RecipientValidation::Off
+    );
     // The list: exact, subaddressed, catch-all; never another tenant's.
     assert!(dir.recipient_listed("contoso", "bob@contoso.com"));
     assert!(dir.recipient_listed("contoso", "bob+news@contoso.com"));
@@ -966,13 +984,28 @@ fn recipient_validation_after_the_policy_rows() {
         ))
     };
     use RecipientLookup::*;
-    assert_eq!(v("x.org", "contoso.com", Unknown, false), "550 5.4.1 contoso");
-    assert_eq!(v("x.org", "contoso.com", Unavailable, false), "450 4.4.3 contoso");
-    assert_eq!(v("x.org", "contoso.com", Known, false), "250 2.1.5 contoso anonymous No");
+    assert_eq!(
+        v("x.org", "contoso.com", Unknown, false),
+        "550 5.4.1 contoso"
+    );
+    assert_eq!(
+        v("x.org", "contoso.com", Unavailable, false),
+        "450 4.4.3 contoso"
+    );
+    assert_eq!(
+        v("x.org", "contoso.com", Known, false),
+        "250 2.1.5 contoso anonymous No"
+    );
     // Direct send is refused as such, whoever the recipient is.
-    assert_eq!(v("contoso.com", "contoso.com", Unknown, false), "550 5.7.68 contoso");
+    assert_eq!(
+        v("contoso.com", "contoso.com", Unknown, false),
+        "550 5.7.68 contoso"
+    );
     // An unknown recipient needs no DNS: refused even while SPF cannot be evaluated.
-    assert_eq!(v("x.org", "contoso.com", Unknown, true), "550 5.4.1 contoso");
+    assert_eq!(
+        v("x.org", "contoso.com", Unknown, true),
+        "550 5.4.1 contoso"
+    );
     assert_eq!(v("x.org", "contoso.com", Known, true), "451 4.7.24 contoso");
     assert_eq!(
         decide_rcpt(

@@ -94,6 +94,19 @@ impl Store {
             Ok(n as u64)
         };
         let before = count(&mut tx).await?;
+        // A replacement's true changes: the addresses both in the old list and in the new one
+        // were neither added nor removed.
+        let mut kept = 0u64;
+        if replace {
+            let rows: Vec<(String,)> =
+                sqlx::query_as("SELECT address FROM recipients WHERE tenant = $1")
+                    .bind(tenant)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let old: std::collections::HashSet<String> = rows.into_iter().map(|(a,)| a).collect();
+            let new: std::collections::HashSet<&String> = add.iter().collect();
+            kept = new.iter().filter(|a| old.contains(a.as_str())).count() as u64;
+        }
         let mut removed = 0;
         if replace {
             removed = sqlx::query("DELETE FROM recipients WHERE tenant = $1")
@@ -133,10 +146,8 @@ impl Store {
         }
         let total = count(&mut tx).await?;
         if replace {
-            // Addresses both before and after a replacement were neither added nor removed.
-            let kept = (before + added).saturating_sub(total);
-            added -= kept.min(added);
-            removed -= kept.min(removed);
+            added = total.saturating_sub(kept);
+            removed = before.saturating_sub(kept);
         }
         sqlx::query(
             "INSERT INTO recipient_lists (tenant, version) VALUES ($1, 1)

@@ -10,6 +10,7 @@ mod openapi;
 pub mod principals;
 mod quarantine;
 mod queue;
+mod recipients;
 pub mod report;
 mod reports;
 pub mod router;

@@ -101,6 +101,8 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
         "/api/v1/tenants/{t}/connectors/{c}",
         Need::Tenant(FLOW),
     ),
+    ("GET", "/api/v1/tenants/{t}/recipients", Need::Tenant(ANY)),
+    ("POST", "/api/v1/tenants/{t}/recipients", Need::Tenant(FLOW)),
     ("GET", "/api/v1/tenants/{t}/trace", Need::Tenant(ANY)),
     ("GET", "/api/v1/tenants/{t}/trace/{id}", Need::Tenant(ANY)),
     ("POST", "/api/v1/tenants/{t}/simulate", Need::Tenant(ANY)),

@@ -18,7 +18,7 @@ pub(super) async fn simulate(
 ) -> Res<Json<SimulateReport>> {
     tenant(&state, &t)?;
     let dir = state.live.get();
-    crate::admin::simulate::run(&dir, &state.auth, &t, &req)
+    crate::admin::simulate::run(&dir, &state.auth, &state.shared.verifier, &t, &req)
         .await
         .map(Json)
         .map_err(bad)

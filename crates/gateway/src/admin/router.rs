@@ -15,7 +15,10 @@ use super::authorize::authorize;
 use super::health::readyz;
 use super::openapi::openapi;
 use super::state::State;
-use super::{audit, connectors, health, quarantine, queue, reports, rules, tenants, tokens, trace};
+use super::{
+    audit, connectors, health, quarantine, queue, recipients, reports, rules, tenants, tokens,
+    trace,
+};
 
 /// The admin API. Routes and their OpenAPI description come from the same handler annotations
 /// (`#[utoipa::path]`), so the served description cannot drift from what the router answers;
@@ -35,11 +38,28 @@ pub fn router(state: State) -> Router {
         )
         .with_state(state);
     api.merge(probes)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
 }
+
+/// Request bodies: 1 MiB, but a recipient list import (100,000 addresses, all or nothing).
+const BODY_LIMIT: usize = 1024 * 1024;
+pub(super) const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Every route behind the bearer token, with its documentation.
 pub(super) fn routes() -> OpenApiRouter<State> {
+    let imports = OpenApiRouter::new()
+        .routes(routes!(
+            recipients::list_recipients,
+            recipients::change_recipients
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            IMPORT_BODY_LIMIT,
+        ));
+    small_routes()
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .merge(imports)
+}
+
+fn small_routes() -> OpenApiRouter<State> {
     OpenApiRouter::new()
         .routes(routes!(tenants::list_tenants, tenants::add_tenant))
         .routes(routes!(

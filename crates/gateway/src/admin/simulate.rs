@@ -17,6 +17,7 @@ use crate::api_types::{
     SimulateConnector, SimulateReport, SimulateRequest, SimulateStep, parse_cert_name,
 };
 use crate::auth::{Authenticator, Spf};
+use crate::recipients::{Lookup, Source, Verifier};
 use crate::sys::clock::now_unix;
 
 fn step(
@@ -97,6 +98,7 @@ impl Transaction {
 pub async fn run(
     dir: &Directory,
     auth: &Authenticator,
+    verifier: &Verifier,
     tenant: &str,
     req: &SimulateRequest,
 ) -> Result<SimulateReport, String> {
@@ -109,7 +111,7 @@ pub async fn run(
         explain_connectors(entry, &tx, &mut report);
     }
     let spf = explain_spf(auth, &tx, &mut report).await;
-    let verdict = explain_rcpt(dir, &tx, &spf, &mut report);
+    let verdict = explain_rcpt(dir, verifier, &tx, &spf, &mut report).await;
     // The end of DATA, if a message was given and the recipient would be accepted.
     if let (Some(eml), RcptVerdict::Accept { .. }) = (&req.eml, &verdict) {
         explain_data(dir, auth, &tx, &spf, &verdict, eml, &mut report).await;
@@ -215,20 +217,26 @@ async fn explain_spf(auth: &Authenticator, tx: &Transaction, report: &mut Simula
     spf
 }
 
-/// Step 4: the RCPT decision and the attribution it found.
-fn explain_rcpt(
+/// Step 4: the recipient lookup, the RCPT decision and the attribution it found.
+async fn explain_rcpt(
     dir: &Directory,
+    verifier: &Verifier,
     tx: &Transaction,
     spf: &Spf,
     report: &mut SimulateReport,
 ) -> RcptVerdict {
-    let facts = RcptFacts {
+    let mut facts = RcptFacts {
         peer: &tx.peer,
         p1_domain: tx.p1_domain(),
         rcpt_domain: tx.rcpt.domain(),
         spf_temp_error: spf.result == AuthResult::TempError,
         recipient: portcullis_policy::RecipientLookup::NotValidated,
     };
+    let address = tx.rcpt.to_string().to_ascii_lowercase();
+    if let Some(lookup) = verifier.look_up(dir, &facts, &address).await {
+        facts.recipient = lookup.result;
+        explain_lookup(&lookup, report);
+    }
     let verdict = decide_rcpt(dir, &facts);
     report.row = verdict.row();
     report.rcpt_reply = verdict.reply().to_string();
@@ -260,6 +268,27 @@ fn explain_rcpt(
     let r = report.rcpt_reply.clone();
     step(report, "rcpt", row, r);
     verdict
+}
+
+/// The recipient lookup as a step: how the recipient was validated, what was found, where.
+fn explain_lookup(lookup: &Lookup, report: &mut SimulateReport) {
+    use portcullis_policy::RecipientLookup as L;
+    let found = match lookup.result {
+        L::NotValidated => "not validated",
+        L::Known => "known",
+        L::Unknown => "unknown",
+        L::Unavailable => "could not be verified",
+    };
+    let outcome = match lookup.source {
+        Source::None => found.to_string(),
+        source => format!("{found} ({})", source.as_str()),
+    };
+    let mut detail = format!("recipient validation {}", lookup.validation.as_str());
+    if !lookup.detail.is_empty() {
+        detail.push_str(": ");
+        detail.push_str(&lookup.detail);
+    }
+    step(report, "recipient", outcome, detail);
 }
 
 /// The attribution and direct-send outcome of an accepted recipient (anonymous, not direct send

@@ -252,23 +252,17 @@ pub(super) async fn set_tenant_route(
     Ok((trail(&change), Json(tenant)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/tenants/{t}/domains/{d}", params(("t" = String, Path, description = "Tenant name"), ("d" = String, Path, description = "Accepted domain")), request_body = RoutePatch, responses((status = 200, body = AcceptedDomain)))]
+#[utoipa::path(patch, path = "/api/v1/tenants/{t}/domains/{d}", params(("t" = String, Path, description = "Tenant name"), ("d" = String, Path, description = "Accepted domain")), request_body = DomainPatch, responses((status = 200, body = AcceptedDomain)))]
 pub(super) async fn set_domain_route(
     Extract(state): Extract<State>,
     ApiPath((t, d)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<RoutePatch>,
+    ApiJson(body): ApiJson<DomainPatch>,
 ) -> Res<(Trail, Json<AcceptedDomain>)> {
     let domain = names::normalize_domain(&d).unwrap_or(d);
-    let route = match &body.route {
-        Some(r) => parse_route_opt(r).map_err(bad)?,
-        None => None,
-    };
+    // A bad value is refused inside the change's transaction: nothing is written.
     let change = state
         .store
-        .modify_domain(&t, &domain, |accepted| {
-            accepted.route = route.clone();
-            Ok::<(), ApiErr>(())
-        })
+        .modify_domain(&t, &domain, |accepted| body.apply(accepted).map_err(bad))
         .await?;
     changed(&state).await?;
     Ok((trail(&change), Json(change.value.clone())))

@@ -69,6 +69,9 @@ pub enum Command {
     /// Inbound connectors of a tenant
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// The recipient list of recipient validation (`--recipient-validation list`)
+    #[command(subcommand)]
+    Recipient(RecipientCommand),
     /// Mail-flow rules of a tenant: conditions, exceptions and actions
     #[command(subcommand)]
     Rule(RuleCommand),
@@ -384,7 +387,8 @@ pub enum DomainCommand {
         #[arg(long)]
         tenant: String,
     },
-    /// Change an accepted domain's delivery route (overrides the tenant's)
+    /// Change an accepted domain's delivery route or recipient validation (each overrides the
+    /// tenant's; only the flags given change)
     Set {
         /// Domain name
         domain: String,
@@ -393,7 +397,63 @@ pub enum DomainCommand {
         tenant: String,
         /// A route URL as for `tenant set`; '' returns to the tenant's route
         #[arg(long, value_name = "URL")]
-        route: String,
+        route: Option<String>,
+        /// off, list, verify, or inherit (the tenant's); authoritative domains only
+        #[arg(long, value_name = "MODE")]
+        recipient_validation: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RecipientCommand {
+    /// Add addresses (or @domain for every address of a domain) to the tenant's list
+    Add {
+        /// Addresses of the tenant's accepted domains
+        #[arg(required = true, value_name = "ADDRESS")]
+        addresses: Vec<String>,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Remove addresses from the tenant's list
+    Remove {
+        #[arg(required = true, value_name = "ADDRESS")]
+        addresses: Vec<String>,
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+    },
+    /// The tenant's list in address order, a page at a time
+    List {
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// At most this many (default 1000)
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// Start after this address (the one the previous page said)
+        #[arg(long, value_name = "ADDRESS")]
+        after: Option<String>,
+        /// Every page
+        #[arg(long, conflicts_with_all = ["limit", "after"])]
+        all: bool,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add every address of a file, all or nothing: one address a line, or CSV whose first
+    /// column is the address (a header line `address` is skipped); blank lines and lines
+    /// starting with # are ignored
+    Import {
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// The file ('-': standard input)
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The file is the whole list: addresses not in it are removed
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -453,6 +513,10 @@ pub struct OrgSetArgs {
     /// Only an org admin may release quarantined direct-send spoofs (on|off)
     #[arg(long, value_name = "on|off")]
     pub admin_only_release_direct_send: Option<String>,
+    /// Check recipients of the tenant's authoritative domains at RCPT: off, list (the
+    /// `recipient` list) or verify (ask the mailbox server)
+    #[arg(long, value_name = "MODE")]
+    pub recipient_validation: Option<String>,
     /// Print the server's JSON
     #[arg(long)]
     pub json: bool,

@@ -63,6 +63,10 @@ pub enum Output {
     TokenCreated,
     TokenList,
     AuditList,
+    /// `recipient list`: one address a line; a note on stderr when more pages exist.
+    RecipientList,
+    /// `recipient add|remove|import`: what changed.
+    RecipientsChanged,
 }
 
 /// One admin-API request, fully validated.
@@ -131,6 +135,7 @@ pub fn plan(command: &Command) -> Result<Call, String> {
         Command::Domain(c) => plan_domain(c),
         Command::Org(c) => plan_org(c),
         Command::Connector(c) => plan_connector(c),
+        Command::Recipient(c) => plan_recipient(c),
         Command::Rule(c) => plan_rule(c),
         Command::Quarantine(c) => plan_quarantine(c),
         Command::Trace(t) => plan_trace(t),
@@ -560,12 +565,25 @@ pub(super) fn plan_domain(c: &DomainCommand) -> Result<Call, String> {
             domain,
             tenant,
             route,
+            recipient_validation,
         } => {
             let base = tenant_path(tenant)?;
             let domain = api_types::parse_domain(domain)?;
-            let body = api_types::RoutePatch {
-                route: api_types::parse_route_opt(route)?,
+            if route.is_none() && recipient_validation.is_none() {
+                return Err("nothing to change: give --route or --recipient-validation".into());
+            }
+            let body = api_types::DomainPatch {
+                route: route
+                    .as_deref()
+                    .map(api_types::parse_route_opt)
+                    .transpose()?,
+                recipient_validation: recipient_validation.as_ref().map(|v| Some(v.clone())),
             };
+            if let Some(Some(v)) = &body.recipient_validation
+                && v.trim() != "inherit"
+            {
+                api_types::parse_recipient_validation(v)?;
+            }
             Call::new(
                 Method::Patch,
                 format!("{base}/domains/{}", encode(&domain)),
@@ -574,6 +592,119 @@ pub(super) fn plan_domain(c: &DomainCommand) -> Result<Call, String> {
             .body(&body)
         }
     })
+}
+
+pub(super) fn plan_recipient(c: &RecipientCommand) -> Result<Call, String> {
+    let change = |tenant: &str, body: &api_types::RecipientsChange| -> Result<Call, String> {
+        Ok(Call::new(
+            Method::Post,
+            format!("{}/recipients", tenant_path(tenant)?),
+            Output::RecipientsChanged,
+        )
+        .body(body))
+    };
+    let entries = |list: &[String]| -> Result<Vec<String>, String> {
+        list.iter()
+            .map(|a| api_types::parse_recipient_entry(a).map(|(e, _)| e))
+            .collect()
+    };
+    match c {
+        RecipientCommand::Add { addresses, tenant } => change(
+            tenant,
+            &api_types::RecipientsChange {
+                add: entries(addresses)?,
+                ..Default::default()
+            },
+        ),
+        RecipientCommand::Remove { addresses, tenant } => change(
+            tenant,
+            &api_types::RecipientsChange {
+                remove: entries(addresses)?,
+                ..Default::default()
+            },
+        ),
+        RecipientCommand::Import {
+            tenant,
+            file,
+            replace,
+        } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .map_err(|e| format!("cannot read standard input: {e}"))?
+            } else {
+                std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            };
+            let add = recipient_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            if add.is_empty() && !replace {
+                return Err(format!("{}: no addresses", file.display()));
+            }
+            change(
+                tenant,
+                &api_types::RecipientsChange {
+                    add,
+                    remove: Vec::new(),
+                    replace: *replace,
+                },
+            )
+        }
+        RecipientCommand::List {
+            tenant,
+            limit,
+            after,
+            all,
+            json,
+        } => {
+            let mut query = Vec::new();
+            let limit = if *all { Some(100_000) } else { *limit };
+            if let Some(n) = limit {
+                if n == 0 || n > 100_000 {
+                    return Err(format!("invalid --limit {n}: expected 1 to 100000"));
+                }
+                query.push(format!("limit={n}"));
+            }
+            if let Some(a) = after {
+                query.push(format!("after={}", encode(a)));
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            Ok(Call::new(
+                Method::Get,
+                format!("{}/recipients{query}", tenant_path(tenant)?),
+                Output::RecipientList,
+            )
+            .json(*json))
+        }
+    }
+}
+
+/// The addresses of an import file, normalized; an error names the line. One address a line,
+/// or CSV with the address first (quoted or not); a header `address` line, blank lines and `#`
+/// comments are skipped.
+pub(super) fn recipient_file(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = line
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"');
+        if i == 0 && first.eq_ignore_ascii_case("address") {
+            continue;
+        }
+        let (entry, _) =
+            api_types::parse_recipient_entry(first).map_err(|e| format!("line {}: {e}", i + 1))?;
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 pub(super) fn on_off(flag: &str, v: &Option<String>) -> Result<Option<bool>, String> {
@@ -626,6 +757,7 @@ pub(super) fn plan_org(c: &OrgCommand) -> Result<Call, String> {
                     "--admin-only-release-direct-send",
                     &a.admin_only_release_direct_send,
                 )?,
+                recipient_validation: a.recipient_validation.clone(),
             };
             // The trusted services are the operator's configuration, known only to the server.
             patch.apply(&mut OrgSettings::default(), &[])?;

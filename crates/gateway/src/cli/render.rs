@@ -62,6 +62,28 @@ pub(super) fn render(call: &Call, body: &str) -> Result<String, String> {
                     .join("\n")
             }
         }
+        Output::RecipientList => {
+            let page: api_types::RecipientPage = parse(body)?;
+            if let Some(next) = &page.next {
+                // On stderr: standard output stays the addresses, one a line.
+                eprintln!("more recipients follow: run again with --after {next}, or with --all");
+            }
+            page.recipients
+                .iter()
+                .map(|a| printable(a, false))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        Output::RecipientsChanged => {
+            let r: api_types::RecipientsChanged = parse(body)?;
+            format!(
+                "{} added, {} removed; the list has {} recipient{}",
+                r.added,
+                r.removed,
+                r.total,
+                if r.total == 1 { "" } else { "s" }
+            )
+        }
         Output::Readiness => readiness_text(&parse(body)?),
         Output::Replay => replay_text(&parse(body)?),
         Output::TokenCreated => {

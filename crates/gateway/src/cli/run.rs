@@ -51,6 +51,9 @@ pub fn run_client(cli: &Cli) -> i32 {
             Err(e) => return fail(1, &e),
         },
     };
+    if let Command::Recipient(RecipientCommand::List { all: true, .. }) = &cli.command {
+        return run_all_recipients(&agent, server, &token, &call);
+    }
     if let Command::Report(ReportCommand::DirectSend(a)) = &cli.command
         && a.apply
     {
@@ -104,6 +107,53 @@ pub(super) fn run_suggest_apply(
         Ok((status, body)) => handle_answer(&apply, status, &body),
         Err(e) => fail(1, &e),
     }
+}
+
+/// `recipient list --all`: every page, in order; as JSON, one document with every address.
+fn run_all_recipients(agent: &ureq::Agent, server: &str, token: &str, first: &Call) -> i32 {
+    let mut call = first.clone();
+    let mut all = Vec::new();
+    loop {
+        let (status, body) = match send(agent, server, token, &call) {
+            Ok(answer) => answer,
+            Err(e) => return fail(1, &e),
+        };
+        if !(200..300).contains(&status) {
+            return handle_answer(&call, status, &body);
+        }
+        let page: api_types::RecipientPage = match parse(&body) {
+            Ok(p) => p,
+            Err(e) => return fail(1, &format!("unexpected answer from the gateway: {e}")),
+        };
+        if !call.json && !page.recipients.is_empty() {
+            let text = page
+                .recipients
+                .iter()
+                .map(|a| printable(a, false))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let code = out(&format!("{text}\n"));
+            if code != 0 {
+                return code;
+            }
+        }
+        all.extend(page.recipients);
+        match page.next {
+            Some(next) => {
+                let base = first.path.split('?').next().unwrap_or_default();
+                call.path = format!("{base}?limit=100000&after={}", encode(&next));
+            }
+            None => break,
+        }
+    }
+    if call.json {
+        let doc = serde_json::json!({ "recipients": all });
+        return out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        ));
+    }
+    0
 }
 
 /// Asks `prompt` on the terminal (stderr) and reads one line from stdin: true for y or yes; end of

@@ -86,6 +86,8 @@ pub(super) struct Conn {
     pub(super) balancer: Option<SocketAddr>,
     pub(super) tls: Option<TlsInfo>,
     pub(super) txn: Option<Txn>,
+    /// Unknown recipients refused in this session (`[smtp] max_unknown_recipients`).
+    pub(super) unknown_recipients: usize,
 }
 
 /// Who is on the other end of an admitted connection.
@@ -120,6 +122,7 @@ pub async fn handle(
         balancer: client.balancer,
         tls: None,
         txn: None,
+        unknown_recipients: 0,
     };
     let mut out = Vec::with_capacity(512);
     let mut buf = vec![0u8; 16 * 1024];
@@ -248,7 +251,7 @@ impl Conn {
                 });
                 reply::SENDER_OK
             }
-            Stage::Rcpt { to } => self.rcpt(session, to),
+            Stage::Rcpt { to } => self.rcpt(session, to).await,
             Stage::Data { message } => {
                 let r = self.data(session, message).await;
                 let outcome = match r.code {

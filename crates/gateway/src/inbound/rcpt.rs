@@ -1,7 +1,9 @@
 //! RCPT TO: the decision table's verdict for one recipient, and the recipient in its tenant's
 //! copy and trace record.
 
-use portcullis_policy::{Attribution, AuthResult, DirectSend, RcptFacts, RcptVerdict, decide_rcpt};
+use portcullis_policy::{
+    Attribution, AuthResult, DirectSend, RcptFacts, RcptVerdict, RecipientLookup, decide_rcpt,
+};
 use portcullis_smtp::{Address, Reply, Session, reply};
 use portcullis_store::{
     DirectSendOutcome, EventKind, RecipientStatus, TraceAttribution, TraceRecipient,
@@ -9,29 +11,49 @@ use portcullis_store::{
 
 use super::connection::{Conn, Copy};
 use super::record::{new_record, note_direct_send};
+use crate::recipients::{Lookup, Source};
 use crate::trace::event;
 
 impl Conn {
-    pub(super) fn rcpt(&mut self, session: &Session, to: Address) -> Reply {
+    pub(super) async fn rcpt(&mut self, session: &Session, to: Address) -> Reply {
         let peer = self.peer_facts();
-        let Some(txn) = self.txn.as_mut() else {
+        let Some(txn) = self.txn.as_ref() else {
             return reply::NEED_MAIL_BEFORE_RCPT;
         };
-        let facts = RcptFacts {
+        let dir = txn.dir.clone();
+        let address = to.to_string().to_ascii_lowercase();
+        let mut facts = RcptFacts {
             peer: &peer,
             p1_domain: txn.from.domain(),
             rcpt_domain: to.domain(),
             spf_temp_error: txn.spf.result == AuthResult::TempError,
-            recipient: portcullis_policy::RecipientLookup::NotValidated,
+            recipient: RecipientLookup::NotValidated,
         };
-        let verdict = decide_rcpt(&txn.dir, &facts);
-        let r = verdict.reply();
+        let lookup = self.shared.verifier.look_up(&dir, &facts, &address).await;
+        if let Some(l) = &lookup {
+            facts.recipient = l.result;
+        }
+        let verdict = decide_rcpt(&dir, &facts);
+        let mut r = verdict.reply();
+        if let RcptVerdict::UnknownRecipient { tenant } = &verdict {
+            metrics::counter!("portcullis_unknown_recipients_total", "tenant" => tenant.clone())
+                .increment(1);
+            self.unknown_recipients += 1;
+            if self.unknown_recipients > self.shared.config.max_unknown_recipients {
+                // A dictionary attack: the session ends here (the refusal is traced as such).
+                tracing::warn!(peer = %self.peer, count = self.unknown_recipients, "too many unknown recipients; closing the session");
+                r = reply::too_many_unknown_recipients(&self.shared.config.hostname);
+            }
+        }
         metrics::counter!(
             "portcullis_rcpt_replies_total",
             "code" => code_label(r.code),
             "status" => r.status.unwrap_or("")
         )
         .increment(1);
+        let Some(txn) = self.txn.as_mut() else {
+            return reply::NEED_MAIL_BEFORE_RCPT;
+        };
         if let RcptVerdict::DirectSendRefused { tenant } = &verdict {
             metrics::counter!("portcullis_direct_send_refused_total", "tenant" => tenant.clone())
                 .increment(1);
@@ -64,7 +86,14 @@ impl Conn {
                 txn.copies.last_mut().expect("just pushed")
             }
         };
-        record_recipient(copy, &verdict, rcpt, &r, txn.spf.domain.as_deref());
+        record_recipient(
+            copy,
+            &verdict,
+            rcpt,
+            &r,
+            txn.spf.domain.as_deref(),
+            lookup.as_ref(),
+        );
         r
     }
 }
@@ -77,6 +106,7 @@ fn record_recipient(
     rcpt: String,
     r: &Reply,
     spf_domain: Option<&str>,
+    lookup: Option<&Lookup>,
 ) {
     // Rendered once: for the recipient's outcome and its event.
     let reply = r.to_string();
@@ -91,6 +121,29 @@ fn record_recipient(
                     "{rcpt}: {reply} (SPF for {} could not be evaluated)",
                     spf_domain.unwrap_or("-")
                 ),
+            );
+        }
+        RcptVerdict::UnknownRecipient { .. } => {
+            let lookup = lookup.expect("an unknown recipient was looked up");
+            let how = match lookup.source {
+                Source::Probe => {
+                    format!("the mailbox server answered the probe: {}", lookup.detail)
+                }
+                Source::Cache => format!("the mailbox server's cached answer: {}", lookup.detail),
+                Source::List | Source::None => "not in the tenant's recipient list".to_string(),
+            };
+            event(
+                &mut copy.record,
+                EventKind::Reject,
+                format!("{rcpt}: {reply} (unknown recipient: {how})"),
+            );
+        }
+        RcptVerdict::RecipientUnverified { .. } => {
+            let detail = lookup.map(|l| l.detail.as_str()).unwrap_or_default();
+            event(
+                &mut copy.record,
+                EventKind::Defer,
+                format!("{rcpt}: {reply} (recipient verification failed: {detail})"),
             );
         }
         RcptVerdict::RestrictedPartner { connector, .. } => {

@@ -233,6 +233,65 @@ pub async fn deliver(
     }
 }
 
+/// A mailbox server's answer to a recipient verification probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeAnswer {
+    /// 2xx to `RCPT TO`.
+    Known,
+    /// 5xx to `RCPT TO`: the server's reply.
+    Unknown(String),
+    /// No answer either way: connection trouble, a time-out, a 4xx, a refused `MAIL FROM:<>`.
+    Unavailable(String),
+}
+
+/// Asks `route`'s server whether it would take `address`, as Postfix's address verification
+/// does: `MAIL FROM:<>`, `RCPT TO`, `RSET`, `QUIT` — never `DATA`, so nothing is delivered.
+/// On its own connection (a pooled one may be mid-transaction), within `limit` in all.
+pub async fn probe(route: &Route, helo: &str, address: &str, limit: Duration) -> ProbeAnswer {
+    let asked = async {
+        let mut conn = match connect(route, helo).await {
+            Ok(Ok(c)) => c,
+            Ok(Err((_, reply))) => return ProbeAnswer::Unavailable(reply),
+            Err(e) => return ProbeAnswer::Unavailable(e),
+        };
+        let answer = match &mut conn.link {
+            Link::Plain(c) => probe_on(c, address).await,
+            Link::Tls(c) => probe_on(c.as_mut(), address).await,
+            Link::Unix(c) => probe_on(c, address).await,
+        };
+        conn.quit().await;
+        answer
+    };
+    match tokio::time::timeout(limit, asked).await {
+        Ok(answer) => answer,
+        Err(_) => ProbeAnswer::Unavailable(format!(
+            "{route}: no answer within {}",
+            humantime::format_duration(limit)
+        )),
+    }
+}
+
+async fn probe_on<T: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut SmtpClient<T>,
+    address: &str,
+) -> ProbeAnswer {
+    let mail = match client.cmd("MAIL FROM:<>\r\n").await {
+        Ok(r) => r,
+        Err(e) => return ProbeAnswer::Unavailable(e.to_string()),
+    };
+    if !(200..300).contains(&mail.code) {
+        return ProbeAnswer::Unavailable(format!("MAIL FROM:<> refused: {}", text(&mail)));
+    }
+    let answer = match client.cmd(format!("RCPT TO:<{address}>\r\n")).await {
+        Ok(r) if (200..300).contains(&r.code) => ProbeAnswer::Known,
+        Ok(r) if (500..600).contains(&r.code) => ProbeAnswer::Unknown(text(&r)),
+        Ok(r) => ProbeAnswer::Unavailable(text(&r)),
+        Err(e) => ProbeAnswer::Unavailable(e.to_string()),
+    };
+    let _ = client.cmd("RSET\r\n").await;
+    answer
+}
+
 /// Connects and greets (EHLO/LHLO, STARTTLS when offered): a connection ready for `MAIL FROM`,
 /// or the server's refusal (code, reply) to apply to every recipient.
 async fn connect(route: &Route, helo: &str) -> Result<Result<Conn, (u16, String)>, String> {
