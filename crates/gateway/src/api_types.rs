@@ -80,6 +80,11 @@ pub struct ConnectorPatch {
     pub restrict_domains_to_cert: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Hosts of a filtering service in front of the gateway, skipped in the `Received:` chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_ips: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_last_ip: Option<bool>,
 }
 
 /// Query parameters of `GET /trace`.
@@ -471,6 +476,21 @@ impl ConnectorPatch {
         }
         if let Some(v) = self.enabled {
             c.enabled = v;
+        }
+        if let Some(list) = &self.skip_ips {
+            c.skip_ips = list
+                .iter()
+                .map(|s| parse_cidr(s))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = self.skip_last_ip {
+            c.skip_last_ip = v;
+        }
+        if c.skip_last_ip && !c.skip_ips.is_empty() {
+            return Err(format!(
+                "connector {:?}: --skip-ips and --skip-last-ip exclude each other (skip-last-ip believes only the top Received header)",
+                c.name
+            ));
         }
         if c.restrict_domains_to_ip && c.sender_ips.is_empty() {
             return Err(format!(

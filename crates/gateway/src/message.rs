@@ -75,6 +75,25 @@ fn is_ours(line: &[u8], hostname: &str) -> bool {
 
 /// Removes from the header section every header only we may write (see `is_ours`), with its
 /// continuation lines: nobody outside may forge them. Borrows when there is nothing to remove.
+/// The client address each `Received:` header records, topmost first: one entry per header,
+/// `None` where a header names no address (or does not parse), so a garbage header never lets
+/// the one below it be read in its place.
+pub fn received_clients(message: &[u8]) -> Vec<Option<std::net::IpAddr>> {
+    let Some(parsed) = mail_parser::MessageParser::default().parse_headers(message) else {
+        return Vec::new();
+    };
+    parsed
+        .header_values(mail_parser::HeaderName::Received)
+        .map(|v| {
+            let r = v.as_received()?;
+            r.from_ip().or(match r.from() {
+                Some(mail_parser::Host::IpAddr(ip)) => Some(*ip),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
 pub fn strip_own_headers<'m>(message: &'m [u8], hostname: &str) -> Cow<'m, [u8]> {
     filter_headers(message, |line| is_ours(line, hostname))
 }
@@ -250,6 +269,17 @@ pub fn header_value(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn received_clients_one_per_header_top_first() {
+        let m = b"Received: from out.filter.example (out.filter.example [203.0.113.10])\r\n\tby mx.contoso.com with ESMTPS id 1; Mon, 7 Dec 2026 10:00:00 +0000\r\nReceived: garbage that names nobody\r\nReceived: from [IPv6:2001:db8::7] (helo=sender.example)\r\n\tby in.filter.example with ESMTP; Mon, 7 Dec 2026 09:59:59 +0000\r\nReceived: from mail.fabrikam.example ([198.51.100.7]:41234 helo=x) by in.filter.example; Mon, 7 Dec 2026 09:59:58 +0000\r\nSubject: x\r\n\r\nbody\r\n";
+        let got = received_clients(m);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], Some("203.0.113.10".parse().unwrap()));
+        assert_eq!(got[1], None);
+        assert_eq!(got[2], Some("2001:db8::7".parse().unwrap()));
+        assert_eq!(got[3], Some("198.51.100.7".parse().unwrap()));
+    }
 
     #[test]
     fn strips_forged_headers_with_continuations() {

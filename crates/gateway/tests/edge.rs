@@ -405,3 +405,166 @@ async fn a_balancer_without_a_header_and_a_stranger_with_one() {
         "{metrics}"
     );
 }
+
+// ---------------------------------------------------------------- behind a filtering service
+
+/// A message as a filtering service hands it over: its own hops on top of the sender's.
+fn filtered(chain: &[&str], subject: &str) -> String {
+    let mut m = String::new();
+    for hop in chain {
+        m.push_str(&format!(
+            "Received: {hop}; Mon, 7 Dec 2026 10:00:00 +0000\r\n"
+        ));
+    }
+    m.push_str(&format!(
+        "From: ann@fabrikam.example\r\nTo: bob@contoso.com\r\nSubject: {subject}\r\nMessage-ID: <{}@fabrikam.example>\r\n\r\nHello.\r\n",
+        subject.replace(' ', "-")
+    ));
+    m
+}
+
+#[tokio::test]
+async fn behind_a_filtering_service_the_original_client_is_judged() {
+    let gw = Gateway::start("");
+    gw.dns
+        .txt("fabrikam.example", "v=spf1 ip4:198.51.100.7 -all");
+    gw.dns.txt("_dmarc.fabrikam.example", "v=DMARC1; p=reject");
+    contoso(&gw);
+    // The service's hosts: the one that connects (127.0.0.70) and its inbound tier 10.1.0.0/16.
+    gw.ok(&[
+        "connector",
+        "add",
+        "filter",
+        "--tenant",
+        "contoso",
+        "--sender-ip",
+        "127.0.0.70/32",
+        "--skip-ips",
+        "127.0.0.70/32",
+        "10.1.0.0/16",
+    ]);
+    let honest = [
+        "from in1.filter.example (in1.filter.example [10.1.0.5]) by out.filter.example",
+        "from mail.fabrikam.example (mail.fabrikam.example [198.51.100.7]) by in1.filter.example",
+        // Written before the service: never read.
+        "from forged.example ([192.0.2.99]) by mail.fabrikam.example",
+    ];
+    let spoofed = [
+        "from in1.filter.example (in1.filter.example [10.1.0.5]) by out.filter.example",
+        "from bad.example (bad.example [203.0.113.9]) by in1.filter.example",
+        "from mail.fabrikam.example ([198.51.100.7]) by bad.example",
+    ];
+    let send = async |chain: &[&str], subject: &str| {
+        let mut s = session(gw.smtp, "127.0.0.70").await;
+        let r = s
+            .mail(
+                "ann@fabrikam.example",
+                &["bob@contoso.com"],
+                &filtered(chain, subject),
+            )
+            .await;
+        r.last().unwrap().clone()
+    };
+    // The sender's own server is behind the service: SPF and DMARC pass for it.
+    assert!(send(&honest, "honest").await.starts_with("250 2.6.0"));
+    // Another host claiming fabrikam.example: SPF fails for it and DMARC p=reject refuses,
+    // though the connection came from the service the connector vouches for.
+    let r = send(&spoofed, "spoofed").await;
+    assert!(r.starts_with("550 5.7.509"), "{r}");
+    let t = gw.trace_until("contoso", &[], |v| v.len() == 2);
+    let by_subject = |s: &str| t.iter().find(|r| r["subject"] == s).unwrap().clone();
+    let h = by_subject("honest");
+    assert_eq!(h["client_ip"], "127.0.0.70");
+    assert_eq!(h["original_client_ip"], "198.51.100.7");
+    assert_eq!(h["attribution"], "connector");
+    assert_eq!(h["auth"]["spf"], "pass");
+    assert_eq!(h["auth"]["dmarc"], "pass");
+    assert!(
+        h["events"]
+            .to_string()
+            .contains("original client 198.51.100.7"),
+        "{h}"
+    );
+    let sp = by_subject("spoofed");
+    assert_eq!(sp["original_client_ip"], "203.0.113.9");
+    assert_eq!(sp["auth"]["spf"], "fail");
+    assert_eq!(sp["status"], "rejected");
+    let mail = gw.wait_maildir("contoso", "bob@contoso.com", 1);
+    assert!(mail[0].contains("spf=pass"), "{}", mail[0]);
+
+    // Without the skip list the service's own address is judged: SPF fails, DMARC refuses.
+    gw.ok(&[
+        "connector",
+        "set",
+        "filter",
+        "--tenant",
+        "contoso",
+        "--skip-ips",
+        "",
+    ]);
+    assert!(
+        send(&honest, "honest again").await.starts_with("250 2.6.0"),
+        "attributed mail is not judged"
+    );
+    // --skip-last-ip: the client the top header names.
+    gw.ok(&[
+        "connector",
+        "set",
+        "filter",
+        "--tenant",
+        "contoso",
+        "--skip-last-ip",
+    ]);
+    let direct =
+        ["from mail.fabrikam.example (mail.fabrikam.example [198.51.100.7]) by out.filter.example"];
+    assert!(send(&direct, "last hop").await.starts_with("250 2.6.0"));
+    let r = send(&spoofed[1..], "last hop spoofed").await;
+    assert!(r.starts_with("550 5.7.509"), "{r}");
+    // simulate --eml explains the walk.
+    let dir = tempfile::tempdir().unwrap();
+    let eml = dir.path().join("m.eml");
+    std::fs::write(&eml, filtered(&spoofed[1..], "simulated")).unwrap();
+    let out = gw.ok(&[
+        "simulate",
+        "--tenant",
+        "contoso",
+        "--ip",
+        "127.0.0.70",
+        "--mail-from",
+        "ann@fabrikam.example",
+        "--rcpt",
+        "bob@contoso.com",
+        "--eml",
+        eml.to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "original-client")
+        .unwrap_or_else(|| panic!("{v}"))
+        .clone();
+    assert_eq!(step["outcome"], "203.0.113.9");
+    assert!(
+        v["reply"].as_str().unwrap().starts_with("550 5.7.509"),
+        "{v}"
+    );
+    // Both skip kinds at once are refused: exit 2, nothing changed.
+    let o = gw.cli(&[
+        "connector",
+        "set",
+        "filter",
+        "--tenant",
+        "contoso",
+        "--skip-ips",
+        "10.1.0.0/16",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -200,6 +200,10 @@ pub struct DataFacts<'a> {
     pub p1_domain: Option<&'a str>,
     /// SPF, DKIM, ARC and DMARC outcomes, with the P2 `From:` domain.
     pub auth: &'a AuthFacts,
+    /// The connector is a filtering service whose skip list recovered the original client
+    /// (`auth` is judged for it): attribution stands, but authentication acts as for anonymous
+    /// mail — the service vouches for the path, not for the sender.
+    pub behind_filter: bool,
 }
 
 /// What the gateway does to an accepted copy because of its authentication results.
@@ -275,7 +279,8 @@ pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
     };
     let s = &entry.tenant.settings;
     let anonymous = facts.attribution.is_anonymous();
-    if anonymous && facts.auth.temp_error() {
+    let judged = anonymous || facts.behind_filter;
+    if judged && facts.auth.temp_error() {
         return DataVerdict::TempError;
     }
 
@@ -304,7 +309,7 @@ pub fn decide_data(dir: &Directory, facts: &DataFacts<'_>) -> DataVerdict {
     }
 
     let mut actions = Vec::new();
-    if anonymous && compauth.verdict != CompVerdict::Pass {
+    if judged && compauth.verdict != CompVerdict::Pass {
         if s.honor_dmarc && facts.auth.dmarc == AuthResult::Fail {
             match facts.auth.dmarc_policy {
                 DmarcPolicy::Reject => {

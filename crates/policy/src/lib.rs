@@ -13,6 +13,7 @@ pub mod model;
 pub mod names;
 pub mod route;
 pub mod rules;
+pub mod skiplist;
 
 pub use attribution::{Attribution, ConnectorCheck, MatchedBy, PeerFacts, check_connector};
 pub use auth::{AuthFacts, AuthResult, CompAuth, CompVerdict, DkimFact, DmarcPolicy, compauth};

@@ -180,6 +180,15 @@ pub struct Connector {
     pub restrict_domains_to_cert: bool,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// The hosts of a filtering service in front of the gateway (Exchange's Enhanced Filtering
+    /// "skip listing"): for mail attributed to this connector, the `Received:` hops they added
+    /// are skipped to find the original client, which authentication and rules then judge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub skip_ips: Vec<IpNet>,
+    /// Skip only the last hop: the client the topmost `Received:` names is the original one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_last_ip: bool,
 }
 
 pub fn default_sender_domains() -> Vec<String> {
@@ -204,6 +213,8 @@ impl Connector {
             restrict_domains_to_ip: false,
             restrict_domains_to_cert: false,
             enabled: true,
+            skip_ips: Vec::new(),
+            skip_last_ip: false,
         }
     }
 }

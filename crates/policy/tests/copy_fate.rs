@@ -356,6 +356,7 @@ fn run(dir: &Directory, c: &Case, explain: bool) -> CopyOutcome {
         direct_send: c.ds,
         p1_domain: Some(&p1),
         auth: &auth,
+        behind_filter: false,
     };
     let headers = vec![
         ("From".to_string(), c.from.to_string()),

@@ -505,6 +505,7 @@ fn data_with(
             direct_send: ds,
             p1_domain: Some("contoso.com"),
             auth,
+            behind_filter: false,
         },
     )
 }

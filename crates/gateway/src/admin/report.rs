@@ -565,10 +565,16 @@ fn outcome(dir: &Directory, r: &TraceRecord, rcpt: &str, auth: &AuthFacts) -> St
             direct_send: *direct_send,
             p1_domain: p1.as_deref(),
             auth,
+            // Recorded behind a filtering service: judged for the original client, as then.
+            behind_filter: r.original_client_ip.is_some(),
         },
         &MessageFacts {
             now: r.received_at_us / 1_000_000,
-            client_ip: ip,
+            client_ip: r
+                .original_client_ip
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(ip),
             mail_from: (r.mail_from != "<>").then_some(r.mail_from.as_str()),
             header_from: r.header_from.as_deref(),
             headers: &[],

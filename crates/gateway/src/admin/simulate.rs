@@ -320,7 +320,31 @@ async fn explain_data(
     };
     let (attribution, direct_send) = accepted_as(verdict);
     let raw = normalize_crlf(eml);
-    let auth_out = auth.message(&raw, tx.ip, spf).await;
+    // Behind a filtering service (the connector's skip list): the original client, as the
+    // session finds it, judges authentication and rules.
+    let mut client = tx.ip;
+    let mut recovered_spf = None;
+    let connector = attribution.connector().and_then(|name| {
+        dir.tenant(tenant)
+            .and_then(|e| e.connectors.iter().find(|c| c.name == name))
+    });
+    if let Some(c) = connector {
+        let chain = crate::message::received_clients(&raw);
+        if let Some(walk) = portcullis_policy::skiplist::original_client(c, &chain) {
+            let outcome = match walk.client {
+                Some(ip) => format!("{ip}"),
+                None => format!("unknown; judged as {}", tx.ip),
+            };
+            step(report, "original-client", outcome, walk.steps.join("; "));
+            if let Some(ip) = walk.client {
+                client = ip;
+                let from_text = tx.from.as_ref().map(|a| a.to_string());
+                recovered_spf = Some(auth.spf(ip, "", from_text.as_deref()).await);
+            }
+        }
+    }
+    let spf = recovered_spf.as_ref().unwrap_or(spf);
+    let auth_out = auth.message(&raw, client, spf).await;
     let mut facts = auth_out.facts.clone();
     let hf = crate::message::header_facts(&raw);
     if facts.from_domain.is_none() {
@@ -337,10 +361,11 @@ async fn explain_data(
             direct_send,
             p1_domain: tx.p1_domain(),
             auth: &facts,
+            behind_filter: recovered_spf.is_some(),
         },
         &MessageFacts {
             now: now_unix(),
-            client_ip: tx.ip,
+            client_ip: client,
             mail_from: from_text.as_deref(),
             header_from: hf.from.as_deref(),
             headers: &headers,

@@ -605,6 +605,14 @@ pub struct ConnectorFlags {
     /// Enable the connector
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub enabled: Option<String>,
+    /// Hosts of a filtering service in front of the gateway (CIDRs; replaces the list; ''
+    /// clears it): mail attributed to this connector is judged by the first client outside them
+    /// in the Received chain
+    #[arg(long = "skip-ips", value_name = "CIDR", num_args = 1..)]
+    pub skip_ips: Vec<String>,
+    /// Judge mail attributed to this connector by the client the topmost Received names
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub skip_last_ip: Option<String>,
     /// Print the server's JSON
     #[arg(long)]
     pub json: bool,

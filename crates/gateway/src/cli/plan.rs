@@ -800,6 +800,8 @@ pub(super) fn connector_patch(f: &ConnectorFlags) -> Result<ConnectorPatch, Stri
             &f.restrict_domains_to_cert,
         )?,
         enabled,
+        skip_ips: list_flag(&f.skip_ips),
+        skip_last_ip: on_off("--skip-last-ip", &f.skip_last_ip)?,
     })
 }
 
@@ -809,7 +811,7 @@ pub(super) fn check_connector_values(p: &ConnectorPatch) -> Result<(), String> {
     if let Some(t) = &p.connector_type {
         api_types::parse_connector_type(t)?;
     }
-    for s in p.sender_ips.iter().flatten() {
+    for s in p.sender_ips.iter().chain(p.skip_ips.iter()).flatten() {
         api_types::parse_cidr(s)?;
     }
     for s in p.tls_cert_names.iter().flatten() {

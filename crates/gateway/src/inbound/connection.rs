@@ -64,6 +64,15 @@ pub(super) struct Copy {
     pub(super) direct_send: DirectSend,
     pub(super) accepted: Vec<String>,
     pub(super) record: TraceRecord,
+    /// The original client behind a filtering service (the connector's skip list), with the
+    /// message's authentication judged for it.
+    pub(super) recovered: Option<Recovered>,
+}
+
+/// A copy's original client and its authentication (see `policy::skiplist`).
+pub(super) struct Recovered {
+    pub(super) ip: std::net::IpAddr,
+    pub(super) auth: crate::auth::MessageAuth,
 }
 
 /// The transaction in progress (from MAIL to the end of DATA, RSET or disconnect).

@@ -13,7 +13,7 @@ use portcullis_store::{
     DirectSendOutcome, EventKind, QuarantineEntry, RecipientStatus, TraceRecord, TraceStatus,
 };
 
-use super::connection::{Conn, Copy, Txn};
+use super::connection::{Conn, Copy, Recovered, Txn};
 use super::headers::added_headers;
 use super::record::{
     fill_auth, fill_header_facts, note_direct_send, record_action, refuse_recipients,
@@ -26,6 +26,12 @@ use crate::message::{
 use crate::queue::envelope::Envelope;
 use crate::sys::clock::{micros, rfc3339};
 use crate::trace::event;
+
+/// The authentication a copy is judged by: for its original client when a skip list recovered
+/// one, else the message's as received.
+fn auth_of<'a>(recovered: &'a Option<Recovered>, received: &'a Received<'_>) -> &'a MessageAuth {
+    recovered.as_ref().map_or(&received.auth, |r| &r.auth)
+}
 
 /// The message as received, with what every copy's decision reads of it.
 struct Received<'m> {
@@ -52,6 +58,7 @@ impl Conn {
             return reply::NEED_MAIL_BEFORE_DATA;
         };
         let received = self.receive(&txn, &message).await;
+        self.recover_clients(&mut txn, &message).await;
 
         // Every copy's fate first: one DNS failure defers the whole message (one DATA reply).
         let now = micros(SystemTime::now()) / 1_000_000;
@@ -80,7 +87,7 @@ impl Conn {
         };
         for (copy, outcome) in txn.copies.iter_mut().zip(outcomes) {
             fill_header_facts(&mut copy.record, &received.facts, received.size);
-            fill_auth(&mut copy.record, &received.auth.facts);
+            fill_auth(&mut copy.record, &auth_of(&copy.recovered, &received).facts);
             let Some(outcome) = outcome else {
                 copy.record.status = TraceStatus::Rejected;
                 continue;
@@ -154,6 +161,50 @@ impl Conn {
         }
     }
 
+    /// For each copy attributed to a connector with a skip list (a filtering service in front
+    /// of the gateway): the original client from the `Received:` chain, and the message's
+    /// authentication judged for it. Attribution to the connector stands.
+    async fn recover_clients(&self, txn: &mut Txn, message: &[u8]) {
+        let mut chain = None;
+        for copy in txn.copies.iter_mut().filter(|c| !c.accepted.is_empty()) {
+            let Some(name) = copy.attribution.connector() else {
+                continue;
+            };
+            let Some(connector) = txn
+                .dir
+                .tenant(&copy.tenant)
+                .and_then(|e| e.connectors.iter().find(|c| c.name == name))
+            else {
+                continue;
+            };
+            let chain = chain.get_or_insert_with(|| crate::message::received_clients(message));
+            let Some(walk) = portcullis_policy::skiplist::original_client(connector, chain) else {
+                continue;
+            };
+            let found = match walk.client {
+                Some(ip) => format!("original client {ip}"),
+                None => format!("original client unknown; judged as [{}]", self.peer.ip()),
+            };
+            event(
+                &mut copy.record,
+                EventKind::Auth,
+                format!(
+                    "connector \"{name}\" skips the filtering service: {found} ({})",
+                    walk.steps.join("; ")
+                ),
+            );
+            let Some(ip) = walk.client else { continue };
+            copy.record.original_client_ip = Some(ip.to_string());
+            let sender = txn.from.address().map(|a| a.to_string());
+            let spf = self.shared.auth.spf(ip, "", sender.as_deref()).await;
+            let mut auth = self.shared.auth.message(message, ip, &spf).await;
+            if auth.facts.from_domain.is_none() {
+                auth.facts.from_domain = header_facts(message).from_domain;
+            }
+            copy.recovered = Some(Recovered { ip, auth });
+        }
+    }
+
     /// The fate of one tenant copy, from the facts of the transaction and the message.
     fn decide_copy(
         &self,
@@ -169,11 +220,12 @@ impl Conn {
                 attribution: &copy.attribution,
                 direct_send: copy.direct_send,
                 p1_domain: txn.from.domain(),
-                auth: &received.auth.facts,
+                auth: &auth_of(&copy.recovered, received).facts,
+                behind_filter: copy.recovered.is_some(),
             },
             &MessageFacts {
                 now,
-                client_ip: self.peer.ip(),
+                client_ip: copy.recovered.as_ref().map_or(self.peer.ip(), |r| r.ip),
                 mail_from: txn.from.address().map(|_| copy.record.mail_from.as_str()),
                 header_from: received.facts.from.as_deref(),
                 headers: &received.fields,
@@ -196,7 +248,7 @@ impl Conn {
         written: &mut Written,
     ) {
         let record = &mut copy.record;
-        record_decision(record, &outcome, &received.auth);
+        record_decision(record, &outcome, auth_of(&copy.recovered, received));
         let actions = match &outcome.verdict {
             DataVerdict::Accept { actions, .. } => actions.as_slice(),
             _ => &[],
@@ -280,7 +332,7 @@ impl Conn {
             copy,
             delivery.audit_header,
         );
-        headers.push_str(&received.auth.header(compauth));
+        headers.push_str(&auth_of(&copy.recovered, received).header(compauth));
         if delivery.junk {
             headers.push_str("X-Spam-Flag: YES\r\nX-Portcullis-SCL: 5\r\n");
         }

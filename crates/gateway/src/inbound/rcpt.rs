@@ -82,6 +82,7 @@ impl Conn {
                     direct_send: DirectSend::No,
                     accepted: Vec::new(),
                     record,
+                    recovered: None,
                 });
                 txn.copies.last_mut().expect("just pushed")
             }
