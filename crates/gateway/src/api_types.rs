@@ -663,6 +663,36 @@ pub struct ReportParams {
     pub since: Option<String>,
 }
 
+/// `report unknown-recipients`: who tried recipients the tenant does not have (recipient
+/// validation), per client address — a dictionary attack is one source with many.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UnknownRecipientsReport {
+    pub tenant: String,
+    /// RFC 3339: the start of the period.
+    pub since: String,
+    /// Unknown recipients refused in the period, from every source.
+    pub refusals: u64,
+    /// Most refusals first.
+    pub sources: Vec<UnknownRecipientSource>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UnknownRecipientSource {
+    pub client_ip: String,
+    /// Unknown recipients refused (`550 5.4.1`).
+    pub refusals: u64,
+    /// Different addresses tried (counted up to 10,000 per source).
+    pub distinct_recipients: u64,
+    /// Transactions with at least one.
+    pub transactions: u64,
+    /// Sessions closed for too many unknown recipients (`421`).
+    pub cut_off: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// A few of the addresses tried.
+    pub samples: Vec<String>,
+}
+
 /// Counts of results (`pass` → 12, `fail` → 3, ...).
 pub type Counts = std::collections::BTreeMap<String, u64>;
 

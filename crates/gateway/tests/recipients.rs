@@ -176,6 +176,37 @@ async fn a_dictionary_attack_is_cut_off() {
     assert_eq!(s.reply().await, "EOF");
     let t = gw.trace_until("contoso", &[], |v| !v.is_empty());
     assert_eq!(t[0]["recipients"].as_array().unwrap().len(), 4, "{t:?}");
+    // The report shows the attack: one source, many addresses, cut off.
+    let mut s = session(gw.smtp, "127.0.0.9").await;
+    assert!(s.cmd("MAIL FROM:<a@example.org>").await.starts_with("250"));
+    assert_eq!(s.cmd("RCPT TO:<old-colleague@contoso.com>").await, UNKNOWN);
+    s.cmd("QUIT").await;
+    let _ = gw.trace_until("contoso", &[], |v| v.len() == 2);
+    let out = gw.ok(&[
+        "report",
+        "unknown-recipients",
+        "--tenant",
+        "contoso",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["refusals"], 4, "{v}");
+    let top = &v["sources"][0];
+    assert_eq!(top["client_ip"], "127.0.0.1");
+    assert_eq!(top["refusals"], 3);
+    assert_eq!(top["cut_off"], 1);
+    assert_eq!(top["distinct_recipients"], 4);
+    assert_eq!(top["samples"][0], "guess0@contoso.com");
+    assert_eq!(v["sources"][1]["client_ip"], "127.0.0.9");
+    let table = gw.ok(&["report", "unknown-recipients", "--tenant", "contoso"]);
+    assert!(
+        table.starts_with("Unknown recipients refused for tenant contoso since "),
+        "{table}"
+    );
+    assert!(
+        table.contains("127.0.0.1") && table.contains("guess0@contoso.com"),
+        "{table}"
+    );
 }
 
 #[tokio::test]

@@ -20,3 +20,4 @@ pub mod state;
 mod tenants;
 mod tokens;
 mod trace;
+mod unknown_recipients;

@@ -117,6 +117,11 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
         Need::Tenant(ANY),
     ),
     (
+        "GET",
+        "/api/v1/tenants/{t}/reports/unknown-recipients",
+        Need::Tenant(ANY),
+    ),
+    (
         "POST",
         "/api/v1/tenants/{t}/reports/direct-send/suggest",
         Need::Tenant(FLOW),

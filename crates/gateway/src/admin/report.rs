@@ -35,7 +35,7 @@ pub fn since(s: Option<&str>, default: &str) -> Result<(SystemTime, String), Str
 }
 
 /// Calls `f` for every record of the scan, in receive order, one page in memory at a time.
-async fn scan(
+pub(super) async fn scan(
     store: &Store,
     scan: &TraceScan,
     mut f: impl FnMut(&TraceRecord),

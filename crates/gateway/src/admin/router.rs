@@ -17,7 +17,7 @@ use super::openapi::openapi;
 use super::state::State;
 use super::{
     audit, connectors, health, quarantine, queue, recipients, reports, rules, tenants, tokens,
-    trace,
+    trace, unknown_recipients,
 };
 
 /// The admin API. Routes and their OpenAPI description come from the same handler annotations
@@ -85,6 +85,7 @@ fn small_routes() -> OpenApiRouter<State> {
         .routes(routes!(reports::simulate))
         .routes(routes!(reports::replay))
         .routes(routes!(reports::direct_send_report))
+        .routes(routes!(unknown_recipients::unknown_recipients_report))
         .routes(routes!(reports::suggest_connectors))
         .routes(routes!(reports::readiness))
         .routes(routes!(rules::list_rules, rules::add_rule))

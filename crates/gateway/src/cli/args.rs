@@ -238,6 +238,19 @@ pub enum ReportCommand {
     /// Who sends direct send (anonymous mail) as the tenant's domains: from where, with which
     /// SPF/DKIM/DMARC results, how often, and what `reject-direct-send on` would refuse
     DirectSend(DirectSendArgs),
+    /// Who tried recipients the tenant does not have (recipient validation), per source: a
+    /// dictionary attack is one address with many
+    UnknownRecipients {
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+        /// The traffic received within this long, e.g. 24h or 30d
+        #[arg(long, value_name = "DURATION", default_value = "7d")]
+        since: String,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// How `report direct-send` prints the report.

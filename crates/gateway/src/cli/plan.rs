@@ -67,6 +67,8 @@ pub enum Output {
     RecipientList,
     /// `recipient add|remove|import`: what changed.
     RecipientsChanged,
+    /// `report unknown-recipients`: one row per source.
+    UnknownRecipients,
 }
 
 /// One admin-API request, fully validated.
@@ -140,6 +142,25 @@ pub fn plan(command: &Command) -> Result<Call, String> {
         Command::Quarantine(c) => plan_quarantine(c),
         Command::Trace(t) => plan_trace(t),
         Command::Report(ReportCommand::DirectSend(a)) => plan_direct_send(a),
+        Command::Report(ReportCommand::UnknownRecipients {
+            tenant,
+            since,
+            json,
+        }) => {
+            humantime::parse_duration(since).map_err(|_| {
+                format!("invalid --since {since:?}: expected a duration such as 24h or 7d")
+            })?;
+            Ok(Call::new(
+                Method::Get,
+                format!(
+                    "{}/reports/unknown-recipients?since={}",
+                    tenant_path(tenant)?,
+                    encode(since)
+                ),
+                Output::UnknownRecipients,
+            )
+            .json(*json))
+        }
         Command::Simulate(a) => match (&a.command, &a.transaction) {
             (Some(SimulateCommand::Replay(r)), _) => plan_replay(r),
             (None, Some(t)) => simulate_call(t, Output::Simulate),

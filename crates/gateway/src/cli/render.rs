@@ -84,6 +84,7 @@ pub(super) fn render(call: &Call, body: &str) -> Result<String, String> {
                 if r.total == 1 { "" } else { "s" }
             )
         }
+        Output::UnknownRecipients => unknown_recipients_text(&parse(body)?),
         Output::Readiness => readiness_text(&parse(body)?),
         Output::Replay => replay_text(&parse(body)?),
         Output::TokenCreated => {
@@ -1138,3 +1139,34 @@ pub(super) fn replay_text(r: &ReplayReport) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+fn unknown_recipients_text(r: &api_types::UnknownRecipientsReport) -> String {
+    let mut out = format!(
+        "Unknown recipients refused for tenant {} since {}: {} from {} source{}\n",
+        r.tenant,
+        r.since,
+        r.refusals,
+        r.sources.len(),
+        if r.sources.len() == 1 { "" } else { "s" }
+    );
+    if r.sources.is_empty() {
+        return printable(out.trim_end(), false);
+    }
+    out.push_str(&format!(
+        "\n{:<39} {:>8} {:>8} {:>6} {:>7}  {:<20}  {}\n",
+        "SOURCE", "REFUSED", "DISTINCT", "TXNS", "CUT OFF", "LAST SEEN", "SAMPLES"
+    ));
+    for s in &r.sources {
+        out.push_str(&format!(
+            "{:<39} {:>8} {:>8} {:>6} {:>7}  {:<20}  {}\n",
+            s.client_ip,
+            s.refusals,
+            s.distinct_recipients,
+            s.transactions,
+            s.cut_off,
+            s.last_seen.get(..19).unwrap_or(&s.last_seen),
+            s.samples.join(", ")
+        ));
+    }
+    printable(out.trim_end(), true)
+}
