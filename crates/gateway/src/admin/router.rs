@@ -53,7 +53,9 @@ pub(super) fn routes() -> OpenApiRouter<State> {
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             IMPORT_BODY_LIMIT,
-        ));
+        ))
+        // axum's own limit for extractors (2 MB) follows the route's.
+        .layer(axum::extract::DefaultBodyLimit::max(IMPORT_BODY_LIMIT));
     small_routes()
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .merge(imports)
