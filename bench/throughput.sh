@@ -119,6 +119,7 @@ hostname = "mx.bench.test"
 [smtp]
 max_connections = 2000
 max_connections_per_ip = 1000
+max_connections_per_network = 2000
 
 [dns]
 nameservers = ["127.0.0.1:$KNOT_PORT"]

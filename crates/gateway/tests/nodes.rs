@@ -390,7 +390,14 @@ async fn recipient_lists_are_shared_by_every_node() {
         let (a, b) = (db.node("node-a"), db.node("node-b"));
         a.ok(&["tenant", "add", "contoso"]);
         a.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
-        a.ok(&["org", "set", "--tenant", "contoso", "--recipient-validation", "list"]);
+        a.ok(&[
+            "org",
+            "set",
+            "--tenant",
+            "contoso",
+            "--recipient-validation",
+            "list",
+        ]);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("all.txt");
         let mut text = String::from("address\n");
@@ -398,8 +405,18 @@ async fn recipient_lists_are_shared_by_every_node() {
             text.push_str(&format!("user{i:06}@contoso.com\n"));
         }
         std::fs::write(&file, text).unwrap();
-        let out = a.ok(&["recipient", "import", "--tenant", "contoso", "--file", file.to_str().unwrap()]);
-        assert_eq!(out.trim(), "100000 added, 0 removed; the list has 100000 recipients");
+        let out = a.ok(&[
+            "recipient",
+            "import",
+            "--tenant",
+            "contoso",
+            "--file",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.trim(),
+            "100000 added, 0 removed; the list has 100000 recipients"
+        );
         let rcpt = async |gw: &Gateway, who: &str| {
             let mut s = session(gw.smtp, "127.0.0.1").await;
             s.cmd("MAIL FROM:<a@example.org>").await;
@@ -417,15 +434,47 @@ async fn recipient_lists_are_shared_by_every_node() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         };
-        assert!(until(&b, "user099999@contoso.com", "250").await.starts_with("250"));
-        assert!(rcpt(&b, "nobody@contoso.com").await.starts_with("550 5.4.1"));
+        assert!(
+            until(&b, "user099999@contoso.com", "250")
+                .await
+                .starts_with("250")
+        );
+        assert!(
+            rcpt(&b, "nobody@contoso.com")
+                .await
+                .starts_with("550 5.4.1")
+        );
         // Added on B, known on A; removed on A, unknown on B.
-        b.ok(&["recipient", "add", "new.hire@contoso.com", "--tenant", "contoso"]);
+        b.ok(&[
+            "recipient",
+            "add",
+            "new.hire@contoso.com",
+            "--tenant",
+            "contoso",
+        ]);
         let started = Instant::now();
-        assert!(until(&a, "new.hire@contoso.com", "250").await.starts_with("250"));
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-        a.ok(&["recipient", "remove", "user000001@contoso.com", "--tenant", "contoso"]);
-        assert!(until(&b, "user000001@contoso.com", "550").await.starts_with("550 5.4.1"));
+        assert!(
+            until(&a, "new.hire@contoso.com", "250")
+                .await
+                .starts_with("250")
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        a.ok(&[
+            "recipient",
+            "remove",
+            "user000001@contoso.com",
+            "--tenant",
+            "contoso",
+        ]);
+        assert!(
+            until(&b, "user000001@contoso.com", "550")
+                .await
+                .starts_with("550 5.4.1")
+        );
         let listed = b.ok(&["recipient", "list", "--tenant", "contoso", "--all"]);
         assert_eq!(listed.lines().count(), 100_000);
     }

@@ -416,5 +416,50 @@ async fn verify_asks_the_mailbox_server_and_caches_its_answers() {
     down.stop();
     let r = rcpt(&gw, &["new@contoso.com", "bob@contoso.com"]).await;
     assert_eq!(r, [UNVERIFIED, "250 2.1.5 Recipient OK"]);
-    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    // A domain routed to an LMTP server is asked over LMTP (LHLO), per user.
+    let lmtp = Downstream::start(0, true, 0).await;
+    gw.ok(&["domain", "add", "lmtp.contoso.com", "--tenant", "contoso"]);
+    gw.ok(&[
+        "domain",
+        "set",
+        "lmtp.contoso.com",
+        "--tenant",
+        "contoso",
+        "--route",
+        &format!("lmtp://127.0.0.1:{}", lmtp.port),
+    ]);
+    let r = rcpt(&gw, &["ann@lmtp.contoso.com", "reject-x@lmtp.contoso.com"]).await;
+    assert_eq!(r, ["250 2.1.5 Recipient OK", UNKNOWN]);
+    assert_eq!(lmtp.transactions().1, 2);
+    assert!(lmtp.messages().is_empty());
+
+    // A mailbox server that accepts the connection and never answers: deferred after
+    // verify_timeout, the session goes on.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((sock, _)) = hang.accept().await {
+            open.push(sock);
+        }
+    });
+    gw.ok(&["domain", "add", "hang.contoso.com", "--tenant", "contoso"]);
+    gw.ok(&[
+        "domain",
+        "set",
+        "hang.contoso.com",
+        "--tenant",
+        "contoso",
+        "--route",
+        &format!("smtp://127.0.0.1:{hang_port}"),
+    ]);
+    let started = std::time::Instant::now();
+    let r = rcpt(&gw, &["ann@hang.contoso.com", "bob@contoso.com"]).await;
+    assert_eq!(r, [UNVERIFIED, "250 2.1.5 Recipient OK"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
 }
