@@ -134,8 +134,14 @@ cat >"$TMP/schemathesis.toml" <<EOF
 "path.c" = "relay"
 "path.name" = "billing"
 EOF
+# ensure_resource_availability (ST302) is off: the path parameters above are pinned to the
+# fixtures so that fuzzing reaches the handlers, which makes a link from a created rule to
+# `DELETE /rules/{name}` address the pinned `billing` instead — deleted earlier in the same run,
+# it is a 404 that says nothing about the API (seen once the recipient routes shifted the seeded
+# sequence).
 (cd "$TMP" && "$VENV/bin/st" --config-file "$TMP/schemathesis.toml" run "$ADMIN_URL/api/v1/openapi.json" \
-    -H "Authorization: Bearer $TOKEN" --checks all --exclude-checks positive_data_acceptance \
+    -H "Authorization: Bearer $TOKEN" --checks all \
+    --exclude-checks positive_data_acceptance,ensure_resource_availability \
     --max-time "$ST_MAX_TIME" --workers 2 --seed 1 --no-color) >"$TMP/st.log" 2>&1 ||
     fail "schemathesis found failures" "$TMP/st.log"
 grep -A1 "Test cases:" "$TMP/st.log" | tail -n 1 | sed "s/^ */# /"
