@@ -414,10 +414,15 @@ fn validate(
         .iter()
         .map(|v| parse_cidr(v).map_err(|e| err("smtp.proxy_trusted_networks", e)))
         .collect::<Result<Vec<_>, _>>()?;
+    // Timeouts and cache lifetimes: neither 0 (every session would end at once) nor beyond a
+    // year (a deadline that far overflows the clock).
     let nonzero = |key: &str, v: &Option<String>, default: &str| {
         let d = keys.duration(key, v, default)?;
         if d.is_zero() {
             return Err(err(key, "must be longer than 0s".into()));
+        }
+        if d > Duration::from_secs(365 * 86_400) {
+            return Err(err(key, "must be at most 365d".into()));
         }
         Ok(d)
     };
@@ -721,6 +726,10 @@ mod tests {
             (
                 "[smtp]\ncommand_timeout = \"0s\"",
                 "key `smtp.command_timeout`: must be longer than 0s",
+            ),
+            (
+                "[recipients]\nverify_positive_ttl = \"1000000000y\"",
+                "key `recipients.verify_positive_ttl`: must be at most 365d",
             ),
             (
                 "[smtp]\nmax_connections = 10\nreserved_connector_slots = 10",

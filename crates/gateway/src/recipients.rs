@@ -3,7 +3,11 @@
 //! answer as Postfix's address verification does. A probe that cannot complete is never taken
 //! for a "no": the recipient is deferred (`450 4.4.3`), not refused.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use mail_auth::ResolverCache;
 use portcullis_policy::route::Route;
@@ -57,8 +61,19 @@ impl Lookup {
     }
 }
 
+/// Probes running at once per route.
+pub const PROBES_PER_ROUTE: usize = 8;
+/// How long a route that could not answer a probe is left alone.
+pub const ROUTE_RETRY: Duration = Duration::from_secs(10);
+
+struct RouteState {
+    slots: Arc<Semaphore>,
+    down_until: Option<Instant>,
+}
+
 /// The verification cache and the probe's settings.
 pub struct Verifier {
+    routes: Mutex<HashMap<String, RouteState>>,
     /// (route, address) → (known, the server's reply).
     cache: TtlCache<String, (bool, String)>,
     positive_ttl: Duration,
@@ -71,6 +86,7 @@ pub struct Verifier {
 impl Verifier {
     pub fn new(config: &Config) -> Verifier {
         Verifier {
+            routes: Mutex::default(),
             cache: TtlCache::new(100_000),
             positive_ttl: config.verify_positive_ttl,
             negative_ttl: config.verify_negative_ttl,
@@ -93,6 +109,18 @@ impl Verifier {
         match validation {
             RecipientValidation::Off => Ok(Lookup::not_validated(validation, String::new())),
             RecipientValidation::List => {
+                // No list yet (validation turned on before the import, or everything
+                // removed): refusing every recipient would refuse all the tenant's mail.
+                if dir
+                    .recipient_lists()
+                    .get(tenant)
+                    .is_none_or(|l| l.is_empty())
+                {
+                    return Ok(Lookup::not_validated(
+                        validation,
+                        "the tenant's recipient list is empty: not validated".into(),
+                    ));
+                }
                 let known = dir.recipient_listed(tenant, address);
                 Ok(Lookup {
                     validation,
@@ -164,15 +192,52 @@ impl Verifier {
         }
     }
 
-    /// Asks `route`'s server about `address` and caches a definite answer.
+    /// Asks `route`'s server about `address` and caches a definite answer. At most
+    /// [`PROBES_PER_ROUTE`] probes run at once per route (a dictionary attack must not become
+    /// a flood of connections to the mailbox server), and a route that could not answer is not
+    /// asked again for [`ROUTE_RETRY`]: recipients are deferred at once meanwhile.
     pub async fn probe(&self, route: &Route, address: &str) -> Lookup {
+        let key = route.to_string();
+        let (slots, down_until) = {
+            let mut routes = self.routes.lock().expect("not poisoned");
+            let r = routes.entry(key.clone()).or_insert_with(|| RouteState {
+                slots: Arc::new(Semaphore::new(PROBES_PER_ROUTE)),
+                down_until: None,
+            });
+            (r.slots.clone(), r.down_until)
+        };
+        if down_until.is_some_and(|t| t > Instant::now()) {
+            metrics::counter!("portcullis_recipient_probes_total", "outcome" => "skipped")
+                .increment(1);
+            return Lookup {
+                validation: RecipientValidation::Verify,
+                result: RecipientLookup::Unavailable,
+                source: Source::Probe,
+                detail: format!("{route}: did not answer a moment ago; not asked again yet"),
+            };
+        }
         let started = Instant::now();
-        let answer = downstream::probe(route, &self.hostname, address, self.timeout).await;
+        let answer = match tokio::time::timeout(self.timeout, slots.acquire_owned()).await {
+            Ok(Ok(_permit)) => {
+                let left = self.timeout.saturating_sub(started.elapsed());
+                downstream::probe(route, &self.hostname, address, left).await
+            }
+            _ => ProbeAnswer::Unavailable(format!(
+                "{route}: {PROBES_PER_ROUTE} probes already waiting for it"
+            )),
+        };
+        // Connection trouble (not a 4xx for one recipient) leaves the route alone a while.
+        if let ProbeAnswer::Unavailable(_) = &answer
+            && let Some(r) = self.routes.lock().expect("not poisoned").get_mut(&key)
+        {
+            r.down_until = Some(Instant::now() + ROUTE_RETRY);
+        }
         metrics::histogram!("portcullis_recipient_probe_seconds")
             .record(started.elapsed().as_secs_f64());
         let outcome = match &answer {
             ProbeAnswer::Known => "known",
             ProbeAnswer::Unknown(_) => "unknown",
+            ProbeAnswer::Deferred(_) => "deferred",
             ProbeAnswer::Unavailable(_) => "unavailable",
         };
         metrics::counter!("portcullis_recipient_probes_total", "outcome" => outcome).increment(1);
@@ -187,7 +252,7 @@ impl Verifier {
                 self.remember(route, address, false, &reply, self.negative_ttl);
                 (RecipientLookup::Unknown, reply)
             }
-            ProbeAnswer::Unavailable(why) => {
+            ProbeAnswer::Deferred(why) | ProbeAnswer::Unavailable(why) => {
                 tracing::warn!(%route, address, "recipient verification failed: {why}");
                 (RecipientLookup::Unavailable, format!("{route}: {why}"))
             }

@@ -459,10 +459,8 @@ async fn open_session(
             early: Vec::new(),
         }
     };
-    let connector = shared
-        .directory
-        .get()
-        .is_connector_address(client.peer.ip());
+    let ip = client.peer.ip();
+    let connector = admission.is_connector(ip, shared.directory.get().connector_prefix(ip));
     match admission.admit(client.peer.ip(), connector) {
         Ok(slot) => {
             connection::handle(shared, tcp, client, shutdown).await;

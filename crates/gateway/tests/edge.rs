@@ -138,6 +138,17 @@ async fn one_network_cannot_lock_out_a_tenants_connector() {
         "--sender-ip",
         "127.0.2.0/29",
     ]);
+    // A connector for the whole internet (another tenant's, say) lifts no limit for anybody.
+    gw.ok(&["tenant", "add", "wide"]);
+    gw.ok(&[
+        "connector",
+        "add",
+        "everything",
+        "--tenant",
+        "wide",
+        "--sender-ip",
+        "0.0.0.0/0",
+    ]);
     let banner = |ip: &str| {
         let ip = ip.to_string();
         let addr = gw.smtp;
@@ -567,4 +578,45 @@ async fn behind_a_filtering_service_the_original_client_is_judged() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_the_socket_full_still_meets_the_data_deadline() {
+    let gw = Gateway::start("[smtp]\ndata_timeout = \"1s\"\nmax_message_size = 1000\n");
+    contoso(&gw);
+    let tcp = connect_from(gw.smtp, "127.0.0.1").await;
+    let (mut r, mut w) = tcp.into_split();
+    w.write_all(
+        b"EHLO flood.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@contoso.com>\r\nDATA\r\n",
+    )
+    .await
+    .unwrap();
+    // An endless message, as fast as the socket takes it (discarded past the size limit).
+    let writer = tokio::spawn(async move {
+        let line = [b'x'; 1022]
+            .iter()
+            .copied()
+            .chain(*b"\r\n")
+            .collect::<Vec<u8>>();
+        while w.write_all(&line).await.is_ok() {}
+    });
+    let started = Instant::now();
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 4096];
+    while !seen.contains("421 ") {
+        match tokio::time::timeout(Duration::from_secs(10), r.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => break,
+        }
+    }
+    assert!(
+        seen.contains("421 4.4.2 mx.test.example Message data timeout, closing connection"),
+        "{seen}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    writer.abort();
 }

@@ -186,7 +186,6 @@ impl Directory {
             .collect();
         connector_networks.sort();
         connector_networks.dedup();
-        connector_networks = ipnet::IpNet::aggregate(&connector_networks);
         Directory {
             tenants: map,
             domains: index,
@@ -227,10 +226,15 @@ impl Directory {
             .is_some_and(|l| l.contains(address))
     }
 
-    /// Whether `ip` is a sender address of some enabled inbound connector (any tenant's): such
-    /// a client is a known partner, admitted into the reserved connection slots.
-    pub fn is_connector_address(&self, ip: std::net::IpAddr) -> bool {
-        self.connector_networks.iter().any(|n| n.contains(&ip))
+    /// The longest prefix of the enabled inbound connectors' sender networks (any tenant's)
+    /// that contains `ip`, if any: how narrowly a connector vouches for the address (a client
+    /// admitted into the reserved connection slots must be vouched for narrowly).
+    pub fn connector_prefix(&self, ip: std::net::IpAddr) -> Option<u8> {
+        self.connector_networks
+            .iter()
+            .filter(|n| n.contains(&ip))
+            .map(|n| n.prefix_len())
+            .max()
     }
 
     pub fn tenant(&self, name: &str) -> Option<&TenantEntry> {

@@ -79,6 +79,15 @@ pub(super) async fn change_recipients(
                 .map_err(|e| bad(format!("remove entry {}: {e}", i + 1)))
         })
         .collect::<Res<Vec<String>>>()?;
+    if change.replace && !remove.is_empty() {
+        return Err(bad(
+            "replace takes no remove list: the add list becomes the whole list".into(),
+        ));
+    }
+    let removing: std::collections::HashSet<&String> = remove.iter().collect();
+    if let Some(both) = add.iter().find(|a| removing.contains(a)) {
+        return Err(bad(format!("{both} is both added and removed")));
+    }
     let done = state
         .store
         .change_recipients(&t, &add, &remove, change.replace)

@@ -73,6 +73,17 @@ impl Admission {
         })
     }
 
+    /// Whether a client a connector vouches for with a network of `prefix` bits is a
+    /// connector's address here: only a network no broader than the counting network is (a
+    /// tenant's `0.0.0.0/0` connector must not lift the limits for every client).
+    pub fn is_connector(&self, ip: IpAddr, prefix: Option<u8>) -> bool {
+        let bucket = match ip {
+            IpAddr::V4(_) => self.prefix_v4,
+            IpAddr::V6(_) => self.prefix_v6,
+        };
+        prefix.is_some_and(|p| p >= bucket)
+    }
+
     /// The network `ip` is counted in.
     fn network(&self, ip: IpAddr) -> IpNet {
         let prefix = match ip {
@@ -211,6 +222,18 @@ mod tests {
             slots.push(a.admit(ip("192.0.2.25"), true).unwrap());
         }
         assert_eq!(a.admit(ip("192.0.2.25"), true).err(), Some(Refusal::Full));
+        // Only a narrow connector network counts: a tenant's 0.0.0.0/0 lifts nothing.
+        let ip1 = ip("198.51.100.1");
+        assert!(a.is_connector(ip1, Some(32)) && a.is_connector(ip1, Some(24)));
+        assert!(
+            !a.is_connector(ip1, Some(0))
+                && !a.is_connector(ip1, Some(16))
+                && !a.is_connector(ip1, None)
+        );
+        assert!(
+            !a.is_connector(ip("2001:db8::1"), Some(32))
+                && a.is_connector(ip("2001:db8::1"), Some(64))
+        );
         // Slots come back when sessions end.
         slots.truncate(5);
         assert!(a.admit(ip("10.9.0.1"), false).is_ok());

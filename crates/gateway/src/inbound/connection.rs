@@ -5,6 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use portcullis_policy::{Attribution, DirectSend, Directory, PeerFacts};
 use portcullis_smtp::{Reply, ReversePath, Session, Stage, Step, reply};
@@ -155,7 +156,13 @@ pub async fn handle(
             }
             Step::NeedInput => {
                 if !out.is_empty() {
-                    if stream.write_all(&out).await.is_err() {
+                    // A client that stops reading holds no session: writes have the idle
+                    // timeout (and the session deadline) too.
+                    let limit = deadlines.write_limit(idle);
+                    if !matches!(
+                        tokio::time::timeout(limit, stream.write_all(&out)).await,
+                        Ok(Ok(()))
+                    ) {
                         break;
                     }
                     out.clear();
@@ -170,15 +177,21 @@ pub async fn handle(
                     continue;
                 }
                 let wait = deadlines.wait(idle, session.in_data());
-                let read = tokio::select! {
-                    r = tokio::time::timeout(wait, stream.read(&mut buf)) => r,
-                    _ = shutdown.changed(), if !session.in_data() => {
-                        session.on_shutdown();
-                        continue;
+                // A deadline already passed ends the session even when the client keeps the
+                // socket full (a read would always have bytes, and never time out).
+                let read = if wait.is_zero() {
+                    None
+                } else {
+                    tokio::select! {
+                        r = tokio::time::timeout(wait, stream.read(&mut buf)) => r.ok(),
+                        _ = shutdown.changed(), if !session.in_data() => {
+                            session.on_shutdown();
+                            continue;
+                        }
                     }
                 };
                 match read {
-                    Err(_) => match deadlines.passed(session.in_data()) {
+                    None => match deadlines.passed(session.in_data()) {
                         None => session.on_timeout(),
                         Some(deadline) => {
                             let r = deadline.reply(&shared.config.hostname);
@@ -190,12 +203,16 @@ pub async fn handle(
                             session.on_deadline(r);
                         }
                     },
-                    Ok(Ok(0)) | Ok(Err(_)) => break,
-                    Ok(Ok(n)) => session.feed(&buf[..n]),
+                    Some(Ok(0)) | Some(Err(_)) => break,
+                    Some(Ok(n)) => session.feed(&buf[..n]),
                 }
             }
             Step::StartTls => {
-                if stream.write_all(&out).await.is_err() {
+                let limit = deadlines.write_limit(idle);
+                if !matches!(
+                    tokio::time::timeout(limit, stream.write_all(&out)).await,
+                    Ok(Ok(()))
+                ) {
                     break;
                 }
                 out.clear();
@@ -210,6 +227,8 @@ pub async fn handle(
                         conn.tls = Some(tls.info(s.get_ref().1));
                         stream = Stream::Tls(Box::new(s));
                         session.tls_established();
+                        // The handshake is not the client's next command line.
+                        deadlines.replied();
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -224,9 +243,10 @@ pub async fn handle(
             }
             Step::Close => {
                 if !out.is_empty() {
-                    let _ = stream.write_all(&out).await;
+                    let limit = deadlines.write_limit(idle);
+                    let _ = tokio::time::timeout(limit, stream.write_all(&out)).await;
                 }
-                stream.shutdown().await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
                 break;
             }
         }

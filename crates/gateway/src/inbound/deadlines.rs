@@ -90,6 +90,13 @@ impl Deadlines {
         idle.min(nearest.saturating_duration_since(now))
     }
 
+    /// How long a write may take: the idle timeout, or what is left of the session (at least
+    /// a moment, so the 421 of a deadline still goes out).
+    pub(super) fn write_limit(&self, idle: Duration) -> Duration {
+        let left = self.session.saturating_duration_since(Instant::now());
+        idle.min(left.max(Duration::from_secs(1)))
+    }
+
     /// After a read timed out: the deadline that passed, or `None` when it was the idle timer.
     pub(super) fn passed(&self, in_data: bool) -> Option<Deadline> {
         let now = Instant::now();

@@ -408,8 +408,8 @@ impl Worker {
             // The exchanger's addresses through the configured DNS servers, as every lookup;
             // by name through the system resolver only when DNS is off.
             let targets = match self.auth.host_addresses(&host).await {
-                Ok(Some(ips)) => ips.into_iter().map(|ip| ip.to_string()).collect(),
-                Ok(None) => vec![host.clone()],
+                Ok(Some(ips)) => ips.into_iter().map(Some).collect(),
+                Ok(None) => vec![None],
                 Err(e) => {
                     last = rcpts
                         .iter()
@@ -421,9 +421,14 @@ impl Worker {
                     continue;
                 }
             };
-            for target in targets {
+            let route = Route::Smtp {
+                host,
+                port: self.config.mx_port,
+                tls_required: false,
+            };
+            for via in targets {
                 last = self
-                    .deliver_to_exchanger(target, mail_from, rcpts, message)
+                    .deliver_to_exchanger(&route, via, mail_from, rcpts, message)
                     .await;
                 if last.iter().any(|o| o.code != 0) {
                     return last;
@@ -433,24 +438,22 @@ impl Worker {
         last
     }
 
-    /// One attempt at one address of a mail exchanger.
+    /// One attempt at one address of a mail exchanger (named by `route`, so STARTTLS and the
+    /// per-destination limit see the exchanger's host name).
     async fn deliver_to_exchanger(
         &self,
-        host: String,
+        route: &Route,
+        via: Option<std::net::IpAddr>,
         mail_from: &str,
         rcpts: &[String],
         message: &[u8],
     ) -> Vec<downstream::Outcome> {
-        let route = Route::Smtp {
-            host,
-            port: self.config.mx_port,
-            tls_required: false,
-        };
         let slot = self.destination(&route.to_string());
         let _permit = slot.acquire_owned().await.expect("never closed");
-        downstream::deliver(
+        downstream::deliver_via(
             &self.pool,
-            &route,
+            route,
+            via,
             &self.config.hostname,
             mail_from,
             rcpts,

@@ -198,7 +198,24 @@ pub async fn deliver(
     rcpts: &[String],
     message: &[u8],
 ) -> Vec<Outcome> {
-    let key = route.to_string();
+    deliver_via(pool, route, None, helo, mail_from, rcpts, message).await
+}
+
+/// As [`deliver`], to one address of the route's host (`via`: a mail exchanger's address
+/// resolved through the configured DNS) — the host name still names the server for STARTTLS.
+pub async fn deliver_via(
+    pool: &Pool,
+    route: &Route,
+    via: Option<std::net::IpAddr>,
+    helo: &str,
+    mail_from: &str,
+    rcpts: &[String],
+    message: &[u8],
+) -> Vec<Outcome> {
+    let key = match via {
+        Some(ip) => format!("{route} {ip}"),
+        None => route.to_string(),
+    };
     let is_lmtp = matches!(route, Route::Lmtp { .. } | Route::LmtpUnix(_));
     if let Some((mut conn, opened)) = pool.take(&key) {
         match conn.transact(is_lmtp, mail_from, rcpts, message).await {
@@ -214,7 +231,7 @@ pub async fn deliver(
             Err(Failure::Stale(_)) => {} // a new connection below
         }
     }
-    let mut conn = match connect(route, helo).await {
+    let mut conn = match connect(route, via, helo).await {
         Ok(Ok(c)) => c,
         Ok(Err(refused)) => return all(rcpts, refused.0, refused.1),
         Err(e) => return all(rcpts, 0, e),
@@ -240,7 +257,9 @@ pub enum ProbeAnswer {
     Known,
     /// 5xx to `RCPT TO`: the server's reply.
     Unknown(String),
-    /// No answer either way: connection trouble, a time-out, a 4xx, a refused `MAIL FROM:<>`.
+    /// 4xx to `RCPT TO` (the mailbox is busy, say): the server answered, but not either way.
+    Deferred(String),
+    /// No answer: connection trouble, a time-out, a refused greeting or `MAIL FROM:<>`.
     Unavailable(String),
 }
 
@@ -249,7 +268,7 @@ pub enum ProbeAnswer {
 /// On its own connection (a pooled one may be mid-transaction), within `limit` in all.
 pub async fn probe(route: &Route, helo: &str, address: &str, limit: Duration) -> ProbeAnswer {
     let asked = async {
-        let mut conn = match connect(route, helo).await {
+        let mut conn = match connect(route, None, helo).await {
             Ok(Ok(c)) => c,
             Ok(Err((_, reply))) => return ProbeAnswer::Unavailable(reply),
             Err(e) => return ProbeAnswer::Unavailable(e),
@@ -265,8 +284,8 @@ pub async fn probe(route: &Route, helo: &str, address: &str, limit: Duration) ->
     match tokio::time::timeout(limit, asked).await {
         Ok(answer) => answer,
         Err(_) => ProbeAnswer::Unavailable(format!(
-            "{route}: no answer within {}",
-            humantime::format_duration(limit)
+            "{route}: no answer within {:.1} s",
+            limit.as_secs_f64()
         )),
     }
 }
@@ -285,7 +304,7 @@ async fn probe_on<T: AsyncRead + AsyncWrite + Unpin>(
     let answer = match client.cmd(format!("RCPT TO:<{address}>\r\n")).await {
         Ok(r) if (200..300).contains(&r.code) => ProbeAnswer::Known,
         Ok(r) if (500..600).contains(&r.code) => ProbeAnswer::Unknown(text(&r)),
-        Ok(r) => ProbeAnswer::Unavailable(text(&r)),
+        Ok(r) => ProbeAnswer::Deferred(text(&r)),
         Err(e) => ProbeAnswer::Unavailable(e.to_string()),
     };
     let _ = client.cmd("RSET\r\n").await;
@@ -294,18 +313,25 @@ async fn probe_on<T: AsyncRead + AsyncWrite + Unpin>(
 
 /// Connects and greets (EHLO/LHLO, STARTTLS when offered): a connection ready for `MAIL FROM`,
 /// or the server's refusal (code, reply) to apply to every recipient.
-async fn connect(route: &Route, helo: &str) -> Result<Result<Conn, (u16, String)>, String> {
+async fn connect(
+    route: &Route,
+    via: Option<std::net::IpAddr>,
+    helo: &str,
+) -> Result<Result<Conn, (u16, String)>, String> {
     match route {
         Route::Smtp {
             host,
             port,
             tls_required,
         } => {
-            let addr = tokio::net::lookup_host((host.as_str(), *port))
-                .await
-                .map_err(|e| format!("cannot resolve {host}: {e}"))?
-                .next()
-                .ok_or_else(|| format!("{host} has no address"))?;
+            let addr = match via {
+                Some(ip) => std::net::SocketAddr::new(ip, *port),
+                None => tokio::net::lookup_host((host.as_str(), *port))
+                    .await
+                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("{host} has no address"))?,
+            };
             let mut client = SmtpClient::connect(addr, TIMEOUT)
                 .await
                 .map_err(|e| e.to_string())?;

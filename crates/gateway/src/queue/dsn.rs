@@ -6,11 +6,15 @@ use std::time::SystemTime;
 use crate::queue::envelope::{Envelope, RcptState};
 
 /// Why the envelope sender of a message cannot be believed, if it cannot: SPF `fail` for it,
-/// or a DMARC or composite-authentication failure. Such a sender gets no bounce.
+/// or a DMARC or composite-authentication failure of a message whose sender SPF did not
+/// verify either. Such a sender gets no bounce. (A sender SPF verified gets its bounce even
+/// when the `From:` header failed DMARC: the bounce goes to an address that really sent.)
 pub fn unverified_sender(auth: &portcullis_store::TraceAuth) -> Option<&'static str> {
     let is_fail = |r: &Option<String>| r.as_deref() == Some("fail");
     if is_fail(&auth.spf) {
         Some("SPF failed for the sender (likely forged)")
+    } else if auth.spf.as_deref() == Some("pass") {
+        None
     } else if is_fail(&auth.dmarc) {
         Some("the message failed DMARC (sender likely forged)")
     } else if is_fail(&auth.compauth) {
@@ -117,6 +121,24 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounces_only_to_senders_authentication_does_not_call_forged() {
+        let auth = |spf: &str, dmarc: &str, compauth: &str| portcullis_store::TraceAuth {
+            spf: (!spf.is_empty()).then(|| spf.to_string()),
+            dmarc: (!dmarc.is_empty()).then(|| dmarc.to_string()),
+            compauth: (!compauth.is_empty()).then(|| compauth.to_string()),
+            ..Default::default()
+        };
+        assert!(unverified_sender(&auth("fail", "", "")).is_some());
+        assert!(unverified_sender(&auth("softfail", "fail", "fail")).is_some());
+        assert!(unverified_sender(&auth("none", "none", "fail")).is_some());
+        // SPF verified the envelope sender: the bounce goes to an address that really sent.
+        assert!(unverified_sender(&auth("pass", "fail", "fail")).is_none());
+        assert!(unverified_sender(&auth("none", "none", "none")).is_none());
+        // Authentication off: nothing known, nothing suppressed.
+        assert!(unverified_sender(&auth("", "", "")).is_none());
+    }
 
     #[test]
     fn status_codes_come_from_the_reply() {
