@@ -85,6 +85,30 @@ pub struct ConnectorPatch {
     pub skip_ips: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_last_ip: Option<bool>,
+    /// Accept an IPv4 prefix broader than /16 or an IPv6 prefix broader than /32 in
+    /// `sender_ips` or `skip_ips` (refused without it: such a range vouches for a large part
+    /// of the internet). Not stored; the change is logged as a warning and audited.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_broad_range: bool,
+}
+
+/// Whether `net` is broader than a connector should vouch for without saying so: an IPv4
+/// prefix shorter than /16, an IPv6 prefix shorter than /32.
+pub fn is_broad_range(net: &IpNet) -> bool {
+    match net {
+        IpNet::V4(n) => n.prefix_len() < 16,
+        IpNet::V6(n) => n.prefix_len() < 32,
+    }
+}
+
+/// Refuses broad networks in a connector's lists unless `allowed`.
+pub fn check_broad_ranges(flag: &str, nets: &[IpNet], allowed: bool) -> Result<(), String> {
+    match nets.iter().find(|n| is_broad_range(n)) {
+        Some(n) if !allowed => Err(format!(
+            "{flag} {n} covers more than a /16 (IPv4) or /32 (IPv6): the connector would vouch for a large part of the internet, and every spoof from it would be attributed; give --allow-broad-range if that is really meant"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Query parameters of `GET /trace`.
@@ -485,6 +509,12 @@ impl ConnectorPatch {
         }
         if let Some(v) = self.skip_last_ip {
             c.skip_last_ip = v;
+        }
+        if self.sender_ips.is_some() {
+            check_broad_ranges("sender IP range", &c.sender_ips, self.allow_broad_range)?;
+        }
+        if self.skip_ips.is_some() {
+            check_broad_ranges("skip range", &c.skip_ips, self.allow_broad_range)?;
         }
         if c.skip_last_ip && !c.skip_ips.is_empty() {
             return Err(format!(

@@ -148,6 +148,7 @@ async fn one_network_cannot_lock_out_a_tenants_connector() {
         "wide",
         "--sender-ip",
         "0.0.0.0/0",
+        "--allow-broad-range",
     ]);
     let banner = |ip: &str| {
         let ip = ip.to_string();
@@ -619,4 +620,64 @@ async fn a_client_that_keeps_the_socket_full_still_meets_the_data_deadline() {
         started.elapsed()
     );
     writer.abort();
+}
+
+#[tokio::test]
+async fn broad_or_mistyped_connector_ranges_are_refused_naming_the_value() {
+    let gw = Gateway::start("");
+    contoso(&gw);
+    let add = |extra: &[&str]| {
+        let mut args = vec!["connector", "add", "wide", "--tenant", "contoso"];
+        args.extend_from_slice(extra);
+        gw.cli(&args)
+    };
+    let o = add(&["--sender-ip", "0.0.0.0/0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("0.0.0.0/0") && err.contains("--allow-broad-range"),
+        "{err}"
+    );
+    let o = add(&["--sender-ip", "2001:db8::/16"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = add(&["--sender-ip", "10.0.0.1/24"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("did you mean 10.0.0.0/24 or 10.0.0.1/32"),
+        "{err}"
+    );
+    // Nothing was created by the refusals.
+    assert!(
+        !gw.ok(&["connector", "list", "--tenant", "contoso"])
+            .contains("wide")
+    );
+    // Through the API too (the CLI is not the only client): 400 naming the value.
+    let o = gw.cli(&[
+        "connector",
+        "add",
+        "ok",
+        "--tenant",
+        "contoso",
+        "--sender-ip",
+        "10.0.0.0/16",
+    ]);
+    assert!(o.status.success());
+    let token = std::fs::read_to_string(gw.data().join("admin.token")).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .patch(format!("{}/api/v1/tenants/contoso/connectors/ok", gw.admin))
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .send_json(serde_json::json!({"sender_ips": ["0.0.0.0/1"]}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.body_mut().read_to_string().unwrap().contains("0.0.0.0/1"));
+    // Said explicitly: accepted, and the audit log has it.
+    let o = add(&["--sender-ip", "0.0.0.0/0", "--allow-broad-range"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let audit = gw.ok(&["audit", "--tenant", "contoso", "--json"]);
+    assert!(audit.contains("0.0.0.0/0"), "{audit}");
 }

@@ -68,6 +68,7 @@ pub(super) async fn add_connector(
     let change = state.store.put_connector(&c, true).await?;
     changed(&state).await?;
     tracing::info!(tenant = %t, connector = %c.name, "connector added");
+    warn_broad(&t, &c);
     Ok((StatusCode::CREATED, trail(&change), Json(c)))
 }
 
@@ -90,6 +91,7 @@ pub(super) async fn set_connector(
         .await?;
     changed(&state).await?;
     tracing::info!(tenant = %t, connector = %name, "connector changed");
+    warn_broad(&t, &change.value);
     Ok((trail(&change), Json(change.value)))
 }
 
@@ -101,4 +103,19 @@ pub(super) async fn remove_connector(
     let change = state.store.remove_connector(&t, &c).await?;
     changed(&state).await?;
     Ok((StatusCode::NO_CONTENT, trail(&change)))
+}
+
+/// A connector that vouches for a broad range (accepted with `allow_broad_range`) is said in the
+/// log at warning level: every spoof from that range is attributed.
+fn warn_broad(t: &str, c: &Connector) {
+    let broad: Vec<String> = c
+        .sender_ips
+        .iter()
+        .chain(&c.skip_ips)
+        .filter(|n| is_broad_range(n))
+        .map(|n| n.to_string())
+        .collect();
+    if !broad.is_empty() {
+        tracing::warn!(tenant = %t, connector = %c.name, ranges = ?broad, "connector vouches for a broad range (allowed with --allow-broad-range)");
+    }
 }

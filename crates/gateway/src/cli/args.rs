@@ -626,6 +626,10 @@ pub struct ConnectorFlags {
     /// Judge mail attributed to this connector by the client the topmost Received names
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub skip_last_ip: Option<String>,
+    /// Accept an IPv4 range broader than /16 or an IPv6 range broader than /32 (refused
+    /// without it; logged as a warning and audited)
+    #[arg(long)]
+    pub allow_broad_range: bool,
     /// Print the server's JSON
     #[arg(long)]
     pub json: bool,

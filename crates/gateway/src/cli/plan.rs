@@ -823,6 +823,7 @@ pub(super) fn connector_patch(f: &ConnectorFlags) -> Result<ConnectorPatch, Stri
         enabled,
         skip_ips: list_flag(&f.skip_ips),
         skip_last_ip: on_off("--skip-last-ip", &f.skip_last_ip)?,
+        allow_broad_range: f.allow_broad_range,
     })
 }
 
@@ -832,8 +833,13 @@ pub(super) fn check_connector_values(p: &ConnectorPatch) -> Result<(), String> {
     if let Some(t) = &p.connector_type {
         api_types::parse_connector_type(t)?;
     }
-    for s in p.sender_ips.iter().chain(p.skip_ips.iter()).flatten() {
-        api_types::parse_cidr(s)?;
+    for (flag, list) in [("--sender-ip", &p.sender_ips), ("--skip-ips", &p.skip_ips)] {
+        let nets = list
+            .iter()
+            .flatten()
+            .map(|s| api_types::parse_cidr(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        api_types::check_broad_ranges(flag, &nets, p.allow_broad_range)?;
     }
     for s in p.tls_cert_names.iter().flatten() {
         api_types::parse_cert_name(s)?;
