@@ -44,6 +44,24 @@ struct RawConfig {
     node: RawNode,
     #[serde(default)]
     recipients: RawRecipients,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+}
+
+/// `[log] format`: how log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human line per event (colour only on a terminal, never with `NO_COLOR`).
+    #[default]
+    Text,
+    /// One JSON object per line (for a log collector).
+    Json,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +235,7 @@ pub struct Config {
     pub verify_negative_ttl: Duration,
     pub verify_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub tls_client_ca_file: Option<PathBuf>,
@@ -382,6 +401,16 @@ fn validate(
     };
 
     let services = services(&keys, raw.services)?;
+    let log_format = match raw.log.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(err(
+                "log.format",
+                format!("invalid log format {other:?} (expected \"text\" or \"json\")"),
+            ));
+        }
+    };
 
     let max_connections = positive("smtp.max_connections", raw.smtp.max_connections, 1000)?;
     let reserved_connector_slots = raw.smtp.reserved_connector_slots.unwrap_or(100) as usize;
@@ -491,6 +520,7 @@ fn validate(
             "30s",
         )?,
         shutdown_grace: duration("smtp.shutdown_grace", &raw.smtp.shutdown_grace, "30s")?,
+        log_format,
         tls_cert_file: raw.tls.cert_file,
         tls_key_file: raw.tls.key_file,
         tls_client_ca_file: raw.tls.client_ca_file,
@@ -726,6 +756,10 @@ mod tests {
             (
                 "[smtp]\ncommand_timeout = \"0s\"",
                 "key `smtp.command_timeout`: must be longer than 0s",
+            ),
+            (
+                "[log]\nformat = \"xml\"",
+                "key `log.format`: invalid log format \"xml\" (expected \"text\" or \"json\")",
             ),
             (
                 "[recipients]\nverify_positive_ttl = \"1000000000y\"",

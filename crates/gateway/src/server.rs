@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, Overrides};
+use crate::config::{Config, LogFormat, Overrides};
 use crate::directory::Live;
 use crate::inbound::admission::Admission;
 use crate::inbound::connection::{self, Client};
@@ -49,13 +49,31 @@ pub fn main(args: &Overrides, data_dir: Option<&Path>) -> i32 {
         .thread_name("log-writer")
         .finish(std::io::stderr());
     let log_dropped = log_writer.error_counter();
-    tracing_subscriber::fmt()
+    // Colour only for a person at a terminal: never into a file, a pipe or journald, never
+    // with NO_COLOR (no-color.org: set and not empty).
+    let colour = {
+        use std::io::IsTerminal;
+        config.log_format == LogFormat::Text
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    };
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(log_writer)
-        .init();
+        .with_ansi(colour);
+    match config.log_format {
+        LogFormat::Text => logger.init(),
+        LogFormat::Json => logger.json().init(),
+    }
+    // Everything the gateway creates — database, spool, journal, Maildir, keys — is readable
+    // by its own user only: files 0600, directories 0700.
+    // SAFETY: umask only sets the process's file-mode creation mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
     // Sessions and deliveries on runtimes of their own: a delivery's work (downstream I/O, spool
     // updates, hundreds of microseconds per message) queued on the sessions' workers would delay
     // every SMTP reply behind it; apart, the kernel's scheduler shares the cores between them and
@@ -180,6 +198,13 @@ async fn serve(
         })?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    // A data directory made by an earlier version (or by hand) is closed too: what is in it
+    // is then out of other users' reach whatever its own mode.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting data directory {}", config.data_dir.display()))?;
+    }
     ensure_admin_token(&config.data_dir)?;
     let directory = Live::load(store.clone(), config.services.clone()).await?;
     let poller = directory.spawn_poller(Duration::from_millis(500));

@@ -341,6 +341,7 @@ impl Conn {
         let Some(txn) = self.txn.take() else { return };
         for copy in txn.copies {
             if let Some(record) = abandoned(copy.record) {
+                log_refused_recipients(&record, &self.peer);
                 self.shared.trace.send(record).await;
             }
         }
@@ -359,4 +360,32 @@ fn refused_at_end(r: &Reply) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// One log line for a tenant's transaction that ended without a message because its recipients
+/// were refused or deferred (direct send, a restricted partner, unknown recipients, DNS
+/// trouble): tenant, client, sender, the recipients and the first reply.
+fn log_refused_recipients(record: &TraceRecord, peer: &SocketAddr) {
+    use portcullis_store::RecipientStatus;
+    let refused: Vec<&portcullis_store::TraceRecipient> = record
+        .recipients
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.status,
+                RecipientStatus::Rejected | RecipientStatus::Deferred
+            )
+        })
+        .collect();
+    let Some(first) = refused.first() else { return };
+    let rcpts: Vec<&str> = refused.iter().map(|r| r.address.as_str()).collect();
+    tracing::info!(
+        trace_id = %record.trace_id,
+        tenant = %record.tenant,
+        peer = %peer,
+        from = %record.mail_from,
+        rcpts = ?rcpts,
+        reply = %first.reply,
+        "recipients refused"
+    );
 }

@@ -419,7 +419,13 @@ impl Conn {
 
     /// Nothing was accepted: every copy is recorded with the final reply.
     async fn record_refused(&self, txn: &mut Txn, reply: &Reply) {
-        tracing::info!(trace_id = %txn.id, peer = %self.peer, from = %txn.from, reply = %reply, "message refused");
+        let tenants: Vec<&str> = txn.copies.iter().map(|c| c.tenant.as_str()).collect();
+        let rcpts: Vec<&str> = txn
+            .copies
+            .iter()
+            .flat_map(|c| c.accepted.iter().map(String::as_str))
+            .collect();
+        tracing::info!(trace_id = %txn.id, tenants = ?tenants, peer = %self.peer, from = %txn.from, rcpts = ?rcpts, reply = %reply, "message refused");
         for copy in txn.copies.iter_mut() {
             if !copy.accepted.is_empty() && copy.record.status != TraceStatus::Rejected {
                 for r in copy

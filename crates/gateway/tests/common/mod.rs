@@ -23,6 +23,8 @@ enum Log {
     Warnings,
     /// Everything from `info` up, into a pipe the test never reads.
     UnreadPipe,
+    /// Everything from `info` up, into a file (not a terminal).
+    File(PathBuf),
 }
 
 pub struct Gateway {
@@ -53,6 +55,17 @@ impl Gateway {
         dns: portcullis_testdns::TestDns,
     ) -> Gateway {
         Self::launch(dir, config, dns, Log::Warnings).0
+    }
+
+    /// Starts with the log at `info` written into `file`.
+    pub fn start_logging_to(config: &str, file: &Path) -> Gateway {
+        Self::launch(
+            tempfile::tempdir().unwrap(),
+            config,
+            portcullis_testdns::TestDns::start(),
+            Log::File(file.to_path_buf()),
+        )
+        .0
     }
 
     /// Starts with the log at `info` written into a pipe that nobody reads (a stalled log
@@ -97,13 +110,14 @@ impl Gateway {
                 "PORTCULLIS_LOG",
                 match log {
                     Log::Warnings => "warn",
-                    Log::UnreadPipe => "info",
+                    Log::UnreadPipe | Log::File(_) => "info",
                 },
             )
             .stdout(Stdio::piped())
-            .stderr(match log {
+            .stderr(match &log {
                 Log::Warnings => Stdio::inherit(),
                 Log::UnreadPipe => Stdio::piped(),
+                Log::File(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             })
             .spawn()
             .expect("start portcullis");
