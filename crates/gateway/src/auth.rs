@@ -136,6 +136,34 @@ pub struct Authenticator {
     resolver: Option<MessageAuthenticator>,
     hostname: String,
     caches: Caches,
+    pub dns_health: DnsHealth,
+}
+
+/// Whether DNS answers: set when a lookup fails with a temporary error (time-out, SERVFAIL),
+/// cleared by the next that succeeds. `/readyz`, the log and `/metrics` say so once it has
+/// lasted `[dns] unhealthy_after`.
+#[derive(Default)]
+pub struct DnsHealth {
+    failing_since: std::sync::Mutex<Option<Instant>>,
+}
+
+impl DnsHealth {
+    fn record(&self, failed: bool) {
+        let mut since = self.failing_since.lock().expect("not poisoned");
+        if failed {
+            since.get_or_insert_with(Instant::now);
+        } else {
+            *since = None;
+        }
+    }
+
+    /// How long lookups have been failing with no success since, if they are.
+    pub fn failing_for(&self) -> Option<Duration> {
+        self.failing_since
+            .lock()
+            .expect("not poisoned")
+            .map(|t| t.elapsed())
+    }
 }
 
 impl Authenticator {
@@ -175,6 +203,7 @@ impl Authenticator {
         };
         Ok(Authenticator {
             resolver,
+            dns_health: DnsHealth::default(),
             hostname: hostname.to_string(),
             caches: Caches {
                 txt: TtlCache::new(16_384),
@@ -343,6 +372,7 @@ impl Authenticator {
             SpfResult::PermError => AuthResult::PermError,
             SpfResult::None => AuthResult::None,
         };
+        self.dns_health.record(spf.result == AuthResult::TempError);
         spf.domain = Some(output.domain().to_ascii_lowercase());
         spf.output = Some(output);
         spf
@@ -435,6 +465,7 @@ impl Authenticator {
             },
             from_domain,
         };
+        self.dns_health.record(facts.temp_error());
         let results = self.results_text(ip, spf, &dkim, &arc, &dmarc, &facts);
         MessageAuth { facts, results }
     }

@@ -125,6 +125,7 @@ struct RawTls {
 struct RawDns {
     nameservers: Option<Vec<String>>,
     timeout: Option<String>,
+    unhealthy_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,6 +244,8 @@ pub struct Config {
     pub nameservers: Vec<SocketAddr>,
     /// Per-query DNS time-out (two attempts per server).
     pub dns_timeout: Duration,
+    /// DNS failing this long (no lookup succeeding) is reported: log, metric, `/readyz`.
+    pub dns_unhealthy_after: Duration,
     /// SPF, DKIM, ARC and DMARC on (default) or off (`[auth] enabled = false`).
     pub auth_enabled: bool,
     pub storage_url: String,
@@ -412,6 +415,18 @@ fn validate(
         }
     };
 
+    let first_retry = duration("delivery.first_retry", &raw.delivery.first_retry, "1m")?;
+    let max_retry = duration("delivery.max_retry", &raw.delivery.max_retry, "1h")?;
+    if first_retry > max_retry {
+        return Err(err(
+            "delivery.first_retry",
+            format!(
+                "{} is longer than delivery.max_retry ({}): retries start at first_retry and double up to max_retry",
+                humantime::format_duration(first_retry),
+                humantime::format_duration(max_retry)
+            ),
+        ));
+    }
     let max_connections = positive("smtp.max_connections", raw.smtp.max_connections, 1000)?;
     let reserved_connector_slots = raw.smtp.reserved_connector_slots.unwrap_or(100) as usize;
     if reserved_connector_slots >= max_connections {
@@ -525,7 +540,8 @@ fn validate(
         tls_key_file: raw.tls.key_file,
         tls_client_ca_file: raw.tls.client_ca_file,
         nameservers,
-        dns_timeout: duration("dns.timeout", &raw.dns.timeout, "5s")?,
+        dns_timeout: nonzero("dns.timeout", &raw.dns.timeout, "5s")?,
+        dns_unhealthy_after: nonzero("dns.unhealthy_after", &raw.dns.unhealthy_after, "30s")?,
         auth_enabled: raw.auth.enabled.unwrap_or(true),
         storage_url,
         storage_connect_timeout: duration(
@@ -536,8 +552,8 @@ fn validate(
         trace_retention: duration("trace.retention", &raw.trace.retention, "90d")?,
         quarantine_retention: duration("quarantine.retention", &raw.quarantine.retention, "30d")?,
         default_route,
-        first_retry: duration("delivery.first_retry", &raw.delivery.first_retry, "1m")?,
-        max_retry: duration("delivery.max_retry", &raw.delivery.max_retry, "1h")?,
+        first_retry,
+        max_retry,
         give_up_after: duration("delivery.give_up_after", &raw.delivery.give_up_after, "2d")?,
         delivery_concurrency: positive(
             "delivery.max_concurrency",
@@ -756,6 +772,14 @@ mod tests {
             (
                 "[smtp]\ncommand_timeout = \"0s\"",
                 "key `smtp.command_timeout`: must be longer than 0s",
+            ),
+            (
+                "[delivery]\nfirst_retry = \"2h\"",
+                "key `delivery.first_retry`: 2h is longer than delivery.max_retry (1h)",
+            ),
+            (
+                "[delivery]\ndefault_route = \"ftp://x:21\"",
+                "key `delivery.default_route`: invalid route \"ftp://x:21\": unknown scheme \"ftp\"",
             ),
             (
                 "[log]\nformat = \"xml\"",

@@ -217,6 +217,7 @@ async fn serve(
         config.dns_timeout,
     )?);
     log_authentication(&auth, &config);
+    let dns_watch = watch_dns(auth.clone(), config.dns_unhealthy_after);
     let spool = Spool::open(config.data_dir.join("spool"))?;
     let recovered = spool.recover()?;
     if !recovered.is_empty() {
@@ -300,6 +301,7 @@ async fn serve(
     accept_loop(smtp, shared, shutdown_rx).await;
 
     poller.abort();
+    dns_watch.abort();
     queue_index.abort();
     listener.abort();
     retention.abort();
@@ -350,6 +352,39 @@ async fn restore_trace_records(
         );
     }
     Ok(())
+}
+
+/// DNS health in the log and `/metrics` (`portcullis_dns_healthy`): a warning once lookups have
+/// failed for `after`, a line when they answer again.
+fn watch_dns(
+    auth: Arc<crate::auth::Authenticator>,
+    after: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut healthy = true;
+        metrics::gauge!("portcullis_dns_healthy").set(1.0);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let failing = auth.dns_health.failing_for().filter(|d| *d >= after);
+            match (healthy, failing) {
+                (true, Some(d)) => {
+                    healthy = false;
+                    metrics::gauge!("portcullis_dns_healthy").set(0.0);
+                    tracing::warn!(
+                        seconds = d.as_secs(),
+                        "DNS lookups have been failing (time-outs or SERVFAIL): anonymous mail is deferred; /readyz says degraded"
+                    );
+                }
+                (false, None) => {
+                    healthy = true;
+                    metrics::gauge!("portcullis_dns_healthy").set(1.0);
+                    tracing::info!("DNS answers again");
+                }
+                _ => {}
+            }
+        }
+    })
 }
 
 /// Says at start whether email authentication is on, and through which DNS.

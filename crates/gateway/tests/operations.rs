@@ -134,3 +134,80 @@ async fn logs_in_a_file_have_no_colour_and_json_lines_parse() {
         }
     }
 }
+
+fn readyz(gw: &Gateway) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent.get(format!("{}/readyz", gw.admin)).call().unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+#[tokio::test]
+async fn readyz_is_degraded_while_dns_fails_and_while_mail_is_refused_for_a_local_cause() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let gw = Gateway::start_logging_to(
+        // Right after the harness's own [dns] table.
+        "unhealthy_after = \"1s\"\n[delivery]\nmax_queue = 1\n",
+        log.path(),
+    );
+    gw.ok(&["tenant", "add", "contoso"]);
+    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    assert_eq!(readyz(&gw), (200, "ready\n".to_string()));
+    // DNS times out for the sender's domain: SPF cannot be evaluated.
+    gw.dns.timeout("slow.example");
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    assert!(s.cmd("MAIL FROM:<a@slow.example>").await.starts_with("250"));
+    assert!(
+        s.cmd("RCPT TO:<bob@contoso.com>")
+            .await
+            .starts_with("451 4.7.24")
+    );
+    s.cmd("QUIT").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (code, body) = loop {
+        let (code, body) = readyz(&gw);
+        if code == 503 || std::time::Instant::now() > deadline {
+            break (code, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.starts_with("degraded: DNS lookups have failed for "),
+        "{body}"
+    );
+    // The watcher (once a second) says it in /metrics and the log.
+    let mut said = false;
+    for _ in 0..30 {
+        said = gw.metrics().contains("portcullis_dns_healthy 0")
+            && std::fs::read_to_string(log.path())
+                .unwrap()
+                .contains("DNS lookups have been failing");
+        if said {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(said, "no DNS warning in the metrics and the log");
+    // A lookup that answers (no SPF record is an answer) ends it.
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    assert!(s.cmd("MAIL FROM:<a@example.org>").await.starts_with("250"));
+    assert_eq!(readyz(&gw).0, 200);
+
+    // The queue full (one message waiting for a route that does not answer): 452 at MAIL, and
+    // readyz says why.
+    gw.ok(&["tenant", "set", "contoso", "--route", "smtp://127.0.0.1:9"]);
+    assert!(s.cmd("RCPT TO:<bob@contoso.com>").await.starts_with("250"));
+    assert!(s.cmd("DATA").await.starts_with("354"));
+    s.send(b"Subject: waits\r\n\r\nx\r\n.\r\n").await;
+    assert!(s.reply().await.starts_with("250 2.6.0"));
+    assert!(s.cmd("MAIL FROM:<a@example.org>").await.starts_with("452"));
+    let (code, body) = readyz(&gw);
+    assert_eq!(code, 503);
+    assert!(
+        body.starts_with("degraded: new mail is refused (452): 1 messages queued"),
+        "{body}"
+    );
+}

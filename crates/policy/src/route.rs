@@ -49,6 +49,11 @@ impl Route {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("expected maildir:PATH, smtp://host:port, smtp+tls-required://host:port, lmtp://host:port or lmtp+unix:///path"))?;
+        if !matches!(scheme, "smtp" | "smtp+tls-required" | "lmtp") {
+            return Err(bad(&format!(
+                "unknown scheme {scheme:?}: expected maildir:PATH, smtp://, smtp+tls-required://, lmtp:// or lmtp+unix://"
+            )));
+        }
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
@@ -156,5 +161,8 @@ mod tests {
             let e = Route::parse(bad).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
         }
+        // An unknown scheme is named as such, not as a bad host.
+        let e = Route::parse("ftp://x:21").unwrap_err();
+        assert!(e.contains("unknown scheme \"ftp\""), "{e}");
     }
 }
