@@ -183,6 +183,27 @@ struct RawService {
     tls_cert_names: Vec<String>,
 }
 
+impl RawConfig {
+    /// The file's relative paths joined to `base`, the file's directory (`None`: as given).
+    fn relative_to(mut self, base: Option<&Path>) -> RawConfig {
+        let Some(base) = base else { return self };
+        let fix = |p: &mut Option<PathBuf>| {
+            if let Some(path) = p.as_mut()
+                && path.is_relative()
+            {
+                *path = base.join(&*path);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.tls.cert_file);
+        fix(&mut self.tls.key_file);
+        fix(&mut self.tls.client_ca_file);
+        fix(&mut self.admin.tls_cert_file);
+        fix(&mut self.admin.tls_key_file);
+        self
+    }
+}
+
 /// A trusted sending service (`[services.NAME]`) tenants may opt into with `trust_services`.
 #[derive(Clone, Debug)]
 pub struct Service {
@@ -311,6 +332,13 @@ impl Config {
             }
             None => (RawConfig::default(), "(defaults)".to_string()),
         };
+        // Paths in the file are relative to the file, wherever the gateway was started from.
+        let base = args
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty());
+        let raw = raw.relative_to(base);
         validate(raw, &file, args, data_dir_flag)
     }
 }
@@ -572,6 +600,72 @@ fn validate(
         lock_reject_direct_send: raw.tenants.lock_reject_direct_send.unwrap_or(false),
         services,
     })
+}
+
+/// The keys whose new value (in `new`) differs from the running one (`old`) and which only a
+/// restart applies: SIGHUP applies the `[smtp]` session limits and the certificates, nothing else.
+pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut check = |key: &'static str, changed: bool| {
+        if changed {
+            keys.push(key);
+        }
+    };
+    macro_rules! field {
+        ($key:literal, $($f:ident).+) => {
+            check($key, format!("{:?}", old.$($f).+) != format!("{:?}", new.$($f).+))
+        };
+    }
+    field!("hostname", hostname);
+    field!("node.name", node_name);
+    field!("data_dir", data_dir);
+    field!("smtp.listen", smtp_listen);
+    field!("admin.listen", admin_listen);
+    field!("smtp.idle_timeout", idle_timeout);
+    field!("smtp.command_timeout", command_timeout);
+    field!("smtp.data_timeout", data_timeout);
+    field!("smtp.session_timeout", session_timeout);
+    field!("smtp.max_connections", max_connections);
+    field!("smtp.max_connections_per_ip", max_connections_per_ip);
+    field!(
+        "smtp.max_connections_per_network",
+        max_connections_per_network
+    );
+    field!("smtp.network_prefix_v4", network_prefix_v4);
+    field!("smtp.network_prefix_v6", network_prefix_v6);
+    field!("smtp.reserved_connector_slots", reserved_connector_slots);
+    field!("smtp.proxy_trusted_networks", proxy_trusted_networks);
+    field!("smtp.proxy_timeout", proxy_timeout);
+    field!("smtp.max_unknown_recipients", max_unknown_recipients);
+    field!("smtp.shutdown_grace", shutdown_grace);
+    field!("dns.nameservers", nameservers);
+    field!("dns.timeout", dns_timeout);
+    field!("dns.unhealthy_after", dns_unhealthy_after);
+    field!("auth.enabled", auth_enabled);
+    field!("storage.url", storage_url);
+    field!("storage.connect_timeout", storage_connect_timeout);
+    field!("trace.retention", trace_retention);
+    field!("quarantine.retention", quarantine_retention);
+    field!("delivery.default_route", default_route);
+    field!("delivery.first_retry", first_retry);
+    field!("delivery.max_retry", max_retry);
+    field!("delivery.give_up_after", give_up_after);
+    field!("delivery.max_concurrency", delivery_concurrency);
+    field!("delivery.max_per_destination", delivery_per_destination);
+    field!("delivery.mx_port", mx_port);
+    field!("delivery.max_queue", max_queue);
+    field!("delivery.min_free_space_mb", min_free_space);
+    field!("recipients.verify_positive_ttl", verify_positive_ttl);
+    field!("recipients.verify_negative_ttl", verify_negative_ttl);
+    field!("recipients.verify_timeout", verify_timeout);
+    field!(
+        "tenants.default_reject_direct_send",
+        default_reject_direct_send
+    );
+    field!("tenants.lock_reject_direct_send", lock_reject_direct_send);
+    field!("services", services);
+    field!("log.format", log_format);
+    keys
 }
 
 /// A node name: what an operator can read in a log line and a header.

@@ -259,15 +259,14 @@ async fn serve(
         ))),
         None => None,
     };
-    // Tests and scripts read this line to learn the bound ports (`--smtp-listen 127.0.0.1:0`).
-    println!(
+
+    let announcement = format!(
         "portcullis: SMTP on {}, admin API on {}://{}, data in {}",
         smtp.local_addr()?,
         if admin_tls.is_some() { "https" } else { "http" },
         admin.local_addr()?,
         config.data_dir.display()
     );
-
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let session_config = arc_swap::ArcSwap::from_pointee(session_config(&config));
     let delivery_handle = delivery.clone();
@@ -298,6 +297,9 @@ async fn serve(
         let _ = shutdown_tx.send(true);
     });
 
+    // Tests and scripts read this line to learn the bound ports (`--smtp-listen 127.0.0.1:0`);
+    // it comes once everything is in place, the SIGHUP handler included.
+    println!("{announcement}");
     accept_loop(smtp, shared, shutdown_rx).await;
 
     poller.abort();
@@ -603,6 +605,14 @@ fn spawn_reload_on_hup(
             shared
                 .session_config
                 .store(Arc::new(session_config(&config)));
+            let pending = crate::config::restart_needed(&shared.config, &config);
+            if !pending.is_empty() {
+                tracing::warn!(
+                    keys = ?pending,
+                    "SIGHUP: these keys changed and apply only after a restart; the running values stay: {}",
+                    pending.join(", ")
+                );
+            }
             tracing::info!(
                 max_message_size = config.max_message_size,
                 max_recipients = config.max_recipients,

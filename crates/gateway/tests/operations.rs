@@ -211,3 +211,84 @@ async fn readyz_is_degraded_while_dns_fails_and_while_mail_is_refused_for_a_loca
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn config_paths_are_relative_to_the_config_file_and_sighup_names_keys_needing_a_restart() {
+    // Started from another directory: the data directory is next to the file.
+    let etc = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("portcullis.toml");
+    std::fs::write(
+        &cfg,
+        "hostname = \"mx.test.example\"\ndata_dir = \"relative-data\"\n[auth]\nenabled = false\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(elsewhere.path())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .args([
+            "--smtp-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("PORTCULLIS_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let want = etc.path().join("relative-data");
+    assert!(
+        line.trim_end()
+            .ends_with(&format!("data in {}", want.display())),
+        "{line}"
+    );
+    assert!(want.join("portcullis.db").exists());
+    assert!(!elsewhere.path().join("relative-data").exists());
+
+    // SIGHUP after changing a key only a restart applies: a warning naming it.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let gw = Gateway::start_logging_to("", log.path());
+    let path = gw.dir.path().join("portcullis.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        "\n[trace]\nretention = \"30d\"\n[smtp]\nmax_recipients = 50\nidle_timeout = \"7m\"\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    let mut warned = String::new();
+    for _ in 0..50 {
+        warned = std::fs::read_to_string(log.path())
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("apply only after a restart"))
+            .unwrap_or_default()
+            .to_string();
+        if !warned.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        warned.contains("WARN"),
+        "{}",
+        std::fs::read_to_string(log.path()).unwrap()
+    );
+    assert!(
+        warned.contains("trace.retention") && warned.contains("smtp.idle_timeout"),
+        "{warned}"
+    );
+    // What SIGHUP does apply is not listed.
+    assert!(!warned.contains("max_recipients"), "{warned}");
+}
