@@ -723,6 +723,19 @@ pub struct UnknownRecipientSource {
     pub samples: Vec<String>,
 }
 
+/// `GET /tenants/{t}/summary` (`tenant show`): a tenant at a glance.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TenantSummary {
+    pub tenant: portcullis_policy::Tenant,
+    /// Where its mail goes unless a domain has a route of its own (its own or the operator's).
+    pub route: String,
+    pub domains: Vec<AcceptedDomain>,
+    pub connectors: Vec<Connector>,
+    pub rules: u64,
+    /// Addresses in its recipient list (recipient validation `list`).
+    pub recipients: u64,
+}
+
 /// Counts of results (`pass` → 12, `fail` → 3, ...).
 pub type Counts = std::collections::BTreeMap<String, u64>;
 

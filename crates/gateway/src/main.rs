@@ -37,6 +37,8 @@ fn main() {
             };
             server::main(&overrides, cli.data_dir.as_deref())
         }
+        cli::args::Command::Completions { shell } => cli::run::completions(*shell),
+        cli::args::Command::Man => cli::run::man(),
         _ => cli::run::run_client(&cli),
     };
     std::process::exit(code);

@@ -441,11 +441,7 @@ async fn recipient_lists_are_shared_by_every_node() {
                 .await
                 .starts_with("550 5.4.1")
         );
-        assert!(
-            rcpt(&b, "user099999@contoso.com")
-                .await
-                .starts_with("250")
-        );
+        assert!(rcpt(&b, "user099999@contoso.com").await.starts_with("250"));
         // Added on B, known on A; removed on A, unknown on B.
         b.ok(&[
             "recipient",

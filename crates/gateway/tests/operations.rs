@@ -292,3 +292,105 @@ async fn config_paths_are_relative_to_the_config_file_and_sighup_names_keys_need
     // What SIGHUP does apply is not listed.
     assert!(!warned.contains("max_recipients"), "{warned}");
 }
+
+#[test]
+fn version_completions_and_man_page_need_no_server() {
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(BIN).args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let v = run(&["--version"]);
+    assert!(
+        v.starts_with("portcullis 0.") && v.contains("(commit "),
+        "{v}"
+    );
+    assert!(
+        !v.contains("(commit unknown)"),
+        "built in a git checkout: {v}"
+    );
+    let bash = run(&["completions", "bash"]);
+    assert!(
+        bash.contains("_portcullis()") && bash.contains("recipient"),
+        "{}",
+        &bash[..200]
+    );
+    let zsh = run(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef portcullis"), "{}", &zsh[..100]);
+    let fish = run(&["completions", "fish"]);
+    assert!(fish.contains("complete -c portcullis"));
+    let man = run(&["man"]);
+    assert!(
+        man.contains(".TH portcullis") && man.contains("recipient"),
+        "{}",
+        &man[..300]
+    );
+    let o = std::process::Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let help = run(&["--help"]);
+    assert!(help.contains("Exit status: 0 success"), "{help}");
+}
+
+#[tokio::test]
+async fn tenant_show_and_json_everywhere() {
+    let gw = Gateway::start("");
+    gw.ok(&["tenant", "add", "contoso"]);
+    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    gw.ok(&[
+        "connector",
+        "add",
+        "onprem",
+        "--tenant",
+        "contoso",
+        "--type",
+        "on-premises",
+        "--sender-ip",
+        "192.0.2.0/24",
+    ]);
+    gw.ok(&[
+        "recipient",
+        "add",
+        "bob@contoso.com",
+        "ann@contoso.com",
+        "--tenant",
+        "contoso",
+    ]);
+    let text = gw.ok(&["tenant", "show", "contoso"]);
+    for part in [
+        "tenant contoso",
+        "route: maildir:",
+        "recipients in the list: 2",
+        "contoso.com",
+        "onprem",
+        "192.0.2.0/24",
+        "reject_direct_send",
+    ] {
+        assert!(text.contains(part), "{part} missing from\n{text}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["tenant", "show", "contoso", "--json"])).unwrap();
+    assert_eq!(v["recipients"], 2);
+    assert_eq!(v["domains"][0]["domain"], "contoso.com");
+    // Another tenant's viewer cannot see it (exit 4).
+    gw.ok(&["tenant", "add", "fabrikam"]);
+    let viewer = gw.create_token("fab", "viewer", "fabrikam");
+    let o = gw.cli(&["tenant", "show", "contoso", "--token", &viewer]);
+    assert_eq!(o.status.code(), Some(4));
+    // --json on token create; --json as --format json on the report.
+    let v: serde_json::Value = serde_json::from_str(&gw.ok(&[
+        "token", "create", "--name", "ci", "--role", "viewer", "--tenant", "contoso", "--json",
+    ]))
+    .unwrap();
+    assert!(v["token"].as_str().unwrap().starts_with("pc_"), "{v}");
+    let v: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["report", "direct-send", "--tenant", "contoso", "--json"]))
+            .unwrap();
+    assert_eq!(v["tenant"], "contoso");
+}

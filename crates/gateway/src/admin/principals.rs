@@ -65,6 +65,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/tenants/{t}", Need::Tenant(ANY)),
     ("PATCH", "/api/v1/tenants/{t}", Need::Tenant(FLOW)),
     ("DELETE", "/api/v1/tenants/{t}", Need::Operator),
+    ("GET", "/api/v1/tenants/{t}/summary", Need::Tenant(ANY)),
     ("GET", "/api/v1/tenants/{t}/domains", Need::Tenant(ANY)),
     ("POST", "/api/v1/tenants/{t}/domains", Need::Tenant(FLOW)),
     (

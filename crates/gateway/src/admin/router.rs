@@ -69,6 +69,7 @@ fn small_routes() -> OpenApiRouter<State> {
             tenants::remove_tenant,
             tenants::set_tenant_route
         ))
+        .routes(routes!(tenants::tenant_summary))
         .routes(routes!(tenants::list_domains, tenants::add_domain))
         .routes(routes!(tenants::remove_domain, tenants::set_domain_route))
         .routes(routes!(tenants::verify_domain))

@@ -29,6 +29,28 @@ pub(super) async fn show_tenant(
     Ok(Json(tenant(&state, &t)?))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/summary", params(("t" = String, Path, description = "Tenant name")), responses((status = 200, body = TenantSummary)))]
+pub(super) async fn tenant_summary(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+) -> Res<Json<TenantSummary>> {
+    let tenant = tenant(&state, &t)?;
+    let dir = state.live.get();
+    let entry = dir.tenant(&t);
+    Ok(Json(TenantSummary {
+        route: tenant
+            .settings
+            .route
+            .clone()
+            .unwrap_or_else(|| state.config.default_route.to_string()),
+        tenant,
+        domains: entry.map(|e| e.domains.clone()).unwrap_or_default(),
+        connectors: crate::admin::connectors::connectors(&state, &t)?,
+        rules: entry.map_or(0, |e| e.rules.len() as u64),
+        recipients: dir.recipient_lists().get(&t).map_or(0, |l| l.len() as u64),
+    }))
+}
+
 #[utoipa::path(post, path = "/api/v1/tenants", request_body = NewTenant, responses((status = 201, body = Tenant), (status = 409, description = "The tenant exists", body = ApiError)))]
 pub(super) async fn add_tenant(
     Extract(state): Extract<State>,

@@ -10,11 +10,20 @@ use crate::api_types::{self};
 
 use super::values::*;
 
+/// `--version`: the release and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PORTCULLIS_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "portcullis",
-    version,
-    about = "Portcullis inbound SMTP gateway: tenant attribution and Reject Direct Send"
+    version = VERSION,
+    about = "Portcullis inbound SMTP gateway: tenant attribution and Reject Direct Send",
+    after_help = "Exit status: 0 success, 1 cannot reach the server or internal error, 2 usage or bad value, 3 not found, 4 not authenticated or not allowed, 5 conflict."
 )]
 pub struct Cli {
     /// Admin API of a running gateway
@@ -94,6 +103,13 @@ pub enum Command {
     Token(TokenCommand),
     /// The admin audit log: who changed what, when, from where, before and after
     Audit(AuditArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output
+    Man,
 }
 
 #[derive(Subcommand, Debug)]
@@ -112,6 +128,9 @@ pub enum TokenCommand {
         /// Lifetime, e.g. 90d (default: until revoked)
         #[arg(long)]
         expires: Option<String>,
+        /// Print the server's JSON (with the token)
+        #[arg(long)]
+        json: bool,
     },
     /// Tokens with their role, tenant, expiry and state (never the token itself)
     List {
@@ -273,6 +292,9 @@ pub struct DirectSendArgs {
     /// table, json (the server's JSON) or csv (RFC 4180)
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// The same as --format json
+    #[arg(long)]
+    pub json: bool,
     /// Propose inbound connectors for the legitimate sources (nothing is created without --apply)
     #[arg(long)]
     pub suggest_connectors: bool,
@@ -346,6 +368,14 @@ pub enum TenantCommand {
     Remove {
         /// Tenant name
         name: String,
+    },
+    /// A tenant at a glance: settings, domains, connectors, routes, counts
+    Show {
+        /// Tenant name
+        name: String,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Change a tenant's delivery route
     Set {

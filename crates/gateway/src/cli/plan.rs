@@ -69,6 +69,8 @@ pub enum Output {
     RecipientsChanged,
     /// `report unknown-recipients`: one row per source.
     UnknownRecipients,
+    /// `tenant show`: the tenant at a glance.
+    TenantSummary,
 }
 
 /// One admin-API request, fully validated.
@@ -132,7 +134,9 @@ impl Call {
 /// message naming the bad value (exit status 2). `serve` is not a client command.
 pub fn plan(command: &Command) -> Result<Call, String> {
     match command {
-        Command::Serve(_) => Err("`serve` is not a client command".to_string()),
+        Command::Serve(_) | Command::Completions { .. } | Command::Man => {
+            Err("not a client command".to_string())
+        }
         Command::Tenant(c) => plan_tenant(c),
         Command::Domain(c) => plan_domain(c),
         Command::Org(c) => plan_org(c),
@@ -179,6 +183,7 @@ pub(super) fn plan_token(c: &TokenCommand) -> Result<Call, String> {
             role,
             tenant,
             expires,
+            json,
         } => {
             if name.trim().is_empty() || name.len() > 100 {
                 return Err(format!(
@@ -207,9 +212,11 @@ pub(super) fn plan_token(c: &TokenCommand) -> Result<Call, String> {
                     format!("invalid --expires {e:?}: expected a duration such as 90d")
                 })?;
             }
-            Call::new(Method::Post, format!("{API}/tokens"), Output::TokenCreated).body(
-                &serde_json::json!({"name": name, "role": role, "tenant": tenant, "expires": expires}),
-            )
+            Call::new(Method::Post, format!("{API}/tokens"), Output::TokenCreated)
+                .body(
+                    &serde_json::json!({"name": name, "role": role, "tenant": tenant, "expires": expires}),
+                )
+                .json(*json)
         }
         TokenCommand::List { json } => {
             Call::new(Method::Get, format!("{API}/tokens"), Output::TokenList).json(*json)
@@ -323,7 +330,12 @@ pub(super) fn parse_since(s: &str) -> Result<String, String> {
 pub(super) fn plan_direct_send(a: &DirectSendArgs) -> Result<Call, String> {
     let base = tenant_path(&a.tenant)?;
     let since = parse_since(&a.since)?;
-    let json = a.format == ReportFormat::Json;
+    if a.json && a.format == ReportFormat::Csv {
+        return Err("--json and --format csv exclude each other".to_string());
+    }
+    // `--json` is `--format json`, as on every other command.
+    let format = if a.json { ReportFormat::Json } else { a.format };
+    let json = format == ReportFormat::Json;
     if a.suggest_connectors {
         if a.format == ReportFormat::Csv {
             return Err("--format csv does not apply to --suggest-connectors".to_string());
@@ -516,6 +528,12 @@ pub(super) fn plan_tenant(c: &TenantCommand) -> Result<Call, String> {
         TenantCommand::List { json } => {
             Call::new(Method::Get, format!("{API}/tenants"), Output::TenantList).json(*json)
         }
+        TenantCommand::Show { name, json } => Call::new(
+            Method::Get,
+            format!("{}/summary", tenant_path(name)?),
+            Output::TenantSummary,
+        )
+        .json(*json),
         TenantCommand::Remove { name } => Call::new(
             Method::Delete,
             tenant_path(name)?,

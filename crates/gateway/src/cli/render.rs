@@ -85,6 +85,7 @@ pub(super) fn render(call: &Call, body: &str) -> Result<String, String> {
             )
         }
         Output::UnknownRecipients => unknown_recipients_text(&parse(body)?),
+        Output::TenantSummary => tenant_summary_text(&parse(body)?),
         Output::Readiness => readiness_text(&parse(body)?),
         Output::Replay => replay_text(&parse(body)?),
         Output::TokenCreated => {
@@ -439,7 +440,31 @@ pub(super) fn org_text(s: &OrgSettings) -> String {
             "admin_only_release_direct_send",
             on_off_label(s.admin_only_release_direct_send).to_string(),
         ),
+        ("recipient_validation", label(&s.recipient_validation)),
     ])
+}
+
+fn tenant_summary_text(t: &api_types::TenantSummary) -> String {
+    let mut out = format!("tenant {}\n", printable(&t.tenant.name, false));
+    out.push_str(&format!("route: {}\n", printable(&t.route, false)));
+    out.push_str(&format!(
+        "rules: {}   recipients in the list: {}\n\nsettings\n",
+        t.rules, t.recipients
+    ));
+    out.push_str(&org_text(&t.tenant.settings));
+    out.push_str("\n\naccepted domains\n");
+    out.push_str(&if t.domains.is_empty() {
+        "(none)".to_string()
+    } else {
+        domain_table(&t.domains)
+    });
+    out.push_str("\n\ninbound connectors\n");
+    out.push_str(&if t.connectors.is_empty() {
+        "(none)".to_string()
+    } else {
+        connector_table(&t.connectors)
+    });
+    out
 }
 
 pub(super) fn connector_table(connectors: &[Connector]) -> String {

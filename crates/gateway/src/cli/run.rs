@@ -11,6 +11,26 @@ use super::args::*;
 use super::plan::*;
 use super::render::*;
 
+/// `portcullis completions SHELL`: the completion script, from the same definitions as the
+/// parser (clap_complete).
+pub fn completions(shell: clap_complete::Shell) -> i32 {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "portcullis", &mut script);
+    out(&String::from_utf8_lossy(&script))
+}
+
+/// `portcullis man`: the manual page in roff (clap_mangen), e.g. `portcullis man > portcullis.1`.
+pub fn man() -> i32 {
+    use clap::CommandFactory;
+    let mut page = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut page) {
+        return fail(1, &format!("cannot render the manual page: {e}"));
+    }
+    out(&String::from_utf8_lossy(&page))
+}
+
 /// Runs every non-serve command; returns the process exit code: 0 ok, 2 bad input (local
 /// validation error or HTTP 400/422 from the API), 3 not found, 4 not authenticated or not
 /// allowed, 5 conflict, 1 server error (HTTP 5xx, connection refused, unreadable token file).
