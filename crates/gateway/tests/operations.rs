@@ -394,3 +394,78 @@ async fn tenant_show_and_json_everywhere() {
             .unwrap();
     assert_eq!(v["tenant"], "contoso");
 }
+
+#[tokio::test]
+async fn audit_entries_name_the_message_acted_on_and_its_tenant() {
+    let gw = Gateway::start("");
+    gw.ok(&["tenant", "add", "contoso"]);
+    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    gw.ok(&[
+        "rule",
+        "add",
+        "hold",
+        "--tenant",
+        "contoso",
+        "--priority",
+        "0",
+        "--subject-contains",
+        "hold",
+        "--quarantine",
+    ]);
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    for subject in ["hold one", "hold two"] {
+        let r = s
+            .mail(
+                "a@example.org",
+                &["bob@contoso.com"],
+                &message("a@example.org", "bob@contoso.com", subject),
+            )
+            .await;
+        assert!(r.last().unwrap().starts_with("250 2.6.0"), "{r:?}");
+    }
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&gw.ok(&["quarantine", "list", "--tenant", "contoso", "--json"]))
+            .unwrap();
+    assert_eq!(list.len(), 2);
+    let (a, b) = (
+        list[0]["id"].as_str().unwrap(),
+        list[1]["id"].as_str().unwrap(),
+    );
+    gw.ok(&["quarantine", "release", a, "--tenant", "contoso"]);
+    gw.ok(&["quarantine", "delete", b, "--tenant", "contoso"]);
+    // A message waiting for a route that does not answer, deleted from the queue.
+    gw.ok(&["tenant", "set", "contoso", "--route", "smtp://127.0.0.1:9"]);
+    let r = s
+        .mail(
+            "a@example.org",
+            &["carol@contoso.com"],
+            &message("a@example.org", "carol@contoso.com", "waiting"),
+        )
+        .await;
+    let queued = r.last().unwrap().rsplit(' ').next().unwrap().to_string();
+    gw.trace_until("contoso", &["--status", "deferred"], |v| !v.is_empty());
+    gw.ok(&["queue", "delete", &queued]);
+    let audit: Vec<serde_json::Value> = serde_json::from_str(&gw.ok(&["audit", "--json"])).unwrap();
+    let entry = |action: &str| {
+        audit
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in {audit:?}"))
+            .clone()
+    };
+    let release = entry("POST /api/v1/tenants/{t}/quarantine/{id}/release");
+    assert_eq!(release["tenant"], "contoso");
+    assert_eq!(release["before"]["quarantined_message"]["id"], a);
+    assert_eq!(release["after"]["released"], a);
+    assert_eq!(release["after"]["to"][0], "bob@contoso.com");
+    let delete = entry("DELETE /api/v1/tenants/{t}/quarantine/{id}");
+    assert_eq!(delete["before"]["quarantined_message"]["id"], b);
+    assert_eq!(delete["after"]["deleted"], b);
+    let q = entry("DELETE /api/v1/queue/{id}");
+    assert_eq!(q["tenant"], "contoso", "{q}");
+    assert_eq!(q["before"]["queued_message"]["trace_id"], queued.as_str());
+    assert_eq!(
+        q["before"]["queued_message"]["recipients"][0],
+        "carol@contoso.com"
+    );
+}

@@ -63,6 +63,22 @@ pub(super) async fn audit(
 pub(super) struct AuditTrail {
     pub(super) before: Option<serde_json::Value>,
     pub(super) after: Option<serde_json::Value>,
+    /// The tenant of the object acted on, for routes whose path names none (the queue).
+    pub(super) tenant: Option<String>,
+}
+
+/// The trail of an action on one object (a queued or quarantined message): what it was and
+/// what became of it, with its tenant.
+pub(super) fn object_trail(
+    tenant: Option<&str>,
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> Trail {
+    axum::Extension(AuditTrail {
+        before: Some(before),
+        after: Some(after),
+        tenant: tenant.map(str::to_string),
+    })
 }
 
 /// The trail of a change, as an answer part.
@@ -70,6 +86,7 @@ pub(super) fn trail<T>(change: &portcullis_store::Audited<T>) -> axum::Extension
     axum::Extension(AuditTrail {
         before: change.before.clone(),
         after: change.after.clone(),
+        tenant: None,
     })
 }
 

@@ -121,6 +121,9 @@ pub(super) async fn authorize(
         if let Some(trail) = resp.extensions_mut().remove::<AuditTrail>() {
             before = trail.before;
             after = trail.after;
+            if trail.tenant.is_some() {
+                tenant = trail.tenant;
+            }
         }
         let now = SystemTime::now();
         let entry = portcullis_store::AuditEntry {

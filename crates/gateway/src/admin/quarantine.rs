@@ -10,6 +10,7 @@ use portcullis_store::{EventKind, QuarantineEntry, QuarantineQuery, RecipientSta
 use crate::admin::principals::{Principal, Role};
 use crate::api_types::*;
 
+use super::audit::{Trail, object_trail};
 use super::extract::*;
 use super::state::*;
 
@@ -63,11 +64,17 @@ pub(super) async fn show_quarantine(
 pub(super) async fn delete_quarantine(
     Extract(state): Extract<State>,
     ApiPath((t, id)): ApiPath<(String, String)>,
-) -> Res<StatusCode> {
+) -> Res<(StatusCode, Trail)> {
     tenant(&state, &t)?;
+    let (entry, _) = quarantined(&state, &t, &id).await?;
     if state.store.delete_quarantine(&t, &id).await? {
         tracing::info!(tenant = %t, id, "quarantined message deleted");
-        Ok(StatusCode::NO_CONTENT)
+        let trail = object_trail(
+            Some(&t),
+            serde_json::json!({ "quarantined_message": entry_facts(&entry) }),
+            serde_json::json!({ "deleted": id }),
+        );
+        Ok((StatusCode::NO_CONTENT, trail))
     } else {
         Err(ApiErr(
             StatusCode::NOT_FOUND,
@@ -83,7 +90,7 @@ pub(super) async fn release_quarantine(
     axum::Extension(who): axum::Extension<Principal>,
     ApiPath((t, id)): ApiPath<(String, String)>,
     body: axum::body::Bytes,
-) -> Res<Json<QuarantineEntry>> {
+) -> Res<(Trail, Json<QuarantineEntry>)> {
     // The body is optional: none, `null` or `{}` releases to the original recipients.
     let body: ReleaseRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReleaseRequest::default()
@@ -191,11 +198,32 @@ pub(super) async fn release_quarantine(
             state.shared.trace.send(record).await;
             state.shared.delivery.submit(spooled);
             tracing::info!(tenant = %t, id, "quarantined message released");
-            Ok(Json(entry))
+            let trail = object_trail(
+                Some(&t),
+                serde_json::json!({ "quarantined_message": entry_facts(&entry) }),
+                serde_json::json!({
+                    "released": entry.id,
+                    "to": entry.released_to,
+                    "by": entry.released_by,
+                }),
+            );
+            Ok((trail, Json(entry)))
         }
         Err(e) => Err(ApiErr(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("release of {id} failed: {e:#}"),
         )),
     }
+}
+
+/// What the audit log names of a quarantined message.
+fn entry_facts(e: &QuarantineEntry) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id,
+        "trace_id": e.trace_id,
+        "reason": e.reason,
+        "mail_from": e.mail_from,
+        "recipients": e.recipients,
+        "subject": e.subject,
+    })
 }

@@ -9,6 +9,7 @@ use crate::api_types::*;
 use crate::queue::index::{local_match, queue_item};
 use crate::queue::spool::Entry;
 
+use super::audit::{Trail, object_trail};
 use super::extract::*;
 use super::state::*;
 
@@ -132,7 +133,7 @@ pub(super) async fn show_queue(
 pub(super) async fn retry_queue_item(
     Extract(state): Extract<State>,
     ApiPath(id): ApiPath<String>,
-) -> Res<Json<QueueItem>> {
+) -> Res<(Trail, Json<QueueItem>)> {
     let e = match find(&state, &id).await? {
         Found::Here(e) => e,
         Found::Elsewhere(items) => return Err(held_elsewhere(&id, &items)),
@@ -144,11 +145,28 @@ pub(super) async fn retry_queue_item(
         ));
     }
     tracing::info!(id = %e.stem, "queue: retry requested");
-    Ok(Json(queue_item(
+    let item = queue_item(
         &e,
         &state.config.default_route.to_string(),
         &state.config.node_name,
-    )))
+    );
+    let trail = object_trail(
+        Some(&e.envelope.tenant),
+        serde_json::json!({ "queued_message": message_facts(&e) }),
+        serde_json::json!({ "retry": e.stem }),
+    );
+    Ok((trail, Json(item)))
+}
+
+/// What the audit log names of a queued message.
+fn message_facts(e: &crate::queue::spool::Entry) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.stem,
+        "trace_id": e.envelope.trace_id,
+        "tenant": e.envelope.tenant,
+        "mail_from": e.envelope.mail_from,
+        "recipients": e.envelope.recipients,
+    })
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -158,13 +176,18 @@ pub struct RetryAll {
 }
 
 #[utoipa::path(post, path = "/api/v1/queue/retry", responses((status = 200, body = RetryAll)))]
-pub(super) async fn retry_queue(Extract(state): Extract<State>) -> Json<RetryAll> {
+pub(super) async fn retry_queue(Extract(state): Extract<State>) -> (Trail, Json<RetryAll>) {
     let n = state.shared.delivery.retry_all();
     tracing::info!(
         messages = n,
         "queue: retry of every waiting message requested"
     );
-    Json(RetryAll { retried: n })
+    let trail = object_trail(
+        None,
+        serde_json::Value::Null,
+        serde_json::json!({ "retry_all": n, "node": state.config.node_name }),
+    );
+    (trail, Json(RetryAll { retried: n }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/queue/{id}", params(("id" = String, Path, description = "Queue id"), QueueDeleteParams), responses((status = 204, description = "Deleted")))]
@@ -172,7 +195,7 @@ pub(super) async fn delete_queue(
     Extract(state): Extract<State>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<QueueDeleteParams>,
-) -> Res<StatusCode> {
+) -> Res<(StatusCode, Trail)> {
     let e = match find(&state, &id).await? {
         Found::Here(e) => e,
         Found::Elsewhere(items) => return Err(held_elsewhere(&id, &items)),
@@ -193,5 +216,10 @@ pub(super) async fn delete_queue(
         ));
     }
     tracing::info!(id = %e.stem, dsn = p.dsn, "queue: message deleted");
-    Ok(StatusCode::NO_CONTENT)
+    let trail = object_trail(
+        Some(&e.envelope.tenant),
+        serde_json::json!({ "queued_message": message_facts(&e) }),
+        serde_json::json!({ "deleted": e.stem, "dsn": p.dsn }),
+    );
+    Ok((StatusCode::NO_CONTENT, trail))
 }

@@ -113,6 +113,7 @@ pub(super) async fn change_recipients(
                 "remove": named(&remove),
             }
         })),
+        tenant: None,
     });
     Ok((
         trail,
