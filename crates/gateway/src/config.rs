@@ -356,7 +356,9 @@ fn validate(
 
     let hostname = match raw.hostname {
         Some(h) => portcullis_policy::names::normalize_domain(&h)
-            .or_else(|| (h == "localhost").then(|| h.clone()))
+            // A single-label name (a lab machine's `vm`, `localhost`): what the default takes
+            // from the system is accepted when written down too.
+            .or_else(|| single_label(&h).then(|| h.to_ascii_lowercase()))
             .ok_or_else(|| err("hostname", format!("invalid host name {h:?}")))?,
         None => hostname::get()
             .ok()
@@ -602,6 +604,109 @@ fn validate(
     })
 }
 
+impl Config {
+    /// The effective configuration, key by key as in the file (defaults filled in), with
+    /// secrets redacted (the storage URL's password): what `portcullis config show` prints.
+    pub fn effective(&self) -> serde_json::Value {
+        use serde_json::json;
+        let d = |v: Duration| humantime::format_duration(v).to_string();
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let smtp = json!({
+            "listen": self.smtp_listen.to_string(),
+            "max_message_size": self.max_message_size,
+            "max_recipients": self.max_recipients,
+            "max_line_length": self.max_line_length,
+            "max_commands": self.max_commands,
+            "max_errors": self.max_errors,
+            "idle_timeout": d(self.idle_timeout),
+            "command_timeout": d(self.command_timeout),
+            "data_timeout": d(self.data_timeout),
+            "session_timeout": d(self.session_timeout),
+            "max_connections": self.max_connections,
+            "max_connections_per_ip": self.max_connections_per_ip,
+            "max_connections_per_network": self.max_connections_per_network,
+            "network_prefix_v4": self.network_prefix_v4,
+            "network_prefix_v6": self.network_prefix_v6,
+            "reserved_connector_slots": self.reserved_connector_slots,
+            "proxy_trusted_networks": self.proxy_trusted_networks.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            "proxy_timeout": d(self.proxy_timeout),
+            "max_unknown_recipients": self.max_unknown_recipients,
+            "shutdown_grace": d(self.shutdown_grace),
+        });
+        let mut tls = serde_json::Map::new();
+        for (k, v) in [
+            ("cert_file", path(&self.tls_cert_file)),
+            ("key_file", path(&self.tls_key_file)),
+            ("client_ca_file", path(&self.tls_client_ca_file)),
+        ] {
+            if let Some(v) = v {
+                tls.insert(k.into(), v.into());
+            }
+        }
+        let mut admin = serde_json::Map::new();
+        admin.insert("listen".into(), self.admin_listen.to_string().into());
+        if let Some((cert, key)) = &self.admin_tls {
+            admin.insert("tls_cert_file".into(), cert.display().to_string().into());
+            admin.insert("tls_key_file".into(), key.display().to_string().into());
+        }
+        let services: serde_json::Map<String, serde_json::Value> = self
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    json!({
+                        "sender_ips": s.sender_ips.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+                        "tls_cert_names": s.tls_cert_names,
+                    }),
+                )
+            })
+            .collect();
+        json!({
+            "hostname": self.hostname,
+            "data_dir": self.data_dir.display().to_string(),
+            "node": { "name": self.node_name },
+            "smtp": smtp,
+            "admin": admin,
+            "tls": tls,
+            "dns": {
+                "nameservers": self.nameservers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "timeout": d(self.dns_timeout),
+                "unhealthy_after": d(self.dns_unhealthy_after),
+            },
+            "auth": { "enabled": self.auth_enabled },
+            "storage": {
+                "url": portcullis_store::redacted(&self.storage_url),
+                "connect_timeout": d(self.storage_connect_timeout),
+            },
+            "trace": { "retention": d(self.trace_retention) },
+            "quarantine": { "retention": d(self.quarantine_retention) },
+            "delivery": {
+                "default_route": self.default_route.to_string(),
+                "first_retry": d(self.first_retry),
+                "max_retry": d(self.max_retry),
+                "give_up_after": d(self.give_up_after),
+                "max_concurrency": self.delivery_concurrency,
+                "max_per_destination": self.delivery_per_destination,
+                "mx_port": self.mx_port,
+                "max_queue": self.max_queue,
+                "min_free_space_mb": self.min_free_space / (1024 * 1024),
+            },
+            "recipients": {
+                "verify_positive_ttl": d(self.verify_positive_ttl),
+                "verify_negative_ttl": d(self.verify_negative_ttl),
+                "verify_timeout": d(self.verify_timeout),
+            },
+            "tenants": {
+                "default_reject_direct_send": format!("{:?}", self.default_reject_direct_send).to_ascii_lowercase(),
+                "lock_reject_direct_send": self.lock_reject_direct_send,
+            },
+            "log": { "format": match self.log_format { LogFormat::Text => "text", LogFormat::Json => "json" } },
+            "services": services,
+        })
+    }
+}
+
 /// The keys whose new value (in `new`) differs from the running one (`old`) and which only a
 /// restart applies: SIGHUP applies the `[smtp]` session limits and the certificates, nothing else.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -666,6 +771,14 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     field!("services", services);
     field!("log.format", log_format);
     keys
+}
+
+/// One DNS label (RFC 1123): letters, digits and inner hyphens, at most 63.
+fn single_label(h: &str) -> bool {
+    (1..=63).contains(&h.len())
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !h.starts_with('-')
+        && !h.ends_with('-')
 }
 
 /// A node name: what an operator can read in a log line and a header.
@@ -821,6 +934,24 @@ mod tests {
     fn load(text: &str) -> Result<Config, String> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         validate(raw, "p.toml", &Overrides::default(), None).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn effective_configuration_redacts_the_database_password() {
+        let c = load("[storage]\nurl = \"postgres://portcullis:s3cret@db.example:5432/pc\"\n[smtp]\nproxy_trusted_networks = [\"10.0.0.10/32\"]").unwrap();
+        let v = c.effective();
+        assert_eq!(
+            v["storage"]["url"],
+            "postgres://portcullis:***@db.example:5432/pc"
+        );
+        assert!(!v.to_string().contains("s3cret"));
+        assert_eq!(v["smtp"]["proxy_trusted_networks"][0], "10.0.0.10/32");
+        assert_eq!(v["smtp"]["idle_timeout"], "5m");
+        // It is a configuration file again: it loads, to the same configuration.
+        let text = toml::to_string(&v).unwrap();
+        let again = load(&text).unwrap();
+        assert_eq!(again.effective()["smtp"], v["smtp"]);
+        assert_eq!(again.effective()["delivery"], v["delivery"]);
     }
 
     #[test]

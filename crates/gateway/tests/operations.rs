@@ -469,3 +469,26 @@ async fn audit_entries_name_the_message_acted_on_and_its_tenant() {
         "carol@contoso.com"
     );
 }
+
+#[tokio::test]
+async fn config_show_prints_the_running_configuration_for_the_operator_only() {
+    let gw = Gateway::start("[smtp]\nmax_recipients = 77\n");
+    let text = gw.ok(&["config", "show"]);
+    let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(v["smtp"]["max_recipients"].as_integer(), Some(77));
+    assert_eq!(v["hostname"].as_str(), Some("mx.test.example"));
+    assert!(
+        v["smtp"]["listen"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    let j: serde_json::Value = serde_json::from_str(&gw.ok(&["config", "show", "--json"])).unwrap();
+    assert_eq!(j["smtp"]["max_recipients"], 77);
+    gw.ok(&["tenant", "add", "contoso"]);
+    let admin = gw.create_token("admin", "org-admin", "contoso");
+    assert_eq!(
+        gw.cli(&["config", "show", "--token", &admin]).status.code(),
+        Some(4)
+    );
+}

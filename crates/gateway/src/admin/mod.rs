@@ -3,6 +3,7 @@
 
 mod audit;
 mod authorize;
+mod config;
 mod connectors;
 pub mod extract;
 mod health;

@@ -60,6 +60,7 @@ const READ_AUDIT: &[Role] = &[Role::OrgAdmin, Role::OrgConfig, Role::Viewer];
 
 /// Every route of the admin API with the role it needs. `template` is axum's matched path.
 pub const ROUTES: &[(&str, &str, Need)] = &[
+    ("GET", "/api/v1/config", Need::Operator),
     ("GET", "/api/v1/tenants", Need::Operator),
     ("POST", "/api/v1/tenants", Need::Operator),
     ("GET", "/api/v1/tenants/{t}", Need::Tenant(ANY)),

@@ -16,8 +16,8 @@ use super::health::readyz;
 use super::openapi::openapi;
 use super::state::State;
 use super::{
-    audit, connectors, health, quarantine, queue, recipients, reports, rules, tenants, tokens,
-    trace, unknown_recipients,
+    audit, config, connectors, health, quarantine, queue, recipients, reports, rules, tenants,
+    tokens, trace, unknown_recipients,
 };
 
 /// The admin API. Routes and their OpenAPI description come from the same handler annotations
@@ -114,4 +114,5 @@ fn small_routes() -> OpenApiRouter<State> {
         .routes(routes!(tokens::list_routes))
         // Metrics name tenants: behind the operator's token.
         .routes(routes!(health::metrics))
+        .routes(routes!(config::show_config))
 }

@@ -110,6 +110,19 @@ pub enum Command {
     },
     /// Print the manual page (roff) to standard output
     Man,
+    /// The running gateway's configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// The effective configuration (defaults filled in, secrets redacted), as TOML (operator only)
+    Show {
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

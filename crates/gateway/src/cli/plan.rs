@@ -71,6 +71,8 @@ pub enum Output {
     UnknownRecipients,
     /// `tenant show`: the tenant at a glance.
     TenantSummary,
+    /// `config show`: the answer as TOML.
+    ConfigToml,
 }
 
 /// One admin-API request, fully validated.
@@ -142,6 +144,9 @@ pub fn plan(command: &Command) -> Result<Call, String> {
         Command::Org(c) => plan_org(c),
         Command::Connector(c) => plan_connector(c),
         Command::Recipient(c) => plan_recipient(c),
+        Command::Config(ConfigCommand::Show { json }) => {
+            Ok(Call::new(Method::Get, format!("{API}/config"), Output::ConfigToml).json(*json))
+        }
         Command::Rule(c) => plan_rule(c),
         Command::Quarantine(c) => plan_quarantine(c),
         Command::Trace(t) => plan_trace(t),

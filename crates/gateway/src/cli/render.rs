@@ -86,6 +86,10 @@ pub(super) fn render(call: &Call, body: &str) -> Result<String, String> {
         }
         Output::UnknownRecipients => unknown_recipients_text(&parse(body)?),
         Output::TenantSummary => tenant_summary_text(&parse(body)?),
+        Output::ConfigToml => {
+            let v: Value = parse(body)?;
+            printable(&toml::to_string(&v).map_err(|e| e.to_string())?, true)
+        }
         Output::Readiness => readiness_text(&parse(body)?),
         Output::Replay => replay_text(&parse(body)?),
         Output::TokenCreated => {
