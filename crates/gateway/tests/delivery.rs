@@ -394,3 +394,102 @@ async fn pipelined_where_offered_lock_step_elsewhere_with_the_same_outcomes() {
     assert_eq!(got[2].1.len(), 101);
     assert_eq!(piped.transactions(), (3, 1));
 }
+
+/// A route fixed while mail waits applies to the waiting mail; `queue reroute` moves it at once.
+#[tokio::test]
+async fn waiting_mail_follows_a_fixed_route_and_can_be_rerouted() {
+    let down = Downstream::start(0, false, 0).await;
+    let dead = down.stop();
+    let good = Downstream::start(0, false, 0).await;
+    let gw = Gateway::start("[delivery]\nfirst_retry = \"1s\"\nmax_retry = \"1s\"\n");
+    setup(&gw);
+    gw.ok(&[
+        "tenant",
+        "set",
+        "contoso",
+        "--route",
+        &format!("smtp://127.0.0.1:{dead}"),
+    ]);
+    let r = send(&gw, &["bob@contoso.com"], "fixed later").await;
+    let id = r.rsplit(' ').next().unwrap().to_string();
+    gw.trace_until("contoso", &["--status", "deferred"], |v| v.len() == 1);
+    // The administrator fixes the tenant's route: the next retry takes it.
+    gw.ok(&[
+        "tenant",
+        "set",
+        "contoso",
+        "--route",
+        &format!("smtp://127.0.0.1:{}", good.port),
+    ]);
+    let got = wait(|| (good.messages().len() == 1).then(|| good.messages())).await;
+    assert!(got[0].2.contains("Subject: fixed later"));
+    let t = gw.trace_until("contoso", &["--status", "delivered"], |v| v.len() == 1);
+    let events = t[0]["events"].to_string();
+    assert!(
+        events.contains("\"ROUTE\"") && events.contains("the directory's route changed"),
+        "{events}"
+    );
+    assert!(
+        events.contains(&format!("smtp://127.0.0.1:{}", good.port)),
+        "{events}"
+    );
+    let _ = id;
+
+    // A one-off move: a message waiting an hour for its retry goes at once.
+    let gw = Gateway::start("[delivery]\nfirst_retry = \"1h\"\n");
+    setup(&gw);
+    gw.ok(&[
+        "tenant",
+        "set",
+        "contoso",
+        "--route",
+        &format!("smtp://127.0.0.1:{dead}"),
+    ]);
+    let r = send(&gw, &["carol@contoso.com"], "rerouted").await;
+    let id = r.rsplit(' ').next().unwrap().to_string();
+    gw.trace_until("contoso", &["--status", "deferred"], |v| v.len() == 1);
+    let list = gw.ok(&["queue", "list"]);
+    let stem = list
+        .lines()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with(&id)))
+        .unwrap_or_else(|| panic!("{id} not in\n{list}"))
+        .to_string();
+    let out = gw.ok(&[
+        "queue",
+        "reroute",
+        &stem,
+        "--to",
+        &format!("smtp://127.0.0.1:{}", good.port),
+    ]);
+    assert!(out.starts_with("rerouted 1 to smtp://127.0.0.1:"), "{out}");
+    let got = wait(|| (good.messages().len() == 2).then(|| good.messages())).await;
+    assert!(got[1].2.contains("Subject: rerouted"));
+    let t = gw.trace_until("contoso", &["--status", "delivered"], |v| v.len() == 1);
+    assert!(
+        t[0]["events"]
+            .to_string()
+            .contains("rerouted by the administrator")
+    );
+    let audit = gw.ok(&["audit", "--json"]);
+    assert!(
+        audit.contains("POST /api/v1/queue/{id}/reroute") && audit.contains("carol@contoso.com"),
+        "{audit}"
+    );
+    // --all with a destination that nothing waits for moves nothing; a bad route exits 2.
+    let out = gw.ok(&[
+        "queue",
+        "reroute",
+        "--all",
+        "--destination",
+        "smtp://127.0.0.1:1",
+        "--to",
+        "maildir:/tmp/x",
+    ]);
+    assert_eq!(out.trim(), "no waiting message to reroute");
+    assert_eq!(
+        gw.cli(&["queue", "reroute", "--all", "--to", "ftp://x:21"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

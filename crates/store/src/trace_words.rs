@@ -137,6 +137,8 @@ wire_words! {
         Deliver = "DELIVER",
         Defer = "DEFER",
         Fail = "FAIL",
+        /// A waiting message's route changed (the directory's, or `queue reroute`).
+        Route = "ROUTE",
     }
 }
 

@@ -166,6 +166,8 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/audit", Need::Operator),
     ("GET", "/api/v1/queue", Need::Operator),
     ("POST", "/api/v1/queue/retry", Need::Operator),
+    ("POST", "/api/v1/queue/reroute", Need::Operator),
+    ("POST", "/api/v1/queue/{id}/reroute", Need::Operator),
     ("GET", "/api/v1/queue/{id}", Need::Operator),
     ("DELETE", "/api/v1/queue/{id}", Need::Operator),
     ("POST", "/api/v1/queue/{id}/retry", Need::Operator),

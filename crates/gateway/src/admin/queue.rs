@@ -223,3 +223,96 @@ pub(super) async fn delete_queue(
     );
     Ok((StatusCode::NO_CONTENT, trail))
 }
+
+/// `POST /queue/{id}/reroute` and `/queue/reroute`: where the message(s) go instead.
+#[derive(serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RerouteRequest {
+    /// A route URL (`smtp://host:port`, `lmtp://…`, `maildir:PATH`, …).
+    pub to: String,
+    /// `/queue/reroute` only: just the messages with recipients waiting for this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Rerouted {
+    /// The spool ids of the messages rerouted (delivered through the new route at once).
+    pub rerouted: Vec<String>,
+    pub to: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/queue/{id}/reroute", params(("id" = String, Path, description = "Queue id")), request_body = RerouteRequest, responses((status = 200, body = Rerouted)))]
+pub(super) async fn reroute_queue_item(
+    Extract(state): Extract<State>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<RerouteRequest>,
+) -> Res<(Trail, Json<Rerouted>)> {
+    let route = portcullis_policy::route::Route::parse(&req.to).map_err(bad)?;
+    let e = match find(&state, &id).await? {
+        Found::Here(e) => e,
+        Found::Elsewhere(items) => return Err(held_elsewhere(&id, &items)),
+    };
+    if !state.shared.delivery.reroute(&e.stem, &route) {
+        return Err(ApiErr(
+            StatusCode::NOT_FOUND,
+            format!("queued message {id} not found"),
+        ));
+    }
+    tracing::info!(id = %e.stem, to = %route, "queue: message rerouted");
+    let trail = object_trail(
+        Some(&e.envelope.tenant),
+        serde_json::json!({ "queued_message": message_facts(&e) }),
+        serde_json::json!({ "rerouted": e.stem, "to": route.to_string() }),
+    );
+    Ok((
+        trail,
+        Json(Rerouted {
+            rerouted: vec![e.stem.clone()],
+            to: route.to_string(),
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/queue/reroute", request_body = RerouteRequest, responses((status = 200, body = Rerouted)))]
+pub(super) async fn reroute_queue(
+    Extract(state): Extract<State>,
+    ApiJson(req): ApiJson<RerouteRequest>,
+) -> Res<(Trail, Json<Rerouted>)> {
+    let route = portcullis_policy::route::Route::parse(&req.to).map_err(bad)?;
+    let from = req
+        .destination
+        .as_deref()
+        .map(portcullis_policy::route::Route::parse)
+        .transpose()
+        .map_err(bad)?
+        .map(|r| r.to_string());
+    let mut rerouted = Vec::new();
+    for e in spool_entries(&state).await? {
+        let waits_for = |r: &str| {
+            e.envelope
+                .state
+                .iter()
+                .any(|s| s.status == "pending" && s.route == r)
+        };
+        if from.as_deref().is_some_and(|f| !waits_for(f)) {
+            continue;
+        }
+        if state.shared.delivery.reroute(&e.stem, &route) {
+            rerouted.push(e.stem.clone());
+        }
+    }
+    tracing::info!(count = rerouted.len(), to = %route, "queue: messages rerouted");
+    let trail = object_trail(
+        None,
+        serde_json::json!({ "destination": from }),
+        serde_json::json!({ "rerouted": rerouted, "to": route.to_string(), "node": state.config.node_name }),
+    );
+    Ok((
+        trail,
+        Json(Rerouted {
+            rerouted,
+            to: route.to_string(),
+        }),
+    ))
+}

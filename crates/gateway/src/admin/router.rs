@@ -109,6 +109,8 @@ fn small_routes() -> OpenApiRouter<State> {
         .routes(routes!(queue::retry_queue))
         .routes(routes!(queue::show_queue, queue::delete_queue))
         .routes(routes!(queue::retry_queue_item))
+        .routes(routes!(queue::reroute_queue_item))
+        .routes(routes!(queue::reroute_queue))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(tokens::list_routes))

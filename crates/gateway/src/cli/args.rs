@@ -210,6 +210,25 @@ pub enum QueueCommand {
         #[arg(long)]
         dsn: bool,
     },
+    /// Send waiting messages through another route from now on (a one-off move; a route fixed
+    /// in the directory applies to waiting mail by itself)
+    Reroute {
+        /// Queue id
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        /// Every waiting message (of this node), or with --destination those waiting for it
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// With --all: only the messages waiting for this route
+        #[arg(long, value_name = "URL", requires = "all")]
+        destination: Option<String>,
+        /// The route to use instead: smtp://host:port, lmtp://host:port, maildir:PATH, ...
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Print the server's JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `portcullis simulate --tenant T --ip IP ...` explains one transaction; `portcullis simulate

@@ -73,6 +73,8 @@ pub enum Output {
     TenantSummary,
     /// `config show`: the answer as TOML.
     ConfigToml,
+    /// `queue reroute`: the messages moved.
+    Rerouted,
 }
 
 /// One admin-API request, fully validated.
@@ -303,6 +305,30 @@ pub(super) fn plan_queue(c: &QueueCommand) -> Result<Call, String> {
             format!("{API}/queue/retry"),
             Output::Confirm("retrying every waiting message now".into()),
         ),
+        QueueCommand::Reroute {
+            id,
+            destination,
+            to,
+            json,
+            ..
+        } => {
+            let to = api_types::parse_route_opt(to)?
+                .ok_or_else(|| "invalid --to '': expected a route URL".to_string())?;
+            let destination = destination
+                .as_deref()
+                .map(|d| {
+                    api_types::parse_route_opt(d)?
+                        .ok_or_else(|| "invalid --destination '': expected a route URL".to_string())
+                })
+                .transpose()?;
+            let path = match id {
+                Some(id) => format!("{API}/queue/{}/reroute", queue_id(id)?),
+                None => format!("{API}/queue/reroute"),
+            };
+            Call::new(Method::Post, path, Output::Rerouted)
+                .body(&serde_json::json!({ "to": to, "destination": destination }))
+                .json(*json)
+        }
         QueueCommand::Delete { id, dsn } => Call::new(
             Method::Delete,
             format!(

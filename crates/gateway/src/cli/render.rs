@@ -86,6 +86,22 @@ pub(super) fn render(call: &Call, body: &str) -> Result<String, String> {
         }
         Output::UnknownRecipients => unknown_recipients_text(&parse(body)?),
         Output::TenantSummary => tenant_summary_text(&parse(body)?),
+        Output::Rerouted => {
+            let v: Value = parse(body)?;
+            let ids: Vec<&str> = v["rerouted"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            let to = v["to"].as_str().unwrap_or_default();
+            printable(
+                &if ids.is_empty() {
+                    "no waiting message to reroute".to_string()
+                } else {
+                    format!("rerouted {} to {to}: {}", ids.len(), ids.join(", "))
+                },
+                false,
+            )
+        }
         Output::ConfigToml => {
             let v: Value = parse(body)?;
             printable(&toml::to_string(&v).map_err(|e| e.to_string())?, true)

@@ -60,6 +60,7 @@ impl Delivery {
             destinations: Mutex::default(),
             waiting: Mutex::default(),
             pool: downstream::Pool::default(),
+            reroutes: Mutex::default(),
         });
         let sweeper = Arc::downgrade(&worker);
         runtime.spawn(async move {
@@ -110,6 +111,22 @@ impl Delivery {
     pub fn retry_now(&self, stem: &str) -> bool {
         let waiting = self.worker.waiting.lock().expect("not poisoned");
         waiting.get(stem).map(|n| n.notify_one()).is_some()
+    }
+
+    /// `queue reroute`: the pending recipients of `stem` go to `route` from its next attempt
+    /// on, which is made due now. False when no such entry waits here.
+    pub fn reroute(&self, stem: &str, route: &Route) -> bool {
+        if matches!(self.worker.spool.get(stem), Ok(None) | Err(_)) {
+            return false;
+        }
+        self.worker
+            .reroutes
+            .lock()
+            .expect("not poisoned")
+            .insert(stem.to_string(), route.to_string());
+        // Waiting: delivered at once; in flight: the next attempt takes it.
+        self.retry_now(stem);
+        true
     }
 
     /// Wakes every waiting entry; returns how many.
@@ -206,6 +223,9 @@ struct Worker {
     waiting: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Idle downstream connections, reused by the next delivery to the same route.
     pool: downstream::Pool,
+    /// `queue reroute`: routes set by the administrator, by spool stem, applied (and kept in
+    /// the entry's state) at its next attempt.
+    reroutes: Mutex<HashMap<String, String>>,
 }
 
 impl Worker {
@@ -216,38 +236,69 @@ impl Worker {
             .clone()
     }
 
-    /// Resolves each recipient's route once, at the first attempt (domain route, else the
-    /// tenant's, else the operator's default).
-    fn resolve_routes(&self, entry: &mut Entry) {
-        let env = &mut entry.envelope;
-        if !env.state.is_empty() {
-            return;
+    /// The route of `address` as the directory says now: the domain's, else the tenant's, else
+    /// the operator's default; an address outside every tenant goes to its mail exchangers.
+    fn route_of(&self, dir: &portcullis_policy::Directory, address: &str) -> String {
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        if dir.resolve(&domain).is_none() {
+            // Outside every tenant (a bounce, a redirect elsewhere): its mail exchangers.
+            Route::Mx(domain).to_string()
+        } else {
+            dir.route_for(&domain)
+                .map(str::to_string)
+                .unwrap_or_else(|| self.config.default_route.to_string())
         }
+    }
+
+    /// Resolves each pending recipient's route at every attempt, so a route changed while mail
+    /// waits applies to it (a `queue reroute` wins); a change is a trace event. The route each
+    /// attempt used is in its DELIVER / DEFER / FAIL event.
+    fn resolve_routes(&self, entry: &mut Entry) {
+        let rerouted = self
+            .reroutes
+            .lock()
+            .expect("not poisoned")
+            .remove(&entry.stem);
         let dir = self.directory.get();
-        env.state = env
-            .recipients
-            .iter()
-            .map(|r| {
-                let domain = r
-                    .rsplit_once('@')
-                    .map(|(_, d)| d.to_ascii_lowercase())
-                    .unwrap_or_default();
-                let route = if dir.resolve(&domain).is_none() {
-                    // Outside every tenant (a bounce, a redirect elsewhere): its mail exchangers.
-                    Route::Mx(domain).to_string()
-                } else {
-                    dir.route_for(&domain)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| self.config.default_route.to_string())
-                };
-                RcptState {
+        let env = &mut entry.envelope;
+        if env.state.is_empty() {
+            env.state = env
+                .recipients
+                .iter()
+                .map(|r| RcptState {
                     address: r.clone(),
-                    route,
+                    route: self.route_of(&dir, r),
                     status: "pending".into(),
                     reply: String::new(),
-                }
-            })
-            .collect();
+                    rerouted: None,
+                })
+                .collect();
+        }
+        for s in env.state.iter_mut().filter(|s| s.status == "pending") {
+            if let Some(to) = &rerouted {
+                s.rerouted = Some(to.clone());
+            }
+            let now = s
+                .rerouted
+                .clone()
+                .unwrap_or_else(|| self.route_of(&dir, &s.address));
+            if now != s.route {
+                let why = if s.rerouted.is_some() {
+                    "rerouted by the administrator"
+                } else {
+                    "the directory's route changed"
+                };
+                event(
+                    &mut env.trace,
+                    EventKind::Route,
+                    format!("{}: {} (was {}; {why})", s.address, now, s.route),
+                );
+                s.route = now;
+            }
+        }
     }
 
     async fn deliver(self: Arc<Self>, mut entry: Entry, retry: mpsc::UnboundedSender<Entry>) {

@@ -166,6 +166,7 @@ mod tests {
             route: "smtp://mail.contoso.com:25".into(),
             status: "failed".into(),
             reply: "550 5.1.1 no such user".into(),
+            rerouted: None,
         };
         let m = String::from_utf8(build(
             "mx.example",

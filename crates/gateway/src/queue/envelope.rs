@@ -43,6 +43,10 @@ pub struct RcptState {
     pub status: String,
     /// The last reply (remote or local).
     pub reply: String,
+    /// A route the administrator set for this message (`queue reroute`): it wins over the
+    /// route resolved from the directory at each attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerouted: Option<String>,
 }
 
 fn trace_with_receipt_time<'de, D: serde::Deserializer<'de>>(
