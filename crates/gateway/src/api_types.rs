@@ -112,7 +112,7 @@ pub fn check_broad_ranges(flag: &str, nets: &[IpNet], allowed: bool) -> Result<(
 }
 
 /// Query parameters of `GET /trace`.
-#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TraceParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,6 +137,24 @@ pub struct TraceParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
+    /// Continue after the previous page: the `X-Next-Cursor` of its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// A trace listing's cursor: `<received_at_us>_<trace_id>` of the last record of a page.
+pub fn trace_cursor(r: &portcullis_store::TraceRecord) -> String {
+    format!("{}_{}", r.received_at_us, r.trace_id)
+}
+
+pub fn parse_trace_cursor(s: &str) -> Result<(i64, String), String> {
+    let bad = || format!("invalid cursor {s:?}: pass the X-Next-Cursor of the previous page");
+    let (us, id) = s.split_once('_').ok_or_else(bad)?;
+    let us = us.parse::<i64>().map_err(|_| bad())?;
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(bad());
+    }
+    Ok((us, id.to_string()))
 }
 
 /// The most records one listing answers (trace, quarantine, audit); page with `since`/`start`.
@@ -1028,4 +1046,41 @@ impl Role {
             Role::Viewer => "viewer",
         }
     }
+}
+
+/// `?k=v&…` from the serialized fields of `params` (absent fields are skipped), or "".
+pub fn query_string<T: Serialize>(params: &T) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(params) else {
+        return String::new();
+    };
+    let pairs: Vec<String> = map
+        .iter()
+        .filter_map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::Null => return None,
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(format!("{}={}", encode(k), encode(&v)))
+        })
+        .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}
+
+/// Percent-encodes everything but the RFC 3986 unreserved characters (safe for a path segment
+/// and a query value).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

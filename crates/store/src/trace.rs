@@ -256,6 +256,10 @@ pub struct TraceQuery {
     pub start_us: Option<i64>,
     pub end_us: Option<i64>,
     pub limit: u32,
+    /// Keyset cursor of the newest-first listing: only records older than this
+    /// `(received_at_us, trace_id)` (the last of the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<(i64, String)>,
 }
 
 impl Store {
@@ -383,11 +387,17 @@ impl Store {
         if let Some(e) = q.end_us {
             push(" AND t.received_at < $?", Bind::Int(e), &mut sql);
         }
-        let limit = if q.limit == 0 {
-            100
-        } else {
-            q.limit.min(10_000)
-        };
+        if let Some((us, id)) = &q.before {
+            binds.push(Bind::Int(*us));
+            let a = binds.len();
+            binds.push(Bind::Text(id.clone()));
+            let b = binds.len();
+            sql.push_str(&format!(
+                " AND (t.received_at < ${a} OR (t.received_at = ${a} AND t.trace_id < ${b}))"
+            ));
+        }
+        // The caller's limit as given (the API bounds it): no silent cap here.
+        let limit = if q.limit == 0 { 100 } else { q.limit };
         sql.push_str(&format!(
             " ORDER BY t.received_at DESC, t.trace_id DESC LIMIT {limit}"
         ));

@@ -12,15 +12,39 @@ use crate::api_types::*;
 use super::extract::*;
 use super::state::*;
 
-#[utoipa::path(get, path = "/api/v1/tenants/{t}/trace", params(("t" = String, Path, description = "Tenant name"), TraceParams), responses((status = 200, body = Vec<TraceRecord>)))]
+/// Newest first, `limit` at a time; when more records match, the answer says where the next
+/// page starts: `X-Next-Cursor` (pass it as `cursor`) and a `Link: <…>; rel="next"` header.
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/trace", params(("t" = String, Path, description = "Tenant name"), TraceParams), responses((status = 200, body = Vec<TraceRecord>, headers(("X-Next-Cursor" = String, description = "Present when more records match: the cursor of the next page")))))]
 pub(super) async fn list_trace(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
     ApiQuery(p): ApiQuery<TraceParams>,
-) -> Res<Json<Vec<TraceRecord>>> {
+) -> Res<(axum::http::HeaderMap, Json<Vec<TraceRecord>>)> {
     tenant(&state, &t)?;
-    let q = trace_query(&t, &p).map_err(bad)?;
-    Ok(Json(state.store.query_traces(&q).await?))
+    let mut q = trace_query(&t, &p).map_err(bad)?;
+    let limit = q.limit as usize;
+    // One more than asked: whether a next page exists.
+    q.limit += 1;
+    let mut records = state.store.query_traces(&q).await?;
+    let mut headers = axum::http::HeaderMap::new();
+    if records.len() > limit {
+        records.truncate(limit);
+        if let Some(last) = records.last() {
+            let cursor = trace_cursor(last);
+            let mut next = p.clone();
+            next.cursor = Some(cursor.clone());
+            let link = format!(
+                "</api/v1/tenants/{}/trace{}>; rel=\"next\"",
+                t,
+                crate::api_types::query_string(&next)
+            );
+            if let (Ok(c), Ok(l)) = (cursor.parse(), link.parse()) {
+                headers.insert("x-next-cursor", c);
+                headers.insert(axum::http::header::LINK, l);
+            }
+        }
+    }
+    Ok((headers, Json(records)))
 }
 
 pub(super) fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String> {
@@ -34,6 +58,7 @@ pub(super) fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String
     let mut q = TraceQuery {
         tenant: t.to_string(),
         limit: limit(p.limit, 100)?,
+        before: p.cursor.as_deref().map(parse_trace_cursor).transpose()?,
         ..Default::default()
     };
     q.sender = p.sender.as_ref().map(|s| s.trim().to_lowercase());

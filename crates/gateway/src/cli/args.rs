@@ -732,9 +732,15 @@ pub struct TraceArgs {
     /// Latest receive time (RFC 3339, exclusive)
     #[arg(long, value_name = "TIME")]
     pub end: Option<String>,
-    /// At most this many records (newest first)
+    /// At most this many records (newest first; default 100); says on stderr when more match
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
+    /// Continue where a previous listing stopped (the cursor it printed)
+    #[arg(long, value_name = "CURSOR", conflicts_with = "all")]
+    pub cursor: Option<String>,
+    /// Every matching record, page by page
+    #[arg(long)]
+    pub all: bool,
     /// Print the server's JSON
     #[arg(long)]
     pub json: bool,

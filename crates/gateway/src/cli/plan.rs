@@ -1299,7 +1299,17 @@ pub(super) fn plan_trace(t: &TraceArgs) -> Result<Call, String> {
         since,
         start,
         end,
-        limit: t.limit,
+        // --all: pages of --limit (default 10,000).
+        limit: if t.all {
+            t.limit.or(Some(10_000))
+        } else {
+            t.limit
+        },
+        cursor: t
+            .cursor
+            .as_deref()
+            .map(|c| api_types::parse_trace_cursor(c).map(|_| c.to_string()))
+            .transpose()?,
     };
     Ok(Call::new(
         Method::Get,
@@ -1309,39 +1319,4 @@ pub(super) fn plan_trace(t: &TraceArgs) -> Result<Call, String> {
     .json(t.json))
 }
 
-/// `?k=v&…` from the serialized fields of `params` (absent fields are skipped), or "".
-pub(super) fn query_string<T: Serialize>(params: &T) -> String {
-    let Ok(Value::Object(map)) = serde_json::to_value(params) else {
-        return String::new();
-    };
-    let pairs: Vec<String> = map
-        .iter()
-        .filter_map(|(k, v)| {
-            let v = match v {
-                Value::Null => return None,
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            Some(format!("{}={}", encode(k), encode(&v)))
-        })
-        .collect();
-    if pairs.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", pairs.join("&"))
-    }
-}
-
-/// Percent-encodes everything but the RFC 3986 unreserved characters (safe for a path segment
-/// and a query value).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub(super) use crate::api_types::{encode, query_string};

@@ -74,6 +74,11 @@ pub fn run_client(cli: &Cli) -> i32 {
     if let Command::Recipient(RecipientCommand::List { all: true, .. }) = &cli.command {
         return run_all_recipients(&agent, server, &token, &call);
     }
+    if let Command::Trace(t) = &cli.command
+        && t.command.is_none()
+    {
+        return run_trace_pages(&agent, server, &token, &call, t.all);
+    }
     if let Command::Report(ReportCommand::DirectSend(a)) = &cli.command
         && a.apply
     {
@@ -127,6 +132,52 @@ pub(super) fn run_suggest_apply(
         Ok((status, body)) => handle_answer(&apply, status, &body),
         Err(e) => fail(1, &e),
     }
+}
+
+/// `trace`: one page (saying on stderr when more records match, and how to go on), or with
+/// `--all` every page in order (as JSON, one array).
+fn run_trace_pages(agent: &ureq::Agent, server: &str, token: &str, first: &Call, all: bool) -> i32 {
+    let mut call = first.clone();
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    loop {
+        let (status, body, next) = match send_paged(agent, server, token, &call) {
+            Ok(answer) => answer,
+            Err(e) => return fail(1, &e),
+        };
+        if !(200..300).contains(&status) {
+            return handle_answer(&call, status, &body);
+        }
+        if !all {
+            let code = handle_answer(&call, status, &body);
+            if let (0, Some(next)) = (code, &next) {
+                eprintln!("more records match: run again with --cursor {next}, or with --all");
+            }
+            return code;
+        }
+        let page: Vec<serde_json::Value> = match parse(&body) {
+            Ok(p) => p,
+            Err(e) => return fail(1, &format!("unexpected answer from the gateway: {e}")),
+        };
+        records.extend(page);
+        match next {
+            Some(next) => {
+                let base = first.path.split('?').next().unwrap_or_default();
+                let query = first.path.split_once('?').map_or("", |(_, q)| q);
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|kv| !kv.is_empty() && !kv.starts_with("cursor="))
+                    .collect();
+                let mut query = kept.join("&");
+                if !query.is_empty() {
+                    query.push('&');
+                }
+                call.path = format!("{base}?{query}cursor={}", encode(&next));
+            }
+            None => break,
+        }
+    }
+    let body = serde_json::Value::Array(records).to_string();
+    handle_answer(&call, 200, &body)
 }
 
 /// `recipient list --all`: every page, in order; as JSON, one document with every address.
@@ -296,6 +347,16 @@ pub(super) fn send(
     token: &str,
     call: &Call,
 ) -> Result<(u16, String), String> {
+    send_paged(agent, server, token, call).map(|(status, body, _)| (status, body))
+}
+
+/// As [`send`], with the answer's `X-Next-Cursor` (a listing with more records).
+pub(super) fn send_paged(
+    agent: &ureq::Agent,
+    server: &str,
+    token: &str,
+    call: &Call,
+) -> Result<(u16, String, Option<String>), String> {
     let url = format!("{server}{}", call.path);
     let auth = format!("Bearer {token}");
     let unreachable = |e: ureq::Error| format!("cannot reach the gateway at {server}: {e}");
@@ -317,13 +378,18 @@ pub(super) fn send(
     };
     let mut resp = result.map_err(unreachable)?;
     let status = resp.status().as_u16();
+    let next = resp
+        .headers()
+        .get("x-next-cursor")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = resp
         .body_mut()
         .with_config()
         .limit(1 << 30)
         .read_to_string()
         .map_err(|e| format!("reading the answer from the gateway at {server}: {e}"))?;
-    Ok((status, body))
+    Ok((status, body, next))
 }
 
 pub(super) fn handle_answer(call: &Call, status: u16, body: &str) -> i32 {
