@@ -142,12 +142,43 @@ pub struct Authenticator {
 /// Whether DNS answers: set when a lookup fails with a temporary error (time-out, SERVFAIL),
 /// cleared by the next that succeeds. `/readyz`, the log and `/metrics` say so once it has
 /// lasted `[dns] unhealthy_after`.
-#[derive(Default)]
 pub struct DnsHealth {
     failing_since: std::sync::Mutex<Option<Instant>>,
+    /// When a lookup last went out while DNS was unhealthy (one every [`DNS_RETRY_EVERY`]).
+    last_try: std::sync::Mutex<Option<Instant>>,
+    unhealthy_after: Duration,
 }
 
+/// While DNS is unhealthy, one lookup in this long still goes out, to see it come back; the
+/// others are answered "temporary error" at once instead of each waiting out the time-outs.
+pub const DNS_RETRY_EVERY: Duration = Duration::from_secs(2);
+
 impl DnsHealth {
+    fn new(unhealthy_after: Duration) -> DnsHealth {
+        DnsHealth {
+            failing_since: Default::default(),
+            last_try: Default::default(),
+            unhealthy_after,
+        }
+    }
+
+    /// Whether to answer a lookup "temporary error" without asking: DNS has failed for
+    /// `unhealthy_after` and another lookup tried within [`DNS_RETRY_EVERY`]. The mail is
+    /// deferred either way (4xx); this only spares the client the wait.
+    pub fn fail_fast(&self) -> bool {
+        if self.failing_for().is_none_or(|d| d < self.unhealthy_after) {
+            return false;
+        }
+        let mut last = self.last_try.lock().expect("not poisoned");
+        match *last {
+            Some(t) if t.elapsed() < DNS_RETRY_EVERY => true,
+            _ => {
+                *last = Some(Instant::now());
+                false
+            }
+        }
+    }
+
     fn record(&self, failed: bool) {
         let mut since = self.failing_since.lock().expect("not poisoned");
         if failed {
@@ -174,6 +205,7 @@ impl Authenticator {
         enabled: bool,
         nameservers: &[SocketAddr],
         timeout: Duration,
+        unhealthy_after: Duration,
     ) -> anyhow::Result<Authenticator> {
         let resolver = if enabled {
             let (config, mut opts) = if nameservers.is_empty() {
@@ -203,7 +235,7 @@ impl Authenticator {
         };
         Ok(Authenticator {
             resolver,
-            dns_health: DnsHealth::default(),
+            dns_health: DnsHealth::new(unhealthy_after),
             hostname: hostname.to_string(),
             caches: Caches {
                 txt: TtlCache::new(16_384),
@@ -346,6 +378,11 @@ impl Authenticator {
         let Some(resolver) = &self.resolver else {
             return spf;
         };
+        if self.dns_health.fail_fast() {
+            metrics::counter!("portcullis_dns_fail_fast_total").increment(1);
+            spf.result = AuthResult::TempError;
+            return spf;
+        }
         let output = match mail_from {
             Some(from) => {
                 resolver
@@ -387,6 +424,20 @@ impl Authenticator {
                 results: format!("{}; none", self.hostname),
             };
         };
+        if self.dns_health.fail_fast() {
+            metrics::counter!("portcullis_dns_fail_fast_total").increment(1);
+            let facts = AuthFacts {
+                evaluated: true,
+                spf: spf.result,
+                spf_domain: spf.domain.clone(),
+                dmarc: AuthResult::TempError,
+                ..Default::default()
+            };
+            return MessageAuth {
+                facts,
+                results: format!("{};\r\n\tdmarc=temperror (DNS unavailable)", self.hostname),
+            };
+        }
         let Some(message) = AuthenticatedMessage::parse(raw) else {
             // Not even a header section: nothing can pass.
             let mut facts = AuthFacts {

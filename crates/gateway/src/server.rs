@@ -51,7 +51,10 @@ pub fn main(args: &Overrides, data_dir: Option<&Path>) -> i32 {
         // then) or 64 KiB have gathered: one write(2) per burst, not per line — a line per
         // refused transaction at tens of thousands a second would otherwise cost a quarter of
         // the refusal rate (BENCHMARKS.md).
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let log_dropped = log_writer.error_counter();
     // Colour only for a person at a terminal: never into a file, a pipe or journald, never
     // with NO_COLOR (no-color.org: set and not empty).
@@ -219,6 +222,7 @@ async fn serve(
         config.auth_enabled,
         &config.nameservers,
         config.dns_timeout,
+        config.dns_unhealthy_after,
     )?);
     log_authentication(&auth, &config);
     let dns_watch = watch_dns(auth.clone(), config.dns_unhealthy_after);

@@ -191,7 +191,46 @@ async fn readyz_is_degraded_while_dns_fails_and_while_mail_is_refused_for_a_loca
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(said, "no DNS warning in the metrics and the log");
-    // A lookup that answers (no SPF record is an answer) ends it.
+    // While DNS is unhealthy, anonymous mail is deferred at once: one lookup in 2 s still goes
+    // out (to see DNS come back), the others wait for nothing.
+    for d in [
+        "slow1.example",
+        "slow2.example",
+        "slow3.example",
+        "slow4.example",
+        "slow5.example",
+    ] {
+        gw.dns.timeout(d);
+    }
+    let queries = gw.dns.queries();
+    let started = std::time::Instant::now();
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    for i in 1..=5 {
+        assert!(
+            s.cmd(&format!("MAIL FROM:<a@slow{i}.example>"))
+                .await
+                .starts_with("250")
+        );
+        assert!(
+            s.cmd("RCPT TO:<bob@contoso.com>")
+                .await
+                .starts_with("451 4.7.24")
+        );
+        s.cmd("RSET").await;
+    }
+    s.cmd("QUIT").await;
+    let asked = gw.dns.queries() - queries;
+    assert!(
+        asked <= 4,
+        "{asked} queries while DNS was known to be failing"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // The next lookup that goes out (2 s on) and answers (no SPF record is an answer) ends it.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let mut s = session(gw.smtp, "127.0.0.1").await;
     assert!(s.cmd("MAIL FROM:<a@example.org>").await.starts_with("250"));
     assert_eq!(readyz(&gw).0, 200);
