@@ -598,3 +598,52 @@ async fn trace_listings_say_when_more_records_exist_and_page_through_all() {
     let o = gw.cli(&["trace", "--tenant", "contoso", "--cursor", "nonsense"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn quarantine_and_audit_listings_say_when_the_limit_cut_them() {
+    let gw = Gateway::start("");
+    gw.ok(&["tenant", "add", "contoso"]);
+    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    gw.ok(&[
+        "rule",
+        "add",
+        "hold",
+        "--tenant",
+        "contoso",
+        "--priority",
+        "0",
+        "--subject-contains",
+        "hold",
+        "--quarantine",
+    ]);
+    let mut s = session(gw.smtp, "127.0.0.1").await;
+    for i in 0..3 {
+        let subject = format!("hold {i}");
+        let r = s
+            .mail(
+                "a@example.org",
+                &["bob@contoso.com"],
+                &message("a@example.org", "bob@contoso.com", &subject),
+            )
+            .await;
+        assert!(r.last().unwrap().starts_with("250 2.6.0"), "{r:?}");
+    }
+    let o = gw.cli(&[
+        "quarantine",
+        "list",
+        "--tenant",
+        "contoso",
+        "--limit",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success());
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.len(), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more records match than --limit"));
+    let o = gw.cli(&["quarantine", "list", "--tenant", "contoso", "--limit", "3"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("more records"));
+    let o = gw.cli(&["audit", "--tenant", "contoso", "--limit", "1"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more records match than --limit"));
+}

@@ -101,11 +101,8 @@ impl Store {
                 binds.len()
             ));
         }
-        let limit = if q.limit == 0 {
-            100
-        } else {
-            q.limit.min(10_000)
-        };
+        // The caller's limit as given (the API bounds it): no silent cap here.
+        let limit = if q.limit == 0 { 100 } else { q.limit };
         sql.push_str(&format!(
             " ORDER BY q.received_at DESC, q.id DESC LIMIT {limit}"
         ));

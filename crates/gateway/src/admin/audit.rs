@@ -33,7 +33,10 @@ pub(super) async fn tenant_audit(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
+) -> Res<(
+    axum::http::HeaderMap,
+    Json<Vec<portcullis_store::AuditEntry>>,
+)> {
     audit(&state, Some(&t), &q).await
 }
 
@@ -41,7 +44,10 @@ pub(super) async fn tenant_audit(
 pub(super) async fn all_audit(
     Extract(state): Extract<State>,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
+) -> Res<(
+    axum::http::HeaderMap,
+    Json<Vec<portcullis_store::AuditEntry>>,
+)> {
     audit(&state, None, &q).await
 }
 
@@ -50,10 +56,14 @@ pub(super) async fn audit(
     state: &State,
     tenant: Option<&str>,
     q: &AuditQuery,
-) -> Res<Json<Vec<portcullis_store::AuditEntry>>> {
+) -> Res<(
+    axum::http::HeaderMap,
+    Json<Vec<portcullis_store::AuditEntry>>,
+)> {
     let since = since_us(q)?;
     let limit = limit(q.limit, 1000).map_err(bad)?;
-    Ok(Json(state.store.list_audit(tenant, since, limit).await?))
+    let mut entries = state.store.list_audit(tenant, since, limit + 1).await?;
+    Ok((more_records(&mut entries, limit), Json(entries)))
 }
 
 /// The tenant's configuration before and after a change, as the database had it inside the

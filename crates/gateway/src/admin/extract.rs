@@ -124,3 +124,17 @@ pub(super) fn bad(msg: String) -> ApiErr {
 }
 
 pub(super) type Res<T> = Result<T, ApiErr>;
+
+/// A listing fetched with one more than `limit`: cut to `limit`, and when something was cut,
+/// an `X-More-Records: true` header so that no listing stops silently.
+pub fn more_records<T>(items: &mut Vec<T>, limit: u32) -> axum::http::HeaderMap {
+    let mut headers = axum::http::HeaderMap::new();
+    if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        headers.insert(
+            "x-more-records",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    headers
+}

@@ -19,16 +19,19 @@ pub(super) async fn list_quarantine(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
     ApiQuery(p): ApiQuery<QuarantineParams>,
-) -> Res<Json<Vec<QuarantineEntry>>> {
+) -> Res<(axum::http::HeaderMap, Json<Vec<QuarantineEntry>>)> {
     tenant(&state, &t)?;
+    let limit = limit(p.limit, 100).map_err(bad)?;
     let q = QuarantineQuery {
         tenant: t,
         reason: p.reason,
         sender: p.sender.map(|s| s.trim().to_lowercase()),
         recipient: p.recipient.map(|s| s.trim().to_lowercase()),
-        limit: limit(p.limit, 100).map_err(bad)?,
+        // One more than asked: whether more match.
+        limit: limit + 1,
     };
-    Ok(Json(state.store.list_quarantine(&q).await?))
+    let mut entries = state.store.list_quarantine(&q).await?;
+    Ok((more_records(&mut entries, limit), Json(entries)))
 }
 
 pub(super) async fn quarantined(

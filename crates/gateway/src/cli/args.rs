@@ -166,6 +166,9 @@ pub struct AuditArgs {
     /// Only changes at or after this time: RFC 3339 or an age such as 24h
     #[arg(long)]
     pub since: Option<String>,
+    /// At most this many entries, newest first (default 1000); says on stderr when more match
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
     /// Print the server's JSON (with the whole configuration before and after)
     #[arg(long)]
     pub json: bool,

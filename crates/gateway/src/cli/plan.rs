@@ -247,9 +247,20 @@ pub(super) fn plan_audit(a: &AuditArgs) -> Result<Call, String> {
     if let Some(s) = &a.since {
         api_types::parse_since_time(s).map_err(|e| format!("invalid --since {s:?}: {e}"))?;
     }
-    let q = match &a.since {
-        Some(s) => format!("?since={}", encode(s)),
-        None => String::new(),
+    if let Some(n) = a.limit {
+        api_types::limit(Some(n), 1000).map_err(|e| format!("invalid --limit: {e}"))?;
+    }
+    let mut params = Vec::new();
+    if let Some(s) = &a.since {
+        params.push(format!("since={}", encode(s)));
+    }
+    if let Some(n) = a.limit {
+        params.push(format!("limit={n}"));
+    }
+    let q = if params.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", params.join("&"))
     };
     let path = match &a.tenant {
         Some(t) => format!(

@@ -383,6 +383,10 @@ pub(super) fn send_paged(
         .get("x-next-cursor")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    if resp.headers().contains_key("x-more-records") && (200..300).contains(&status) {
+        // A listing cut at its --limit: said on stderr, standard output stays the records.
+        eprintln!("more records match than --limit allowed: raise --limit or narrow the filters");
+    }
     let body = resp
         .body_mut()
         .with_config()
