@@ -10,9 +10,14 @@
 //! `apply: true` (`run::run_suggest_apply`).
 
 pub mod args;
+mod call;
 mod plan;
+mod plan_recipients;
+mod plan_rules;
 mod render;
+mod render_reports;
 pub mod run;
 #[cfg(test)]
 mod tests;
+mod text;
 mod values;

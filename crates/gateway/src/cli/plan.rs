@@ -3,9 +3,8 @@
 
 use std::net::IpAddr;
 
-use portcullis_policy::rules::{Rule, RuleAction};
 use portcullis_policy::{Connector, OrgSettings};
-use serde::Serialize;
+
 use serde_json::Value;
 
 use crate::api_types::{
@@ -14,125 +13,10 @@ use crate::api_types::{
 };
 
 use super::args::*;
+use super::call::*;
+use super::plan_recipients::*;
+use super::plan_rules::*;
 use super::values::*;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-/// How a successful answer is printed (unless `--json`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// A one-line confirmation, the body is not printed.
-    Confirm(String),
-    TenantList,
-    DomainList,
-    /// `domain add`: added, or added pending proof of control (what to publish).
-    DomainAdded,
-    Org,
-    ConnectorList,
-    Connector,
-    TraceList,
-    TraceShow,
-    Simulate,
-    QueueList,
-    QueueShow,
-    RuleList,
-    Rule,
-    RuleTest,
-    QuarantineList,
-    QuarantineShow,
-    /// `released <id> to <recipients>`
-    QuarantineReleased,
-    /// `report direct-send`: the summary block, then one row per source.
-    DirectSendReport,
-    /// `report direct-send --format csv`: RFC 4180, CRLF line ends.
-    DirectSendCsv,
-    /// `report direct-send --suggest-connectors`: the proposed connectors and other advice.
-    Suggest,
-    /// `... --suggest-connectors --apply`, second call: `created connector <name>` per connector.
-    SuggestApplied,
-    Readiness,
-    Replay,
-    /// `token create`: the token, once.
-    TokenCreated,
-    TokenList,
-    AuditList,
-    /// `recipient list`: one address a line; a note on stderr when more pages exist.
-    RecipientList,
-    /// `recipient add|remove|import`: what changed.
-    RecipientsChanged,
-    /// `report unknown-recipients`: one row per source.
-    UnknownRecipients,
-    /// `tenant show`: the tenant at a glance.
-    TenantSummary,
-    /// `config show`: the answer as TOML.
-    ConfigToml,
-    /// `queue reroute`: the messages moved.
-    Rerouted,
-}
-
-/// One admin-API request, fully validated.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub method: Method,
-    /// Path below the server URL, segments percent-encoded, query included.
-    pub path: String,
-    pub body: Option<Value>,
-    pub output: Output,
-    /// Print the answer body as pretty JSON instead of `output`.
-    pub json: bool,
-    /// `rule set`: this call GETs the rule; the flags are applied to the answer, which is then
-    /// sent back with PUT (a second call, see [`run_client`]).
-    pub edit: Option<RuleEdit>,
-}
-
-/// The flags of `rule set` (without `--from-file`), to apply to the stored rule.
-#[derive(Debug, Clone)]
-pub struct RuleEdit {
-    pub tenant: String,
-    pub flags: RuleFlags,
-}
-
-impl RuleEdit {
-    /// The PUT of `rule`, the answer of the GET `call`, with the flags applied.
-    pub(super) fn put(&self, call: &Call, mut rule: Rule) -> Result<Call, String> {
-        // Written only over the version read: a change made in between is never undone.
-        let read = api_types::rule_version(&rule);
-        apply_rule_flags(&self.flags, &mut rule)?;
-        api_types::validate_rule(&mut rule, &self.tenant)?;
-        let path = format!("{}?if_version={}", call.path, encode(&read));
-        Ok(Call::new(Method::Put, path, call.output.clone())
-            .body(&rule)
-            .json(call.json))
-    }
-}
-
-impl Call {
-    pub(super) fn new(method: Method, path: String, output: Output) -> Call {
-        Call {
-            method,
-            path,
-            body: None,
-            output,
-            json: false,
-            edit: None,
-        }
-    }
-    pub(super) fn body<T: Serialize>(mut self, b: &T) -> Call {
-        self.body = Some(serde_json::to_value(b).expect("request bodies serialize"));
-        self
-    }
-    pub(super) fn json(mut self, json: bool) -> Call {
-        self.json = json;
-        self
-    }
-}
 
 /// Validates a client command locally and turns it into its HTTP call. `Err` is the one-line
 /// message naming the bad value (exit status 2). `serve` is not a client command.
@@ -359,14 +243,6 @@ pub(super) fn plan_queue(c: &QueueCommand) -> Result<Call, String> {
     })
 }
 
-/// A `--since` duration (humantime: `2h`, `7d`, `1week`), trimmed.
-pub(super) fn parse_since(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    humantime::parse_duration(t)
-        .map_err(|e| format!("invalid duration {s:?} for --since: {e} (expected e.g. 2h or 7d)"))?;
-    Ok(t.to_string())
-}
-
 /// `report direct-send`: the report (GET), or with `--suggest-connectors` the proposed connectors
 /// (POST, `apply: false`; `--apply` creates them with a second POST, see [`run_suggest_apply`]).
 pub(super) fn plan_direct_send(a: &DirectSendArgs) -> Result<Call, String> {
@@ -520,42 +396,6 @@ pub(super) fn plan_replay(a: &ReplayArgs) -> Result<Call, String> {
     .json(a.json))
 }
 
-/// `simulate`, and `rule test` (the same request, printed differently).
-pub(super) fn simulate_call(a: &SimulateArgs, output: Output) -> Result<Call, String> {
-    let path = format!("{}/simulate", tenant_path(&a.tenant)?);
-    a.ip.trim()
-        .parse::<std::net::IpAddr>()
-        .map_err(|_| format!("invalid IP address {:?}", a.ip))?;
-    if let Some(n) = &a.tls_cert_name {
-        api_types::parse_cert_name(n)?;
-    }
-    let eml = match &a.eml {
-        Some(file) => Some(
-            std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read --eml {}: {e}", file.display()))?,
-        ),
-        None => None,
-    };
-    let req = api_types::SimulateRequest {
-        ip: a.ip.clone(),
-        helo: a.helo.clone(),
-        mail_from: a.mail_from.clone(),
-        rcpt: a.rcpt.clone(),
-        tls_cert_name: a.tls_cert_name.clone(),
-        eml,
-    };
-    Ok(Call::new(Method::Post, path, output)
-        .body(&req)
-        .json(a.json))
-}
-
-pub(super) const API: &str = "/api/v1";
-
-pub(super) fn tenant_path(tenant: &str) -> Result<String, String> {
-    let t = api_types::parse_tenant_name(tenant)?;
-    Ok(format!("{API}/tenants/{}", encode(&t)))
-}
-
 pub(super) fn plan_tenant(c: &TenantCommand) -> Result<Call, String> {
     Ok(match c {
         TenantCommand::Add { name } => {
@@ -675,125 +515,6 @@ pub(super) fn plan_domain(c: &DomainCommand) -> Result<Call, String> {
     })
 }
 
-pub(super) fn plan_recipient(c: &RecipientCommand) -> Result<Call, String> {
-    let change = |tenant: &str, body: &api_types::RecipientsChange| -> Result<Call, String> {
-        Ok(Call::new(
-            Method::Post,
-            format!("{}/recipients", tenant_path(tenant)?),
-            Output::RecipientsChanged,
-        )
-        .body(body))
-    };
-    let entries = |list: &[String]| -> Result<Vec<String>, String> {
-        list.iter()
-            .map(|a| api_types::parse_recipient_entry(a).map(|(e, _)| e))
-            .collect()
-    };
-    match c {
-        RecipientCommand::Add { addresses, tenant } => change(
-            tenant,
-            &api_types::RecipientsChange {
-                add: entries(addresses)?,
-                ..Default::default()
-            },
-        ),
-        RecipientCommand::Remove { addresses, tenant } => change(
-            tenant,
-            &api_types::RecipientsChange {
-                remove: entries(addresses)?,
-                ..Default::default()
-            },
-        ),
-        RecipientCommand::Import {
-            tenant,
-            file,
-            replace,
-        } => {
-            let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin())
-                    .map_err(|e| format!("cannot read standard input: {e}"))?
-            } else {
-                std::fs::read_to_string(file)
-                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
-            };
-            let add = recipient_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            if add.is_empty() && !replace {
-                return Err(format!("{}: no addresses", file.display()));
-            }
-            change(
-                tenant,
-                &api_types::RecipientsChange {
-                    add,
-                    remove: Vec::new(),
-                    replace: *replace,
-                },
-            )
-        }
-        RecipientCommand::List {
-            tenant,
-            limit,
-            after,
-            all,
-            json,
-        } => {
-            let mut query = Vec::new();
-            let limit = if *all { Some(100_000) } else { *limit };
-            if let Some(n) = limit {
-                if n == 0 || n > 100_000 {
-                    return Err(format!("invalid --limit {n}: expected 1 to 100000"));
-                }
-                query.push(format!("limit={n}"));
-            }
-            if let Some(a) = after {
-                query.push(format!("after={}", encode(a)));
-            }
-            let query = if query.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", query.join("&"))
-            };
-            Ok(Call::new(
-                Method::Get,
-                format!("{}/recipients{query}", tenant_path(tenant)?),
-                Output::RecipientList,
-            )
-            .json(*json))
-        }
-    }
-}
-
-/// The addresses of an import file, normalized; an error names the line. One address a line,
-/// or CSV with the address first (quoted or not); a header `address` line, blank lines and `#`
-/// comments are skipped.
-pub(super) fn recipient_file(text: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let first = line
-            .split(',')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches('"');
-        if i == 0 && first.eq_ignore_ascii_case("address") {
-            continue;
-        }
-        let (entry, _) =
-            api_types::parse_recipient_entry(first).map_err(|e| format!("line {}: {e}", i + 1))?;
-        out.push(entry);
-    }
-    Ok(out)
-}
-
-pub(super) fn on_off(flag: &str, v: &Option<String>) -> Result<Option<bool>, String> {
-    v.as_deref()
-        .map(|s| api_types::parse_on_off(flag, s))
-        .transpose()
-}
-
 pub(super) fn plan_org(c: &OrgCommand) -> Result<Call, String> {
     Ok(match c {
         OrgCommand::Show { tenant, json } => Call::new(
@@ -848,22 +569,6 @@ pub(super) fn plan_org(c: &OrgCommand) -> Result<Call, String> {
                 .json(a.json)
         }
     })
-}
-
-/// `--disabled[=BOOL]` / `--enabled[=BOOL]` (they exclude each other): the new `enabled`, if given.
-pub(super) fn enabled_flag(
-    disabled: &Option<String>,
-    enabled: &Option<String>,
-) -> Result<Option<bool>, String> {
-    Ok(
-        match (
-            on_off("--disabled", disabled)?,
-            on_off("--enabled", enabled)?,
-        ) {
-            (Some(d), _) => Some(!d),
-            (None, e) => e,
-        },
-    )
 }
 
 pub(super) fn connector_patch(f: &ConnectorFlags) -> Result<ConnectorPatch, String> {
@@ -975,205 +680,6 @@ pub(super) fn plan_connector(c: &ConnectorCommand) -> Result<Call, String> {
     })
 }
 
-/// An id the server made up (trace, quarantine): anything but empty.
-pub(super) fn parse_id<'a>(what: &str, id: &'a str) -> Result<&'a str, String> {
-    match id.trim() {
-        "" => Err(format!("invalid {what} {id:?}: must not be empty")),
-        id => Ok(id),
-    }
-}
-
-pub(super) fn parse_rule_name(s: &str) -> Result<String, String> {
-    api_types::parse_connector_name(s).map_err(|e| e.replace("connector name", "rule name"))
-}
-
-pub(super) fn rule_path(tenant: &str, name: &str) -> Result<String, String> {
-    let base = tenant_path(tenant)?;
-    Ok(format!("{base}/rules/{}", encode(&parse_rule_name(name)?)))
-}
-
-/// A rule from its JSON with the tenant (and, if given, the name) replaced; the fields the JSON
-/// leaves out get their serde defaults, as on the server.
-pub(super) fn rule_from_json(
-    mut v: Value,
-    tenant: &str,
-    name: Option<&str>,
-) -> Result<Rule, String> {
-    let Value::Object(map) = &mut v else {
-        return Err("a rule must be a JSON object".to_string());
-    };
-    map.insert("tenant".into(), tenant.into());
-    if let Some(name) = name {
-        map.insert("name".into(), name.into());
-    }
-    serde_json::from_value(v).map_err(|e| e.to_string())
-}
-
-/// `--from-file`: the rule in the file, for `tenant`, named `name` if given.
-pub(super) fn read_rule_file(
-    file: &std::path::Path,
-    tenant: &str,
-    name: Option<&str>,
-) -> Result<Rule, String> {
-    let what = || format!("--from-file {}", file.display());
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", what()))?;
-    let v = serde_json::from_str(&text).map_err(|e| format!("invalid JSON in {}: {e}", what()))?;
-    rule_from_json(v, tenant, name).map_err(|e| format!("invalid rule in {}: {e}", what()))
-}
-
-impl ActionFlags {
-    /// The actions given, in the fixed order; `None` when no action flag was given.
-    pub(super) fn actions(&self) -> Result<Option<Vec<RuleAction>>, String> {
-        let mut actions = Vec::new();
-        if self.quarantine {
-            actions.push(RuleAction::Quarantine);
-        }
-        if self.reject {
-            actions.push(RuleAction::Reject {
-                code: self
-                    .reject_code
-                    .as_deref()
-                    .unwrap_or(DEFAULT_REJECT_CODE)
-                    .trim()
-                    .to_string(),
-                text: self
-                    .reject_text
-                    .as_deref()
-                    .unwrap_or(DEFAULT_REJECT_TEXT)
-                    .to_string(),
-            });
-        }
-        if let Some(to) = list_flag(&self.redirect_to) {
-            actions.push(RuleAction::RedirectTo(to));
-        }
-        for h in &self.set_headers {
-            let (name, value) = split_header("--set-header", h)?;
-            actions.push(RuleAction::SetHeader { name, value });
-        }
-        for name in &self.remove_headers {
-            actions.push(RuleAction::RemoveHeader(name.trim().to_string()));
-        }
-        if let Some(p) = &self.prepend_subject {
-            actions.push(RuleAction::PrependSubject(p.clone()));
-        }
-        if let Some(n) = self.set_scl {
-            actions.push(RuleAction::SetScl(n));
-        }
-        Ok(Some(actions).filter(|a| !a.is_empty()))
-    }
-}
-
-/// Applies the flags given to `rule`: `rule add` starts from a new rule, `rule set` from the
-/// stored one. The values are parsed here; the whole rule is checked by `validate_rule`.
-pub(super) fn apply_rule_flags(f: &RuleFlags, rule: &mut Rule) -> Result<(), String> {
-    let s = &f.settings;
-    if let Some(p) = s.priority {
-        rule.priority = p;
-    }
-    if let Some(v) = &s.sender_address_location {
-        rule.sender_address_location = from_label(
-            "--sender-address-location",
-            v,
-            "header, envelope or header-or-envelope",
-        )?;
-    }
-    if let Some(v) = &s.mode {
-        rule.mode = from_label("--mode", v, "enforce or audit")?;
-    }
-    if let Some(v) = on_off("--stop-processing", &s.stop_processing)? {
-        rule.stop_processing = v;
-    }
-    if let Some(v) = clearable(&s.activate_at) {
-        rule.activate_at = v.map(|t| parse_time("--activate-at", t)).transpose()?;
-    }
-    if let Some(v) = clearable(&s.expire_at) {
-        rule.expire_at = v.map(|t| parse_time("--expire-at", t)).transpose()?;
-    }
-    if let Some(v) = enabled_flag(&s.disabled, &s.enabled)? {
-        rule.enabled = v;
-    }
-    f.conditions.apply(&mut rule.conditions)?;
-    f.exceptions.apply(&mut rule.exceptions)?;
-    if let Some(actions) = f.actions.actions()? {
-        rule.actions = actions;
-    }
-    Ok(())
-}
-
-pub(super) fn plan_rule(c: &RuleCommand) -> Result<Call, String> {
-    Ok(match c {
-        RuleCommand::Add {
-            name,
-            tenant,
-            flags,
-        } => {
-            let base = tenant_path(tenant)?;
-            let mut rule = match &flags.from_file {
-                Some(file) => read_rule_file(file, tenant, name.as_deref())?,
-                None => {
-                    if flags.settings.priority.is_none() {
-                        return Err("missing --priority N (0 is evaluated first)".to_string());
-                    }
-                    let new = serde_json::json!({"priority": 0, "actions": []});
-                    let mut rule = rule_from_json(new, tenant, name.as_deref())?;
-                    apply_rule_flags(flags, &mut rule)?;
-                    rule
-                }
-            };
-            api_types::validate_rule(&mut rule, tenant)?;
-            Call::new(
-                Method::Post,
-                format!("{base}/rules"),
-                Output::Confirm(format!("rule {:?} added", rule.name)),
-            )
-            .body(&rule)
-            .json(flags.json)
-        }
-        RuleCommand::List { tenant, json } => Call::new(
-            Method::Get,
-            format!("{}/rules", tenant_path(tenant)?),
-            Output::RuleList,
-        )
-        .json(*json),
-        RuleCommand::Show { name, tenant, json } => {
-            Call::new(Method::Get, rule_path(tenant, name)?, Output::Rule).json(*json)
-        }
-        RuleCommand::Set {
-            name,
-            tenant,
-            flags,
-        } => {
-            let path = rule_path(tenant, name)?;
-            let output = Output::Confirm(format!("rule {name:?} updated"));
-            if let Some(file) = &flags.from_file {
-                let mut rule = read_rule_file(file, tenant, Some(name))?;
-                api_types::validate_rule(&mut rule, tenant)?;
-                return Ok(Call::new(Method::Put, path, output)
-                    .body(&rule)
-                    .json(flags.json));
-            }
-            // Every value is checked now, on a stand-in for the stored rule (nothing is sent when
-            // one is bad); the edited rule is checked again before the PUT.
-            let stand_in = serde_json::json!({"priority": 0, "actions": ["quarantine"]});
-            let mut rule = rule_from_json(stand_in, tenant, Some(name))?;
-            apply_rule_flags(flags, &mut rule)?;
-            api_types::validate_rule(&mut rule, tenant)?;
-            let mut call = Call::new(Method::Get, path, output).json(flags.json);
-            call.edit = Some(RuleEdit {
-                tenant: tenant.clone(),
-                flags: flags.clone(),
-            });
-            call
-        }
-        RuleCommand::Remove { name, tenant } => Call::new(
-            Method::Delete,
-            rule_path(tenant, name)?,
-            Output::Confirm(format!("rule {name:?} removed")),
-        ),
-        RuleCommand::Test(a) => simulate_call(a, Output::RuleTest)?,
-    })
-}
-
 pub(super) fn quarantine_path(tenant: &str, id: &str) -> Result<String, String> {
     let base = tenant_path(tenant)?;
     Ok(format!(
@@ -1247,18 +753,6 @@ pub(super) fn plan_quarantine(c: &QuarantineCommand) -> Result<Call, String> {
             Output::Confirm(format!("deleted {}", id.trim())),
         ),
     })
-}
-
-/// An RFC 3339 time (the weak form is accepted: `2024-05-01 10:00:00`, no zone = UTC), sent in
-/// the strict UTC form.
-pub(super) fn parse_time(flag: &str, s: &str) -> Result<String, String> {
-    humantime::parse_rfc3339_weak(s.trim())
-        .map(|t| humantime::format_rfc3339(t).to_string())
-        .map_err(|e| {
-            format!(
-                "invalid time {s:?} for {flag}: {e} (expected RFC 3339, e.g. 2024-05-01T10:00:00Z)"
-            )
-        })
 }
 
 pub(super) fn plan_trace(t: &TraceArgs) -> Result<Call, String> {

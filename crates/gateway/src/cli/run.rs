@@ -8,8 +8,10 @@ use portcullis_policy::rules::Rule;
 use crate::api_types::{self, SuggestResponse};
 
 use super::args::*;
+use super::call::*;
 use super::plan::*;
 use super::render::*;
+use super::text::*;
 
 /// `portcullis completions SHELL`: the completion script, from the same definitions as the
 /// parser (clap_complete).

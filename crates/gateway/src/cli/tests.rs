@@ -5,8 +5,10 @@ use portcullis_policy::rules::Rule;
 use serde_json::Value;
 
 use super::args::*;
+use super::call::*;
 use super::plan::*;
 use super::render::*;
+use super::render_reports::*;
 use super::run::*;
 use clap::CommandFactory;
 
