@@ -167,16 +167,23 @@ impl Verifier {
         }
     }
 
-    /// The lookup of the recipient of RCPT `facts` (`address` lower case): the list or a cached
-    /// answer at once; a probe only when the policy would accept the recipient without one (a
-    /// refusal needs no mailbox server). `None` for a domain of no tenant.
+    /// The lookup of `rcpt`, the recipient of RCPT `facts`: the list or a cached answer at
+    /// once; a probe only when the policy would accept the recipient without one (a refusal
+    /// needs no mailbox server). `None` for a domain of no tenant. Validation off (the common
+    /// case) costs one lookup of the domain, nothing more.
     pub async fn look_up(
         &self,
         dir: &Directory,
         facts: &RcptFacts<'_>,
-        address: &str,
+        rcpt: &portcullis_smtp::Address,
     ) -> Option<Lookup> {
-        let (entry, _) = dir.resolve(facts.rcpt_domain)?;
+        let (entry, domain) = dir.resolve(facts.rcpt_domain)?;
+        let validation = Directory::recipient_validation_of(entry, domain);
+        if validation == RecipientValidation::Off {
+            return Some(Lookup::not_validated(validation, String::new()));
+        }
+        let address = rcpt.to_string().to_ascii_lowercase();
+        let address = address.as_str();
         match self.quick(dir, &entry.tenant.name, address, facts.rcpt_domain) {
             Ok(l) => Some(l),
             Err(route) => {

@@ -8,6 +8,28 @@ use std::path::Path;
 
 use common::*;
 
+/// Tenant contoso with its domain contoso.com.
+fn contoso(gw: &Gateway) {
+    gw.ok(&["tenant", "add", "contoso"]);
+    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+}
+
+/// A rule that quarantines contoso's mail whose subject says "hold".
+fn hold_rule(gw: &Gateway) {
+    gw.ok(&[
+        "rule",
+        "add",
+        "hold",
+        "--tenant",
+        "contoso",
+        "--priority",
+        "0",
+        "--subject-contains",
+        "hold",
+        "--quarantine",
+    ]);
+}
+
 /// Every file and directory below `dir` with its mode.
 fn modes(dir: &Path, out: &mut Vec<(String, u32, bool)>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -25,8 +47,7 @@ fn modes(dir: &Path, out: &mut Vec<(String, u32, bool)>) {
 async fn the_data_directory_is_readable_by_the_gateway_only() {
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut gw = Gateway::start_logging_to("", log.path());
-    gw.ok(&["tenant", "add", "contoso"]);
-    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    contoso(&gw);
     let mut s = session(gw.smtp, "127.0.0.1").await;
     let r = s
         .mail(
@@ -85,8 +106,7 @@ async fn logs_in_a_file_have_no_colour_and_json_lines_parse() {
     for (config, json) in [("", false), ("[log]\nformat = \"json\"\n", true)] {
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut gw = Gateway::start_logging_to(config, log.path());
-        gw.ok(&["tenant", "add", "contoso"]);
-        gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+        contoso(&gw);
         gw.ok(&[
             "org",
             "set",
@@ -152,8 +172,7 @@ async fn readyz_is_degraded_while_dns_fails_and_while_mail_is_refused_for_a_loca
         "unhealthy_after = \"1s\"\n[delivery]\nmax_queue = 1\n",
         log.path(),
     );
-    gw.ok(&["tenant", "add", "contoso"]);
-    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    contoso(&gw);
     assert_eq!(readyz(&gw), (200, "ready\n".to_string()));
     // DNS times out for the sender's domain: SPF cannot be evaluated.
     gw.dns.timeout("slow.example");
@@ -380,8 +399,7 @@ fn version_completions_and_man_page_need_no_server() {
 #[tokio::test]
 async fn tenant_show_and_json_everywhere() {
     let gw = Gateway::start("");
-    gw.ok(&["tenant", "add", "contoso"]);
-    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    contoso(&gw);
     gw.ok(&[
         "connector",
         "add",
@@ -437,20 +455,8 @@ async fn tenant_show_and_json_everywhere() {
 #[tokio::test]
 async fn audit_entries_name_the_message_acted_on_and_its_tenant() {
     let gw = Gateway::start("");
-    gw.ok(&["tenant", "add", "contoso"]);
-    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
-    gw.ok(&[
-        "rule",
-        "add",
-        "hold",
-        "--tenant",
-        "contoso",
-        "--priority",
-        "0",
-        "--subject-contains",
-        "hold",
-        "--quarantine",
-    ]);
+    contoso(&gw);
+    hold_rule(&gw);
     let mut s = session(gw.smtp, "127.0.0.1").await;
     for subject in ["hold one", "hold two"] {
         let r = s
@@ -535,8 +541,7 @@ async fn config_show_prints_the_running_configuration_for_the_operator_only() {
 #[tokio::test]
 async fn trace_listings_say_when_more_records_exist_and_page_through_all() {
     let gw = Gateway::start("");
-    gw.ok(&["tenant", "add", "contoso"]);
-    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
+    contoso(&gw);
     gw.ok(&[
         "org",
         "set",
@@ -602,20 +607,8 @@ async fn trace_listings_say_when_more_records_exist_and_page_through_all() {
 #[tokio::test]
 async fn quarantine_and_audit_listings_say_when_the_limit_cut_them() {
     let gw = Gateway::start("");
-    gw.ok(&["tenant", "add", "contoso"]);
-    gw.ok(&["domain", "add", "contoso.com", "--tenant", "contoso"]);
-    gw.ok(&[
-        "rule",
-        "add",
-        "hold",
-        "--tenant",
-        "contoso",
-        "--priority",
-        "0",
-        "--subject-contains",
-        "hold",
-        "--quarantine",
-    ]);
+    contoso(&gw);
+    hold_rule(&gw);
     let mut s = session(gw.smtp, "127.0.0.1").await;
     for i in 0..3 {
         let subject = format!("hold {i}");

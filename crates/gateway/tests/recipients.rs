@@ -36,6 +36,32 @@ async fn rcpt(gw: &Gateway, addresses: &[&str]) -> Vec<String> {
     replies
 }
 
+/// `simulate --json` of a transaction from 192.0.2.1 to `rcpt`: the report and its `recipient`
+/// step.
+fn simulate_recipient(gw: &Gateway, rcpt: &str) -> (serde_json::Value, serde_json::Value) {
+    let out = gw.ok(&[
+        "simulate",
+        "--tenant",
+        "contoso",
+        "--ip",
+        "192.0.2.1",
+        "--mail-from",
+        "a@example.org",
+        "--rcpt",
+        rcpt,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "recipient")
+        .unwrap_or_else(|| panic!("{v}"))
+        .clone();
+    (v, step)
+}
+
 #[tokio::test]
 async fn the_list_refuses_unknown_recipients_of_authoritative_domains_only() {
     let gw = Gateway::start("");
@@ -126,25 +152,7 @@ async fn the_list_refuses_unknown_recipients_of_authoritative_domains_only() {
     ]);
     assert_eq!(rcpt(&gw, &["eve@contoso.com"]).await, [UNKNOWN]);
     // simulate shows the lookup and its source.
-    let out = gw.ok(&[
-        "simulate",
-        "--tenant",
-        "contoso",
-        "--ip",
-        "192.0.2.1",
-        "--mail-from",
-        "a@example.org",
-        "--rcpt",
-        "eve@contoso.com",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let step = v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "recipient")
-        .unwrap_or_else(|| panic!("{v}"));
+    let (v, step) = simulate_recipient(&gw, "eve@contoso.com");
     assert_eq!(step["outcome"], "unknown (list)");
     assert_eq!(v["reply"], UNKNOWN);
 }
@@ -383,26 +391,7 @@ async fn verify_asks_the_mailbox_server_and_caches_its_answers() {
         ["250 2.1.5 Recipient OK", UNKNOWN, "250 2.1.5 Recipient OK"]
     );
     assert_eq!(down.transactions().1, 4);
-    let out = gw.ok(&[
-        "simulate",
-        "--tenant",
-        "contoso",
-        "--ip",
-        "192.0.2.1",
-        "--mail-from",
-        "a@example.org",
-        "--rcpt",
-        "reject-eve@contoso.com",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let step = v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "recipient")
-        .unwrap()
-        .clone();
+    let (_, step) = simulate_recipient(&gw, "reject-eve@contoso.com");
     assert_eq!(step["outcome"], "unknown (cache)");
     assert!(
         step["detail"]

@@ -210,13 +210,19 @@ impl Directory {
     /// How recipients of `rcpt_domain` are validated: the domain's own setting, else its
     /// tenant's; never for an internal-relay domain or a domain of no tenant.
     pub fn recipient_validation(&self, rcpt_domain: &str) -> RecipientValidation {
-        match self.resolve(rcpt_domain) {
-            None => RecipientValidation::Off,
-            Some((_, d)) if d.domain_type == DomainType::InternalRelay => RecipientValidation::Off,
-            Some((t, d)) => d
-                .recipient_validation
-                .unwrap_or(t.tenant.settings.recipient_validation),
+        self.resolve(rcpt_domain)
+            .map_or(RecipientValidation::Off, |(t, d)| {
+                Self::recipient_validation_of(t, d)
+            })
+    }
+
+    /// As [`Directory::recipient_validation`], for a domain already resolved.
+    pub fn recipient_validation_of(t: &TenantEntry, d: &AcceptedDomain) -> RecipientValidation {
+        if d.domain_type == DomainType::InternalRelay {
+            return RecipientValidation::Off;
         }
+        d.recipient_validation
+            .unwrap_or(t.tenant.settings.recipient_validation)
     }
 
     /// Whether `tenant`'s recipient list knows `address` (lower case).

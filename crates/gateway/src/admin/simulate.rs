@@ -232,8 +232,7 @@ async fn explain_rcpt(
         spf_temp_error: spf.result == AuthResult::TempError,
         recipient: portcullis_policy::RecipientLookup::NotValidated,
     };
-    let address = tx.rcpt.to_string().to_ascii_lowercase();
-    if let Some(lookup) = verifier.look_up(dir, &facts, &address).await {
+    if let Some(lookup) = verifier.look_up(dir, &facts, &tx.rcpt).await {
         facts.recipient = lookup.result;
         explain_lookup(&lookup, report);
     }

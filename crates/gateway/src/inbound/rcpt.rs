@@ -21,7 +21,6 @@ impl Conn {
             return reply::NEED_MAIL_BEFORE_RCPT;
         };
         let dir = txn.dir.clone();
-        let address = to.to_string().to_ascii_lowercase();
         let mut facts = RcptFacts {
             peer: &peer,
             p1_domain: txn.from.domain(),
@@ -29,7 +28,7 @@ impl Conn {
             spf_temp_error: txn.spf.result == AuthResult::TempError,
             recipient: RecipientLookup::NotValidated,
         };
-        let lookup = self.shared.verifier.look_up(&dir, &facts, &address).await;
+        let lookup = self.shared.verifier.look_up(&dir, &facts, &to).await;
         if let Some(l) = &lookup {
             facts.recipient = l.result;
         }
