@@ -792,10 +792,29 @@ pub struct ReportSource {
     /// Would be refused if reject direct send were `on` (not exempted by a trusted ARC sealer or
     /// aligned DKIM).
     pub would_refuse: u64,
-    /// `likely-legitimate` (passes SPF or DKIM), `likely-forwarded` (ARC passes), `likely-spoofing`
-    /// (fails everything) or `unknown`.
+    /// `likely-legitimate` (SPF or DKIM passes, or the evidence adds up to 3 or more),
+    /// `likely-forwarded` (an ARC chain passes), `likely-spoofing` (the evidence adds up to -2 or
+    /// less) or `unknown` (review it).
     pub verdict: String,
+    /// The sum of the evidence's weights.
+    pub score: i32,
+    /// Distinct days (UTC) with traffic.
+    pub days: u64,
+    /// What the verdict rests on, one item per signal.
+    pub evidence: Vec<Evidence>,
     pub sample_trace_ids: Vec<String>,
+}
+
+/// One piece of evidence about a source.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Evidence {
+    /// What was looked at: `authentication`, `arc`, `spf`, `dkim`, `certificate`, `tls`,
+    /// `private-address`, `rdns`, `days`, `helo`, `recipients`, `network`.
+    pub signal: String,
+    /// For a legitimate sender (positive), against (negative), or neither (0).
+    pub weight: i32,
+    /// In plain language, with the numbers.
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -830,6 +849,8 @@ pub struct SuggestedConnector {
     pub name: String,
     pub sender_ips: Vec<String>,
     pub tls_cert_names: Vec<String>,
+    /// The tenant's domains it vouches for: those its sources used.
+    pub sender_domains: Vec<String>,
     /// The sources (report `source`) it covers, and their messages.
     pub covers: Vec<String>,
     pub messages: u64,
@@ -846,6 +867,23 @@ pub struct SuggestRequest {
     /// Create the suggested connectors.
     #[serde(default)]
     pub apply: bool,
+    /// Propose a connector for this address or CIDR (whatever the report's verdicts), saying
+    /// why it is or is not recommended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// The assessment of a connector for a source the administrator named.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SourceAssessment {
+    /// The address or network named.
+    pub source: String,
+    pub recommended: bool,
+    /// The report's sources inside it, and their messages.
+    pub covers: Vec<String>,
+    pub messages: u64,
+    /// Why it is or is not recommended, in plain language.
+    pub reasons: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -855,6 +893,9 @@ pub struct SuggestResponse {
     pub other: Vec<String>,
     /// Names of the connectors created (with `apply`).
     pub applied: Vec<String>,
+    /// With `source`: whether the proposed connector is recommended, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessment: Option<SourceAssessment>,
 }
 
 /// One finding of `portcullis org readiness`.

@@ -84,6 +84,9 @@ pub(super) async fn authorize(
     };
     req.extensions_mut().insert(principal.clone());
     let mut resp = next.run(req).await;
+    // A read-only route that changed something after all (suggestions applied) says so with
+    // its trail.
+    let audited = audited || resp.extensions().get::<AuditTrail>().is_some();
     if audited && resp.status().is_success() {
         let mut tenant = tenant;
         let mut after = tenant.as_deref().and_then(|t| tenant_snapshot(&state, t));

@@ -6,6 +6,7 @@ use portcullis_policy::Connector;
 
 use crate::api_types::*;
 
+use super::audit::{Trail, object_trail};
 use super::connectors::connectors;
 use super::extract::*;
 use super::state::*;
@@ -62,37 +63,46 @@ pub(super) async fn suggest_connectors(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<SuggestRequest>,
-) -> Res<Json<SuggestResponse>> {
+) -> Res<(Option<Trail>, Json<SuggestResponse>)> {
+    let source = req
+        .source
+        .as_deref()
+        .map(|s| parse_cidr(s).map_err(|e| bad(format!("source: {e}"))))
+        .transpose()?;
     let (report, extra) = report_for(&state, &t, req.since.as_deref()).await?;
-    let mut plan = crate::admin::report::suggest(&report, &extra, &connectors(&state, &t)?);
+    let existing = connectors(&state, &t)?;
+    let mut plan = match source {
+        Some(net) => crate::admin::report::suggest_for_source(&report, &extra, &existing, net),
+        None => crate::admin::report::suggest(&report, &extra, &existing),
+    };
+    let mut created = Vec::new();
     if req.apply {
         for s in &plan.connectors {
             let patch = ConnectorPatch {
                 sender_ips: (!s.sender_ips.is_empty()).then(|| s.sender_ips.clone()),
                 tls_cert_names: (!s.tls_cert_names.is_empty()).then(|| s.tls_cert_names.clone()),
+                // Trust only for the tenant's own domains these sources used.
+                sender_domains: (!s.sender_domains.is_empty()).then(|| s.sender_domains.clone()),
                 ..Default::default()
             };
             let mut c = Connector::new(&t, &s.name);
             patch.apply(&mut c).map_err(bad)?;
-            // Trust only for the tenant's own domains these sources used.
-            let domains: Vec<String> = report
-                .sources
-                .iter()
-                .filter(|r| s.covers.contains(&r.source))
-                .flat_map(|r| r.p1_domains.iter().cloned())
-                .collect();
-            if !domains.is_empty() {
-                c.sender_domains = domains;
-                c.sender_domains.sort();
-                c.sender_domains.dedup();
-            }
             state.store.put_connector(&c, true).await?;
             plan.applied.push(c.name.clone());
             tracing::info!(tenant = %t, connector = %c.name, "suggested connector created");
+            created.push(c);
         }
         changed(&state).await?;
     }
-    Ok(Json(plan))
+    // Applied suggestions are audited (the route is read-only otherwise), naming what was created.
+    let trail = req.apply.then(|| {
+        object_trail(
+            Some(&t),
+            serde_json::Value::Null,
+            serde_json::json!({ "connectors_created": created }),
+        )
+    });
+    Ok((trail, Json(plan)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{t}/simulate/replay", params(("t" = String, Path, description = "Tenant name")), request_body = ReplayRequest, responses((status = 200, body = ReplayReport)))]

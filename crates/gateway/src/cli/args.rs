@@ -333,6 +333,10 @@ pub struct DirectSendArgs {
     /// Propose inbound connectors for the legitimate sources (nothing is created without --apply)
     #[arg(long)]
     pub suggest_connectors: bool,
+    /// With --suggest-connectors: propose a connector for this address or CIDR, whatever its
+    /// verdict, and say why it is or is not recommended
+    #[arg(long, value_name = "IP|CIDR", requires = "suggest_connectors")]
+    pub source: Option<String>,
     /// Create the suggested connectors (after showing them and asking)
     #[arg(long, requires = "suggest_connectors")]
     pub apply: bool,

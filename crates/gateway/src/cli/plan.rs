@@ -258,9 +258,15 @@ pub(super) fn plan_direct_send(a: &DirectSendArgs) -> Result<Call, String> {
         if a.format == ReportFormat::Csv {
             return Err("--format csv does not apply to --suggest-connectors".to_string());
         }
+        let source = a
+            .source
+            .as_deref()
+            .map(|s| api_types::parse_cidr(s).map(|n| n.to_string()).map_err(|e| format!("--source: {e}")))
+            .transpose()?;
         let req = SuggestRequest {
             since: Some(since),
             apply: false,
+            source,
         };
         return Ok(Call::new(
             Method::Post,

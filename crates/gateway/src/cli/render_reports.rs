@@ -74,7 +74,7 @@ pub(super) fn direct_send_text(r: &DirectSendReport) -> String {
                 x.recipients.to_string(),
                 x.first_seen.clone(),
                 x.last_seen.clone(),
-                x.verdict.clone(),
+                format!("{} ({:+})", x.verdict, x.score),
             ]
             .iter()
             .map(|cell| printable(cell, false))
@@ -97,11 +97,33 @@ pub(super) fn direct_send_text(r: &DirectSendReport) -> String {
             "RCPTS",
             "FIRST SEEN",
             "LAST SEEN",
-            "VERDICT",
+            "VERDICT (SCORE)",
         ],
         &rows,
     ));
+    out.push_str("\n\nwhy:");
+    for x in &r.sources {
+        out.push_str(&format!(
+            "\n  {} — {} ({:+})",
+            printable(&x.source, false),
+            x.verdict,
+            x.score
+        ));
+        for e in x.evidence.iter().filter(|e| e.weight != 0 || e.signal == "network") {
+            let sign = if e.weight == 0 { " 0".to_string() } else { format!("{:+}", e.weight) };
+            out.push_str(&format!("\n    {sign} {}", printable(&e.detail, false)));
+        }
+    }
     out
+}
+
+/// `+3 authentication: …; -2 spf: …` — every piece of evidence, for one CSV cell.
+fn evidence_cell(x: &ReportSource) -> String {
+    x.evidence
+        .iter()
+        .map(|e| format!("{:+} {}: {}", e.weight, e.signal, e.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// One RFC 4180 field: quoted (inner quotes doubled) when it holds a comma, a double quote, CR or
@@ -144,6 +166,9 @@ pub(super) const CSV_COLUMNS: &[&str] = &[
     "refused",
     "would_refuse",
     "verdict",
+    "score",
+    "days",
+    "evidence",
     "sample_trace_ids",
 ];
 
@@ -171,6 +196,9 @@ pub(super) fn csv_row(x: &ReportSource) -> Vec<String> {
         x.refused.to_string(),
         x.would_refuse.to_string(),
         x.verdict.clone(),
+        x.score.to_string(),
+        x.days.to_string(),
+        evidence_cell(x),
         x.sample_trace_ids.join(" "),
     ]
 }
@@ -215,6 +243,15 @@ pub(super) fn suggest_text(r: &SuggestResponse) -> String {
         {
             out.push(format!("    {line}"));
         }
+    }
+    if let Some(a) = &r.assessment {
+        out.push(String::new());
+        out.push(format!(
+            "{} for {}:",
+            if a.recommended { "recommended" } else { "NOT recommended" },
+            a.source
+        ));
+        out.extend(a.reasons.iter().map(|why| format!("  - {why}")));
     }
     if !r.other.is_empty() {
         out.push(String::new());

@@ -125,7 +125,13 @@ pub(super) fn run_suggest_apply(
     if plan.connectors.is_empty() {
         return nothing_changed();
     }
-    let prompt = format!("Create these {} connectors? [y/N] ", plan.connectors.len());
+    let prompt = match &plan.assessment {
+        Some(a) if !a.recommended => format!(
+            "Create connector {} although it is NOT recommended (see above)? [y/N] ",
+            plan.connectors[0].name
+        ),
+        _ => format!("Create these {} connectors? [y/N] ", plan.connectors.len()),
+    };
     if !yes && !confirm(&prompt) {
         return nothing_changed();
     }
