@@ -797,10 +797,13 @@ pub struct ReportSource {
     /// less) or `unknown` (review it).
     pub verdict: String,
     /// The sum of the evidence's weights.
+    #[serde(default)]
     pub score: i32,
     /// Distinct days (UTC) with traffic.
+    #[serde(default)]
     pub days: u64,
     /// What the verdict rests on, one item per signal.
+    #[serde(default)]
     pub evidence: Vec<Evidence>,
     pub sample_trace_ids: Vec<String>,
 }
@@ -850,6 +853,7 @@ pub struct SuggestedConnector {
     pub sender_ips: Vec<String>,
     pub tls_cert_names: Vec<String>,
     /// The tenant's domains it vouches for: those its sources used.
+    #[serde(default)]
     pub sender_domains: Vec<String>,
     /// The sources (report `source`) it covers, and their messages.
     pub covers: Vec<String>,

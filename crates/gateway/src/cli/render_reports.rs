@@ -117,11 +117,12 @@ pub(super) fn direct_send_text(r: &DirectSendReport) -> String {
     out
 }
 
-/// `+3 authentication: …; -2 spf: …` — every piece of evidence, for one CSV cell.
+/// `authentication +3: …; spf -2: …` — every piece of evidence, for one CSV cell (starting with
+/// the signal's name, not a sign a spreadsheet would take for a formula).
 fn evidence_cell(x: &ReportSource) -> String {
     x.evidence
         .iter()
-        .map(|e| format!("{:+} {}: {}", e.weight, e.signal, e.detail))
+        .map(|e| format!("{} {:+}: {}", e.signal, e.weight, e.detail))
         .collect::<Vec<_>>()
         .join("; ")
 }

@@ -638,6 +638,23 @@ fn report_direct_send_calls() {
             serde_json::json!({"since": "7d", "apply": true})
         );
     }
+    // --source: a named address (as a host network) or CIDR; host bits set is a usage error
+    // naming the value; without --suggest-connectors it is refused by clap.
+    let c = plan_of(&[
+        "report", "direct-send", "--tenant", "contoso", "--suggest-connectors", "--source",
+        "192.0.2.7",
+    ])
+    .unwrap();
+    assert_eq!(
+        c.body.unwrap(),
+        serde_json::json!({"since": "30d", "apply": false, "source": "192.0.2.7/32"})
+    );
+    let e = plan_of(&[
+        "report", "direct-send", "--tenant", "contoso", "--suggest-connectors", "--source",
+        "192.0.2.7/24",
+    ])
+    .unwrap_err();
+    assert!(e.contains("--source") && e.contains("192.0.2.0/24"), "{e}");
     let c = plan_of(&[
         "report",
         "direct-send",
@@ -844,14 +861,19 @@ fn sample_report() -> Value {
              "arc": {}, "tls": 13, "cert_names": [], "messages": 13, "recipients": 4,
              "first_seen": "2024-05-01T08:00:00Z", "last_seen": "2024-05-02T09:00:00Z",
              "delivered": 0, "audited": 13, "refused": 0, "would_refuse": 0,
-             "verdict": "likely-legitimate", "sample_trace_ids": ["T1", "T2"]},
+             "verdict": "likely-legitimate", "score": 3, "days": 2,
+             "evidence": [{"signal": "authentication", "weight": 3, "detail": "SPF or DKIM passes for 12 of 13 message(s)"},
+                          {"signal": "tls", "weight": 0, "detail": "no TLS"}],
+             "sample_trace_ids": ["T1", "T2"]},
             {"source": "203.0.113.9", "ips": ["203.0.113.9"], "rdns": null,
              "helo": ["evil,\"helo\"\u{1b}[2J"], "p1_domains": ["contoso.com"], "p2_domains": [],
              "spf": {"fail": 3, "softfail": 1}, "dkim": {}, "dmarc": {"fail": 4}, "arc": {},
              "tls": 0, "cert_names": [], "messages": 4, "recipients": 1,
              "first_seen": "2024-05-02T00:00:00Z", "last_seen": "2024-05-02T01:00:00Z",
              "delivered": 0, "audited": 4, "refused": 0, "would_refuse": 4,
-             "verdict": "likely-spoofing", "sample_trace_ids": ["T9"]}
+             "verdict": "likely-spoofing", "score": -2, "days": 1,
+             "evidence": [{"signal": "spf", "weight": -2, "detail": "SPF fails for 3 of 4 message(s)"}],
+             "sample_trace_ids": ["T9"]}
         ]
     })
 }
@@ -871,7 +893,7 @@ fn direct_send_rendering() {
     let mut lines = text.lines().skip_while(|l| !l.starts_with("SOURCE"));
     let header = lines.next().unwrap();
     assert!(
-        header.starts_with("SOURCE") && header.ends_with("VERDICT"),
+        header.starts_with("SOURCE") && header.ends_with("VERDICT (SCORE)"),
         "{header}"
     );
     let row = lines.next().unwrap();
@@ -881,16 +903,22 @@ fn direct_send_rendering() {
             && row.contains("contoso.com,sub.contoso.com")
             && row.contains("pass 12/fail 1")
             && row.contains("none 13")
-            && row.ends_with("likely-legitimate"),
+            && row.ends_with("likely-legitimate (+3)"),
         "{row}"
     );
     let row = lines.next().unwrap();
     assert!(
         row.starts_with("203.0.113.9")
             && row.contains("fail 3/softfail 1")
-            && row.ends_with("likely-spoofing"),
+            && row.ends_with("likely-spoofing (-2)"),
         "{row}"
     );
+    // Why: the weighed evidence per source; what is not weighed stays in the JSON.
+    assert!(
+        text.contains("why:\n  192.0.2.0/24 — likely-legitimate (+3)\n    +3 SPF or DKIM passes for 12 of 13 message(s)\n  203.0.113.9 — likely-spoofing (-2)\n    -2 SPF fails for 3 of 4 message(s)"),
+        "{text}"
+    );
+    assert!(!text.contains("no TLS"), "{text}");
     assert!(!text.contains('\u{1b}'));
 
     // JSON: the server's, pretty-printed, in its order.
@@ -911,7 +939,7 @@ fn direct_send_rendering() {
         lines[1],
         "192.0.2.0/24,192.0.2.1 192.0.2.2,mx.b.com,mx1.b.com mx2.b.com mx3.b.com,contoso.com,\
          contoso.com sub.contoso.com,pass=12 fail=1,none=13,pass=12 fail=1,,13,,13,4,\
-         2024-05-01T08:00:00Z,2024-05-02T09:00:00Z,0,13,0,0,likely-legitimate,T1 T2"
+         2024-05-01T08:00:00Z,2024-05-02T09:00:00Z,0,13,0,0,likely-legitimate,3,2,authentication +3: SPF or DKIM passes for 12 of 13 message(s); tls +0: no TLS,T1 T2"
     );
     assert!(
         lines[2].starts_with("203.0.113.9,203.0.113.9,,\"evil,\"\"helo\"\"\u{1b}[2J\",contoso.com,,fail=3 softfail=1,,fail=4,,0,"),
