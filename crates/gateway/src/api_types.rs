@@ -142,22 +142,44 @@ pub struct TraceParams {
     pub cursor: Option<String>,
 }
 
-/// A trace listing's cursor: `<received_at_us>_<trace_id>` of the last record of a page.
-pub fn trace_cursor(r: &portcullis_store::TraceRecord) -> String {
-    format!("{}_{}", r.received_at_us, r.trace_id)
+/// A listing's cursor over a time-ordered listing: `<µs>_<id>` of the last item of a page (a
+/// trace record's receipt time and id, a quarantined message's, an audit entry's).
+pub fn time_cursor(us: i64, id: &str) -> String {
+    format!("{us}_{id}")
 }
 
-pub fn parse_trace_cursor(s: &str) -> Result<(i64, String), String> {
-    let bad = || format!("invalid cursor {s:?}: pass the X-Next-Cursor of the previous page");
-    let (us, id) = s.split_once('_').ok_or_else(bad)?;
-    let us = us.parse::<i64>().map_err(|_| bad())?;
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(bad());
+fn bad_cursor(s: &str) -> String {
+    format!("invalid cursor {s:?}: pass the X-Next-Cursor of the previous page")
+}
+
+/// An id inside a cursor: 1 to 200 of `A-Z a-z 0-9 . - _`.
+fn cursor_id(s: &str, id: &str) -> Result<String, String> {
+    if id.is_empty()
+        || id.len() > 200
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return Err(bad_cursor(s));
     }
-    Ok((us, id.to_string()))
+    Ok(id.to_string())
 }
 
-/// The most records one listing answers (trace, quarantine, audit); page with `since`/`start`.
+/// The `<µs>_<id>` of [`time_cursor`].
+pub fn parse_time_cursor(s: &str) -> Result<(i64, String), String> {
+    let (us, id) = s.split_once('_').ok_or_else(|| bad_cursor(s))?;
+    let us = us.parse::<i64>().map_err(|_| bad_cursor(s))?;
+    Ok((us, cursor_id(s, id)?))
+}
+
+/// The queue's cursor: the id of the last message of a page (the queue lists by id, oldest
+/// first: trace ids begin with their receipt time).
+pub fn parse_queue_cursor(s: &str) -> Result<String, String> {
+    cursor_id(s, s)
+}
+
+/// The most records one page of a listing holds (trace, quarantine, audit, queue); the
+/// `X-Next-Cursor` of an answer leads to the next page.
 pub const MAX_LIMIT: u32 = 100_000;
 
 /// A listing's `limit`: `default` when absent, else 1 to [`MAX_LIMIT`].
@@ -667,6 +689,9 @@ pub struct QuarantineParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<u32>,
+    /// Continue after the previous page: the `X-Next-Cursor` of its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// Validates a rule as the API receives it: name, tenant, and everything `CompiledRule::compile`
@@ -1019,6 +1044,13 @@ pub struct QueueParams {
     /// A route URL (or a prefix of one, e.g. `smtp://mail.contoso.com`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
+    /// At most this many (1 to 100000; default 1000), oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 100000)]
+    pub limit: Option<u32>,
+    /// Continue after the previous page: the `X-Next-Cursor` of its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// Query of `PUT /tenants/{t}/rules/{name}`.

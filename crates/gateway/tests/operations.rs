@@ -604,13 +604,63 @@ async fn trace_listings_say_when_more_records_exist_and_page_through_all() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// One page of a listing with `--limit N --json` (and `--cursor`): the records and the cursor
+/// the CLI printed on stderr, if any.
+fn page(gw: &Gateway, args: &[&str], cursor: Option<&str>) -> (Vec<serde_json::Value>, Option<String>) {
+    let mut a = args.to_vec();
+    a.push("--json");
+    if let Some(c) = cursor {
+        a.extend_from_slice(&["--cursor", c]);
+    }
+    let o = gw.cli(&a);
+    assert!(o.status.success(), "{a:?}: {o:?}");
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    let next = err
+        .split("--cursor ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .map(str::to_string);
+    if next.is_some() {
+        assert!(err.contains("more records match"), "{err}");
+    }
+    (serde_json::from_slice(&o.stdout).unwrap(), next)
+}
+
+/// Pages through a listing by cursor, checks that no item repeats and that `--all` gives the
+/// same items in the same order; returns them.
+fn page_through(gw: &Gateway, args: &[&str], key: &str, pages: usize) -> Vec<serde_json::Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut n = 0;
+    loop {
+        let (mut p, next) = page(gw, args, cursor.as_deref());
+        n += 1;
+        assert!(!p.is_empty(), "{args:?}: an empty page");
+        items.append(&mut p);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(n, pages, "{args:?}: {items:#?}");
+    let mut keys: Vec<String> = items.iter().map(|i| i[key].to_string()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), items.len(), "{args:?}: an item on two pages");
+    let mut all_args = args.to_vec();
+    all_args.extend_from_slice(&["--all", "--json"]);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&gw.ok(&all_args)).unwrap();
+    assert_eq!(all, items, "{args:?}: --all");
+    items
+}
+
 #[tokio::test]
-async fn quarantine_and_audit_listings_say_when_the_limit_cut_them() {
+async fn quarantine_audit_and_queue_listings_page_by_cursor() {
     let gw = Gateway::start("");
     contoso(&gw);
     hold_rule(&gw);
     let mut s = session(gw.smtp, "127.0.0.1").await;
-    for i in 0..3 {
+    for i in 0..5 {
         let subject = format!("hold {i}");
         let r = s
             .mail(
@@ -621,22 +671,42 @@ async fn quarantine_and_audit_listings_say_when_the_limit_cut_them() {
             .await;
         assert!(r.last().unwrap().starts_with("250 2.6.0"), "{r:?}");
     }
-    let o = gw.cli(&[
-        "quarantine",
-        "list",
-        "--tenant",
-        "contoso",
-        "--limit",
-        "2",
-        "--json",
-    ]);
-    assert!(o.status.success());
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v.len(), 2);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("more records match than --limit"));
-    let o = gw.cli(&["quarantine", "list", "--tenant", "contoso", "--limit", "3"]);
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("more records"));
-    let o = gw.cli(&["audit", "--tenant", "contoso", "--limit", "1"]);
-    assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("more records match than --limit"));
+    let held = page_through(
+        &gw,
+        &["quarantine", "list", "--tenant", "contoso", "--limit", "2"],
+        "id",
+        3,
+    );
+    assert_eq!(held.len(), 5);
+    assert!(held.windows(2).all(|w| w[0]["received_at"].as_str() >= w[1]["received_at"].as_str()));
+    let (_, next) = page(&gw, &["quarantine", "list", "--tenant", "contoso", "--limit", "5"], None);
+    assert!(next.is_none(), "the last page says nothing more");
+
+    // Audit: more entries than a page (tenant, domain, rule, then changes).
+    for i in 0..4 {
+        gw.ok(&["rule", "set", "hold", "--tenant", "contoso", "--priority", &i.to_string()]);
+    }
+    let entries = page_through(&gw, &["audit", "--tenant", "contoso", "--limit", "2"], "at", 4);
+    assert_eq!(entries.len(), 7, "{entries:#?}");
+
+    // Queue: messages waiting for a route that does not answer, listed oldest first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    gw.ok(&["tenant", "set", "contoso", "--route", &format!("smtp://127.0.0.1:{port}")]);
+    for i in 0..3 {
+        let r = s
+            .mail(
+                "a@example.org",
+                &["carol@contoso.com"],
+                &message("a@example.org", "carol@contoso.com", &format!("queued {i}")),
+            )
+            .await;
+        assert!(r.last().unwrap().starts_with("250 2.6.0"), "{r:?}");
+    }
+    let queued = page_through(&gw, &["queue", "list", "--limit", "2"], "id", 2);
+    assert_eq!(queued.len(), 3);
+    assert!(queued.windows(2).all(|w| w[0]["id"].as_str() < w[1]["id"].as_str()));
+    let o = gw.cli(&["queue", "list", "--cursor", "no such/cursor"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = gw.cli(&["audit", "--cursor", "nonsense"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
 }

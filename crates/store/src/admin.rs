@@ -29,6 +29,9 @@ pub struct AuditEntry {
     pub at: String,
     #[serde(skip)]
     pub at_us: i64,
+    /// Tells apart entries of the same microsecond (the listing's cursor holds it).
+    #[serde(skip)]
+    pub seq: String,
     /// The token's name and id, or `bootstrap` for admin.token.
     pub principal: String,
     /// The client address of the request.
@@ -162,47 +165,46 @@ impl Store {
         Ok(())
     }
 
-    /// Newest first; `tenant = None`: every entry (operator view).
+    /// Newest first; `tenant = None`: every entry (operator view). `before` (`at` in µs, seq)
+    /// continues after a previous page's last entry.
     pub async fn list_audit(
         &self,
         tenant: Option<&str>,
         since_us: i64,
+        before: Option<(i64, String)>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>> {
         // The caller's limit as given (the API bounds it to 1..=100000, and asks one more to
         // learn whether more entries exist).
         let limit = if limit == 0 { 1000 } else { limit };
-        let sql = match tenant {
-            Some(_) => format!(
-                "SELECT at, principal, address, tenant, action, before, after, node FROM audit WHERE tenant = $1 AND at >= $2 ORDER BY at DESC LIMIT {limit}"
-            ),
-            None => format!(
-                "SELECT at, principal, address, tenant, action, before, after, node FROM audit WHERE at >= $1 ORDER BY at DESC LIMIT {limit}"
-            ),
-        };
-        let mut q = sqlx::query_as::<
-            _,
-            (
-                i64,
-                String,
-                String,
-                Option<String>,
-                String,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-            ),
-        >(AssertSqlSafe(sql));
+        let mut sql = String::from(
+            "SELECT at, seq, principal, address, tenant, action, before, after, node FROM audit WHERE at >= $1",
+        );
+        let mut n = 1;
+        if tenant.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND tenant = ${n}"));
+        }
+        if let Some((us, _)) = &before {
+            n += 1;
+            sql.push_str(&format!(" AND (at < {us} OR (at = {us} AND seq < ${n}))"));
+        }
+        sql.push_str(&format!(" ORDER BY at DESC, seq DESC LIMIT {limit}"));
+        let mut q = sqlx::query_as::<_, AuditRow>(AssertSqlSafe(sql)).bind(since_us);
         if let Some(t) = tenant {
             q = q.bind(t.to_string());
         }
-        let rows = q.bind(since_us).fetch_all(&self.pool).await?;
+        if let Some((_, seq)) = before {
+            q = q.bind(seq);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .map(
-                |(at, principal, address, tenant, action, before, after, node)| AuditEntry {
+                |(at, seq, principal, address, tenant, action, before, after, node)| AuditEntry {
                     at: rfc3339_us(at),
                     at_us: at,
+                    seq,
                     principal,
                     address,
                     tenant,
@@ -215,6 +217,19 @@ impl Store {
             .collect())
     }
 }
+
+/// at, seq, principal, address, tenant, action, before, after, node.
+type AuditRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 fn rand_seq() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};

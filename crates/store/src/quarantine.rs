@@ -43,6 +43,8 @@ pub struct QuarantineQuery {
     pub sender: Option<String>,
     pub recipient: Option<String>,
     pub limit: u32,
+    /// Only entries older than this one (`received_at` in µs, id): the page after it.
+    pub before: Option<(i64, String)>,
 }
 
 impl Store {
@@ -84,7 +86,8 @@ impl Store {
 
     /// Newest first.
     pub async fn list_quarantine(&self, q: &QuarantineQuery) -> Result<Vec<QuarantineEntry>> {
-        let mut sql = String::from("SELECT doc FROM quarantine q WHERE q.tenant = $1");
+        let mut sql =
+            String::from("SELECT doc, received_at FROM quarantine q WHERE q.tenant = $1");
         let mut binds = vec![q.tenant.clone()];
         if let Some(r) = &q.reason {
             binds.push(r.clone());
@@ -101,18 +104,30 @@ impl Store {
                 binds.len()
             ));
         }
+        // Keyset paging: strictly after the cursor in (received_at, id) descending order.
+        if let Some((us, id)) = &q.before {
+            binds.push(id.clone());
+            let n = binds.len();
+            sql.push_str(&format!(
+                " AND (q.received_at < {us} OR (q.received_at = {us} AND q.id < ${n}))"
+            ));
+        }
         // The caller's limit as given (the API bounds it): no silent cap here.
         let limit = if q.limit == 0 { 100 } else { q.limit };
         sql.push_str(&format!(
             " ORDER BY q.received_at DESC, q.id DESC LIMIT {limit}"
         ));
-        let mut query = sqlx::query_as::<_, (String,)>(AssertSqlSafe(sql));
+        let mut query = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql));
         for b in binds {
             query = query.bind(b);
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|(doc,)| from_json("quarantine entry", doc))
+            .map(|(doc, at)| {
+                let mut e: QuarantineEntry = from_json("quarantine entry", doc)?;
+                e.received_at_us = *at;
+                Ok(e)
+            })
             .collect()
     }
 

@@ -9,7 +9,7 @@ use crate::api_types::*;
 use super::extract::*;
 use super::state::*;
 
-#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[derive(Clone, serde::Deserialize, serde::Serialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only entries at or after this time (RFC 3339, or an age such as `24h`).
@@ -17,6 +17,8 @@ pub struct AuditQuery {
     /// At most this many (1 to 100000; default 1000).
     #[param(minimum = 1, maximum = 100000)]
     limit: Option<u32>,
+    /// Continue after the previous page: the `X-Next-Cursor` of its answer.
+    cursor: Option<String>,
 }
 
 pub(super) fn since_us(q: &AuditQuery) -> Res<i64> {
@@ -28,7 +30,7 @@ pub(super) fn since_us(q: &AuditQuery) -> Res<i64> {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{t}/audit", params(("t" = String, Path, description = "Tenant name"), AuditQuery), responses((status = 200, body = Vec<AuditEntry>)))]
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/audit", params(("t" = String, Path, description = "Tenant name"), AuditQuery), responses((status = 200, body = Vec<AuditEntry>, headers(("X-Next-Cursor" = String, description = "Present when more entries match: the cursor of the next page")))))]
 pub(super) async fn tenant_audit(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
@@ -40,7 +42,7 @@ pub(super) async fn tenant_audit(
     audit(&state, Some(&t), &q).await
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>)))]
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>, headers(("X-Next-Cursor" = String, description = "Present when more entries match: the cursor of the next page")))))]
 pub(super) async fn all_audit(
     Extract(state): Extract<State>,
     ApiQuery(q): ApiQuery<AuditQuery>,
@@ -62,8 +64,33 @@ pub(super) async fn audit(
 )> {
     let since = since_us(q)?;
     let limit = limit(q.limit, 1000).map_err(bad)?;
-    let mut entries = state.store.list_audit(tenant, since, limit + 1).await?;
-    Ok((more_records(&mut entries, limit), Json(entries)))
+    let before = q
+        .cursor
+        .as_deref()
+        .map(parse_time_cursor)
+        .transpose()
+        .map_err(bad)?;
+    let mut entries = state
+        .store
+        .list_audit(tenant, since, before, limit + 1)
+        .await?;
+    let headers = next_page(
+        &mut entries,
+        limit,
+        |e| time_cursor(e.at_us, &e.seq),
+        |cursor| {
+            let next = AuditQuery {
+                cursor: Some(cursor),
+                ..q.clone()
+            };
+            let base = match tenant {
+                Some(t) => format!("/api/v1/tenants/{}/audit", encode(t)),
+                None => "/api/v1/audit".to_string(),
+            };
+            format!("{base}{}", query_string(&next))
+        },
+    );
+    Ok((headers, Json(entries)))
 }
 
 /// The tenant's configuration before and after a change, as the database had it inside the

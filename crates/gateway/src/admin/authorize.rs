@@ -139,6 +139,7 @@ pub(super) async fn authorize(
             before,
             after,
             node: Some(state.config.node_name.clone()),
+            ..Default::default()
         };
         if let Err(e) = state.store.add_audit(&entry).await {
             tracing::error!("audit log: {e}");

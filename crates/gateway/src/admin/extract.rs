@@ -125,16 +125,33 @@ pub(super) fn bad(msg: String) -> ApiErr {
 
 pub(super) type Res<T> = Result<T, ApiErr>;
 
-/// A listing fetched with one more than `limit`: cut to `limit`, and when something was cut,
-/// an `X-More-Records: true` header so that no listing stops silently.
-pub fn more_records<T>(items: &mut Vec<T>, limit: u32) -> axum::http::HeaderMap {
+/// A page of a listing fetched with one more than `limit`: when the extra item is there, the
+/// page is cut to `limit` and the answer says where the next one starts — `X-Next-Cursor` (the
+/// cursor of the last item kept, to pass as `cursor`), `Link: <url>; rel="next"` (the same
+/// request with that cursor, built by `next_url`) and `X-More-Records: true`. No listing stops
+/// silently.
+pub fn next_page<T>(
+    items: &mut Vec<T>,
+    limit: u32,
+    cursor_of: impl Fn(&T) -> String,
+    next_url: impl FnOnce(String) -> String,
+) -> axum::http::HeaderMap {
     let mut headers = axum::http::HeaderMap::new();
-    if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        headers.insert(
-            "x-more-records",
-            axum::http::HeaderValue::from_static("true"),
-        );
+    if items.len() <= limit as usize {
+        return headers;
+    }
+    items.truncate(limit as usize);
+    headers.insert(
+        "x-more-records",
+        axum::http::HeaderValue::from_static("true"),
+    );
+    if let Some(last) = items.last() {
+        let cursor = cursor_of(last);
+        let link = format!("<{}>; rel=\"next\"", next_url(cursor.clone()));
+        if let (Ok(c), Ok(l)) = (cursor.parse(), link.parse()) {
+            headers.insert("x-next-cursor", c);
+            headers.insert(axum::http::header::LINK, l);
+        }
     }
     headers
 }

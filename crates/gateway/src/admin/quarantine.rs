@@ -14,7 +14,7 @@ use super::audit::{Trail, object_trail};
 use super::extract::*;
 use super::state::*;
 
-#[utoipa::path(get, path = "/api/v1/tenants/{t}/quarantine", params(("t" = String, Path, description = "Tenant name"), QuarantineParams), responses((status = 200, body = Vec<QuarantineEntry>)))]
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/quarantine", params(("t" = String, Path, description = "Tenant name"), QuarantineParams), responses((status = 200, body = Vec<QuarantineEntry>, headers(("X-Next-Cursor" = String, description = "Present when more entries match: the cursor of the next page")))))]
 pub(super) async fn list_quarantine(
     Extract(state): Extract<State>,
     ApiPath(t): ApiPath<String>,
@@ -23,15 +23,33 @@ pub(super) async fn list_quarantine(
     tenant(&state, &t)?;
     let limit = limit(p.limit, 100).map_err(bad)?;
     let q = QuarantineQuery {
-        tenant: t,
-        reason: p.reason,
-        sender: p.sender.map(|s| s.trim().to_lowercase()),
-        recipient: p.recipient.map(|s| s.trim().to_lowercase()),
+        tenant: t.clone(),
+        reason: p.reason.clone(),
+        sender: p.sender.as_ref().map(|s| s.trim().to_lowercase()),
+        recipient: p.recipient.as_ref().map(|s| s.trim().to_lowercase()),
         // One more than asked: whether more match.
         limit: limit + 1,
+        before: p
+            .cursor
+            .as_deref()
+            .map(parse_time_cursor)
+            .transpose()
+            .map_err(bad)?,
     };
     let mut entries = state.store.list_quarantine(&q).await?;
-    Ok((more_records(&mut entries, limit), Json(entries)))
+    let headers = next_page(
+        &mut entries,
+        limit,
+        |e| time_cursor(e.received_at_us, &e.id),
+        |cursor| {
+            let next = QuarantineParams {
+                cursor: Some(cursor),
+                ..p
+            };
+            format!("/api/v1/tenants/{}/quarantine{}", encode(&t), query_string(&next))
+        },
+    );
+    Ok((headers, Json(entries)))
 }
 
 pub(super) async fn quarantined(

@@ -20,11 +20,20 @@ pub(super) async fn spool_entries(state: &State) -> Res<Vec<crate::queue::spool:
         .map_err(|e| anyhow::anyhow!("{e}"))??)
 }
 
-#[utoipa::path(get, path = "/api/v1/queue", params(QueueParams), responses((status = 200, body = Vec<QueueItem>)))]
+/// By id — oldest first, as trace ids begin with their receipt time —, `limit` at a time; when
+/// more messages wait, the answer says where the next page starts (`X-Next-Cursor`, `Link`).
+#[utoipa::path(get, path = "/api/v1/queue", params(QueueParams), responses((status = 200, body = Vec<QueueItem>, headers(("X-Next-Cursor" = String, description = "Present when more messages match: the cursor of the next page")))))]
 pub(super) async fn list_queue(
     Extract(state): Extract<State>,
     ApiQuery(p): ApiQuery<QueueParams>,
-) -> Res<Json<Vec<QueueItem>>> {
+) -> Res<(axum::http::HeaderMap, Json<Vec<QueueItem>>)> {
+    let limit = limit(p.limit, 1000).map_err(bad)?;
+    let after = p
+        .cursor
+        .as_deref()
+        .map(parse_queue_cursor)
+        .transpose()
+        .map_err(bad)?;
     let default = state.config.default_route.to_string();
     let node = &state.config.node_name;
     // This node's messages from its spool (current), the other nodes' from the index they
@@ -40,8 +49,9 @@ pub(super) async fn list_queue(
             items.push(item);
         }
     }
-    let items = items
+    let mut items: Vec<QueueItem> = items
         .into_iter()
+        .filter(|i| after.as_ref().is_none_or(|a| i.id.as_str() > a.as_str()))
         .filter(|i| p.tenant.as_ref().is_none_or(|t| &i.tenant == t))
         .filter(|i| {
             p.destination.as_ref().is_none_or(|d| {
@@ -51,7 +61,20 @@ pub(super) async fn list_queue(
             })
         })
         .collect();
-    Ok(Json(items))
+    items.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.node.cmp(&b.node)));
+    let headers = next_page(
+        &mut items,
+        limit,
+        |i| i.id.clone(),
+        |cursor| {
+            let next = QueueParams {
+                cursor: Some(cursor),
+                ..p
+            };
+            format!("/api/v1/queue{}", query_string(&next))
+        },
+    );
+    Ok((headers, Json(items)))
 }
 
 /// Where a queue id leads: a message of this node's spool, or the other nodes' that hold one.

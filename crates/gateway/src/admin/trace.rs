@@ -26,24 +26,16 @@ pub(super) async fn list_trace(
     // One more than asked: whether a next page exists.
     q.limit += 1;
     let mut records = state.store.query_traces(&q).await?;
-    let mut headers = axum::http::HeaderMap::new();
-    if records.len() > limit {
-        records.truncate(limit);
-        if let Some(last) = records.last() {
-            let cursor = trace_cursor(last);
+    let headers = next_page(
+        &mut records,
+        limit as u32,
+        |r| time_cursor(r.received_at_us, &r.trace_id),
+        |cursor| {
             let mut next = p.clone();
-            next.cursor = Some(cursor.clone());
-            let link = format!(
-                "</api/v1/tenants/{}/trace{}>; rel=\"next\"",
-                t,
-                crate::api_types::query_string(&next)
-            );
-            if let (Ok(c), Ok(l)) = (cursor.parse(), link.parse()) {
-                headers.insert("x-next-cursor", c);
-                headers.insert(axum::http::header::LINK, l);
-            }
-        }
-    }
+            next.cursor = Some(cursor);
+            format!("/api/v1/tenants/{}/trace{}", encode(&t), query_string(&next))
+        },
+    );
     Ok((headers, Json(records)))
 }
 
@@ -58,7 +50,7 @@ pub(super) fn trace_query(t: &str, p: &TraceParams) -> Result<TraceQuery, String
     let mut q = TraceQuery {
         tenant: t.to_string(),
         limit: limit(p.limit, 100)?,
-        before: p.cursor.as_deref().map(parse_trace_cursor).transpose()?,
+        before: p.cursor.as_deref().map(parse_time_cursor).transpose()?,
         ..Default::default()
     };
     q.sender = p.sender.as_ref().map(|s| s.trim().to_lowercase());

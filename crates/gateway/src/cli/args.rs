@@ -166,9 +166,8 @@ pub struct AuditArgs {
     /// Only changes at or after this time: RFC 3339 or an age such as 24h
     #[arg(long)]
     pub since: Option<String>,
-    /// At most this many entries, newest first (default 1000); says on stderr when more match
-    #[arg(long, value_name = "N")]
-    pub limit: Option<u32>,
+    #[command(flatten)]
+    pub paging: Paging,
     /// Print the server's JSON (with the whole configuration before and after)
     #[arg(long)]
     pub json: bool,
@@ -184,6 +183,8 @@ pub enum QueueCommand {
         /// Only messages with recipients pending on this route (URL or prefix)
         #[arg(long, value_name = "ROUTE")]
         destination: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
         /// Print the server's JSON
         #[arg(long)]
         json: bool,
@@ -739,18 +740,26 @@ pub struct TraceArgs {
     /// Latest receive time (RFC 3339, exclusive)
     #[arg(long, value_name = "TIME")]
     pub end: Option<String>,
-    /// At most this many records (newest first; default 100); says on stderr when more match
+    #[command(flatten)]
+    pub paging: Paging,
+    /// Print the server's JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How much of a listing: one page (`--limit`, `--cursor`) or all of it (`--all`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Paging {
+    /// At most this many (1 to 100000; default 100 for trace and quarantine, 1000 for audit and
+    /// queue); when more match, says so on stderr with the cursor to go on from
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
     /// Continue where a previous listing stopped (the cursor it printed)
     #[arg(long, value_name = "CURSOR", conflicts_with = "all")]
     pub cursor: Option<String>,
-    /// Every matching record, page by page
+    /// Everything that matches, page by page
     #[arg(long)]
     pub all: bool,
-    /// Print the server's JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -1050,9 +1059,8 @@ pub enum QuarantineCommand {
         /// Recipient address
         #[arg(long, value_name = "ADDRESS")]
         recipient: Option<String>,
-        /// At most this many entries
-        #[arg(long, value_name = "N")]
-        limit: Option<u32>,
+        #[command(flatten)]
+        paging: Paging,
         /// Print the server's JSON
         #[arg(long)]
         json: bool,

@@ -78,6 +78,8 @@ pub struct Call {
     pub output: Output,
     /// Print the answer body as pretty JSON instead of `output`.
     pub json: bool,
+    /// A paged listing (`X-Next-Cursor`): `Some(true)` to fetch every page (`--all`).
+    pub pages: Option<bool>,
     /// `rule set`: this call GETs the rule; the flags are applied to the answer, which is then
     /// sent back with PUT (a second call, see [`run_client`]).
     pub edit: Option<RuleEdit>,
@@ -98,6 +100,7 @@ impl Call {
             body: None,
             output,
             json: false,
+            pages: None,
             edit: None,
         }
     }
@@ -107,6 +110,10 @@ impl Call {
     }
     pub(super) fn json(mut self, json: bool) -> Call {
         self.json = json;
+        self
+    }
+    pub(super) fn paged(mut self, p: &super::args::Paging) -> Call {
+        self.pages = Some(p.all);
         self
     }
 }

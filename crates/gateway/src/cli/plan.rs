@@ -131,15 +131,15 @@ pub(super) fn plan_audit(a: &AuditArgs) -> Result<Call, String> {
     if let Some(s) = &a.since {
         api_types::parse_since_time(s).map_err(|e| format!("invalid --since {s:?}: {e}"))?;
     }
-    if let Some(n) = a.limit {
-        api_types::limit(Some(n), 1000).map_err(|e| format!("invalid --limit: {e}"))?;
-    }
     let mut params = Vec::new();
     if let Some(s) = &a.since {
         params.push(format!("since={}", encode(s)));
     }
-    if let Some(n) = a.limit {
+    if let Some(n) = page_limit(&a.paging)? {
         params.push(format!("limit={n}"));
+    }
+    if let Some(c) = time_cursor(&a.paging)? {
+        params.push(format!("cursor={}", encode(&c)));
     }
     let q = if params.is_empty() {
         String::new()
@@ -153,7 +153,9 @@ pub(super) fn plan_audit(a: &AuditArgs) -> Result<Call, String> {
         ),
         None => format!("{API}/audit{q}"),
     };
-    Ok(Call::new(Method::Get, path, Output::AuditList).json(a.json))
+    Ok(Call::new(Method::Get, path, Output::AuditList)
+        .json(a.json)
+        .paged(&a.paging))
 }
 
 pub(super) fn plan_queue(c: &QueueCommand) -> Result<Call, String> {
@@ -173,6 +175,7 @@ pub(super) fn plan_queue(c: &QueueCommand) -> Result<Call, String> {
         QueueCommand::List {
             tenant,
             destination,
+            paging,
             json,
         } => {
             if let Some(t) = tenant {
@@ -181,8 +184,16 @@ pub(super) fn plan_queue(c: &QueueCommand) -> Result<Call, String> {
             let q = query_string(&api_types::QueueParams {
                 tenant: tenant.clone(),
                 destination: destination.clone(),
+                limit: page_limit(paging)?,
+                cursor: paging
+                    .cursor
+                    .as_deref()
+                    .map(api_types::parse_queue_cursor)
+                    .transpose()?,
             });
-            Call::new(Method::Get, format!("{API}/queue{q}"), Output::QueueList).json(*json)
+            Call::new(Method::Get, format!("{API}/queue{q}"), Output::QueueList)
+                .json(*json)
+                .paged(paging)
         }
         QueueCommand::Show { id, json } => Call::new(
             Method::Get,
@@ -701,14 +712,15 @@ pub(super) fn plan_quarantine(c: &QuarantineCommand) -> Result<Call, String> {
             reason,
             sender,
             recipient,
-            limit,
+            paging,
             json,
         } => {
             let params = QuarantineParams {
                 reason: reason.clone(),
                 sender: sender.clone(),
                 recipient: recipient.clone(),
-                limit: *limit,
+                limit: page_limit(paging)?,
+                cursor: time_cursor(paging)?,
             };
             Call::new(
                 Method::Get,
@@ -720,6 +732,7 @@ pub(super) fn plan_quarantine(c: &QuarantineCommand) -> Result<Call, String> {
                 Output::QuarantineList,
             )
             .json(*json)
+            .paged(paging)
         }
         QuarantineCommand::Show { id, tenant, json } => Call::new(
             Method::Get,
@@ -810,24 +823,32 @@ pub(super) fn plan_trace(t: &TraceArgs) -> Result<Call, String> {
         since,
         start,
         end,
-        // --all: pages of --limit (default 10,000).
-        limit: if t.all {
-            t.limit.or(Some(10_000))
-        } else {
-            t.limit
-        },
-        cursor: t
-            .cursor
-            .as_deref()
-            .map(|c| api_types::parse_trace_cursor(c).map(|_| c.to_string()))
-            .transpose()?,
+        limit: page_limit(&t.paging)?,
+        cursor: time_cursor(&t.paging)?,
     };
     Ok(Call::new(
         Method::Get,
         format!("{base}/trace{}", query_string(&params)),
         Output::TraceList,
     )
-    .json(t.json))
+    .json(t.json)
+    .paged(&t.paging))
+}
+
+/// `--limit`, checked; with `--all`, pages of `--limit` (default 10,000).
+pub(super) fn page_limit(p: &Paging) -> Result<Option<u32>, String> {
+    if let Some(n) = p.limit {
+        api_types::limit(Some(n), n).map_err(|e| format!("invalid --limit: {e}"))?;
+    }
+    Ok(if p.all { p.limit.or(Some(10_000)) } else { p.limit })
+}
+
+/// `--cursor` of a time-ordered listing (trace, quarantine, audit), checked.
+pub(super) fn time_cursor(p: &Paging) -> Result<Option<String>, String> {
+    p.cursor
+        .as_deref()
+        .map(|c| api_types::parse_time_cursor(c).map(|_| c.to_string()))
+        .transpose()
 }
 
 pub(super) use crate::api_types::{encode, query_string};

@@ -76,10 +76,8 @@ pub fn run_client(cli: &Cli) -> i32 {
     if let Command::Recipient(RecipientCommand::List { all: true, .. }) = &cli.command {
         return run_all_recipients(&agent, server, &token, &call);
     }
-    if let Command::Trace(t) = &cli.command
-        && t.command.is_none()
-    {
-        return run_trace_pages(&agent, server, &token, &call, t.all);
+    if let Some(all) = call.pages {
+        return run_pages(&agent, server, &token, &call, all);
     }
     if let Command::Report(ReportCommand::DirectSend(a)) = &cli.command
         && a.apply
@@ -142,9 +140,10 @@ pub(super) fn run_suggest_apply(
     }
 }
 
-/// `trace`: one page (saying on stderr when more records match, and how to go on), or with
-/// `--all` every page in order (as JSON, one array).
-fn run_trace_pages(agent: &ureq::Agent, server: &str, token: &str, first: &Call, all: bool) -> i32 {
+/// A paged listing (`trace`, `quarantine list`, `audit`, `queue list`): one page (saying on
+/// stderr when more match, and how to go on), or with `--all` every page in order (as JSON, one
+/// array).
+fn run_pages(agent: &ureq::Agent, server: &str, token: &str, first: &Call, all: bool) -> i32 {
     let mut call = first.clone();
     let mut records: Vec<serde_json::Value> = Vec::new();
     loop {
@@ -391,8 +390,12 @@ pub(super) fn send_paged(
         .get("x-next-cursor")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if resp.headers().contains_key("x-more-records") && (200..300).contains(&status) {
-        // A listing cut at its --limit: said on stderr, standard output stays the records.
+    if next.is_none()
+        && resp.headers().contains_key("x-more-records")
+        && (200..300).contains(&status)
+    {
+        // A listing cut at its --limit by a gateway without cursors: said on stderr, standard
+        // output stays the records.
         eprintln!("more records match than --limit allowed: raise --limit or narrow the filters");
     }
     let body = resp
