@@ -71,9 +71,11 @@ pub fn main(args: &Overrides, data_dir: Option<&Path>) -> i32 {
         )
         .with_writer(log_writer)
         .with_ansi(colour);
-    match config.log_format {
-        LogFormat::Text => logger.init(),
-        LogFormat::Json => logger.json().init(),
+    // Under systemd the journal stamps every line itself: no second timestamp in the text.
+    match (config.log_format, crate::sys::journal::stderr_is_journal()) {
+        (LogFormat::Text, false) => logger.init(),
+        (LogFormat::Text, true) => logger.without_time().init(),
+        (LogFormat::Json, _) => logger.json().init(),
     }
     // Everything the gateway creates — database, spool, journal, Maildir, keys — is readable
     // by its own user only: files 0600, directories 0700.
