@@ -29,13 +29,13 @@ pub(super) async fn report_for(
     state: &State,
     t: &str,
     since: Option<&str>,
-) -> Res<(DirectSendReport, Vec<crate::admin::report::SourceExtra>)> {
+) -> Res<(DirectSendReport, Vec<crate::admin::report::advice::SourceExtra>)> {
     tenant(state, t)?;
     if let Some(s) = since {
-        crate::admin::report::since(Some(s), "30d").map_err(bad)?;
+        crate::admin::report::scan::since(Some(s), "30d").map_err(bad)?;
     }
     let dir = state.live.get();
-    Ok(crate::admin::report::direct_send(&state.store, &dir, &state.auth, t, since).await?)
+    Ok(crate::admin::report::sources::direct_send(&state.store, &dir, &state.auth, t, since).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{t}/reports/direct-send", params(("t" = String, Path, description = "Tenant name"), ReportParams), responses((status = 200, body = DirectSendReport)))]
@@ -54,8 +54,8 @@ pub(super) async fn readiness(
     ApiQuery(p): ApiQuery<ReportParams>,
 ) -> Res<Json<Readiness>> {
     let (report, extra) = report_for(&state, &t, p.since.as_deref()).await?;
-    let plan = crate::admin::report::suggest(&report, &extra, &connectors(&state, &t)?);
-    Ok(Json(crate::admin::report::readiness(&report, &plan)))
+    let plan = crate::admin::report::advice::suggest(&report, &extra, &connectors(&state, &t)?);
+    Ok(Json(crate::admin::report::advice::readiness(&report, &plan)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{t}/reports/direct-send/suggest", params(("t" = String, Path, description = "Tenant name")), request_body = SuggestRequest, responses((status = 200, body = SuggestResponse)))]
@@ -72,8 +72,8 @@ pub(super) async fn suggest_connectors(
     let (report, extra) = report_for(&state, &t, req.since.as_deref()).await?;
     let existing = connectors(&state, &t)?;
     let mut plan = match source {
-        Some(net) => crate::admin::report::suggest_for_source(&report, &extra, &existing, net),
-        None => crate::admin::report::suggest(&report, &extra, &existing),
+        Some(net) => crate::admin::report::advice::suggest_for_source(&report, &extra, &existing, net),
+        None => crate::admin::report::advice::suggest(&report, &extra, &existing),
     };
     let mut created = Vec::new();
     if req.apply {
@@ -113,7 +113,7 @@ pub(super) async fn replay(
 ) -> Res<Json<ReplayReport>> {
     tenant(&state, &t)?;
     if let Some(s) = &req.since {
-        crate::admin::report::since(Some(s), "7d").map_err(bad)?;
+        crate::admin::report::scan::since(Some(s), "7d").map_err(bad)?;
     }
     let data = state.store.load_directory().await?;
     let services: Vec<String> = state
@@ -123,11 +123,11 @@ pub(super) async fn replay(
         .map(|s| s.name.clone())
         .collect();
     let proposed_data =
-        crate::admin::report::proposed(data.clone(), &t, &req, &services).map_err(bad)?;
+        crate::admin::report::replay::proposed(data.clone(), &t, &req, &services).map_err(bad)?;
     let current = crate::directory::build(None, data, &state.config.services);
     let proposed = crate::directory::build(Some(&current), proposed_data, &state.config.services);
     Ok(Json(
-        crate::admin::report::replay(&state.store, &current, &proposed, &t, req.since.as_deref())
+        crate::admin::report::replay::replay(&state.store, &current, &proposed, &t, req.since.as_deref())
             .await?,
     ))
 }

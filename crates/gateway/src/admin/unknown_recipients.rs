@@ -13,7 +13,7 @@ use crate::api_types::*;
 use crate::sys::clock::{micros, rfc3339};
 
 use super::extract::*;
-use super::report::{scan, since};
+use super::report::scan::{scan, since};
 use super::state::*;
 
 /// Distinct recipients remembered per source (the count stops there).

@@ -15,7 +15,7 @@ use portcullis_store::{DirectSendOutcome, TraceRecord};
 
 use crate::api_types::{Counts, Evidence};
 
-use super::domain_of;
+use super::scan::domain_of;
 
 /// How many samples a source keeps.
 const SAMPLES: usize = 5;

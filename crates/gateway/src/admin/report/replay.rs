@@ -12,7 +12,7 @@ use portcullis_store::{DirectoryData, Store, TraceRecord, TraceScan};
 use crate::api_types::*;
 use crate::sys::clock::micros;
 
-use super::{domain_of, scan, since};
+use super::scan::{domain_of, scan, since};
 
 /// The outcome of one recipient under one configuration: `accepted`, `quarantined` or the reply.
 fn outcome(dir: &Directory, r: &TraceRecord, rcpt: &str, auth: &AuthFacts) -> String {
