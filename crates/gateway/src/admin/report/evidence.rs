@@ -163,6 +163,8 @@ pub(super) enum Rdns {
     NotLooked,
     /// No PTR record (or the lookup failed).
     None,
+    /// The resolver did not answer within the report's budget.
+    Unanswered,
     /// The PTR name, and whether it resolves back to the address.
     Name { name: String, confirmed: bool },
 }
@@ -387,6 +389,11 @@ pub(super) fn classify(agg: &Agg, rdns: &Rdns, domains: &[String]) -> Classified
             ),
         },
         Rdns::None => add("rdns", 0, "no reverse DNS name".into()),
+        Rdns::Unanswered => add(
+            "rdns",
+            0,
+            "reverse DNS did not answer within the report's 2 s: not counted".into(),
+        ),
         Rdns::NotLooked => {}
     }
 

@@ -22,7 +22,8 @@ use super::scan::{scan, since};
 const MAX_LISTED_IPS: usize = 20;
 /// Reverse DNS is looked up for this many of the busiest addresses, this many at a time.
 const RDNS_LOOKUPS: usize = 200;
-const RDNS_PARALLEL: usize = 16;
+const RDNS_PARALLEL: usize = 32;
+const RDNS_BUDGET: Duration = Duration::from_secs(2);
 
 /// The /24 (IPv4) or /48 (IPv6) an address belongs to.
 fn network(ip: IpAddr) -> IpNet {
@@ -33,10 +34,12 @@ fn network(ip: IpAddr) -> IpNet {
 }
 
 /// The PTR name of each address, and whether it resolves back (forward-confirmed reverse DNS),
-/// for the busiest [`RDNS_LOOKUPS`] addresses; [`Rdns::NotLooked`] for the rest.
+/// for the busiest [`RDNS_LOOKUPS`] addresses, within [`RDNS_BUDGET`] in all: a slow or dead
+/// resolver costs the report that long at most ([`Rdns::Unanswered`] for what did not come in
+/// time), [`Rdns::NotLooked`] for the rest.
 async fn reverse_dns(auth: &Authenticator, busiest: &[IpAddr]) -> HashMap<IpAddr, Rdns> {
     use futures_util::stream::{self, StreamExt};
-    stream::iter(busiest.iter().take(RDNS_LOOKUPS).copied())
+    let mut lookups = stream::iter(busiest.iter().take(RDNS_LOOKUPS).copied())
         .map(|ip| async move {
             let rdns = match auth.ptr(ip).await {
                 None => Rdns::None,
@@ -50,9 +53,25 @@ async fn reverse_dns(auth: &Authenticator, busiest: &[IpAddr]) -> HashMap<IpAddr
             };
             (ip, rdns)
         })
-        .buffer_unordered(RDNS_PARALLEL)
-        .collect()
-        .await
+        .buffer_unordered(RDNS_PARALLEL);
+    let mut found: HashMap<IpAddr, Rdns> = HashMap::new();
+    let deadline = tokio::time::sleep(RDNS_BUDGET);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = lookups.next() => match next {
+                Some((ip, rdns)) => {
+                    found.insert(ip, rdns);
+                }
+                None => break,
+            },
+            _ = &mut deadline => break,
+        }
+    }
+    for ip in busiest.iter().take(RDNS_LOOKUPS) {
+        found.entry(*ip).or_insert(Rdns::Unanswered);
+    }
+    found
 }
 
 /// One address, classified.
