@@ -320,26 +320,32 @@ impl std::fmt::Display for ConfigError {
 impl Config {
     /// Reads `--config` (if any), applies flags, validates.
     pub fn load(args: &Overrides, data_dir_flag: Option<&Path>) -> Result<Config, ConfigError> {
-        let (raw, file) = match &args.config {
+        match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     ConfigError(format!("{}: cannot read config file: {e}", path.display()))
                 })?;
-                let raw: RawConfig = toml::from_str(&text).map_err(|e| {
-                    ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end()))
-                })?;
-                (raw, path.display().to_string())
+                Config::from_text(&text, path, args, data_dir_flag)
             }
-            None => (RawConfig::default(), "(defaults)".to_string()),
-        };
+            None => validate(RawConfig::default(), "(defaults)", args, data_dir_flag),
+        }
+    }
+
+    /// The configuration file `path`'s `text`, with the flags applied, validated; errors name
+    /// the file, the key and the reason.
+    pub fn from_text(
+        text: &str,
+        path: &Path,
+        args: &Overrides,
+        data_dir_flag: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end()))
+        })?;
         // Paths in the file are relative to the file, wherever the gateway was started from.
-        let base = args
-            .config
-            .as_deref()
-            .and_then(Path::parent)
-            .filter(|p| !p.as_os_str().is_empty());
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
         let raw = raw.relative_to(base);
-        validate(raw, &file, args, data_dir_flag)
+        validate(raw, &path.display().to_string(), args, data_dir_flag)
     }
 }
 

@@ -1,0 +1,103 @@
+//! Entry points for the cargo-fuzz targets (`fuzz/`): each takes arbitrary bytes, runs the code
+//! that reads them in the gateway, and panics only when a property the gateway relies on does
+//! not hold (a crash of the code itself is a finding too). Not used by the program.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The PROXY v1/v2 header parser: never panics; a header it accepts names a client, and the
+/// bytes after it are a suffix of the input.
+pub fn proxy_header(data: &[u8]) {
+    let balancer: SocketAddr = "192.0.2.1:40000".parse().expect("address");
+    if let Ok(Some(p)) = crate::inbound::proxy::parse(data, balancer) {
+        assert!(data.ends_with(&p.early), "early bytes are not the input's tail");
+        assert!(p.early.len() < data.len(), "a header of no bytes");
+    }
+}
+
+/// The configuration file: any text gives a configuration or an error naming the file; never
+/// a panic.
+pub fn config_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = Path::new("/nonexistent/fuzz/portcullis.toml");
+    let args = crate::config::Overrides::default();
+    if let Err(e) = crate::config::Config::from_text(text, path, &args, None) {
+        assert!(
+            e.0.contains("portcullis.toml"),
+            "the error does not name the file: {}",
+            e.0
+        );
+    }
+}
+
+/// The header handling of an incoming message: the facts read from it, the `Received:` chain
+/// walked for a filtering service's original client, and the removal of headers only we may
+/// write (`X-Portcullis-*`, our `Authentication-Results:`), which must be idempotent, keep the
+/// body, and leave none of them.
+pub fn message_headers(data: &[u8]) {
+    let _ = crate::message::header_facts(data);
+    let _ = crate::message::header_fields(data);
+    let _ = crate::message::preview(data);
+    let clients = crate::message::received_clients(data);
+    let mut connector = portcullis_policy::Connector::new("t", "filter");
+    connector.skip_last_ip = true;
+    let _ = portcullis_policy::skiplist::original_client(&connector, &clients);
+    connector.skip_last_ip = false;
+    connector.skip_ips = vec!["192.0.2.0/24".parse().expect("net")];
+    let _ = portcullis_policy::skiplist::original_client(&connector, &clients);
+
+    let host = "mx.test.example";
+    let once = crate::message::strip_own_headers(data, host).into_owned();
+    let twice = crate::message::strip_own_headers(&once, host).into_owned();
+    assert_eq!(once, twice, "stripping our headers is not idempotent");
+    assert!(once.len() <= data.len());
+    for (name, value) in crate::message::header_fields(&once) {
+        let ours = name.to_ascii_lowercase().starts_with("x-portcullis-")
+            || (name.eq_ignore_ascii_case("authentication-results")
+                && value
+                    .trim()
+                    .split([';', ' ', '\t', '\r'])
+                    .next()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(host)));
+        assert!(!ours, "a header only we may write survived: {name}: {value}");
+    }
+}
+
+/// The admin API's request bodies: every JSON document either fails to parse or gives a value
+/// whose validation answers (an error string or a change), never a panic.
+pub fn api_bodies(data: &[u8]) {
+    use crate::api_types::*;
+    if let Ok(p) = serde_json::from_slice::<ConnectorPatch>(data) {
+        let mut c = portcullis_policy::Connector::new("t", "c");
+        let _ = p.apply(&mut c);
+    }
+    if let Ok(p) = serde_json::from_slice::<OrgPatch>(data) {
+        let mut s = portcullis_policy::OrgSettings::default();
+        let _ = p.apply(&mut s, &["svc".to_string()]);
+    }
+    if let Ok(p) = serde_json::from_slice::<DomainPatch>(data) {
+        let mut d = portcullis_policy::AcceptedDomain {
+            domain: "contoso.com".into(),
+            tenant: "t".into(),
+            domain_type: Default::default(),
+            match_subdomains: false,
+            route: None,
+            verification: None,
+            recipient_validation: None,
+        };
+        let _ = p.apply(&mut d);
+    }
+    if let Ok(mut r) = serde_json::from_slice::<portcullis_policy::rules::Rule>(data) {
+        let _ = validate_rule(&mut r, "t");
+    }
+    let _ = serde_json::from_slice::<NewDomain>(data).map(|d| parse_domain(&d.domain));
+    let _ = serde_json::from_slice::<SimulateRequest>(data);
+    let _ = serde_json::from_slice::<RecipientsChange>(data);
+    if let Ok(r) = serde_json::from_slice::<ReplayRequest>(data) {
+        for spec in &r.add_connectors {
+            let _ = crate::admin::report::replay::parse_connector_spec("t", spec);
+        }
+    }
+}
