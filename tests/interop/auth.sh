@@ -349,6 +349,23 @@ expect_ar dmarc-pass "$ID_DMARC_PASS" ' dkim=pass [^;]*'"$(dkim_d 'woodgrove\.ex
 ok "DMARC pass by aligned DKIM despite SPF fail (127.0.0.2): dmarc=pass policy.dmarc=reject, compauth=pass reason=100"
 
 DMARC_REJECT='550 5.7.509 Access denied, sending domain woodgrove.example does not pass DMARC verification and has a DMARC policy of reject'
+
+# RFC 8301: an rsa-sha1 signature is never valid, even when it verifies (mail-auth 0.13.3 passes it;
+# signature_rules.rs corrects that), so it cannot carry DMARC either: the same message as above,
+# signed with rsa-sha1 by the same key, is refused for woodgrove.example's p=reject.
+sign "$TMP/msg/wg.eml" "$TMP/msg/wg-sha1.eml" s1 woodgrove.example woodgrove --signalg rsa-sha1
+grep -q 'a=rsa-sha1' "$TMP/msg/wg-sha1.eml" || fail "dkimsign did not make an rsa-sha1 signature" "$TMP/msg/wg-sha1.eml"
+smtp dkim-sha1 --local-interface 127.0.0.2 --from ceo@woodgrove.example --to bob@contoso.com \
+    --data "@$TMP/msg/wg-sha1.eml"
+expect_refused dkim-sha1 data "$DMARC_REJECT"
+pc org set --tenant contoso --honor-dmarc off >/dev/null
+smtp dkim-sha1-seen --local-interface 127.0.0.2 --from ceo@woodgrove.example --to bob@contoso.com \
+    --data "@$TMP/msg/wg-sha1.eml"
+ID_SHA1=$(expect_queued dkim-sha1-seen)
+expect_ar dkim-sha1-seen "$ID_SHA1" ' dkim=permerror \([^)]*rsa-sha1[^)]*\) [^;]*'"$(dkim_d 'woodgrove\.example')"' header\.s=s1[ ;]' \
+    ' dmarc=fail( \([^)]*\))? header\.from=woodgrove\.example'
+pc org set --tenant contoso --honor-dmarc on >/dev/null
+ok "DKIM a=rsa-sha1 (dkimpy-signed, verifies): dkim=permerror (RFC 8301), no DMARC pass → p=reject refuses it"
 smtp dmarc-reject --from bounce@tailspin.example --to bob@contoso.com --data "@$TMP/msg/wg.eml"
 expect_refused dmarc-reject data "$DMARC_REJECT"
 ok "DMARC p=reject failure (unsigned, SPF passes for tailspin.example only) → $DMARC_REJECT"
@@ -458,6 +475,24 @@ fwd fwd-tampered fwd-tampered
 expect_refused fwd-tampered data "$DS_REPLY"
 ok "forwarded message changed after the seal (ARC fails): refused 5.7.68 after DATA"
 
+# The same forwarding sealed with rsa-sha1 (dkimpy's arc_sign; RFC 8301 forbids it for ARC too,
+# mail-auth 0.13.3 accepts it): the chain fails, so the trusted sealer exempts nothing. Debian's
+# python3 (python3-dkim), not a python3 earlier on the PATH.
+/usr/bin/python3 - "$TMP/msg/fwd-pre.eml" "$TMP/keys/forwarder.key" >"$TMP/msg/fwd-sha1.eml" 2>"$TMP/arcsign-sha1.log" <<'PY' ||
+import sys, dkim
+msg = open(sys.argv[1], "rb").read()
+key = open(sys.argv[2], "rb").read()
+# dkim.arc_sign always uses rsa-sha256; the ARC signer itself takes the algorithm.
+headers = dkim.ARC(msg, signature_algorithm=b"rsa-sha1").sign(
+    b"arc", b"forwarder.example", key, b"lists.forwarder.example")
+sys.stdout.buffer.write(b"".join(headers) + msg)
+PY
+    fail "arc_sign with rsa-sha1" "$TMP/arcsign-sha1.log"
+grep -q '^ARC-Seal: .*a=rsa-sha1' "$TMP/msg/fwd-sha1.eml" || fail "no rsa-sha1 ARC-Seal" "$TMP/msg/fwd-sha1.eml" "$TMP/arcsign-sha1.log"
+fwd fwd-sha1 fwd-sha1
+expect_refused fwd-sha1 data "$DS_REPLY"
+ok "forwarded message ARC-sealed with rsa-sha1 by the trusted sealer: the chain fails (RFC 8301), refused 5.7.68 after DATA"
+
 saas saas-not-allowed
 expect_refused saas-not-allowed data "$DS_REPLY"
 pc org set --tenant contoso --direct-send-allow-dkim-aligned on >/dev/null
@@ -486,16 +521,16 @@ jq_check "DKIM RSA message: auth {spf pass, dkim pass, dmarc none, arc none, com
 jq_check "tampered message: auth.dkim fail" "$rec"' | .auth.dkim == "fail"' --arg id "$ID_DKIM_BAD"
 jq_check "SPF-fail message: auth.spf fail, compauth fail" \
     "$rec"' | .auth.spf == "fail" and .auth.compauth == "fail"' --arg id "$ID_SPF_FAIL"
-jq_check "DMARC reject: 2 rejected records (woodgrove.example, tree walk) with dmarc fail, compauth fail, 5.7.509" \
+jq_check "DMARC reject: 3 rejected records (woodgrove.example unsigned and rsa-sha1-signed, tree walk) with dmarc fail, compauth fail, 5.7.509" \
     '[.[] | select(.status == "rejected" and .auth.dmarc == "fail"
-        and .auth.compauth == "fail" and (.recipients[0].reply | startswith("550 5.7.509 ")))] | length == 2
+        and .auth.compauth == "fail" and (.recipients[0].reply | startswith("550 5.7.509 ")))] | length == 3
      and any(.[]; .recipients[0].reply == $r)' --arg r "$DMARC_REJECT"
 jq_check "forwarded message: auth.arc pass, compauth pass, an event naming the exemption" \
     "$rec"' | .auth.arc == "pass" and .auth.compauth == "pass" and .direct_send == true
         and ([.events[] | select(.detail | test("trusted ARC sealer forwarder\\.example"))] | length >= 1)' \
     --arg id "$ID_FWD"
-jq_check "forwarded messages refused after DATA: one with arc pass (untrusted sealer), one with arc fail (changed after the seal)" \
-    '[.[] | select(.client_ip == "127.0.0.5" and .status == "rejected" and .auth.arc != null) | .auth.arc] | sort == ["fail", "pass"]'
+jq_check "forwarded messages refused after DATA: one with arc pass (untrusted sealer), two with arc fail (changed after the seal; sealed with rsa-sha1)" \
+    '[.[] | select(.client_ip == "127.0.0.5" and .status == "rejected" and .auth.arc != null) | .auth.arc] | sort == ["fail", "fail", "pass"]'
 jq_check "SaaS message: auth.dkim pass, auth.dmarc pass" \
     "$rec"' | .auth.dkim == "pass" and .auth.dmarc == "pass"' --arg id "$ID_SAAS"
 jq_check "spoof: compauth fail; quarantine: status quarantined, dmarc fail" \

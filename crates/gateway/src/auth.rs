@@ -21,6 +21,8 @@ use mail_auth::{
 };
 use portcullis_policy::{AuthFacts, AuthResult, DkimFact, DmarcPolicy};
 
+use crate::signature_rules;
+
 /// A bounded cache whose entries expire with their DNS TTL.
 pub struct TtlCache<K, V> {
     inner: quick_cache::sync::Cache<K, (V, Instant)>,
@@ -463,6 +465,31 @@ impl Authenticator {
             .filter(|d| !d.is_empty());
         let dkim = resolver.verify_dkim(self.params(&message)).await;
         let arc = resolver.verify_arc(self.params(&message)).await;
+        // What mail-auth does not check (signature_rules.rs): a signature breaking a rule is a
+        // permerror and never reaches DMARC; an ARC chain breaking one fails.
+        let headers = crate::message::header_fields(raw);
+        let dkim_values: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("dkim-signature"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let broken: Vec<Option<String>> = dkim
+            .iter()
+            .map(|d| {
+                let sig = d.signature()?;
+                let value = dkim_values
+                    .iter()
+                    .find(|v| signature_rules::signature_b(v).as_deref() == Some(&sig.b[..]))?;
+                signature_rules::dkim_signature_problem(value)
+            })
+            .collect();
+        let dkim_for_dmarc: Vec<DkimOutput<'_>> = dkim
+            .iter()
+            .zip(&broken)
+            .filter(|(_, b)| b.is_none())
+            .map(|(d, _)| d.clone())
+            .collect();
+        let arc_broken = signature_rules::arc_problem(&headers);
         let spf_output = spf
             .output
             .clone()
@@ -474,7 +501,7 @@ impl Authenticator {
         let dmarc = resolver
             .verify_dmarc(self.params(DmarcParameters::new(
                 &message,
-                &dkim,
+                &dkim_for_dmarc,
                 &p1_or_helo,
                 &spf_output,
             )))
@@ -486,8 +513,12 @@ impl Authenticator {
             spf_domain: spf.domain.clone(),
             dkim: dkim
                 .iter()
-                .map(|d| DkimFact {
-                    result: dkim_result(d.result()),
+                .zip(&broken)
+                .map(|(d, b)| DkimFact {
+                    result: match b {
+                        Some(_) => AuthResult::PermError,
+                        None => dkim_result(d.result()),
+                    },
                     domain: d
                         .signature()
                         .map(|s| s.d.to_ascii_lowercase())
@@ -495,7 +526,10 @@ impl Authenticator {
                     selector: d.signature().map(|s| s.s.clone()).unwrap_or_default(),
                 })
                 .collect(),
-            arc: arc_result(arc.result()),
+            arc: match &arc_broken {
+                Some(_) => AuthResult::Fail,
+                None => arc_result(arc.result()),
+            },
             arc_sealer: arc
                 .sets()
                 .iter()
@@ -517,7 +551,7 @@ impl Authenticator {
             from_domain,
         };
         self.dns_health.record(facts.temp_error());
-        let results = self.results_text(ip, spf, &dkim, &arc, &dmarc, &facts);
+        let results = self.results_text(ip, spf, &dkim, &broken, &arc, arc_broken, &dmarc, &facts);
         MessageAuth { facts, results }
     }
 
@@ -528,7 +562,9 @@ impl Authenticator {
         ip: IpAddr,
         spf: &Spf,
         dkim: &[DkimOutput<'_>],
+        broken: &[Option<String>],
         arc: &ArcOutput<'_>,
+        arc_broken: Option<String>,
         dmarc: &DmarcOutput,
         facts: &AuthFacts,
     ) -> String {
@@ -540,9 +576,9 @@ impl Authenticator {
             // RFC 8601 §2.7.1: say that there was nothing to verify.
             results.push_str(";\r\n\tdkim=none (no signatures)");
         }
-        for (out, fact) in dkim.iter().zip(&facts.dkim) {
+        for ((out, fact), broken) in dkim.iter().zip(&facts.dkim).zip(broken) {
             results.push_str(&format!(";\r\n\tdkim={}", fact.result.as_str()));
-            if let Some(why) = dkim_error(out.result()) {
+            if let Some(why) = broken.clone().or_else(|| dkim_error(out.result())) {
                 results.push_str(&format!(" ({})", ar_comment(&why)));
             }
             if !fact.domain.is_empty() {
@@ -566,9 +602,9 @@ impl Authenticator {
             None => (spf_dmarc.as_str(), ""),
         };
         results.push_str(&spf_part[self.hostname.len()..]);
-        if !arc.sets().is_empty() || arc.result() != &DkimResult::None {
+        if !arc.sets().is_empty() || arc.result() != &DkimResult::None || arc_broken.is_some() {
             results.push_str(&format!(";\r\n\tarc={}", facts.arc.as_str()));
-            if let Some(why) = dkim_error(arc.result()) {
+            if let Some(why) = arc_broken.or_else(|| dkim_error(arc.result())) {
                 results.push_str(&format!(" ({})", ar_comment(&why)));
             }
             results.push_str(&format!(" smtp.remote-ip={ip}"));

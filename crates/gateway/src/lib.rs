@@ -16,6 +16,7 @@ mod queue;
 mod recipients;
 mod server;
 mod shared;
+mod signature_rules;
 mod sys;
 mod telemetry;
 mod tls;
