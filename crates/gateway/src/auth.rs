@@ -94,6 +94,16 @@ pub struct Spf {
     mail_from: String,
 }
 
+impl Spf {
+    /// SPF that could not be evaluated: a temporary error (the transaction is deferred).
+    pub fn temp_error() -> Spf {
+        Spf {
+            result: AuthResult::TempError,
+            ..Default::default()
+        }
+    }
+}
+
 /// Authentication of one message: the facts, and the `Authentication-Results` header without the
 /// per-tenant `compauth` (see [`MessageAuth::header`]).
 pub struct MessageAuth {

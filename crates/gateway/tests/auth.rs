@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use portcullis_testdns::sign::DkimKey;
+use std::time::Duration;
 
 /// A message with the headers DKIM signs.
 fn msg(from: &str, to: &str, subject: &str) -> Vec<u8> {
@@ -645,4 +646,58 @@ async fn simulate_explains_the_decision() {
         "b@fabrikam.com",
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// With the tenant's DNS unanswered, decisions that do not depend on SPF answer at once: the
+/// direct-send refusal of a spoof and a connector's attribution; only an anonymous recipient that
+/// would be accepted waits for SPF (and is deferred). The time spent in DNS is in the trace.
+#[tokio::test]
+async fn dns_trouble_delays_only_the_decisions_that_need_dns() {
+    let gw = Gateway::start("");
+    tenant(&gw, "contoso", "contoso.com");
+    gw.ok(&["org", "set", "--tenant", "contoso", "--reject-direct-send", "on"]);
+    gw.ok(&[
+        "connector", "add", "onprem", "--tenant", "contoso", "--type", "on-premises",
+        "--sender-ip", "127.0.0.30/32",
+    ]);
+    gw.dns.timeout("contoso.com");
+    gw.dns.timeout("slow.example");
+    let timed = |ip: &'static str, from: &'static str| async move {
+        let mut s = session(gw.smtp, ip).await;
+        let started = std::time::Instant::now();
+        let mail = s.cmd(&format!("MAIL FROM:<{from}>")).await;
+        let rcpt = s.cmd("RCPT TO:<bob@contoso.com>").await;
+        (mail, rcpt, started.elapsed())
+    };
+    // The spoof: refused at RCPT without waiting for contoso.com's SPF.
+    let (mail, rcpt, took) = timed("127.0.0.31", "ceo@contoso.com").await;
+    assert_eq!(mail, "250 2.1.0 Sender OK");
+    assert!(rcpt.starts_with("550 5.7.68"), "{rcpt}");
+    assert!(took < Duration::from_millis(400), "the direct-send refusal waited {took:?}");
+    // The connector's server: attributed and accepted at once.
+    let (_, rcpt, took) = timed("127.0.0.30", "ceo@contoso.com").await;
+    assert_eq!(rcpt, "250 2.1.5 Recipient OK");
+    assert!(took < Duration::from_millis(400), "the attributed recipient waited {took:?}");
+    // Anonymous mail from elsewhere needs SPF: it waits for the time-out and is deferred.
+    let (_, rcpt, took) = timed("127.0.0.32", "a@slow.example").await;
+    assert!(rcpt.starts_with("451 4.7.24"), "{rcpt}");
+    assert!(took >= Duration::from_millis(400), "SPF was not waited for ({took:?})");
+
+    // A message that was accepted says in its trace how long DNS took.
+    gw.dns.txt("ok.example", "v=spf1 ip4:127.0.0.1 -all");
+    let (r, data) = send(&gw, "127.0.0.1", "a@ok.example", "bob@contoso.com", &msg("a@ok.example", "bob@contoso.com", "timed")).await;
+    assert_eq!(r, "250 2.1.5 Recipient OK");
+    assert!(data.starts_with("250"), "{data}");
+    let t = gw.trace_until("contoso", &["--status", "delivered"], |v| !v.is_empty());
+    let id = t[0]["trace_id"].as_str().unwrap().to_string();
+    let full: serde_json::Value =
+        serde_json::from_str(&gw.ok(&["trace", "show", &id, "--tenant", "contoso", "--json"])).unwrap();
+    assert!(
+        full["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "AUTH" && e["detail"].as_str().unwrap_or("").contains("; DNS: SPF ")),
+        "{full:#}"
+    );
 }

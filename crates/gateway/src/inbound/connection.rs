@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::deadlines::Deadlines;
 use super::record::{abandoned, refuse_recipients};
-use crate::auth::Spf;
+use super::spf_check::SpfCheck;
 use crate::shared::Shared;
 use crate::tls::TlsInfo;
 use crate::trace::event;
@@ -81,8 +81,9 @@ pub(super) struct Txn {
     pub(super) id: String,
     pub(super) dir: Arc<Directory>,
     pub(super) from: ReversePath,
-    /// SPF of this transaction's MAIL FROM (or HELO for the null sender).
-    pub(super) spf: Spf,
+    /// SPF of this transaction's MAIL FROM (or HELO for the null sender), evaluated while the
+    /// session goes on.
+    pub(super) spf: SpfCheck,
     pub(super) copies: Vec<Copy>,
 }
 
@@ -266,11 +267,7 @@ impl Conn {
                 }
                 let sender = from.address().map(|a| a.to_string());
                 let helo = session.helo().unwrap_or("");
-                let spf = self
-                    .shared
-                    .auth
-                    .spf(self.peer.ip(), helo, sender.as_deref())
-                    .await;
+                let spf = SpfCheck::start(self.shared.auth.clone(), self.peer.ip(), helo, sender);
                 self.txn = Some(Txn {
                     id: new_trace_id(),
                     dir: self.shared.directory.get(),

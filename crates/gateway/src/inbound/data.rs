@@ -41,6 +41,9 @@ struct Received<'m> {
     /// The message without forged `X-Portcullis-*` headers.
     body: Cow<'m, [u8]>,
     size: u64,
+    /// Time spent in DNS for this message, for its trace records: SPF (while the session went
+    /// on), then DKIM, ARC and DMARC (while the end of DATA waited).
+    dns_time: Option<String>,
 }
 
 /// What the copies of one message came to, before anything is written.
@@ -57,7 +60,7 @@ impl Conn {
         let Some(mut txn) = self.txn.take() else {
             return reply::NEED_MAIL_BEFORE_DATA;
         };
-        let received = self.receive(&txn, &message).await;
+        let received = self.receive(&mut txn, &message).await;
         self.recover_clients(&mut txn, &message).await;
 
         // Every copy's fate first: one DNS failure defers the whole message (one DATA reply).
@@ -129,13 +132,18 @@ impl Conn {
     }
 
     /// Authenticates the message as received (once for every copy) and reads its headers.
-    async fn receive<'m>(&self, txn: &Txn, message: &'m [u8]) -> Received<'m> {
+    async fn receive<'m>(&self, txn: &mut Txn, message: &'m [u8]) -> Received<'m> {
         let facts = header_facts(message);
-        let mut auth = self
-            .shared
-            .auth
-            .message(message, self.peer.ip(), &txn.spf)
-            .await;
+        let spf = txn.spf.result().await;
+        let started = std::time::Instant::now();
+        let mut auth = self.shared.auth.message(message, self.peer.ip(), spf).await;
+        let dns_time = (auth.facts.evaluated).then(|| {
+            format!(
+                "DNS: SPF {} ms, DKIM/ARC/DMARC {} ms",
+                txn.spf.took().unwrap_or_default().as_millis(),
+                started.elapsed().as_millis()
+            )
+        });
         if auth.facts.from_domain.is_none() {
             // Authentication off or unparsable: the P2 checks still need the From: domain.
             auth.facts.from_domain = facts.from_domain.clone();
@@ -158,6 +166,7 @@ impl Conn {
             size: message.len() as u64,
             facts,
             auth,
+            dns_time,
         }
     }
 
@@ -248,7 +257,12 @@ impl Conn {
         written: &mut Written,
     ) {
         let record = &mut copy.record;
-        record_decision(record, &outcome, auth_of(&copy.recovered, received));
+        record_decision(
+            record,
+            &outcome,
+            auth_of(&copy.recovered, received),
+            received.dns_time.as_deref(),
+        );
         let actions = match &outcome.verdict {
             DataVerdict::Accept { actions, .. } => actions.as_slice(),
             _ => &[],
@@ -454,8 +468,16 @@ struct TxnView<'t> {
 
 /// The authentication decision in the record: compauth, the `AUTH` event, what the direct-send
 /// rule did (`AUDIT` events for audit mode and exemptions) and the rules that matched.
-fn record_decision(record: &mut TraceRecord, outcome: &CopyOutcome, auth: &MessageAuth) {
-    let summary = auth.summary(&outcome.compauth);
+fn record_decision(
+    record: &mut TraceRecord,
+    outcome: &CopyOutcome,
+    auth: &MessageAuth,
+    dns_time: Option<&str>,
+) {
+    let mut summary = auth.summary(&outcome.compauth);
+    if let Some(t) = dns_time {
+        summary.push_str(&format!("; {t}"));
+    }
     match &outcome.verdict {
         DataVerdict::Accept {
             direct_send,

@@ -10,3 +10,4 @@ mod persist;
 pub mod proxy;
 mod rcpt;
 mod record;
+mod spf_check;

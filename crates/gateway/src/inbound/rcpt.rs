@@ -17,22 +17,36 @@ use crate::trace::event;
 impl Conn {
     pub(super) async fn rcpt(&mut self, session: &Session, to: Address) -> Reply {
         let peer = self.peer_facts();
-        let Some(txn) = self.txn.as_ref() else {
+        let Some(txn) = self.txn.as_mut() else {
             return reply::NEED_MAIL_BEFORE_RCPT;
         };
         let dir = txn.dir.clone();
+        let from = txn.from.clone();
         let mut facts = RcptFacts {
             peer: &peer,
-            p1_domain: txn.from.domain(),
+            p1_domain: from.domain(),
             rcpt_domain: to.domain(),
-            spf_temp_error: txn.spf.result == AuthResult::TempError,
+            spf_temp_error: txn
+                .spf
+                .ready()
+                .is_some_and(|s| s.result == AuthResult::TempError),
             recipient: RecipientLookup::NotValidated,
         };
         let lookup = self.shared.verifier.look_up(&dir, &facts, &to).await;
         if let Some(l) = &lookup {
             facts.recipient = l.result;
         }
-        let verdict = decide_rcpt(&dir, &facts);
+        let mut verdict = decide_rcpt(&dir, &facts);
+        // Only an anonymous recipient about to be accepted depends on SPF (its temporary error
+        // defers it): attribution, the direct-send refusal and every other refusal answer
+        // without waiting for DNS.
+        if let RcptVerdict::Accept { attribution, .. } = &verdict
+            && attribution.is_anonymous()
+            && txn.spf.ready().is_none()
+        {
+            facts.spf_temp_error = txn.spf.result().await.result == AuthResult::TempError;
+            verdict = decide_rcpt(&dir, &facts);
+        }
         let mut r = verdict.reply();
         if let RcptVerdict::UnknownRecipient { tenant } = &verdict {
             metrics::counter!("portcullis_unknown_recipients_total", "tenant" => tenant.clone())
@@ -91,7 +105,7 @@ impl Conn {
             &verdict,
             rcpt,
             &r,
-            txn.spf.domain.as_deref(),
+            txn.spf.ready().and_then(|s| s.domain.as_deref()),
             lookup.as_ref(),
         );
         r
