@@ -5,9 +5,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# CARGO_TARGET_DIR (a build cache elsewhere) is honoured; cargo-deb resolves the assets'
+# target/release/ paths to it.
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release -p portcullis
-bin=target/release/portcullis
-out=target/release/packaging
+bin=$target/release/portcullis
+out=$target/release/packaging
 mkdir -p "$out"
 "$bin" man | gzip -9n >"$out/portcullis.1.gz"
 "$bin" completions bash >"$out/portcullis.bash"

@@ -81,7 +81,15 @@ struct Caches {
     ipv4: TtlCache<Box<str>, RecordSet<Ipv4Addr>>,
     ipv6: TtlCache<Box<str>, RecordSet<Ipv6Addr>>,
     ptr: TtlCache<IpAddr, RecordSet<Box<str>>>,
+    /// SPF identities whose evaluation just failed for want of DNS (time-out, SERVFAIL), for
+    /// [`FAILURE_MEMORY`]: the next message from them is deferred at once instead of waiting out
+    /// the same time-outs again (NXDOMAIN and NODATA are cached by their SOA, RFC 2308, in the
+    /// resolver).
+    spf_failures: TtlCache<Box<str>, ()>,
 }
+
+/// How long a temporary SPF failure is remembered for its domain.
+pub const FAILURE_MEMORY: Duration = Duration::from_secs(30);
 
 /// SPF as evaluated at MAIL FROM; kept for the DMARC evaluation and the header at end of DATA.
 #[derive(Default)]
@@ -240,7 +248,9 @@ impl Authenticator {
                 )
             };
             opts.timeout = timeout;
-            opts.attempts = 2;
+            // One retry after the first try: an unanswered lookup fails after twice `timeout`, as the
+            // README says (hickory counts retries, so its default of 2 made it three times).
+            opts.attempts = 1;
             Some(MessageAuthenticator::new(config, opts).context("building the DNS resolver")?)
         } else {
             None
@@ -255,6 +265,7 @@ impl Authenticator {
                 ipv4: TtlCache::new(4096),
                 ipv6: TtlCache::new(4096),
                 ptr: TtlCache::new(4096),
+                spf_failures: TtlCache::new(4096),
             },
         })
     }
@@ -395,6 +406,16 @@ impl Authenticator {
             spf.result = AuthResult::TempError;
             return spf;
         }
+        let identity: Box<str> = match mail_from.and_then(|f| f.rsplit_once('@')) {
+            Some((_, d)) => d.to_ascii_lowercase().into(),
+            None => helo.to_ascii_lowercase().into(),
+        };
+        if self.caches.spf_failures.get(&identity).is_some() {
+            metrics::counter!("portcullis_dns_failure_remembered_total").increment(1);
+            spf.result = AuthResult::TempError;
+            spf.domain = Some(identity.into());
+            return spf;
+        }
         let output = match mail_from {
             Some(from) => {
                 resolver
@@ -422,6 +443,11 @@ impl Authenticator {
             SpfResult::None => AuthResult::None,
         };
         self.dns_health.record(spf.result == AuthResult::TempError);
+        if spf.result == AuthResult::TempError {
+            self.caches
+                .spf_failures
+                .insert(identity, (), Instant::now() + FAILURE_MEMORY);
+        }
         spf.domain = Some(output.domain().to_ascii_lowercase());
         spf.output = Some(output);
         spf

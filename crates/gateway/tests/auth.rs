@@ -682,6 +682,15 @@ async fn dns_trouble_delays_only_the_decisions_that_need_dns() {
     let (_, rcpt, took) = timed("127.0.0.32", "a@slow.example").await;
     assert!(rcpt.starts_with("451 4.7.24"), "{rcpt}");
     assert!(took >= Duration::from_millis(400), "SPF was not waited for ({took:?})");
+    // The documented bound: an unanswered lookup fails after about twice `[dns] timeout`.
+    assert!(took < Duration::from_millis(1400), "SPF waited {took:?} for 500ms time-outs");
+    // The failure is remembered for a while: the next message from that domain is deferred at
+    // once, without asking the DNS again.
+    let asked = gw.dns.queries();
+    let (_, rcpt, took) = timed("127.0.0.33", "b@slow.example").await;
+    assert!(rcpt.starts_with("451 4.7.24"), "{rcpt}");
+    assert!(took < Duration::from_millis(400), "the remembered failure waited {took:?}");
+    assert_eq!(gw.dns.queries(), asked, "the DNS was asked again");
 
     // A message that was accepted says in its trace how long DNS took.
     gw.dns.txt("ok.example", "v=spf1 ip4:127.0.0.1 -all");
