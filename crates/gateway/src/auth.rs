@@ -464,17 +464,7 @@ impl Authenticator {
         };
         if self.dns_health.fail_fast() {
             metrics::counter!("portcullis_dns_fail_fast_total").increment(1);
-            let facts = AuthFacts {
-                evaluated: true,
-                spf: spf.result,
-                spf_domain: spf.domain.clone(),
-                dmarc: AuthResult::TempError,
-                ..Default::default()
-            };
-            return MessageAuth {
-                facts,
-                results: format!("{};\r\n\tdmarc=temperror (DNS unavailable)", self.hostname),
-            };
+            return self.unavailable(spf, "DNS unavailable");
         }
         let Some(message) = AuthenticatedMessage::parse(raw) else {
             // Not even a header section: nothing can pass.
@@ -589,6 +579,22 @@ impl Authenticator {
         self.dns_health.record(facts.temp_error());
         let results = self.results_text(ip, spf, &dkim, &broken, &arc, arc_broken, &dmarc, &facts);
         MessageAuth { facts, results }
+    }
+
+    /// The authentication of a message whose DKIM, ARC and DMARC could not be evaluated
+    /// (`why`): DMARC a temporary error, SPF as far as it got.
+    pub fn unavailable(&self, spf: &Spf, why: &str) -> MessageAuth {
+        let facts = AuthFacts {
+            evaluated: true,
+            spf: spf.result,
+            spf_domain: spf.domain.clone(),
+            dmarc: AuthResult::TempError,
+            ..Default::default()
+        };
+        MessageAuth {
+            facts,
+            results: format!("{};\r\n\tdmarc=temperror ({why})", self.hostname),
+        }
     }
 
     /// The `Authentication-Results` value (RFC 8601) for a message: SPF, then DKIM and ARC

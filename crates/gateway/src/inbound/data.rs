@@ -46,6 +46,10 @@ struct Received<'m> {
     dns_time: Option<String>,
 }
 
+/// How long the end of DATA waits for the authentication of a message every copy of which is
+/// attributed to a connector (nothing about it is decided by the results).
+const ATTRIBUTED_AUTH_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the copies of one message came to, before anything is written.
 #[derive(Default)]
 struct Written {
@@ -134,15 +138,43 @@ impl Conn {
     /// Authenticates the message as received (once for every copy) and reads its headers.
     async fn receive<'m>(&self, txn: &mut Txn, message: &'m [u8]) -> Received<'m> {
         let facts = header_facts(message);
-        let spf = txn.spf.result().await;
         let started = std::time::Instant::now();
-        let mut auth = self.shared.auth.message(message, self.peer.ip(), spf).await;
-        let dns_time = (auth.facts.evaluated).then(|| {
-            format!(
+        // A message only connectors vouch for is not judged by its authentication: its results
+        // (for the header, the trace and the rules) get a short budget, not the DNS's time-outs.
+        let judged = txn
+            .copies
+            .iter()
+            .any(|c| !c.accepted.is_empty() && c.attribution.is_anonymous());
+        let auth = &self.shared.auth;
+        let ip = self.peer.ip();
+        let mut auth = if judged {
+            let spf = txn.spf.result().await;
+            auth.message(message, ip, spf).await
+        } else {
+            let spf = &mut txn.spf;
+            let evaluated = tokio::time::timeout(ATTRIBUTED_AUTH_BUDGET, async {
+                let spf = spf.result().await;
+                auth.message(message, ip, spf).await
+            })
+            .await;
+            match evaluated {
+                Ok(done) => done,
+                Err(_) => auth.unavailable(
+                    txn.spf.ready().unwrap_or(&crate::auth::Spf::temp_error()),
+                    "DNS did not answer within the 2 s budget of attributed mail",
+                ),
+            }
+        };
+        let dns_time = (auth.facts.evaluated).then(|| match txn.spf.took() {
+            Some(spf) => format!(
                 "DNS: SPF {} ms, DKIM/ARC/DMARC {} ms",
-                txn.spf.took().unwrap_or_default().as_millis(),
+                spf.as_millis(),
                 started.elapsed().as_millis()
-            )
+            ),
+            None => format!(
+                "DNS: SPF and DKIM/ARC/DMARC unanswered after {} ms",
+                started.elapsed().as_millis()
+            ),
         });
         if auth.facts.from_domain.is_none() {
             // Authentication off or unparsable: the P2 checks still need the From: domain.
