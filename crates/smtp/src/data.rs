@@ -154,16 +154,21 @@ impl DataReceiver {
     }
 
     fn emit(&mut self, bytes: &[u8]) {
-        if !self.is_clean() {
-            // The message will be refused: keep nothing.
+        if self.tainted || self.nul {
+            // The message will be refused, and how is settled: keep nothing.
             if !self.message.is_empty() {
                 self.message = Vec::new();
             }
             return;
         }
+        // A NUL outranks the size (`finish`), so it is looked for past the cap as well: which
+        // reply a message gets must not depend on how its bytes were split into reads.
         if memchr::memchr(0, bytes).is_some() {
             self.nul = true;
             self.message = Vec::new();
+            return;
+        }
+        if self.too_big {
             return;
         }
         if bytes.len() > self.max_size - self.message.len() {
@@ -263,6 +268,24 @@ mod tests {
             let (consumed, outcome) = run_all_splits(input.as_bytes(), 1000);
             assert_eq!(consumed, input.len(), "{input:?}");
             assert_eq!(outcome, msg(expected), "{input:?}");
+        }
+    }
+
+    /// Found by the `smtp_data` fuzz target: a NUL past the size cap was seen when it came in
+    /// the read that crossed the cap and missed when it came in a later read, so the same
+    /// message got `554 5.6.0` or `552 5.3.4` depending on TCP segmentation.
+    #[test]
+    fn a_nul_past_the_cap_is_found_however_the_bytes_arrive() {
+        for input in [&b"aaaaaaaaaaaa\0\r\n.\r\n"[..], b"aaaaaaaaaa\r\nbb\0b\r\n.\r\n"] {
+            let (consumed, outcome) = run_all_splits(input, 8);
+            assert_eq!(consumed, input.len());
+            assert_eq!(outcome, DataOutcome::NulByte, "{:?}", String::from_utf8_lossy(input));
+        }
+        let fuzzed = include_bytes!("../tests/data/fuzz-smtp_data-nul-after-cap.bin");
+        let whole = run(&[fuzzed], 1024);
+        for split in 1..fuzzed.len() {
+            let (a, b) = fuzzed.split_at(split);
+            assert_eq!(run(&[a, b], 1024), whole, "split at {split}");
         }
     }
 
