@@ -366,6 +366,21 @@ expect_ar dkim-sha1-seen "$ID_SHA1" ' dkim=permerror \([^)]*rsa-sha1[^)]*\) [^;]
     ' dmarc=fail( \([^)]*\))? header\.from=woodgrove\.example'
 pc org set --tenant contoso --honor-dmarc on >/dev/null
 ok "DKIM a=rsa-sha1 (dkimpy-signed, verifies): dkim=permerror (RFC 8301), no DMARC pass → p=reject refuses it"
+
+# The same signature with the base64 padding of its b= taken away (b= is outside the hash, and
+# mail-auth decodes it without padding): still found, still refused.
+/usr/bin/python3 - "$TMP/msg/wg-sha1.eml" >"$TMP/msg/wg-sha1-nopad.eml" 2>"$TMP/nopad.log" <<'PY' ||
+import sys
+m = open(sys.argv[1], "rb").read()
+start = m.index(b"\r\n b=")          # the signature's b= (dkimpy folds it onto lines of its own)
+end = m.index(b"==\r\n", start)      # its padding, at the end of the header field
+sys.stdout.buffer.write(m[:end] + m[end + 2:])
+PY
+    fail "taking the padding off b=" "$TMP/nopad.log"
+smtp dkim-sha1-nopad --local-interface 127.0.0.2 --from ceo@woodgrove.example --to bob@contoso.com \
+    --data "@$TMP/msg/wg-sha1-nopad.eml"
+expect_refused dkim-sha1-nopad data "$DMARC_REJECT"
+ok "the rsa-sha1 signature without its b= padding (still verifies upstream): refused the same"
 smtp dmarc-reject --from bounce@tailspin.example --to bob@contoso.com --data "@$TMP/msg/wg.eml"
 expect_refused dmarc-reject data "$DMARC_REJECT"
 ok "DMARC p=reject failure (unsigned, SPF passes for tailspin.example only) → $DMARC_REJECT"
@@ -521,9 +536,9 @@ jq_check "DKIM RSA message: auth {spf pass, dkim pass, dmarc none, arc none, com
 jq_check "tampered message: auth.dkim fail" "$rec"' | .auth.dkim == "fail"' --arg id "$ID_DKIM_BAD"
 jq_check "SPF-fail message: auth.spf fail, compauth fail" \
     "$rec"' | .auth.spf == "fail" and .auth.compauth == "fail"' --arg id "$ID_SPF_FAIL"
-jq_check "DMARC reject: 3 rejected records (woodgrove.example unsigned and rsa-sha1-signed, tree walk) with dmarc fail, compauth fail, 5.7.509" \
+jq_check "DMARC reject: 4 rejected records (woodgrove.example unsigned, rsa-sha1-signed twice, tree walk) with dmarc fail, compauth fail, 5.7.509" \
     '[.[] | select(.status == "rejected" and .auth.dmarc == "fail"
-        and .auth.compauth == "fail" and (.recipients[0].reply | startswith("550 5.7.509 ")))] | length == 3
+        and .auth.compauth == "fail" and (.recipients[0].reply | startswith("550 5.7.509 ")))] | length == 4
      and any(.[]; .recipients[0].reply == $r)' --arg r "$DMARC_REJECT"
 jq_check "forwarded message: auth.arc pass, compauth pass, an event naming the exemption" \
     "$rec"' | .auth.arc == "pass" and .auth.compauth == "pass" and .direct_send == true

@@ -76,13 +76,28 @@ pub fn dkim_signature_problem(value: &str) -> Option<String> {
     check().err()
 }
 
-/// The `b=` of a signature header field, base64 decoded (whitespace ignored): what identifies
-/// it among a message's signatures.
+/// The `b=` of a signature header field, base64 decoded: what identifies it among a message's
+/// signatures. Read as leniently as mail-auth reads it — whatever else is wrong with the
+/// tag-list (the last `b=` counts), whitespace ignored, padding optional — so that the very
+/// signatures the rules are for are found.
 pub fn signature_b(value: &str) -> Option<Vec<u8>> {
-    let tags = tag_list(value).ok()?;
-    let b: String = tags.get("b")?.chars().filter(|c| !c.is_whitespace()).collect();
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(b).ok()
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let b = value.split(';').rev().find_map(|spec| {
+        let (name, v) = spec.split_once('=')?;
+        (name.trim() == "b").then_some(v)
+    })?;
+    let b: String = b
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .collect();
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    lenient.decode(b).ok()
 }
 
 /// The first rule the message's ARC header fields break, if any. `headers` are (name,
@@ -207,6 +222,10 @@ mod tests {
         assert_eq!(signature_b(SIG).unwrap(), b"ABC");
         assert_eq!(signature_b("b=QU JD\t; a=x").unwrap(), b"ABC");
         assert_eq!(signature_b("a=x"), None);
+        // Found however the rest breaks the rules, padding or not (mail-auth is as lenient).
+        assert_eq!(signature_b("b=QUI=; d=a; d=b").unwrap(), b"AB");
+        assert_eq!(signature_b("b=QUI; ;1x=y").unwrap(), b"AB");
+        assert_eq!(signature_b("b=AAAA; b=QUI").unwrap(), b"AB", "the last b= counts");
     }
 
     fn set(i: u32) -> Vec<(String, String)> {
