@@ -103,8 +103,17 @@ impl Agg {
         if r.direct_send_outcome != Some(DirectSendOutcome::Exempted) {
             self.would_refuse += 1;
         }
+        // Authentication counts when it vouches for the tenant's domain the sender used: SPF
+        // checks that very domain; a DKIM signature only when its d= is aligned with it (a
+        // spoofer may well sign with a domain of its own).
         let pass = |v: &Option<String>| v.as_deref() == Some("pass");
-        if pass(&a.spf) || pass(&a.dkim) {
+        let p1 = domain_of(&r.mail_from);
+        let dkim_aligned = p1.as_deref().is_some_and(|p1| {
+            a.dkim_pass_domains
+                .iter()
+                .any(|d| relaxed_aligned(&d.to_ascii_lowercase(), p1))
+        });
+        if pass(&a.spf) || dkim_aligned {
             self.passing += 1;
         } else if pass(&a.arc) {
             self.arc_pass += 1;
@@ -154,6 +163,13 @@ impl Agg {
             }
         }
     }
+}
+
+/// DMARC's relaxed alignment, approximated without the public suffix list: one domain is the
+/// other or below it (`mail.contoso.com` and `contoso.com`).
+fn relaxed_aligned(a: &str, b: &str) -> bool {
+    let below = |x: &str, y: &str| x.len() > y.len() && x.ends_with(y) && x[..x.len() - y.len()].ends_with('.');
+    a == b || below(a, b) || below(b, a)
 }
 
 /// The reverse DNS of an address, as the report found it.
@@ -280,7 +296,7 @@ pub(super) fn classify(agg: &Agg, rdns: &Rdns, domains: &[String]) -> Classified
             "authentication",
             3,
             format!(
-                "SPF or DKIM passes for {} of {} message(s) ({results}): the domain's owner vouches for this sender",
+                "SPF, or DKIM aligned with the sender's domain, passes for {} of {} message(s) ({results}): the domain's owner vouches for this sender",
                 agg.passing, agg.messages
             ),
         );
@@ -627,6 +643,37 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    /// A spoofer signing with a domain of its own passes DKIM, but that vouches for nothing.
+    #[test]
+    fn only_dkim_aligned_with_the_sender_counts() {
+        let mut agg = Agg::default();
+        let ip: IpAddr = "203.0.113.5".parse().unwrap();
+        for (k, signer) in ["spoofer.example", "mail.contoso.com"].iter().enumerate() {
+            let r = TraceRecord {
+                trace_id: format!("t{k}"),
+                mail_from: "ceo@contoso.com".into(),
+                auth: portcullis_store::TraceAuth {
+                    spf: Some("fail".into()),
+                    dkim: Some("pass".into()),
+                    dkim_pass_domains: vec![signer.to_string()],
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let mut one = Agg::default();
+            one.add(&r, ip);
+            let c = classify(&one, &Rdns::None, &domains());
+            if k == 0 {
+                assert_eq!(c.verdict, "likely-spoofing", "{c:#?}");
+            } else {
+                assert_eq!(c.verdict, "likely-legitimate", "{c:#?}");
+            }
+            agg.merge(one);
+        }
+        assert!(relaxed_aligned("contoso.com", "mail.contoso.com"));
+        assert!(!relaxed_aligned("notcontoso.com", "contoso.com"));
     }
 
     #[test]
