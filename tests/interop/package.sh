@@ -19,7 +19,7 @@ TMP=$(mktemp -d)
 SERVER_PID=
 
 # What this run installs it removes again; it never touches an installation it did not make.
-MARKER=/var/lib/portcullis/.installed-by-package-test
+MARKER=/var/lib/.portcullis-installed-by-package-test
 OURS=
 cleanup() {
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -29,6 +29,7 @@ cleanup() {
     if [[ -n $OURS ]]; then
         dpkg --purge portcullis >/dev/null 2>&1 || true
         rm -rf /var/lib/portcullis
+        rm -f "$MARKER"
     fi
     [[ -n ${KEEP_TMP:-} ]] && echo "# kept $TMP" >&2 || rm -rf "$TMP"
 }
@@ -61,6 +62,7 @@ fi
 dpkg --purge portcullis >/dev/null 2>&1 || true
 rm -rf /var/lib/portcullis
 OURS=1
+touch "$MARKER"
 
 DEB=$("$ROOT/packaging/build-deb.sh" 2>"$TMP/build.log") || fail "packaging/build-deb.sh" "$TMP/build.log"
 [[ -f $ROOT/$DEB ]] || fail "no package built ($DEB)" "$TMP/build.log"
@@ -88,7 +90,6 @@ sed 's/^/#   /' "$TMP/lintian"
 ok "lintian: no errors"
 
 DEBIAN_FRONTEND=noninteractive dpkg -i "$DEB" >"$TMP/dpkg.log" 2>&1 || fail "dpkg -i" "$TMP/dpkg.log"
-touch "$MARKER"
 getent passwd portcullis >/dev/null || fail "no portcullis user after installation" "$TMP/dpkg.log"
 [[ $(stat -c '%U:%G %a' /etc/portcullis/portcullis.toml) == "root:portcullis 640" ]] \
     || fail "/etc/portcullis/portcullis.toml is $(stat -c '%U:%G %a' /etc/portcullis/portcullis.toml), want root:portcullis 640"
