@@ -165,6 +165,14 @@ pub fn suggest_for_source(
         ));
     }
     for (s, x) in &inside {
+        let within = x.ips.iter().filter(|ip| source.contains(*ip)).count();
+        if within < x.ips.len() {
+            reasons.push(format!(
+                "only {within} of the {} addresses of {} are inside {source}; its counts below are the whole source's",
+                x.ips.len(),
+                s.source
+            ));
+        }
         let why = evidence_lines(s);
         let head = format!(
             "{} ({} message(s), score {:+}): {}",
@@ -347,5 +355,58 @@ pub fn readiness(report: &DirectSendReport, plan: &SuggestResponse) -> Readiness
         assessment,
         would_refuse: total,
         items,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> (DirectSendReport, Vec<SourceExtra>) {
+        let source = ReportSource {
+            source: "192.0.2.0/24".into(),
+            ips: vec!["192.0.2.1".into(), "192.0.2.2".into()],
+            p1_domains: vec!["contoso.com".into()],
+            messages: 10,
+            verdict: "likely-spoofing".into(),
+            score: -2,
+            ..Default::default()
+        };
+        let extra = SourceExtra {
+            ips: vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
+            sealers: vec![],
+            all_tls_certs: false,
+        };
+        let report = DirectSendReport {
+            tenant: "contoso".into(),
+            since: "2026-11-07T00:00:00Z".into(),
+            sources: vec![source],
+            ..Default::default()
+        };
+        (report, vec![extra])
+    }
+
+    /// A named source's assessment: the sources inside it and what they are, a partial overlap
+    /// with a grouped source said, a broad range and no traffic not recommended.
+    #[test]
+    fn a_named_source_is_assessed() {
+        let (r, x) = report();
+        let a = suggest_for_source(&r, &x, &[], "192.0.2.1/32".parse().unwrap());
+        let assessment = a.assessment.unwrap();
+        assert!(!assessment.recommended);
+        let reasons = assessment.reasons.join("\n");
+        assert!(reasons.contains("only 1 of the 2 addresses of 192.0.2.0/24"), "{reasons}");
+        assert!(reasons.contains("likely-spoofing"), "{reasons}");
+        assert_eq!(a.connectors[0].sender_domains, ["contoso.com"]);
+        assert_eq!(a.connectors[0].name, "direct-send-192-0-2-1-32");
+
+        let broad = suggest_for_source(&r, &x, &[], "192.0.0.0/8".parse().unwrap());
+        let reasons = broad.assessment.unwrap().reasons.join("\n");
+        assert!(reasons.contains("covers more than a /16"), "{reasons}");
+
+        let none = suggest_for_source(&r, &x, &[], "198.51.100.7/32".parse().unwrap());
+        let none = none.assessment.unwrap();
+        assert!(!none.recommended);
+        assert!(none.reasons[0].contains("no direct-send mail"), "{:?}", none.reasons);
     }
 }
