@@ -11,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
         let mut out = Vec::new();
         reply.write_to(&mut out);
         assert!(out.ends_with(b"\r\n"), "reply without CRLF: {out:?}");
-        assert!(matches!(out.first(), Some(b'4' | b'5')), "a refusal that is not 4xx/5xx: {out:?}");
+        assert!(
+            matches!(out.first(), Some(b'4' | b'5')),
+            "a refusal that is not 4xx/5xx: {out:?}"
+        );
     }
 });

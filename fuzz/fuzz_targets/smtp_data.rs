@@ -9,7 +9,10 @@ fn run(data: &[u8], sizes: &mut dyn Iterator<Item = usize>) -> String {
     let mut r = DataReceiver::new(1024);
     let mut pos = 0;
     while pos < data.len() {
-        let n = sizes.next().unwrap_or(data.len()).clamp(1, data.len() - pos);
+        let n = sizes
+            .next()
+            .unwrap_or(data.len())
+            .clamp(1, data.len() - pos);
         match r.feed(&data[pos..pos + n]) {
             Feed::NeedMore => pos += n,
             Feed::Done { consumed, outcome } => {

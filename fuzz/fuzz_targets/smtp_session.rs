@@ -23,7 +23,10 @@ fn run(data: &[u8], sizes: &mut dyn Iterator<Item = usize>) -> Vec<u8> {
                 let start = out.len();
                 r.write_to(&mut out);
                 let written = &out[start..];
-                assert!(written.ends_with(b"\r\n"), "a reply without CRLF: {written:?}");
+                assert!(
+                    written.ends_with(b"\r\n"),
+                    "a reply without CRLF: {written:?}"
+                );
                 assert!(
                     written.len() >= 5 && written[..3].iter().all(u8::is_ascii_digit),
                     "a reply without a code: {written:?}"
@@ -41,7 +44,10 @@ fn run(data: &[u8], sizes: &mut dyn Iterator<Item = usize>) -> Vec<u8> {
                     }
                     continue;
                 }
-                let n = sizes.next().unwrap_or(data.len()).clamp(1, data.len() - pos);
+                let n = sizes
+                    .next()
+                    .unwrap_or(data.len())
+                    .clamp(1, data.len() - pos);
                 session.feed(&data[pos..pos + n]);
                 pos += n;
             }

@@ -10,7 +10,10 @@ use std::path::Path;
 pub fn proxy_header(data: &[u8]) {
     let balancer: SocketAddr = "192.0.2.1:40000".parse().expect("address");
     if let Ok(Some(p)) = crate::inbound::proxy::parse(data, balancer) {
-        assert!(data.ends_with(&p.early), "early bytes are not the input's tail");
+        assert!(
+            data.ends_with(&p.early),
+            "early bytes are not the input's tail"
+        );
         assert!(p.early.len() < data.len(), "a header of no bytes");
     }
 }
@@ -68,7 +71,10 @@ pub fn message_headers(data: &[u8]) {
                     .split([';', ' ', '\t', '\r'])
                     .next()
                     .is_some_and(|id| id.eq_ignore_ascii_case(host)));
-        assert!(!ours, "a header only we may write survived: {name}: {value}");
+        assert!(
+            !ours,
+            "a header only we may write survived: {name}: {value}"
+        );
     }
 }
 

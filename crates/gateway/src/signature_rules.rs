@@ -43,7 +43,10 @@ pub fn tag_list(value: &str) -> Result<BTreeMap<String, String>, String> {
         if !valid {
             return Err(format!("invalid tag name {name:?}"));
         }
-        if tags.insert(name.to_string(), val.trim().to_string()).is_some() {
+        if tags
+            .insert(name.to_string(), val.trim().to_string())
+            .is_some()
+        {
             return Err(format!("duplicate tag {name:?}"));
         }
     }
@@ -157,9 +160,8 @@ pub fn arc_problem(headers: &[(String, String)]) -> Option<String> {
                         .split(':')
                         .any(|h| h.trim().eq_ignore_ascii_case("arc-seal"));
                     if signs_seal {
-                        return Err(
-                            "ARC-Message-Signature: h= names arc-seal (RFC 8617 §4.1.2)".to_string()
-                        );
+                        return Err("ARC-Message-Signature: h= names arc-seal (RFC 8617 §4.1.2)"
+                            .to_string());
                     }
                     Ok((instance(&tags)?, 1))
                 }),
@@ -201,7 +203,11 @@ mod tests {
     #[test]
     fn dkim_signature_rules() {
         assert_eq!(dkim_signature_problem(SIG), None);
-        assert_eq!(dkim_signature_problem(&format!("{SIG};")), None, "a trailing ; is allowed");
+        assert_eq!(
+            dkim_signature_problem(&format!("{SIG};")),
+            None,
+            "a trailing ; is allowed"
+        );
         for (value, why) in [
             (SIG.replace("rsa-sha256", "rsa-sha1"), "rsa-sha1"),
             (SIG.replace("a=rsa-sha256; ", ""), "no a= tag"),
@@ -225,7 +231,11 @@ mod tests {
         // Found however the rest breaks the rules, padding or not (mail-auth is as lenient).
         assert_eq!(signature_b("b=QUI=; d=a; d=b").unwrap(), b"AB");
         assert_eq!(signature_b("b=QUI; ;1x=y").unwrap(), b"AB");
-        assert_eq!(signature_b("b=AAAA; b=QUI").unwrap(), b"AB", "the last b= counts");
+        assert_eq!(
+            signature_b("b=AAAA; b=QUI").unwrap(),
+            b"AB",
+            "the last b= counts"
+        );
     }
 
     fn set(i: u32) -> Vec<(String, String)> {
@@ -236,7 +246,9 @@ mod tests {
             ),
             (
                 "ARC-Message-Signature".into(),
-                format!("i={i}; a=rsa-sha256; c=relaxed/relaxed; d=fwd.example; s=arc; h=from:to; bh=AA; b=QUJD"),
+                format!(
+                    "i={i}; a=rsa-sha256; c=relaxed/relaxed; d=fwd.example; s=arc; h=from:to; bh=AA; b=QUJD"
+                ),
             ),
             (
                 "ARC-Authentication-Results".into(),
@@ -257,16 +269,48 @@ mod tests {
             arc_problem(&s).unwrap_or_else(|| panic!("accepted: {s:?}"))
         };
         let cases: Vec<(String, &str)> = vec![
-            (with(&|s| s[0].1 = s[0].1.replace("rsa-sha256", "rsa-sha1")), "ARC-Seal: a=rsa-sha1"),
-            (with(&|s| s[1].1 = s[1].1.replace("rsa-sha256", "rsa-sha1")), "ARC-Message-Signature: a=rsa-sha1"),
-            (with(&|s| s[0].1 = s[0].1.replace("a=rsa-sha256; ", "")), "ARC-Seal: no a= tag"),
-            (with(&|s| { s.remove(1); }), "1 ARC-Seal, 0 ARC-Message-Signature"),
-            (with(&|s| s[1].1 = s[1].1.replace("h=from:to", "h=from:arc-seal:to")), "names arc-seal"),
-            (with(&|s| s[0].1.push_str("; d=other.example")), "ARC-Seal: duplicate tag"),
-            (with(&|s| s[0].1 = s[0].1.replace("t=1", "t-x=1")), "ARC-Seal: invalid tag name"),
-            (with(&|s| s[0].1 = s[0].1.replace("cv=none", "CV=none")), "ARC-Seal: no cv= tag"),
-            (with(&|s| s[0].1 = s[0].1.replace("; s=arc;", "; ; s=arc;")), "ARC-Seal: an empty tag-spec"),
-            (with(&|s| s[0].1.push_str("; h=from")), "ARC-Seal: an h= tag"),
+            (
+                with(&|s| s[0].1 = s[0].1.replace("rsa-sha256", "rsa-sha1")),
+                "ARC-Seal: a=rsa-sha1",
+            ),
+            (
+                with(&|s| s[1].1 = s[1].1.replace("rsa-sha256", "rsa-sha1")),
+                "ARC-Message-Signature: a=rsa-sha1",
+            ),
+            (
+                with(&|s| s[0].1 = s[0].1.replace("a=rsa-sha256; ", "")),
+                "ARC-Seal: no a= tag",
+            ),
+            (
+                with(&|s| {
+                    s.remove(1);
+                }),
+                "1 ARC-Seal, 0 ARC-Message-Signature",
+            ),
+            (
+                with(&|s| s[1].1 = s[1].1.replace("h=from:to", "h=from:arc-seal:to")),
+                "names arc-seal",
+            ),
+            (
+                with(&|s| s[0].1.push_str("; d=other.example")),
+                "ARC-Seal: duplicate tag",
+            ),
+            (
+                with(&|s| s[0].1 = s[0].1.replace("t=1", "t-x=1")),
+                "ARC-Seal: invalid tag name",
+            ),
+            (
+                with(&|s| s[0].1 = s[0].1.replace("cv=none", "CV=none")),
+                "ARC-Seal: no cv= tag",
+            ),
+            (
+                with(&|s| s[0].1 = s[0].1.replace("; s=arc;", "; ; s=arc;")),
+                "ARC-Seal: an empty tag-spec",
+            ),
+            (
+                with(&|s| s[0].1.push_str("; h=from")),
+                "ARC-Seal: an h= tag",
+            ),
             (with(&|s| s.extend(set(3))), "not 1 to 3"),
         ];
         for (got, want) in cases {

@@ -655,10 +655,24 @@ async fn simulate_explains_the_decision() {
 async fn dns_trouble_delays_only_the_decisions_that_need_dns() {
     let gw = Gateway::start("");
     tenant(&gw, "contoso", "contoso.com");
-    gw.ok(&["org", "set", "--tenant", "contoso", "--reject-direct-send", "on"]);
     gw.ok(&[
-        "connector", "add", "onprem", "--tenant", "contoso", "--type", "on-premises",
-        "--sender-ip", "127.0.0.30/32",
+        "org",
+        "set",
+        "--tenant",
+        "contoso",
+        "--reject-direct-send",
+        "on",
+    ]);
+    gw.ok(&[
+        "connector",
+        "add",
+        "onprem",
+        "--tenant",
+        "contoso",
+        "--type",
+        "on-premises",
+        "--sender-ip",
+        "127.0.0.30/32",
     ]);
     gw.dns.timeout("contoso.com");
     gw.dns.timeout("slow.example");
@@ -673,44 +687,78 @@ async fn dns_trouble_delays_only_the_decisions_that_need_dns() {
     let (mail, rcpt, took) = timed("127.0.0.31", "ceo@contoso.com").await;
     assert_eq!(mail, "250 2.1.0 Sender OK");
     assert!(rcpt.starts_with("550 5.7.68"), "{rcpt}");
-    assert!(took < Duration::from_millis(400), "the direct-send refusal waited {took:?}");
+    assert!(
+        took < Duration::from_millis(400),
+        "the direct-send refusal waited {took:?}"
+    );
     // The connector's server: attributed and accepted at once; its message too, its
     // authentication within the short budget of attributed mail (the header says temperror).
     let (_, rcpt, took) = timed("127.0.0.30", "ceo@contoso.com").await;
     assert_eq!(rcpt, "250 2.1.5 Recipient OK");
-    assert!(took < Duration::from_millis(400), "the attributed recipient waited {took:?}");
-    let (r, data) = send(&gw, "127.0.0.30", "ceo@contoso.com", "bob@contoso.com", &msg("ceo@contoso.com", "bob@contoso.com", "from on-prem")).await;
+    assert!(
+        took < Duration::from_millis(400),
+        "the attributed recipient waited {took:?}"
+    );
+    let (r, data) = send(
+        &gw,
+        "127.0.0.30",
+        "ceo@contoso.com",
+        "bob@contoso.com",
+        &msg("ceo@contoso.com", "bob@contoso.com", "from on-prem"),
+    )
+    .await;
     assert_eq!(r, "250 2.1.5 Recipient OK");
-    assert!(data.starts_with("250 2.6.0"), "attributed mail is not deferred for DNS: {data}");
+    assert!(
+        data.starts_with("250 2.6.0"),
+        "attributed mail is not deferred for DNS: {data}"
+    );
     // Anonymous mail from elsewhere needs SPF: it waits for the time-out and is deferred.
     let (_, rcpt, took) = timed("127.0.0.32", "a@slow.example").await;
     assert!(rcpt.starts_with("451 4.7.24"), "{rcpt}");
-    assert!(took >= Duration::from_millis(400), "SPF was not waited for ({took:?})");
+    assert!(
+        took >= Duration::from_millis(400),
+        "SPF was not waited for ({took:?})"
+    );
     // The documented bound: an unanswered lookup fails after about twice `[dns] timeout`.
-    assert!(took < Duration::from_millis(1400), "SPF waited {took:?} for 500ms time-outs");
+    assert!(
+        took < Duration::from_millis(1400),
+        "SPF waited {took:?} for 500ms time-outs"
+    );
     // The failure is remembered for a while: the next message from that domain is deferred at
     // once, without asking the DNS again.
     let asked = gw.dns.queries();
     let (_, rcpt, took) = timed("127.0.0.33", "b@slow.example").await;
     assert!(rcpt.starts_with("451 4.7.24"), "{rcpt}");
-    assert!(took < Duration::from_millis(400), "the remembered failure waited {took:?}");
+    assert!(
+        took < Duration::from_millis(400),
+        "the remembered failure waited {took:?}"
+    );
     assert_eq!(gw.dns.queries(), asked, "the DNS was asked again");
 
     // A message that was accepted says in its trace how long DNS took.
     gw.dns.txt("ok.example", "v=spf1 ip4:127.0.0.1 -all");
-    let (r, data) = send(&gw, "127.0.0.1", "a@ok.example", "bob@contoso.com", &msg("a@ok.example", "bob@contoso.com", "timed")).await;
+    let (r, data) = send(
+        &gw,
+        "127.0.0.1",
+        "a@ok.example",
+        "bob@contoso.com",
+        &msg("a@ok.example", "bob@contoso.com", "timed"),
+    )
+    .await;
     assert_eq!(r, "250 2.1.5 Recipient OK");
     assert!(data.starts_with("250"), "{data}");
     let t = gw.trace_until("contoso", &["--status", "delivered"], |v| !v.is_empty());
     let id = t[0]["trace_id"].as_str().unwrap().to_string();
     let full: serde_json::Value =
-        serde_json::from_str(&gw.ok(&["trace", "show", &id, "--tenant", "contoso", "--json"])).unwrap();
+        serde_json::from_str(&gw.ok(&["trace", "show", &id, "--tenant", "contoso", "--json"]))
+            .unwrap();
     assert!(
         full["events"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["event"] == "AUTH" && e["detail"].as_str().unwrap_or("").contains("; DNS: SPF ")),
+            .any(|e| e["event"] == "AUTH"
+                && e["detail"].as_str().unwrap_or("").contains("; DNS: SPF ")),
         "{full:#}"
     );
 }

@@ -611,7 +611,11 @@ async fn trace_listings_say_when_more_records_exist_and_page_through_all() {
 
 /// One page of a listing with `--limit N --json` (and `--cursor`): the records and the cursor
 /// the CLI printed on stderr, if any.
-fn page(gw: &Gateway, args: &[&str], cursor: Option<&str>) -> (Vec<serde_json::Value>, Option<String>) {
+fn page(
+    gw: &Gateway,
+    args: &[&str],
+    cursor: Option<&str>,
+) -> (Vec<serde_json::Value>, Option<String>) {
     let mut a = args.to_vec();
     a.push("--json");
     if let Some(c) = cursor {
@@ -683,20 +687,50 @@ async fn quarantine_audit_and_queue_listings_page_by_cursor() {
         3,
     );
     assert_eq!(held.len(), 5);
-    assert!(held.windows(2).all(|w| w[0]["received_at"].as_str() >= w[1]["received_at"].as_str()));
-    let (_, next) = page(&gw, &["quarantine", "list", "--tenant", "contoso", "--limit", "5"], None);
+    assert!(
+        held.windows(2)
+            .all(|w| w[0]["received_at"].as_str() >= w[1]["received_at"].as_str())
+    );
+    let (_, next) = page(
+        &gw,
+        &["quarantine", "list", "--tenant", "contoso", "--limit", "5"],
+        None,
+    );
     assert!(next.is_none(), "the last page says nothing more");
 
     // Audit: more entries than a page (tenant, domain, rule, then changes).
     for i in 0..4 {
-        gw.ok(&["rule", "set", "hold", "--tenant", "contoso", "--priority", &i.to_string()]);
+        gw.ok(&[
+            "rule",
+            "set",
+            "hold",
+            "--tenant",
+            "contoso",
+            "--priority",
+            &i.to_string(),
+        ]);
     }
-    let entries = page_through(&gw, &["audit", "--tenant", "contoso", "--limit", "2"], "at", 4);
+    let entries = page_through(
+        &gw,
+        &["audit", "--tenant", "contoso", "--limit", "2"],
+        "at",
+        4,
+    );
     assert_eq!(entries.len(), 7, "{entries:#?}");
 
     // Queue: messages waiting for a route that does not answer, listed oldest first.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    gw.ok(&["tenant", "set", "contoso", "--route", &format!("smtp://127.0.0.1:{port}")]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    gw.ok(&[
+        "tenant",
+        "set",
+        "contoso",
+        "--route",
+        &format!("smtp://127.0.0.1:{port}"),
+    ]);
     for i in 0..3 {
         let r = s
             .mail(
@@ -709,7 +743,11 @@ async fn quarantine_audit_and_queue_listings_page_by_cursor() {
     }
     let queued = page_through(&gw, &["queue", "list", "--limit", "2"], "id", 2);
     assert_eq!(queued.len(), 3);
-    assert!(queued.windows(2).all(|w| w[0]["id"].as_str() < w[1]["id"].as_str()));
+    assert!(
+        queued
+            .windows(2)
+            .all(|w| w[0]["id"].as_str() < w[1]["id"].as_str())
+    );
     let o = gw.cli(&["queue", "list", "--cursor", "no such/cursor"]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     let o = gw.cli(&["audit", "--cursor", "nonsense"]);

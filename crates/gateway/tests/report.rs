@@ -357,7 +357,11 @@ async fn report_readiness_suggestions_and_replay_predict_enforcement() {
 
 /// The record `r` as if received `days_ago` days earlier, under a new id, written through the
 /// store's own write path (the history a real deployment would have gathered).
-fn earlier(r: &portcullis_store::TraceRecord, days_ago: i64, n: usize) -> portcullis_store::TraceRecord {
+fn earlier(
+    r: &portcullis_store::TraceRecord,
+    days_ago: i64,
+    n: usize,
+) -> portcullis_store::TraceRecord {
     let mut h = r.clone();
     let at = chrono::Utc::now() - chrono::Duration::days(days_ago);
     h.trace_id = format!("{}-h{n}", r.trace_id);
@@ -438,9 +442,7 @@ async fn report_weighs_evidence_and_advises_on_any_named_source() {
     }
     store.upsert_traces(&history).await.unwrap();
 
-    let report = |t: &str| {
-        json(gw.ok(&["report", "direct-send", "--tenant", t, "--json"]))
-    };
+    let report = |t: &str| json(gw.ok(&["report", "direct-send", "--tenant", t, "--json"]));
     let r = report("contoso");
     let sources = r["sources"].as_array().unwrap().clone();
     let by = |s: &str| {
@@ -456,7 +458,12 @@ async fn report_weighs_evidence_and_advises_on_any_named_source() {
             .unwrap()
             .iter()
             .filter(|e| e["weight"] != 0)
-            .map(|e| (e["signal"].as_str().unwrap().to_string(), e["weight"].as_i64().unwrap()))
+            .map(|e| {
+                (
+                    e["signal"].as_str().unwrap().to_string(),
+                    e["weight"].as_i64().unwrap(),
+                )
+            })
             .collect()
     };
     // Printer and spoofer share a /24 but not a verdict: two sources.
@@ -478,10 +485,7 @@ async fn report_weighs_evidence_and_advises_on_any_named_source() {
     assert_eq!(spoofer["verdict"], "likely-spoofing", "{spoofer:#}");
     let mfp = by("198.51.100.30");
     assert_eq!(mfp["rdns"], "mfp.office.contoso.com");
-    assert!(
-        signals(&mfp).contains(&("rdns".to_string(), 2)),
-        "{mfp:#}"
-    );
+    assert!(signals(&mfp).contains(&("rdns".to_string(), 2)), "{mfp:#}");
     let lan = by("10.20.30.40");
     assert!(
         signals(&lan).contains(&("private-address".to_string(), 4)),
@@ -517,7 +521,12 @@ async fn report_weighs_evidence_and_advises_on_any_named_source() {
     assert_eq!(mfp["verdict"], "unknown", "{mfp:#}");
     assert_eq!(lan["verdict"], "unknown", "{lan:#}");
     let plan = json(gw.ok(&[
-        "report", "direct-send", "--tenant", "contoso", "--suggest-connectors", "--json",
+        "report",
+        "direct-send",
+        "--tenant",
+        "contoso",
+        "--suggest-connectors",
+        "--json",
     ]));
     assert_eq!(
         plan["connectors"][0]["sender_ips"],
@@ -530,35 +539,60 @@ async fn report_weighs_evidence_and_advises_on_any_named_source() {
     // traffic, and a value with host bits set (exit 2, nothing asked).
     let named = |source: &str| {
         json(gw.ok(&[
-            "report", "direct-send", "--tenant", "contoso", "--suggest-connectors", "--source",
-            source, "--json",
+            "report",
+            "direct-send",
+            "--tenant",
+            "contoso",
+            "--suggest-connectors",
+            "--source",
+            source,
+            "--json",
         ]))
     };
     let a = named("127.8.0.66");
     assert_eq!(a["assessment"]["recommended"], false, "{a:#}");
     let reasons = a["assessment"]["reasons"].to_string();
     assert!(reasons.contains("likely-spoofing"), "{reasons}");
-    assert!(reasons.contains("deliver its mail as your own"), "{reasons}");
+    assert!(
+        reasons.contains("deliver its mail as your own"),
+        "{reasons}"
+    );
     assert_eq!(a["connectors"][0]["sender_ips"][0], "127.8.0.66/32");
     let a = named("127.8.0.0/24");
     assert_eq!(a["assessment"]["recommended"], false);
     assert_eq!(a["assessment"]["messages"], 43);
     assert!(
-        a["assessment"]["reasons"].to_string().contains("wider than the 2 address(es)"),
+        a["assessment"]["reasons"]
+            .to_string()
+            .contains("wider than the 2 address(es)"),
         "{a:#}"
     );
     let a = named("198.51.100.7");
     assert_eq!(a["assessment"]["recommended"], false);
-    assert!(a["assessment"]["reasons"].to_string().contains("no direct-send mail"));
+    assert!(
+        a["assessment"]["reasons"]
+            .to_string()
+            .contains("no direct-send mail")
+    );
     let a = named("127.8.0.20");
     assert_eq!(a["assessment"]["recommended"], true, "{a:#}");
     let text = gw.ok(&[
-        "report", "direct-send", "--tenant", "contoso", "--suggest-connectors", "--source",
+        "report",
+        "direct-send",
+        "--tenant",
+        "contoso",
+        "--suggest-connectors",
+        "--source",
         "127.8.0.66",
     ]);
     assert!(text.contains("NOT recommended for 127.8.0.66/32"), "{text}");
     let bad = gw.cli(&[
-        "report", "direct-send", "--tenant", "contoso", "--suggest-connectors", "--source",
+        "report",
+        "direct-send",
+        "--tenant",
+        "contoso",
+        "--suggest-connectors",
+        "--source",
         "127.8.0.20/24",
     ]);
     assert_eq!(bad.status.code(), Some(2));
@@ -570,11 +604,23 @@ async fn report_weighs_evidence_and_advises_on_any_named_source() {
     // Applied: the connector exists, vouches for the domain the printer used, and the audit
     // log names it.
     gw.ok(&[
-        "report", "direct-send", "--tenant", "contoso", "--suggest-connectors", "--source",
-        "127.8.0.20", "--apply", "--yes",
+        "report",
+        "direct-send",
+        "--tenant",
+        "contoso",
+        "--suggest-connectors",
+        "--source",
+        "127.8.0.20",
+        "--apply",
+        "--yes",
     ]);
     let c = json(gw.ok(&[
-        "connector", "show", "direct-send-127-8-0-20-32", "--tenant", "contoso", "--json",
+        "connector",
+        "show",
+        "direct-send-127-8-0-20-32",
+        "--tenant",
+        "contoso",
+        "--json",
     ]));
     assert_eq!(c["sender_ips"][0], "127.8.0.20/32");
     assert_eq!(c["sender_domains"][0], "contoso.com");

@@ -276,10 +276,18 @@ mod tests {
     /// message got `554 5.6.0` or `552 5.3.4` depending on TCP segmentation.
     #[test]
     fn a_nul_past_the_cap_is_found_however_the_bytes_arrive() {
-        for input in [&b"aaaaaaaaaaaa\0\r\n.\r\n"[..], b"aaaaaaaaaa\r\nbb\0b\r\n.\r\n"] {
+        for input in [
+            &b"aaaaaaaaaaaa\0\r\n.\r\n"[..],
+            b"aaaaaaaaaa\r\nbb\0b\r\n.\r\n",
+        ] {
             let (consumed, outcome) = run_all_splits(input, 8);
             assert_eq!(consumed, input.len());
-            assert_eq!(outcome, DataOutcome::NulByte, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                outcome,
+                DataOutcome::NulByte,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         let fuzzed = include_bytes!("../tests/data/fuzz-smtp_data-nul-after-cap.bin");
         let whole = run(&[fuzzed], 1024);

@@ -18,8 +18,8 @@ pub use admin::{AuditEntry, TokenRecord};
 pub use quarantine::{QuarantineEntry, QuarantineQuery};
 pub use queue::QueueIndexRow;
 pub use recipients::RecipientChange;
-pub use trace::{TraceScan, fuzz_trace_doc};
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
+pub use trace::{TraceScan, fuzz_trace_doc};
 pub use trace_words::{
     DirectSendOutcome, EventKind, RecipientStatus, TraceAttribution, TraceStatus,
 };

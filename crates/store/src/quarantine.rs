@@ -86,8 +86,7 @@ impl Store {
 
     /// Newest first.
     pub async fn list_quarantine(&self, q: &QuarantineQuery) -> Result<Vec<QuarantineEntry>> {
-        let mut sql =
-            String::from("SELECT doc, received_at FROM quarantine q WHERE q.tenant = $1");
+        let mut sql = String::from("SELECT doc, received_at FROM quarantine q WHERE q.tenant = $1");
         let mut binds = vec![q.tenant.clone()];
         if let Some(r) = &q.reason {
             binds.push(r.clone());

@@ -549,5 +549,8 @@ pub fn fuzz_trace_doc(doc: &str) {
         return;
     };
     let again = decode(row(stored_json(&first))).expect("a written document reads back");
-    assert_eq!(first, again, "a record changed on its way through the database");
+    assert_eq!(
+        first, again,
+        "a record changed on its way through the database"
+    );
 }

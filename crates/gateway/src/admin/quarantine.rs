@@ -46,7 +46,11 @@ pub(super) async fn list_quarantine(
                 cursor: Some(cursor),
                 ..p
             };
-            format!("/api/v1/tenants/{}/quarantine{}", encode(&t), query_string(&next))
+            format!(
+                "/api/v1/tenants/{}/quarantine{}",
+                encode(&t),
+                query_string(&next)
+            )
         },
     );
     Ok((headers, Json(entries)))

@@ -29,13 +29,19 @@ pub(super) async fn report_for(
     state: &State,
     t: &str,
     since: Option<&str>,
-) -> Res<(DirectSendReport, Vec<crate::admin::report::advice::SourceExtra>)> {
+) -> Res<(
+    DirectSendReport,
+    Vec<crate::admin::report::advice::SourceExtra>,
+)> {
     tenant(state, t)?;
     if let Some(s) = since {
         crate::admin::report::scan::since(Some(s), "30d").map_err(bad)?;
     }
     let dir = state.live.get();
-    Ok(crate::admin::report::sources::direct_send(&state.store, &dir, &state.auth, t, since).await?)
+    Ok(
+        crate::admin::report::sources::direct_send(&state.store, &dir, &state.auth, t, since)
+            .await?,
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{t}/reports/direct-send", params(("t" = String, Path, description = "Tenant name"), ReportParams), responses((status = 200, body = DirectSendReport)))]
@@ -55,7 +61,9 @@ pub(super) async fn readiness(
 ) -> Res<Json<Readiness>> {
     let (report, extra) = report_for(&state, &t, p.since.as_deref()).await?;
     let plan = crate::admin::report::advice::suggest(&report, &extra, &connectors(&state, &t)?);
-    Ok(Json(crate::admin::report::advice::readiness(&report, &plan)))
+    Ok(Json(crate::admin::report::advice::readiness(
+        &report, &plan,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{t}/reports/direct-send/suggest", params(("t" = String, Path, description = "Tenant name")), request_body = SuggestRequest, responses((status = 200, body = SuggestResponse)))]
@@ -72,7 +80,9 @@ pub(super) async fn suggest_connectors(
     let (report, extra) = report_for(&state, &t, req.since.as_deref()).await?;
     let existing = connectors(&state, &t)?;
     let mut plan = match source {
-        Some(net) => crate::admin::report::advice::suggest_for_source(&report, &extra, &existing, net),
+        Some(net) => {
+            crate::admin::report::advice::suggest_for_source(&report, &extra, &existing, net)
+        }
         None => crate::admin::report::advice::suggest(&report, &extra, &existing),
     };
     let mut created = Vec::new();
@@ -127,7 +137,13 @@ pub(super) async fn replay(
     let current = crate::directory::build(None, data, &state.config.services);
     let proposed = crate::directory::build(Some(&current), proposed_data, &state.config.services);
     Ok(Json(
-        crate::admin::report::replay::replay(&state.store, &current, &proposed, &t, req.since.as_deref())
-            .await?,
+        crate::admin::report::replay::replay(
+            &state.store,
+            &current,
+            &proposed,
+            &t,
+            req.since.as_deref(),
+        )
+        .await?,
     ))
 }

@@ -33,7 +33,11 @@ pub(super) async fn list_trace(
         |cursor| {
             let mut next = p.clone();
             next.cursor = Some(cursor);
-            format!("/api/v1/tenants/{}/trace{}", encode(&t), query_string(&next))
+            format!(
+                "/api/v1/tenants/{}/trace{}",
+                encode(&t),
+                query_string(&next)
+            )
         },
     );
     Ok((headers, Json(records)))

@@ -272,7 +272,11 @@ pub(super) fn plan_direct_send(a: &DirectSendArgs) -> Result<Call, String> {
         let source = a
             .source
             .as_deref()
-            .map(|s| api_types::parse_cidr(s).map(|n| n.to_string()).map_err(|e| format!("--source: {e}")))
+            .map(|s| {
+                api_types::parse_cidr(s)
+                    .map(|n| n.to_string())
+                    .map_err(|e| format!("--source: {e}"))
+            })
             .transpose()?;
         let req = SuggestRequest {
             since: Some(since),
@@ -840,7 +844,11 @@ pub(super) fn page_limit(p: &Paging) -> Result<Option<u32>, String> {
     if let Some(n) = p.limit {
         api_types::limit(Some(n), n).map_err(|e| format!("invalid --limit: {e}"))?;
     }
-    Ok(if p.all { p.limit.or(Some(10_000)) } else { p.limit })
+    Ok(if p.all {
+        p.limit.or(Some(10_000))
+    } else {
+        p.limit
+    })
 }
 
 /// `--cursor` of a time-ordered listing (trace, quarantine, audit), checked.

@@ -109,8 +109,16 @@ pub(super) fn direct_send_text(r: &DirectSendReport) -> String {
             x.verdict,
             x.score
         ));
-        for e in x.evidence.iter().filter(|e| e.weight != 0 || e.signal == "network") {
-            let sign = if e.weight == 0 { " 0".to_string() } else { format!("{:+}", e.weight) };
+        for e in x
+            .evidence
+            .iter()
+            .filter(|e| e.weight != 0 || e.signal == "network")
+        {
+            let sign = if e.weight == 0 {
+                " 0".to_string()
+            } else {
+                format!("{:+}", e.weight)
+            };
             out.push_str(&format!("\n    {sign} {}", printable(&e.detail, false)));
         }
     }
@@ -249,7 +257,11 @@ pub(super) fn suggest_text(r: &SuggestResponse) -> String {
         out.push(String::new());
         out.push(format!(
             "{} for {}:",
-            if a.recommended { "recommended" } else { "NOT recommended" },
+            if a.recommended {
+                "recommended"
+            } else {
+                "NOT recommended"
+            },
             a.source
         ));
         out.extend(a.reasons.iter().map(|why| format!("  - {why}")));

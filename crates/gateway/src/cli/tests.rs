@@ -641,7 +641,12 @@ fn report_direct_send_calls() {
     // --source: a named address (as a host network) or CIDR; host bits set is a usage error
     // naming the value; without --suggest-connectors it is refused by clap.
     let c = plan_of(&[
-        "report", "direct-send", "--tenant", "contoso", "--suggest-connectors", "--source",
+        "report",
+        "direct-send",
+        "--tenant",
+        "contoso",
+        "--suggest-connectors",
+        "--source",
         "192.0.2.7",
     ])
     .unwrap();
@@ -650,7 +655,12 @@ fn report_direct_send_calls() {
         serde_json::json!({"since": "30d", "apply": false, "source": "192.0.2.7/32"})
     );
     let e = plan_of(&[
-        "report", "direct-send", "--tenant", "contoso", "--suggest-connectors", "--source",
+        "report",
+        "direct-send",
+        "--tenant",
+        "contoso",
+        "--suggest-connectors",
+        "--source",
         "192.0.2.7/24",
     ])
     .unwrap_err();

@@ -182,7 +182,10 @@ impl Conn {
             let rest = if answered {
                 format!("DKIM/ARC/DMARC {} ms", started.elapsed().as_millis())
             } else {
-                format!("DKIM/ARC/DMARC unanswered within {} s", ATTRIBUTED_AUTH_BUDGET.as_secs())
+                format!(
+                    "DKIM/ARC/DMARC unanswered within {} s",
+                    ATTRIBUTED_AUTH_BUDGET.as_secs()
+                )
             };
             format!("DNS: {spf}, {rest}")
         });

@@ -207,7 +207,12 @@ pub fn suggest_for_source(
     // A range wider than the addresses seen vouches for addresses nobody has looked at.
     let seen: Vec<IpNet> = inside
         .iter()
-        .flat_map(|(_, x)| x.ips.iter().filter(|ip| source.contains(*ip)).map(|ip| IpNet::from(*ip)))
+        .flat_map(|(_, x)| {
+            x.ips
+                .iter()
+                .filter(|ip| source.contains(*ip))
+                .map(|ip| IpNet::from(*ip))
+        })
         .collect();
     let narrow = IpNet::aggregate(&seen);
     if !seen.is_empty() && narrow != [source] {
@@ -227,9 +232,13 @@ pub fn suggest_for_source(
         .iter()
         .flat_map(|(s, _)| s.p1_domains.iter().cloned())
         .collect();
-    let base = format!("direct-send-{}", source.to_string().replace(['/', ':', '.'], "-"));
+    let base = format!(
+        "direct-send-{}",
+        source.to_string().replace(['/', ':', '.'], "-")
+    );
     let name = unique_name(&base, existing, &mut Vec::new());
-    let mut command = format!("portcullis connector add {name} --tenant {tenant} --sender-ip {source}");
+    let mut command =
+        format!("portcullis connector add {name} --tenant {tenant} --sender-ip {source}");
     for d in &domains {
         command.push_str(&format!(" --sender-domain {d}"));
     }
@@ -395,7 +404,10 @@ mod tests {
         let assessment = a.assessment.unwrap();
         assert!(!assessment.recommended);
         let reasons = assessment.reasons.join("\n");
-        assert!(reasons.contains("only 1 of the 2 addresses of 192.0.2.0/24"), "{reasons}");
+        assert!(
+            reasons.contains("only 1 of the 2 addresses of 192.0.2.0/24"),
+            "{reasons}"
+        );
         assert!(reasons.contains("likely-spoofing"), "{reasons}");
         assert_eq!(a.connectors[0].sender_domains, ["contoso.com"]);
         assert_eq!(a.connectors[0].name, "direct-send-192-0-2-1-32");
@@ -407,6 +419,10 @@ mod tests {
         let none = suggest_for_source(&r, &x, &[], "198.51.100.7/32".parse().unwrap());
         let none = none.assessment.unwrap();
         assert!(!none.recommended);
-        assert!(none.reasons[0].contains("no direct-send mail"), "{:?}", none.reasons);
+        assert!(
+            none.reasons[0].contains("no direct-send mail"),
+            "{:?}",
+            none.reasons
+        );
     }
 }

@@ -168,7 +168,9 @@ impl Agg {
 /// DMARC's relaxed alignment, approximated without the public suffix list: one domain is the
 /// other or below it (`mail.contoso.com` and `contoso.com`).
 fn relaxed_aligned(a: &str, b: &str) -> bool {
-    let below = |x: &str, y: &str| x.len() > y.len() && x.ends_with(y) && x[..x.len() - y.len()].ends_with('.');
+    let below = |x: &str, y: &str| {
+        x.len() > y.len() && x.ends_with(y) && x[..x.len() - y.len()].ends_with('.')
+    };
     a == b || below(a, b) || below(b, a)
 }
 
@@ -353,7 +355,12 @@ pub(super) fn classify(agg: &Agg, rdns: &Rdns, domains: &[String]) -> Classified
 
     // How it connected.
     if agg.certified == agg.messages && agg.messages > 0 {
-        let names = agg.cert_names.iter().cloned().collect::<Vec<_>>().join(", ");
+        let names = agg
+            .cert_names
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         add(
             "certificate",
             3,
@@ -363,10 +370,15 @@ pub(super) fn classify(agg: &Agg, rdns: &Rdns, domains: &[String]) -> Classified
         add(
             "tls",
             0,
-            "TLS on every message, without a client certificate: common to senders of every kind".into(),
+            "TLS on every message, without a client certificate: common to senders of every kind"
+                .into(),
         );
     } else if agg.tls == 0 {
-        add("tls", 0, "no TLS: common for printers and scanners, and for spam tools".into());
+        add(
+            "tls",
+            0,
+            "no TLS: common for printers and scanners, and for spam tools".into(),
+        );
     } else {
         add(
             "tls",
@@ -389,7 +401,9 @@ pub(super) fn classify(agg: &Agg, rdns: &Rdns, domains: &[String]) -> Classified
             (Some(d), true) => add(
                 "rdns",
                 2,
-                format!("reverse DNS {name} is in your domain {d} and resolves back to the address"),
+                format!(
+                    "reverse DNS {name} is in your domain {d} and resolves back to the address"
+                ),
             ),
             (Some(d), false) => add(
                 "rdns",
@@ -423,7 +437,9 @@ pub(super) fn classify(agg: &Agg, rdns: &Rdns, domains: &[String]) -> Classified
         add(
             "days",
             3,
-            format!("sent on {days} days over {span} days: a steady sender, as devices and applications are"),
+            format!(
+                "sent on {days} days over {span} days: a steady sender, as devices and applications are"
+            ),
         );
     } else if days >= 3 && span >= 7 {
         add(
@@ -451,7 +467,11 @@ pub(super) fn classify(agg: &Agg, rdns: &Rdns, domains: &[String]) -> Classified
             1 => {
                 let h = agg.helo.iter().next().expect("one");
                 if literal(h) {
-                    add("helo", 0, format!("the same HELO in every message, an address literal ({h})"));
+                    add(
+                        "helo",
+                        0,
+                        format!("the same HELO in every message, an address literal ({h})"),
+                    );
                 } else {
                     add(
                         "helo",
@@ -620,7 +640,13 @@ mod tests {
                     confirmed: true,
                 },
                 "likely-legitimate",
-                vec![("spf", -2), ("rdns", 2), ("days", 1), ("helo", 1), ("recipients", 1)],
+                vec![
+                    ("spf", -2),
+                    ("rdns", 2),
+                    ("days", 1),
+                    ("helo", 1),
+                    ("recipients", 1),
+                ],
             ),
             (
                 "reverse DNS claiming the tenant's domain without resolving back counts nothing",

@@ -46,4 +46,3 @@ pub fn domain_of(address: &str) -> Option<String> {
         .rsplit_once('@')
         .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
 }
-
