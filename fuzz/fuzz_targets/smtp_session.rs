@@ -62,13 +62,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let whole = run(data, &mut std::iter::empty());
-    let mut x = u32::from(*seed) | 1;
-    let mut sizes = std::iter::from_fn(move || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        Some((x % 13) as usize + 1)
-    });
+    let mut sizes = portcullis_fuzz::read_sizes(*seed, 13);
     let pieces = run(data, &mut sizes);
     let starttls = data.windows(8).any(|w| w.eq_ignore_ascii_case(b"STARTTLS"));
     if !starttls {

@@ -18,8 +18,6 @@ for tool in swaks jq knotd kdig dknewkey dkimsign arcsign python3; do
     command -v "$tool" >/dev/null || { echo "FATAL: $tool is not installed" >&2; exit 1; }
 done
 
-START=$(date +%s)
-PASSED=0
 TMP=$(mktemp -d)
 SERVER_PID=
 HOLE_PID=
@@ -41,24 +39,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-
-# fail MESSAGE [FILE...]: print the message and the given transcripts, then exit non-zero.
-fail() {
-    local msg=$1; shift
-    echo "not ok - $msg" >&2
-    local f
-    for f in "$@"; do
-        echo "----- $(basename "$f") -----" >&2
-        cat "$f" >&2 || true
-    done
-    if [[ -f $TMP/server.log ]]; then
-        echo "----- server stderr (last 40 lines) -----" >&2
-        tail -n 40 "$TMP/server.log" >&2 || true
-    fi
-    echo "FAILED after $PASSED passing checks ($(($(date +%s) - START)) s)" >&2
-    exit 1
-}
+FAIL_LOGS=("$TMP/server.log")
 
 # ---------------------------------------------------------------------------------------------
 # Keys and zones.

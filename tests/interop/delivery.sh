@@ -20,6 +20,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/interop/lib.sh
+source "$ROOT/tests/interop/lib.sh"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 [[ -x $BIN ]] || { echo "FATAL: $BIN not found; run 'cargo build -p portcullis' first" >&2; exit 1; }
 # smtp-sink and dovecot live in /usr/sbin, which a non-login shell may not have on its PATH.
@@ -28,8 +30,6 @@ for tool in swaks jq smtp-sink dovecot; do
     command -v "$tool" >/dev/null || { echo "FATAL: $tool is not installed" >&2; exit 1; }
 done
 
-START=$(date +%s)
-PASSED=0
 TMP=$(mktemp -d)
 SERVER_PID=
 DOVECOT_PID=
@@ -62,29 +62,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-
-# fail MESSAGE [FILE...]: print the message, the given files and the logs, then exit non-zero.
-fail() {
-    local msg=$1; shift
-    echo "not ok - $msg" >&2
-    local f
-    for f in "$@"; do
-        echo "----- $(basename "$f") -----" >&2
-        cat "$f" >&2 || true
-    done
-    for f in "$TMP"/*.sink.log "$TMP/dovecot/dovecot.log"; do
-        [[ -s $f ]] || continue
-        echo "----- $(basename "$f") (last 20 lines) -----" >&2
-        tail -n 20 "$f" >&2 || true
-    done
-    if [[ -f $TMP/server.log ]]; then
-        echo "----- server stderr (last 40 lines) -----" >&2
-        tail -n 40 "$TMP/server.log" >&2 || true
-    fi
-    echo "FAILED after $PASSED passing checks ($(($(date +%s) - START)) s)" >&2
-    exit 1
-}
+FAIL_LOGS=("$TMP/*.sink.log" "$TMP/dovecot/dovecot.log" "$TMP/server.log")
 
 # listening ADDR PORT: something accepts TCP connections there.
 listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }

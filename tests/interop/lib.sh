@@ -1,5 +1,10 @@
 # Shared helpers for the interop scripts (sourced, not run).
 #
+# ok MESSAGE                   counts a passing check and prints "ok - MESSAGE".
+# fail MESSAGE [FILE...]       prints "not ok - MESSAGE", the last 200 lines of each FILE (the
+#                              transcripts of the failed step), the last 40 lines of each log the
+#                              script named in FAIL_LOGS (paths or glob patterns, expanded at the
+#                              failure), how many checks passed in how long (START), and exits 1.
 # start_knot DIR ZONEFILE...   knot (knotd) authoritative on 127.0.0.1:$KNOT_PORT (default 5353), UDP and
 #                              TCP, for the zones in ZONEFILE... and every parent zone up to the root;
 #                              config, generated zones and log in DIR; waits until kdig gets answers.
@@ -15,6 +20,32 @@
 # and SPF on HELO names ask about such names; REFUSED would be a temporary error).
 #
 # Needs: knot (knotd), knot-dnsutils (kdig). Runs knotd as the current user (root on CI).
+
+PASSED=0
+START=${START:-$(date +%s)}
+FAIL_LOGS=()
+
+ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+
+fail() {
+    local msg=$1; shift
+    echo "not ok - $msg" >&2
+    local f pattern
+    for f in "$@"; do
+        echo "----- $(basename "$f") -----" >&2
+        tail -n 200 "$f" >&2 || true
+    done
+    for pattern in "${FAIL_LOGS[@]}"; do
+        # shellcheck disable=SC2086  # a pattern: expanded here, at the failure
+        for f in $pattern; do
+            [[ -s $f ]] || continue
+            echo "----- $(basename "$f") (last 40 lines) -----" >&2
+            tail -n 40 "$f" >&2 || true
+        done
+    done
+    echo "FAILED after $PASSED passing checks ($(($(date +%s) - START)) s)" >&2
+    exit 1
+}
 
 KNOT_PORT=${KNOT_PORT:-5353}
 KNOT_PID=

@@ -15,6 +15,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/interop/lib.sh
+source "$ROOT/tests/interop/lib.sh"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 [[ -x $BIN ]] || { echo "FATAL: $BIN not found; run 'cargo build -p portcullis' first" >&2; exit 1; }
 command -v jq >/dev/null || { echo "FATAL: jq is not installed" >&2; exit 1; }
@@ -23,8 +25,6 @@ SCHEMATHESIS_VERSION=4.32.5
 VALIDATOR_VERSION=0.8.1
 ST_MAX_TIME=${ST_MAX_TIME:-90}
 
-START=$(date +%s)
-PASSED=0
 TMP=$(mktemp -d)
 SERVER_PID=
 
@@ -39,23 +39,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-
-fail() {
-    local msg=$1; shift
-    echo "not ok - $msg" >&2
-    local f
-    for f in "$@"; do
-        echo "----- $(basename "$f") -----" >&2
-        tail -n 150 "$f" >&2 || true
-    done
-    if [[ -f $TMP/server.log ]]; then
-        echo "----- server stderr (last 40 lines) -----" >&2
-        tail -n 40 "$TMP/server.log" >&2 || true
-    fi
-    echo "FAILED after $PASSED passing checks ($(($(date +%s) - START)) s)" >&2
-    exit 1
-}
+FAIL_LOGS=("$TMP/server.log")
 
 # ---------------------------------------------------------------------------------------------
 # Tools: a private virtualenv with pinned versions, reused between runs.

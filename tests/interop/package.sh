@@ -13,8 +13,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-START=$(date +%s)
-PASSED=0
+# shellcheck source=tests/interop/lib.sh
+source "$ROOT/tests/interop/lib.sh"
 TMP=$(mktemp -d)
 SERVER_PID=
 
@@ -35,18 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-fail() {
-    local msg=$1; shift
-    echo "not ok - $msg" >&2
-    local f
-    for f in "$@"; do
-        echo "----- $(basename "$f") -----" >&2
-        cat "$f" >&2 || true
-    done
-    echo "FAILED after $PASSED passing checks ($(($(date +%s) - START)) s)" >&2
-    exit 1
-}
+FAIL_LOGS=("$TMP/server.log")
 
 [[ $(id -u) == 0 ]] || { echo "FATAL: run as root (installs the package)" >&2; exit 1; }
 for tool in cargo-deb lintian dpkg systemd-analyze swaks setpriv; do

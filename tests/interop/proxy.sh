@@ -16,6 +16,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/interop/lib.sh
+source "$ROOT/tests/interop/lib.sh"
 BIN=${PORTCULLIS_BIN:-$ROOT/target/debug/portcullis}
 [[ -x $BIN ]] || { echo "FATAL: $BIN not found; run 'cargo build -p portcullis' first" >&2; exit 1; }
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -23,8 +25,6 @@ for tool in haproxy swaks jq; do
     command -v "$tool" >/dev/null || { echo "FATAL: $tool is not installed" >&2; exit 1; }
 done
 
-START=$(date +%s)
-PASSED=0
 TMP=$(mktemp -d)
 SERVER_PID=
 HAPROXY_PID=
@@ -43,24 +43,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ok() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
-
-fail() {
-    local msg=$1; shift
-    echo "not ok - $msg" >&2
-    local f
-    for f in "$@"; do
-        echo "----- $(basename "$f") -----" >&2
-        cat "$f" >&2 || true
-    done
-    for f in "$TMP/haproxy.log" "$TMP/server.log"; do
-        [[ -s $f ]] || continue
-        echo "----- $(basename "$f") (last 40 lines) -----" >&2
-        tail -n 40 "$f" >&2 || true
-    done
-    echo "FAILED after $PASSED passing checks ($(($(date +%s) - START)) s)" >&2
-    exit 1
-}
+FAIL_LOGS=("$TMP/haproxy.log" "$TMP/server.log")
 
 listening() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 

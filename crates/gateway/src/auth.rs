@@ -455,7 +455,15 @@ impl Authenticator {
 
     /// DKIM, ARC and DMARC for a received message (the bytes as received, before we add or
     /// remove anything).
-    pub async fn message(&self, raw: &[u8], ip: IpAddr, spf: &Spf) -> MessageAuth {
+    /// `headers` are the message's header fields (`message::header_fields`), read once by the
+    /// caller for everything that needs them.
+    pub async fn message(
+        &self,
+        raw: &[u8],
+        headers: &[(String, String)],
+        ip: IpAddr,
+        spf: &Spf,
+    ) -> MessageAuth {
         let Some(resolver) = &self.resolver else {
             return MessageAuth {
                 facts: AuthFacts::default(),
@@ -493,7 +501,6 @@ impl Authenticator {
         let arc = resolver.verify_arc(self.params(&message)).await;
         // What mail-auth does not check (signature_rules.rs): a signature breaking a rule is a
         // permerror and never reaches DMARC; an ARC chain breaking one fails.
-        let headers = crate::message::header_fields(raw);
         let dkim_values: Vec<&str> = headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("dkim-signature"))
@@ -515,7 +522,7 @@ impl Authenticator {
             .filter(|(_, b)| b.is_none())
             .map(|(d, _)| d.clone())
             .collect();
-        let arc_broken = signature_rules::arc_problem(&headers);
+        let arc_broken = signature_rules::arc_problem(headers);
         let spf_output = spf
             .output
             .clone()

@@ -343,13 +343,13 @@ async fn explain_data(
         }
     }
     let spf = recovered_spf.as_ref().unwrap_or(spf);
-    let auth_out = auth.message(&raw, client, spf).await;
+    let headers = crate::message::header_fields(&raw);
+    let auth_out = auth.message(&raw, &headers, client, spf).await;
     let mut facts = auth_out.facts.clone();
     let hf = crate::message::header_facts(&raw);
     if facts.from_domain.is_none() {
         facts.from_domain = hf.from_domain.clone();
     }
-    let headers = crate::message::header_fields(&raw);
     let recipients = [tx.rcpt.to_string()];
     let from_text = tx.from.as_ref().map(|a| a.to_string());
     let outcome = decide_copy(

@@ -65,7 +65,8 @@ impl Conn {
             return reply::NEED_MAIL_BEFORE_DATA;
         };
         let received = self.receive(&mut txn, &message).await;
-        self.recover_clients(&mut txn, &message).await;
+        self.recover_clients(&mut txn, &message, &received.fields)
+            .await;
 
         // Every copy's fate first: one DNS failure defers the whole message (one DATA reply).
         let now = micros(SystemTime::now()) / 1_000_000;
@@ -138,6 +139,7 @@ impl Conn {
     /// Authenticates the message as received (once for every copy) and reads its headers.
     async fn receive<'m>(&self, txn: &mut Txn, message: &'m [u8]) -> Received<'m> {
         let facts = header_facts(message);
+        let fields = header_fields(message);
         let mut started = std::time::Instant::now();
         // A message only connectors vouch for is not judged by its authentication: its results
         // (for the header, the trace and the rules) get a short budget, not the DNS's time-outs.
@@ -151,14 +153,14 @@ impl Conn {
         let mut auth = if judged {
             let spf = txn.spf.result().await;
             started = std::time::Instant::now();
-            auth.message(message, ip, spf).await
+            auth.message(message, &fields, ip, spf).await
         } else {
             let spf = &mut txn.spf;
             let started = &mut started;
             let evaluated = tokio::time::timeout(ATTRIBUTED_AUTH_BUDGET, async {
                 let spf = spf.result().await;
                 *started = std::time::Instant::now();
-                auth.message(message, ip, spf).await
+                auth.message(message, &fields, ip, spf).await
             })
             .await;
             match evaluated {
@@ -206,7 +208,7 @@ impl Conn {
             }
         }
         Received {
-            fields: header_fields(message),
+            fields,
             body: strip_own_headers(message, &self.shared.config.hostname),
             size: message.len() as u64,
             facts,
@@ -218,7 +220,7 @@ impl Conn {
     /// For each copy attributed to a connector with a skip list (a filtering service in front
     /// of the gateway): the original client from the `Received:` chain, and the message's
     /// authentication judged for it. Attribution to the connector stands.
-    async fn recover_clients(&self, txn: &mut Txn, message: &[u8]) {
+    async fn recover_clients(&self, txn: &mut Txn, message: &[u8], fields: &[(String, String)]) {
         let mut chain = None;
         for copy in txn.copies.iter_mut().filter(|c| !c.accepted.is_empty()) {
             let Some(name) = copy.attribution.connector() else {
@@ -251,7 +253,7 @@ impl Conn {
             copy.record.original_client_ip = Some(ip.to_string());
             let sender = txn.from.address().map(|a| a.to_string());
             let spf = self.shared.auth.spf(ip, "", sender.as_deref()).await;
-            let mut auth = self.shared.auth.message(message, ip, &spf).await;
+            let mut auth = self.shared.auth.message(message, fields, ip, &spf).await;
             if auth.facts.from_domain.is_none() {
                 auth.facts.from_domain = header_facts(message).from_domain;
             }

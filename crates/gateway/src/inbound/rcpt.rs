@@ -21,7 +21,7 @@ impl Conn {
             return reply::NEED_MAIL_BEFORE_RCPT;
         };
         let dir = txn.dir.clone();
-        let from = txn.from.clone();
+        let from = &txn.from;
         let mut facts = RcptFacts {
             peer: &peer,
             p1_domain: from.domain(),

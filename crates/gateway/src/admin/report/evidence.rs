@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
+use portcullis_policy::names::is_same_or_subdomain;
 use portcullis_store::{DirectSendOutcome, TraceRecord};
 
 use crate::api_types::{Counts, Evidence};
@@ -63,8 +64,11 @@ impl Agg {
         if let Some(h) = &r.helo {
             self.helo.insert(h.to_ascii_lowercase());
         }
-        if let Some(d) = domain_of(&r.mail_from) {
-            self.p1.insert(d);
+        let p1 = domain_of(&r.mail_from);
+        if let Some(d) = &p1
+            && !self.p1.contains(d)
+        {
+            self.p1.insert(d.clone());
         }
         if let Some(d) = r.header_from.as_deref().and_then(domain_of) {
             self.p2.insert(d);
@@ -107,7 +111,6 @@ impl Agg {
         // checks that very domain; a DKIM signature only when its d= is aligned with it (a
         // spoofer may well sign with a domain of its own).
         let pass = |v: &Option<String>| v.as_deref() == Some("pass");
-        let p1 = domain_of(&r.mail_from);
         let dkim_aligned = p1.as_deref().is_some_and(|p1| {
             a.dkim_pass_domains
                 .iter()
@@ -168,10 +171,7 @@ impl Agg {
 /// DMARC's relaxed alignment, approximated without the public suffix list: one domain is the
 /// other or below it (`mail.contoso.com` and `contoso.com`).
 fn relaxed_aligned(a: &str, b: &str) -> bool {
-    let below = |x: &str, y: &str| {
-        x.len() > y.len() && x.ends_with(y) && x[..x.len() - y.len()].ends_with('.')
-    };
-    a == b || below(a, b) || below(b, a)
+    is_same_or_subdomain(a, b) || is_same_or_subdomain(b, a)
 }
 
 /// The reverse DNS of an address, as the report found it.
@@ -260,12 +260,12 @@ fn count(c: &Counts, key: &str) -> u64 {
     c.get(key).copied().unwrap_or(0)
 }
 
-/// Whether `name` is one of `domains` or below one.
+/// The one of `domains` that `name` is or is below, if any.
 fn within(name: &str, domains: &[String]) -> Option<String> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     domains
         .iter()
-        .find(|d| name == **d || name.ends_with(&format!(".{d}")))
+        .find(|d| is_same_or_subdomain(&name, d))
         .cloned()
 }
 

@@ -86,8 +86,9 @@ struct Classed {
 /// same evidence signals and weights, same domains); any other address stands alone, so a
 /// printer is never merged with the spoofer next door.
 fn group(classed: Vec<Classed>) -> Vec<(String, Agg, Option<String>, Classified)> {
-    let mut by_kind: BTreeMap<(IpNet, String, Vec<(String, i32)>, Vec<String>), Vec<Classed>> =
-        BTreeMap::new();
+    /// Network, verdict, evidence signature, sender domains: what alike addresses share.
+    type Kind = (IpNet, String, Vec<(String, i32)>, Vec<String>);
+    let mut by_kind: BTreeMap<Kind, Vec<Classed>> = BTreeMap::new();
     for c in classed {
         let key = (
             network(c.ip),
