@@ -1,5 +1,6 @@
-//! Email authentication (SPEC §4): SPF at MAIL FROM, DKIM, ARC and DMARC at end of DATA, with the
-//! `mail-auth` crate over a hickory resolver built from `[dns] nameservers`. Parsed DNS answers
+//! Email authentication (SPEC §4): SPF at MAIL FROM (`portcullis-spf`, RFC 7208), DKIM, ARC and
+//! DMARC at end of DATA (the `mail-auth` crate), over one hickory resolver built from
+//! `[dns] nameservers`. Parsed DNS answers
 //! are cached by TTL in bounded caches shared by all sessions. The outcomes become plain
 //! `policy::AuthFacts`; every decision taken from them is in the pure policy crate.
 
@@ -13,7 +14,6 @@ use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
     DmarcResult, Error as MaError, MX, MessageAuthenticator, Parameters, RecordSet, ResolverCache,
@@ -22,6 +22,7 @@ use mail_auth::{
 use portcullis_policy::{AuthFacts, AuthResult, DkimFact, DmarcPolicy};
 
 use crate::signature_rules;
+use crate::spf_dns::SpfDns;
 
 /// A bounded cache whose entries expire with their DNS TTL.
 pub struct TtlCache<K, V> {
@@ -100,9 +101,16 @@ pub struct Spf {
     pub domain: Option<String>,
     helo: String,
     mail_from: String,
+    /// Why SPF gave `permerror`, `temperror` or `none` (for the trace).
+    pub problem: Option<String>,
 }
 
 impl Spf {
+    /// The explanation a failing domain published (RFC 7208 §6.2 `exp=`).
+    pub fn explanation(&self) -> Option<&str> {
+        self.output.as_ref()?.explanation()
+    }
+
     /// SPF that could not be evaluated: a temporary error (the transaction is deferred).
     pub fn temp_error() -> Spf {
         Spf {
@@ -397,6 +405,7 @@ impl Authenticator {
             domain: None,
             helo: helo.to_string(),
             mail_from: mail_from.unwrap_or("").to_string(),
+            problem: None,
         };
         let Some(resolver) = &self.resolver else {
             return spf;
@@ -416,39 +425,41 @@ impl Authenticator {
             spf.domain = Some(identity.into());
             return spf;
         }
-        let output = match mail_from {
-            Some(from) => {
-                resolver
-                    .verify_spf(self.params(SpfParameters::verify_mail_from(
-                        ip,
-                        helo,
-                        &self.hostname,
-                        from,
-                    )))
-                    .await
-            }
-            None => {
-                resolver
-                    .verify_spf(self.params(SpfParameters::verify_ehlo(ip, helo, &self.hostname)))
-                    .await
-            }
+        let query = portcullis_spf::Query {
+            ip,
+            mail_from,
+            helo,
+            receiver: &self.hostname,
+            now: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         };
-        spf.result = match output.result() {
-            SpfResult::Pass => AuthResult::Pass,
-            SpfResult::Fail => AuthResult::Fail,
-            SpfResult::SoftFail => AuthResult::SoftFail,
-            SpfResult::Neutral => AuthResult::Neutral,
-            SpfResult::TempError => AuthResult::TempError,
-            SpfResult::PermError => AuthResult::PermError,
-            SpfResult::None => AuthResult::None,
+        let outcome =
+            portcullis_spf::check_mail_from(&SpfDns::new(resolver.resolver()), &query).await;
+        let (result, ma_result) = match outcome.result {
+            portcullis_spf::SpfResult::Pass => (AuthResult::Pass, SpfResult::Pass),
+            portcullis_spf::SpfResult::Fail => (AuthResult::Fail, SpfResult::Fail),
+            portcullis_spf::SpfResult::SoftFail => (AuthResult::SoftFail, SpfResult::SoftFail),
+            portcullis_spf::SpfResult::Neutral => (AuthResult::Neutral, SpfResult::Neutral),
+            portcullis_spf::SpfResult::TempError => (AuthResult::TempError, SpfResult::TempError),
+            portcullis_spf::SpfResult::PermError => (AuthResult::PermError, SpfResult::PermError),
+            portcullis_spf::SpfResult::None => (AuthResult::None, SpfResult::None),
         };
+        spf.result = result;
+        spf.problem = outcome.problem;
         self.dns_health.record(spf.result == AuthResult::TempError);
         if spf.result == AuthResult::TempError {
             self.caches
                 .spf_failures
                 .insert(identity, (), Instant::now() + FAILURE_MEMORY);
         }
-        spf.domain = Some(output.domain().to_ascii_lowercase());
+        let domain = outcome.domain.to_ascii_lowercase();
+        // DMARC (mail-auth) reads the result and domain from its own type.
+        let mut output = SpfOutput::new(domain.clone()).with_result(ma_result);
+        if let Some(explanation) = outcome.explanation {
+            output = output.with_explanation(explanation);
+        }
+        spf.domain = Some(domain);
         spf.output = Some(output);
         spf
     }

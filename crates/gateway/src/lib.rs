@@ -17,6 +17,9 @@ mod recipients;
 mod server;
 mod shared;
 mod signature_rules;
+#[cfg(test)]
+mod spf_conformance_tests;
+mod spf_dns;
 mod sys;
 mod telemetry;
 mod tls;

@@ -56,7 +56,7 @@ use std::time::Duration;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, AAAA, MX, PTR, SOA, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, SOA, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -88,6 +88,8 @@ struct Zone {
     /// Normalized owner name (lowercase, no trailing dot) -> (TTL, data), in insertion order.
     records: HashMap<String, Vec<(u32, RData)>>,
     timeouts: Vec<String>,
+    /// Names that time out for the types they have no records of ([`TestDns::timeout_name`]).
+    timeout_names: Vec<String>,
     servfails: Vec<String>,
     ttl: u32,
 }
@@ -113,6 +115,7 @@ impl TestDns {
             zone: Mutex::new(Zone {
                 records: HashMap::new(),
                 timeouts: Vec::new(),
+                timeout_names: Vec::new(),
                 servfails: Vec::new(),
                 ttl: DEFAULT_TTL,
             }),
@@ -169,6 +172,18 @@ impl TestDns {
         self.add(name, RData::TXT(TXT::from_bytes(chunks)));
     }
 
+    /// Appends a TXT record made of exactly these character-strings (each at most 255 bytes),
+    /// which need not be ASCII.
+    pub fn txt_strings(&self, name: &str, strings: &[&[u8]]) {
+        self.add(name, RData::TXT(TXT::from_bytes(strings.to_vec())));
+    }
+
+    /// Adds a CNAME record: queries for `name` are answered with it and, when the target is in
+    /// the zone, the target's records (followed up to eight links, so loops end).
+    pub fn cname(&self, name: &str, target: &str) {
+        self.add(name, RData::CNAME(CNAME(fqdn(target))));
+    }
+
     /// Appends an A record.
     pub fn a(&self, name: &str, ip: Ipv4Addr) {
         self.add(name, RData::A(A(ip)));
@@ -203,6 +218,11 @@ impl TestDns {
     /// Names equal to or under `suffix` get no answer at all: the client times out.
     pub fn timeout(&self, suffix: &str) {
         self.shared.zone().timeouts.push(normalize(suffix));
+    }
+
+    /// Queries for exactly `name`, of a type it has no records of, get no answer at all.
+    pub fn timeout_name(&self, name: &str) {
+        self.shared.zone().timeout_names.push(normalize(name));
     }
 
     /// Names equal to or under `suffix` get SERVFAIL.
@@ -308,12 +328,30 @@ pub fn reverse_name(ip: IpAddr) -> String {
     }
 }
 
+/// A name as its labels' octets say, lowercased (Name's Display would turn `xn--` labels into
+/// Unicode and escape octets like `:` and spaces).
+fn wire_name(name: &Name) -> String {
+    let labels: Vec<String> = name
+        .iter()
+        .map(|label| String::from_utf8_lossy(label).to_ascii_lowercase())
+        .collect();
+    labels.join(".")
+}
+
 fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// A name from any labels: DNS carries any octets in a label (RFC 2181 §11), and tests need names
+/// that no hostname rule allows (`foo:bar/baz.example.com`, non-ASCII).
 fn fqdn(name: &str) -> Name {
-    let mut name = Name::from_ascii(name).unwrap_or_else(|e| panic!("bad DNS name {name:?}: {e}"));
+    let labels = name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+        .map(str::as_bytes);
+    let mut name =
+        Name::from_labels(labels).unwrap_or_else(|e| panic!("bad DNS name {name:?}: {e}"));
     name.set_fqdn(true);
     name
 }
@@ -374,7 +412,7 @@ impl Handler {
             return Plan::Error(ResponseCode::FormErr);
         };
         let owner = info.query.original().name().clone();
-        let qname = normalize(&info.query.name().to_string());
+        let qname = wire_name(info.query.name());
         let qtype = info.query.query_type();
         let zone = self.0.zone();
         if under(&qname, &zone.timeouts) {
@@ -383,24 +421,53 @@ impl Handler {
         if under(&qname, &zone.servfails) {
             return Plan::Error(ResponseCode::ServFail);
         }
-        match zone.records.get(&qname) {
-            Some(records) => Plan::Answer(
-                records
+        let mut answers = Vec::new();
+        let (mut name, mut owner) = (qname, owner);
+        for _ in 0..8 {
+            let Some(records) = zone.records.get(&name) else {
+                if !answers.is_empty() {
+                    // A CNAME pointing out of the zone: the client follows it.
+                    return Plan::Answer(answers);
+                }
+                if zone.timeout_names.contains(&name) {
+                    return Plan::NoAnswer;
+                }
+                // An empty non-terminal exists: NODATA, not NXDOMAIN.
+                if zone
+                    .records
+                    .keys()
+                    .any(|n| under(n, std::slice::from_ref(&name)))
+                {
+                    return Plan::Answer(Vec::new());
+                }
+                return Plan::Error(ResponseCode::NXDomain);
+            };
+            let direct: Vec<Record> = records
+                .iter()
+                .filter(|(_, data)| qtype == RecordType::ANY || data.record_type() == qtype)
+                .map(|(ttl, data)| Record::from_rdata(owner.clone(), *ttl, data.clone()))
+                .collect();
+            if direct.is_empty()
+                && let Some((ttl, RData::CNAME(target))) = records
                     .iter()
-                    .filter(|(_, data)| qtype == RecordType::ANY || data.record_type() == qtype)
-                    .map(|(ttl, data)| Record::from_rdata(owner.clone(), *ttl, data.clone()))
-                    .collect(),
-            ),
-            // An empty non-terminal exists: NODATA, not NXDOMAIN.
-            None if zone
-                .records
-                .keys()
-                .any(|name| under(name, std::slice::from_ref(&qname))) =>
+                    .find(|(_, data)| data.record_type() == RecordType::CNAME)
             {
-                Plan::Answer(Vec::new())
+                answers.push(Record::from_rdata(
+                    owner.clone(),
+                    *ttl,
+                    RData::CNAME(target.clone()),
+                ));
+                name = wire_name(&target.0);
+                owner = target.0.clone();
+                continue;
             }
-            None => Plan::Error(ResponseCode::NXDomain),
+            if direct.is_empty() && answers.is_empty() && zone.timeout_names.contains(&name) {
+                return Plan::NoAnswer;
+            }
+            answers.extend(direct);
+            return Plan::Answer(answers);
         }
+        Plan::Answer(answers)
     }
 }
 
