@@ -87,9 +87,12 @@ struct Caches {
     /// the same time-outs again (NXDOMAIN and NODATA are cached by their SOA, RFC 2308, in the
     /// resolver).
     spf_failures: TtlCache<Box<str>, ()>,
+    /// Header-From domains whose DMARC evaluation just failed for want of DNS, for
+    /// [`FAILURE_MEMORY`]: their next messages get `dmarc=temperror` at once.
+    dmarc_failures: TtlCache<Box<str>, ()>,
 }
 
-/// How long a temporary SPF failure is remembered for its domain.
+/// How long a temporary SPF or DMARC failure is remembered for its domain.
 pub const FAILURE_MEMORY: Duration = Duration::from_secs(30);
 
 /// SPF as evaluated at MAIL FROM; kept for the DMARC evaluation and the header at end of DATA.
@@ -111,6 +114,16 @@ impl Spf {
         self.output.as_ref()?.explanation()
     }
 
+    /// What an administrator reading the trace wants to know about this result: the domain's
+    /// explanation of a `fail`, what made a `permerror` or `temperror`.
+    pub fn note(&self) -> Option<String> {
+        match self.result {
+            AuthResult::Fail => self.explanation().map(|e| format!("explanation: {e}")),
+            AuthResult::PermError | AuthResult::TempError => self.problem.clone(),
+            _ => None,
+        }
+    }
+
     /// SPF that could not be evaluated: a temporary error (the transaction is deferred).
     pub fn temp_error() -> Spf {
         Spf {
@@ -125,6 +138,10 @@ impl Spf {
 pub struct MessageAuth {
     pub facts: AuthFacts,
     results: String,
+    /// Why SPF failed or erred, for the trace (see [`Spf::note`]).
+    spf_note: Option<String>,
+    /// Why DMARC could not be evaluated, for the trace.
+    dmarc_note: Option<String>,
 }
 
 impl MessageAuth {
@@ -145,8 +162,12 @@ impl MessageAuth {
             .map(|d| format!("{} (d={} s={})", d.result.as_str(), d.domain, d.selector))
             .collect();
         format!(
-            "spf={} dkim=[{}] arc={}{} dmarc={} policy={:?} header.from={} {compauth}",
+            "spf={}{} dkim=[{}] arc={}{} dmarc={}{} policy={:?} header.from={} {compauth}",
             f.spf.as_str(),
+            self.spf_note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
             dkim.join(", "),
             f.arc.as_str(),
             f.arc_sealer
@@ -154,6 +175,10 @@ impl MessageAuth {
                 .map(|s| format!(" (sealer {s})"))
                 .unwrap_or_default(),
             f.dmarc.as_str(),
+            self.dmarc_note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
             f.dmarc_policy,
             f.from_domain.as_deref().unwrap_or("-"),
         )
@@ -274,6 +299,7 @@ impl Authenticator {
                 ipv6: TtlCache::new(4096),
                 ptr: TtlCache::new(4096),
                 spf_failures: TtlCache::new(4096),
+                dmarc_failures: TtlCache::new(4096),
             },
         })
     }
@@ -479,6 +505,8 @@ impl Authenticator {
             return MessageAuth {
                 facts: AuthFacts::default(),
                 results: format!("{}; none", self.hostname),
+                spf_note: None,
+                dmarc_note: None,
             };
         };
         if self.dns_health.fail_fast() {
@@ -501,6 +529,8 @@ impl Authenticator {
             return MessageAuth {
                 facts,
                 results: ar.to_string(),
+                spf_note: spf.note(),
+                dmarc_note: None,
             };
         };
         let from_domain = message
@@ -508,6 +538,12 @@ impl Authenticator {
             .rsplit_once('@')
             .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
             .filter(|d| !d.is_empty());
+        if let Some(domain) = &from_domain
+            && self.caches.dmarc_failures.get(domain.as_str()).is_some()
+        {
+            metrics::counter!("portcullis_dns_failure_remembered_total").increment(1);
+            return self.unavailable(spf, &format!("DNS for {domain} failed moments ago"));
+        }
         let dkim = resolver.verify_dkim(self.params(&message)).await;
         let arc = resolver.verify_arc(self.params(&message)).await;
         // What mail-auth does not check (signature_rules.rs): a signature breaking a rule is a
@@ -595,8 +631,26 @@ impl Authenticator {
             from_domain,
         };
         self.dns_health.record(facts.temp_error());
+        if facts.dmarc == AuthResult::TempError
+            && let Some(domain) = &facts.from_domain
+        {
+            self.caches.dmarc_failures.insert(
+                domain.as_str().into(),
+                (),
+                Instant::now() + FAILURE_MEMORY,
+            );
+        }
         let results = self.results_text(ip, spf, &dkim, &broken, &arc, arc_broken, &dmarc, &facts);
-        MessageAuth { facts, results }
+        let dmarc_note = match dmarc.result() {
+            DmarcResult::TempError(e) => Some(e.to_string()),
+            _ => None,
+        };
+        MessageAuth {
+            facts,
+            results,
+            spf_note: spf.note(),
+            dmarc_note,
+        }
     }
 
     /// The authentication of a message whose DKIM, ARC and DMARC could not be evaluated
@@ -612,6 +666,8 @@ impl Authenticator {
         MessageAuth {
             facts,
             results: format!("{};\r\n\tdmarc=temperror ({why})", self.hostname),
+            spf_note: spf.note(),
+            dmarc_note: Some(why.to_string()),
         }
     }
 

@@ -59,6 +59,16 @@ async fn spf_results_and_dns_failures() {
     dns.txt("soft.example", "v=spf1 ip4:192.0.2.1 ~all");
     dns.txt("neutral.example", "v=spf1 ?all");
     dns.txt("perm.example", "v=spf1 ip4:not-an-ip -all");
+    // What mail-auth's SPF got wrong (issue 22), now RFC 7208: a prefix over 32 bits passed, a
+    // numeric top label deferred (451) for ever, the third void lookup was not a permerror.
+    dns.txt("cidr.example", "v=spf1 ip4:127.0.0.1/33 -all");
+    dns.txt("numeric.example", "v=spf1 a:mail.123 -all");
+    dns.txt(
+        "voids.example",
+        "v=spf1 a:gone1.example a:gone2.example a:gone3.example +all",
+    );
+    dns.txt("twice.example", "v=spf1 +all");
+    dns.txt("twice.example", "v=spf1 -all");
     dns.timeout("slow.example");
     dns.servfail("broken.example");
     let cases = [
@@ -68,6 +78,10 @@ async fn spf_results_and_dns_failures() {
         ("neutral.example", "spf=neutral"),
         ("none.example", "spf=none"),
         ("perm.example", "spf=permerror"),
+        ("cidr.example", "spf=permerror"),
+        ("numeric.example", "spf=permerror"),
+        ("voids.example", "spf=permerror"),
+        ("twice.example", "spf=permerror"),
     ];
     for (i, (domain, want)) in cases.iter().enumerate() {
         let from = format!("a@{domain}");
@@ -91,6 +105,32 @@ async fn spf_results_and_dns_failures() {
             "{domain}: expected {want} in {ar}"
         );
         assert!(ar.contains(&format!("smtp.mailfrom={from}")), "{ar}");
+    }
+    // The trace says what made the record a permerror.
+    for (domain, why) in [
+        ("cidr.example", "invalid prefix length \"/33\""),
+        ("numeric.example", "invalid domain \"mail.123\""),
+        ("voids.example", "more than 2 void DNS lookups"),
+        ("twice.example", "more than one SPF record"),
+    ] {
+        let t = gw.trace_until("contoso", &["--sender", &format!("a@{domain}")], |v| {
+            !v.is_empty()
+        });
+        let id = t[0]["trace_id"].as_str().unwrap().to_string();
+        let full: serde_json::Value =
+            serde_json::from_str(&gw.ok(&["trace", "show", &id, "--tenant", "contoso", "--json"]))
+                .unwrap();
+        let auth = full["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event"] == "AUTH")
+            .unwrap_or_else(|| panic!("{full:#}"));
+        let detail = auth["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("spf=permerror (") && detail.contains(why),
+            "{domain}: {detail}"
+        );
     }
     // A DNS time-out or SERVFAIL defers anonymous mail; it is never refused.
     for domain in ["slow.example", "broken.example"] {
@@ -512,6 +552,34 @@ async fn dns_timeout_at_end_of_data_defers_the_message() {
     assert!(gw.maildir("contoso", rcpt).is_empty(), "nothing delivered");
     let t = gw.trace_until("contoso", &["--status", "deferred"], |v| v.len() == 1);
     assert_eq!(t.len(), 1);
+    // The failure is remembered for the From domain: the retry is deferred again at once,
+    // without asking DNS (the SPF answer is in the resolver's cache).
+    let queries = gw.dns.queries();
+    let (r, data) = send(
+        &gw,
+        "127.0.0.1",
+        "a@ok.example",
+        rcpt,
+        &msg("a@ok.example", rcpt, "slow dmarc again"),
+    )
+    .await;
+    assert_eq!(r, "250 2.1.5 Recipient OK");
+    assert!(data.starts_with("451 4.7.0 "), "{data}");
+    assert_eq!(gw.dns.queries(), queries, "no DNS query for the retry");
+    let t = gw.trace_until("contoso", &["--status", "deferred"], |v| v.len() == 2);
+    let shown: Vec<String> = t
+        .iter()
+        .map(|r| {
+            let id = r["trace_id"].as_str().unwrap();
+            gw.ok(&["trace", "show", id, "--tenant", "contoso", "--json"])
+        })
+        .collect();
+    assert!(
+        shown
+            .iter()
+            .any(|s| s.contains("DNS for ok.example failed moments ago")),
+        "{shown:?}"
+    );
 }
 
 #[tokio::test]

@@ -100,7 +100,12 @@ impl Conn {
                 copy.record.status = TraceStatus::Rejected;
                 continue;
             };
-            if !deferred {
+            if deferred {
+                // What could not be evaluated, for the administrator reading the deferral.
+                let auth = auth_of(&copy.recovered, &received);
+                let summary = auth_summary(&outcome, auth, received.dns_time.as_deref());
+                event(&mut copy.record, EventKind::Auth, summary);
+            } else {
                 self.apply(session, &view, copy, outcome, &received, &mut written);
             }
         }
@@ -513,6 +518,15 @@ struct TxnView<'t> {
     from: &'t portcullis_smtp::ReversePath,
 }
 
+/// The `AUTH` event's text: the results, the composite verdict, the time spent in DNS.
+fn auth_summary(outcome: &CopyOutcome, auth: &MessageAuth, dns_time: Option<&str>) -> String {
+    let mut summary = auth.summary(&outcome.compauth);
+    if let Some(t) = dns_time {
+        summary.push_str(&format!("; {t}"));
+    }
+    summary
+}
+
 /// The authentication decision in the record: compauth, the `AUTH` event, what the direct-send
 /// rule did (`AUDIT` events for audit mode and exemptions) and the rules that matched.
 fn record_decision(
@@ -521,10 +535,7 @@ fn record_decision(
     auth: &MessageAuth,
     dns_time: Option<&str>,
 ) {
-    let mut summary = auth.summary(&outcome.compauth);
-    if let Some(t) = dns_time {
-        summary.push_str(&format!("; {t}"));
-    }
+    let summary = auth_summary(outcome, auth, dns_time);
     match &outcome.verdict {
         DataVerdict::Accept {
             direct_send,
