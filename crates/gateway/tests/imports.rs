@@ -2,7 +2,7 @@
 //! Imports run one way: no crate's module graph has a cycle; `sys/` knows nothing of the
 //! rest of the gateway; `inbound/` (the SMTP session) and `admin/` (the admin API) never
 //! import each other; `cli/` (the admin client) shares only `api_types` with the server;
-//! `config.rs` names no clap type; and `policy` names no I/O crate.
+//! `config.rs` names no clap type; and `policy` and `spf` name no I/O crate.
 //! Test code (`#[cfg(test)]` items, `tests.rs` files) is exempt: tests may import anything.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -508,9 +508,9 @@ fn clap_mentions(crates: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Every path in `policy` whose first segment is an I/O crate.
-fn io_crate_mentions(crates: &Path) -> Vec<String> {
-    let krate = load_crate(&crates.join("policy"));
+/// Every path in a pure crate (`policy`, `spf`) whose first segment is an I/O crate.
+fn io_crate_mentions(crates: &Path, name: &str) -> Vec<String> {
+    let krate = load_crate(&crates.join(name));
     let refs = krate
         .files
         .iter()
@@ -583,6 +583,14 @@ fn config_names_no_clap_type() {
 fn policy_imports_no_io_crates() {
     assert_clean(
         "policy must not use I/O crates",
-        io_crate_mentions(&crates_dir()),
+        io_crate_mentions(&crates_dir(), "policy"),
+    );
+}
+
+#[test]
+fn spf_imports_no_io_crates() {
+    assert_clean(
+        "spf must not use I/O crates: DNS comes through its Lookup trait",
+        io_crate_mentions(&crates_dir(), "spf"),
     );
 }

@@ -41,7 +41,12 @@
 //!   NXDOMAIN — never REFUSED. Every answer has the AA flag set.
 //! - Records carry TTL 300 unless [`TestDns::set_ttl`] changed the TTL for records added later.
 //! - Names equal to or under a [`TestDns::timeout`] suffix get no answer at all; under a
-//!   [`TestDns::servfail`] suffix, SERVFAIL.
+//!   [`TestDns::servfail`] suffix, SERVFAIL. A [`TestDns::timeout_name`] times out only for the
+//!   types it has no records of.
+//! - A name with a [`TestDns::cname`] and no records of the queried type is answered with the
+//!   CNAME and the target's records when the target is in the zone (up to eight links).
+//! - Labels may hold any octets (`foo:bar/baz.example.com`, spaces, non-ASCII): names are
+//!   compared by their octets, lowercased.
 //! - Answers that do not fit a UDP response are truncated (TC), and the client retries over TCP.
 
 pub mod sign;
