@@ -11,13 +11,16 @@ mod queue;
 mod recipients;
 pub use directory::{Audited, DirectoryData, DirectoryListener};
 mod schema;
+mod source_rollup;
 mod trace;
+mod trace_sources;
 mod trace_words;
 
 pub use admin::{AuditEntry, TokenRecord};
 pub use quarantine::{QuarantineEntry, QuarantineQuery};
 pub use queue::QueueIndexRow;
 pub use recipients::RecipientChange;
+pub use source_rollup::{Kmv, SourceAgg};
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
 pub use trace::{TraceScan, fuzz_trace_doc};
 pub use trace_words::{

@@ -182,6 +182,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
             version BIGINT NOT NULL
         )",
     ),
+    // The Direct Send report's rollups: one aggregate per tenant, UTC day and client address
+    // (`source_rollup.rs`), kept by the trace writer. Filled from the records already stored by
+    // `build_source_rollups` once (meta `trace_sources_built`).
+    (
+        25,
+        "CREATE TABLE trace_sources (
+            tenant TEXT NOT NULL,
+            day BIGINT NOT NULL,
+            client_ip TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (tenant, day, client_ip)
+        )",
+    ),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.
@@ -201,7 +214,10 @@ pub(crate) async fn migrate(store: &Store) -> Result<()> {
                 .await?;
         }
     }
-    let result = apply(&mut conn).await;
+    let mut result = apply(&mut conn).await;
+    if result.is_ok() {
+        result = build_rollups_once(store).await;
+    }
     if store.backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK)
@@ -209,6 +225,24 @@ pub(crate) async fn migrate(store: &Store) -> Result<()> {
             .await?;
     }
     result
+}
+
+/// Fills the rollups from the records stored before they existed, once (under the migration
+/// lock: a node of this version writes records only after its own migration, so nothing is
+/// counted twice).
+async fn build_rollups_once(store: &Store) -> Result<()> {
+    let done: Option<(i64,)> =
+        sqlx::query_as("SELECT value FROM meta WHERE key = 'trace_sources_built'")
+            .fetch_optional(&store.pool)
+            .await?;
+    if done.is_none() {
+        let records = store.build_source_rollups().await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('trace_sources_built', $1)")
+            .bind(records as i64)
+            .execute(&store.pool)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn apply(conn: &mut sqlx::AnyConnection) -> Result<()> {

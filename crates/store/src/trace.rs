@@ -187,8 +187,8 @@ fn receipt_us(r: &TraceRecord) -> i64 {
 }
 
 /// The columns every read selects, in [`TraceRow`]'s order (`t` is the trace table).
-const TRACE_COLUMNS: &str = "t.tenant, t.trace_id, t.received_at, t.client_ip, t.message_id, t.status, t.direct_send, t.record";
-type TraceRow = (
+pub(crate) const TRACE_COLUMNS: &str = "t.tenant, t.trace_id, t.received_at, t.client_ip, t.message_id, t.status, t.direct_send, t.record";
+pub(crate) type TraceRow = (
     String,
     String,
     i64,
@@ -201,7 +201,7 @@ type TraceRow = (
 
 /// A record from its row: the document (compact, or whole from an earlier version) completed by
 /// the columns.
-fn decode(
+pub(crate) fn decode(
     (tenant, trace_id, at, client_ip, message_id, status, direct_send, doc): TraceRow,
 ) -> Result<TraceRecord> {
     let mut r: TraceRecord = from_json("trace record", &doc)?;
@@ -271,7 +271,10 @@ impl Store {
         const CHUNK: usize = 50;
         let latest = latest_states(records);
         let mut tx = self.begin_write().await?;
+        let mut to_roll_up: Vec<&TraceRecord> = Vec::new();
         for chunk in latest.chunks(CHUNK) {
+            // Before the chunk is written: which direct-send records count for the first time.
+            to_roll_up.extend(self.direct_send_not_yet_counted(&mut tx, chunk).await?);
             // Each record's recipients, lower case, once each.
             let addresses: Vec<Vec<String>> = chunk
                 .iter()
@@ -343,6 +346,9 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
+        }
+        if !to_roll_up.is_empty() {
+            self.roll_up_sources(&mut tx, &to_roll_up).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -437,6 +443,11 @@ impl Store {
             .bind(before_us)
             .execute(&mut *tx)
             .await?;
+        // Rollups go by whole days: a day's row goes when the purge has taken all of the day.
+        sqlx::query("DELETE FROM trace_sources WHERE day < $1")
+            .bind(crate::SourceAgg::day_of(before_us))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(r.rows_affected())
     }
@@ -464,6 +475,8 @@ fn latest_states(records: &[TraceRecord]) -> Vec<&TraceRecord> {
 pub struct TraceScan {
     pub tenant: String,
     pub since_us: i64,
+    /// Records received before this time only.
+    pub until_us: Option<i64>,
     pub direct_send_only: bool,
 }
 
@@ -480,6 +493,7 @@ impl Store {
         let (after_us, after_id) = after.unwrap_or((i64::MIN, String::new()));
         let sql = format!(
             "SELECT {TRACE_COLUMNS} FROM trace t WHERE t.tenant = $1 {} AND t.received_at >= $2
+               AND t.received_at < $6
                AND (t.received_at > $3 OR (t.received_at = $3 AND t.trace_id > $4))
              ORDER BY t.received_at, t.trace_id LIMIT $5",
             if scan.direct_send_only {
@@ -494,6 +508,7 @@ impl Store {
             .bind(after_us)
             .bind(after_id)
             .bind(i64::from(limit))
+            .bind(scan.until_us.unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(decode).collect()

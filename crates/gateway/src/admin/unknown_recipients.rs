@@ -90,6 +90,7 @@ pub(super) async fn unknown_recipients_report(
         &TraceScan {
             tenant: t.clone(),
             since_us: micros(from),
+            until_us: None,
             direct_send_only: false,
         },
         |r| add(&mut sources, r),

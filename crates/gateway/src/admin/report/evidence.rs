@@ -8,170 +8,50 @@
 //! domains that resolves back, the same address over days, a stable HELO name, and the pattern
 //! of recipients and volume. Pure: the caller gathers the traffic and the DNS answers.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use portcullis_policy::names::is_same_or_subdomain;
-use portcullis_store::{DirectSendOutcome, TraceRecord};
+use portcullis_store::{SourceAgg, TraceRecord};
 
 use crate::api_types::{Counts, Evidence};
 
-use super::scan::domain_of;
-
-/// How many samples a source keeps.
-const SAMPLES: usize = 5;
+#[cfg(test)]
 const DAY_US: i64 = 86_400_000_000;
 
-/// What one address (or a group of alike addresses) sent in the report's period.
+/// What one address (or a group of alike addresses) sent in the report's period: the store's
+/// mergeable aggregate (`portcullis_store::SourceAgg`, what the rollups hold) and the addresses.
 #[derive(Default)]
 pub(super) struct Agg {
     pub ips: BTreeSet<IpAddr>,
-    pub helo: BTreeSet<String>,
-    pub p1: BTreeSet<String>,
-    pub p2: BTreeSet<String>,
-    pub spf: Counts,
-    pub dkim: Counts,
-    pub dmarc: Counts,
-    pub arc: Counts,
-    pub sealers: BTreeSet<String>,
-    pub tls: u64,
-    /// Messages that presented a trusted client certificate, and its names.
-    pub certified: u64,
-    pub cert_names: BTreeSet<String>,
-    pub messages: u64,
-    pub recipients: HashSet<String>,
-    /// Distinct days (UTC) with traffic.
-    pub days: BTreeSet<i64>,
-    pub first_us: i64,
-    pub last_us: i64,
-    pub delivered: u64,
-    pub audited: u64,
-    pub refused: u64,
-    pub would_refuse: u64,
-    /// Messages passing SPF or DKIM / with a passing ARC chain (and neither).
-    pub passing: u64,
-    pub arc_pass: u64,
-    pub samples: Vec<String>,
+    pub traffic: SourceAgg,
 }
 
-fn bump(map: &mut Counts, key: Option<&str>) {
-    *map.entry(key.unwrap_or("none").to_string()).or_default() += 1;
+impl std::ops::Deref for Agg {
+    type Target = SourceAgg;
+    fn deref(&self) -> &SourceAgg {
+        &self.traffic
+    }
 }
 
 impl Agg {
+    /// One address's traffic.
+    pub fn of(ip: IpAddr, traffic: SourceAgg) -> Agg {
+        Agg {
+            ips: BTreeSet::from([ip]),
+            traffic,
+        }
+    }
+
     pub fn add(&mut self, r: &TraceRecord, ip: IpAddr) {
         self.ips.insert(ip);
-        if let Some(h) = &r.helo {
-            self.helo.insert(h.to_ascii_lowercase());
-        }
-        let p1 = domain_of(&r.mail_from);
-        if let Some(d) = &p1
-            && !self.p1.contains(d)
-        {
-            self.p1.insert(d.clone());
-        }
-        if let Some(d) = r.header_from.as_deref().and_then(domain_of) {
-            self.p2.insert(d);
-        }
-        let a = &r.auth;
-        bump(&mut self.spf, a.spf.as_deref());
-        bump(&mut self.dkim, a.dkim.as_deref());
-        bump(&mut self.dmarc, a.dmarc.as_deref());
-        bump(&mut self.arc, a.arc.as_deref());
-        if let Some(s) = &a.arc_sealer {
-            self.sealers.insert(s.clone());
-        }
-        if let Some(tls) = &r.tls {
-            self.tls += 1;
-            if !tls.client_cert_names.is_empty() {
-                self.certified += 1;
-                self.cert_names
-                    .extend(tls.client_cert_names.iter().cloned());
-            }
-        }
-        self.messages += 1;
-        for rc in &r.recipients {
-            self.recipients.insert(rc.address.to_lowercase());
-        }
-        self.days.insert(r.received_at_us.div_euclid(DAY_US));
-        if self.first_us == 0 || r.received_at_us < self.first_us {
-            self.first_us = r.received_at_us;
-        }
-        self.last_us = self.last_us.max(r.received_at_us);
-        // Rows of earlier versions get their outcome from the store (see `decode`).
-        match r.direct_send_outcome {
-            Some(DirectSendOutcome::Refused) => self.refused += 1,
-            Some(DirectSendOutcome::Audited) => self.audited += 1,
-            _ => self.delivered += 1,
-        }
-        if r.direct_send_outcome != Some(DirectSendOutcome::Exempted) {
-            self.would_refuse += 1;
-        }
-        // Authentication counts when it vouches for the tenant's domain the sender used: SPF
-        // checks that very domain; a DKIM signature only when its d= is aligned with it (a
-        // spoofer may well sign with a domain of its own).
-        let pass = |v: &Option<String>| v.as_deref() == Some("pass");
-        let dkim_aligned = p1.as_deref().is_some_and(|p1| {
-            a.dkim_pass_domains
-                .iter()
-                .any(|d| relaxed_aligned(&d.to_ascii_lowercase(), p1))
-        });
-        if pass(&a.spf) || dkim_aligned {
-            self.passing += 1;
-        } else if pass(&a.arc) {
-            self.arc_pass += 1;
-        }
-        if self.samples.len() < SAMPLES {
-            self.samples.push(r.trace_id.clone());
-        }
+        self.traffic.add(r);
     }
 
     pub fn merge(&mut self, o: Agg) {
         self.ips.extend(o.ips);
-        self.helo.extend(o.helo);
-        self.p1.extend(o.p1);
-        self.p2.extend(o.p2);
-        for (mine, theirs) in [
-            (&mut self.spf, o.spf),
-            (&mut self.dkim, o.dkim),
-            (&mut self.dmarc, o.dmarc),
-            (&mut self.arc, o.arc),
-        ] {
-            for (k, v) in theirs {
-                *mine.entry(k).or_default() += v;
-            }
-        }
-        self.sealers.extend(o.sealers);
-        self.tls += o.tls;
-        self.certified += o.certified;
-        self.cert_names.extend(o.cert_names);
-        self.messages += o.messages;
-        self.recipients.extend(o.recipients);
-        self.days.extend(o.days);
-        self.first_us = if self.first_us == 0 {
-            o.first_us
-        } else {
-            self.first_us.min(o.first_us)
-        };
-        self.last_us = self.last_us.max(o.last_us);
-        self.delivered += o.delivered;
-        self.audited += o.audited;
-        self.refused += o.refused;
-        self.would_refuse += o.would_refuse;
-        self.passing += o.passing;
-        self.arc_pass += o.arc_pass;
-        for s in o.samples {
-            if self.samples.len() < SAMPLES {
-                self.samples.push(s);
-            }
-        }
+        self.traffic.merge(o.traffic);
     }
-}
-
-/// DMARC's relaxed alignment, approximated without the public suffix list: one domain is the
-/// other or below it (`mail.contoso.com` and `contoso.com`).
-fn relaxed_aligned(a: &str, b: &str) -> bool {
-    is_same_or_subdomain(a, b) || is_same_or_subdomain(b, a)
 }
 
 /// The reverse DNS of an address, as the report found it.
@@ -463,7 +343,7 @@ pub(super) fn classify(agg: &Agg, rdns: &Rdns, domains: &[String]) -> Classified
     }
     if agg.messages >= 2 {
         let literal = |h: &str| h.starts_with('[') || h.parse::<IpAddr>().is_ok();
-        match agg.helo.len() {
+        match agg.helo_count.count() as usize {
             1 => {
                 let h = agg.helo.iter().next().expect("one");
                 if literal(h) {
@@ -488,7 +368,7 @@ pub(super) fn classify(agg: &Agg, rdns: &Rdns, domains: &[String]) -> Classified
             _ => {}
         }
     }
-    let rcpts = agg.recipients.len() as u64;
+    let rcpts = agg.recipients.count();
     if agg.messages >= 3 && rcpts <= (agg.messages / 4).max(3) {
         add(
             "recipients",
@@ -698,8 +578,6 @@ mod tests {
             }
             agg.merge(one);
         }
-        assert!(relaxed_aligned("contoso.com", "mail.contoso.com"));
-        assert!(!relaxed_aligned("notcontoso.com", "contoso.com"));
     }
 
     #[test]

@@ -223,6 +223,7 @@ pub async fn replay(
     let q = TraceScan {
         tenant: tenant.to_string(),
         since_us: micros(start),
+        until_us: None,
         direct_send_only: false,
     };
     scan(store, &q, |r| {

@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 use portcullis_policy::Directory;
-use portcullis_store::{Store, TraceScan};
+use portcullis_store::{SourceAgg, Store, TraceScan};
 
 use crate::api_types::*;
 use crate::auth::Authenticator;
@@ -154,7 +154,7 @@ fn source(source: String, agg: &Agg, rdns: Option<String>, class: Classified) ->
         tls: agg.tls,
         cert_names: agg.cert_names.iter().cloned().collect(),
         messages: agg.messages,
-        recipients: agg.recipients.len() as u64,
+        recipients: agg.recipients.count(),
         first_seen: ts(agg.first_us),
         last_seen: ts(agg.last_us),
         delivered: agg.delivered,
@@ -165,25 +165,26 @@ fn source(source: String, agg: &Agg, rdns: Option<String>, class: Classified) ->
         score: class.score,
         days: agg.days.len() as u64,
         evidence: class.evidence,
-        sample_trace_ids: agg.samples.clone(),
+        sample_trace_ids: agg.samples.iter().map(|(_, id)| id.clone()).collect(),
     }
 }
 
-/// Builds the report: all direct-send transactions (anonymous, P1 domain the tenant's) of the
-/// period, one source per address (or per network of alike addresses), busiest first.
-pub async fn direct_send(
+/// The direct-send traffic of a tenant since `since_us`, per address, and messages per day: the
+/// rollups (`trace_sources`) for the whole days after the first, the records themselves for the
+/// part of the first day inside the period. Exactly what reading every record gives
+/// (`tests/report_rollups.rs` compares them), at the cost of one row per address and day.
+pub(super) async fn traffic(
     store: &Store,
-    dir: &Directory,
-    auth: &Authenticator,
     tenant: &str,
-    since_param: Option<&str>,
-) -> Result<(DirectSendReport, Vec<SourceExtra>), anyhow::Error> {
-    let (start, since_text) = since(since_param, "30d").map_err(anyhow::Error::msg)?;
+    since_us: i64,
+) -> anyhow::Result<(HashMap<IpAddr, Agg>, BTreeMap<String, u64>)> {
     let mut per_ip: HashMap<IpAddr, Agg> = HashMap::new();
     let mut daily: BTreeMap<String, u64> = BTreeMap::new();
+    let first_day = SourceAgg::day_of(since_us);
     let q = TraceScan {
         tenant: tenant.to_string(),
-        since_us: micros(start),
+        since_us,
+        until_us: Some((first_day + 1) * DAY_US),
         direct_send_only: true,
     };
     scan(store, &q, |r| {
@@ -196,7 +197,38 @@ pub async fn direct_send(
             .or_default() += 1;
     })
     .await?;
+    for (day, ip, traffic) in store.source_rollups(tenant, first_day + 1).await? {
+        let Ok(ip) = ip.parse::<IpAddr>() else {
+            continue;
+        };
+        let day_start = UNIX_EPOCH + Duration::from_micros((day * DAY_US) as u64);
+        *daily
+            .entry(rfc3339(day_start)[..10].to_string())
+            .or_default() += traffic.messages;
+        let agg = Agg::of(ip, traffic);
+        match per_ip.entry(ip) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(agg),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(agg);
+            }
+        }
+    }
+    Ok((per_ip, daily))
+}
 
+const DAY_US: i64 = 86_400_000_000;
+
+/// Builds the report: all direct-send transactions (anonymous, P1 domain the tenant's) of the
+/// period, one source per address (or per network of alike addresses), busiest first.
+pub async fn direct_send(
+    store: &Store,
+    dir: &Directory,
+    auth: &Authenticator,
+    tenant: &str,
+    since_param: Option<&str>,
+) -> Result<(DirectSendReport, Vec<SourceExtra>), anyhow::Error> {
+    let (start, since_text) = since(since_param, "30d").map_err(anyhow::Error::msg)?;
+    let (per_ip, daily) = traffic(store, tenant, micros(start)).await?;
     let domains: Vec<String> = dir
         .tenant(tenant)
         .map(|e| e.domains.iter().map(|d| d.domain.clone()).collect())

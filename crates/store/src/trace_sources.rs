@@ -1,0 +1,175 @@
+//! The `trace_sources` rollups: one [`SourceAgg`] per tenant, UTC day and client address of
+//! direct-send traffic, kept by [`Store::upsert_traces`] in the transaction that writes the
+//! records (a record counts once: when it is first stored as direct send), read by the Direct
+//! Send report, dropped with the days the retention purge empties.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sqlx::AssertSqlSafe;
+
+use crate::source_rollup::SourceAgg;
+use crate::trace::placeholders;
+use crate::{Backend, Result, Store, TraceRecord};
+
+/// `(tenant, day, client_ip)`.
+type Key = (String, i64, String);
+
+/// Rows read or written per statement.
+const CHUNK: usize = 100;
+
+impl Store {
+    /// Of these records (about to be written), the direct-send ones not yet stored as direct send:
+    /// those whose rollup contribution is still to be added. Run in the writing transaction,
+    /// before the records are written.
+    pub(crate) async fn direct_send_not_yet_counted<'r>(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        records: &[&'r TraceRecord],
+    ) -> Result<Vec<&'r TraceRecord>> {
+        let candidates: Vec<&TraceRecord> =
+            records.iter().copied().filter(|r| r.direct_send).collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut counted: HashSet<(String, String)> = HashSet::new();
+        for part in candidates.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT tenant, trace_id FROM trace WHERE direct_send = 1 AND (tenant, trace_id) IN (VALUES {})",
+                placeholders(self.backend, part.len(), 2)
+            );
+            let mut q = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql));
+            for r in part {
+                q = q.bind(&r.tenant).bind(&r.trace_id);
+            }
+            counted.extend(q.fetch_all(&mut **tx).await?);
+        }
+        Ok(candidates
+            .into_iter()
+            .filter(|r| !counted.contains(&(r.tenant.clone(), r.trace_id.clone())))
+            .collect())
+    }
+
+    /// Adds records to the rollups, in the writing transaction. Rows are locked in key order
+    /// (PostgreSQL: created empty if missing, then `FOR UPDATE`), so two nodes adding to the same
+    /// source wait for each other instead of losing an update.
+    pub(crate) async fn roll_up_sources(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        records: &[&TraceRecord],
+    ) -> Result<()> {
+        let mut deltas: BTreeMap<Key, SourceAgg> = BTreeMap::new();
+        for r in records {
+            let key = (
+                r.tenant.clone(),
+                SourceAgg::day_of(r.received_at_us),
+                r.client_ip.clone(),
+            );
+            deltas.entry(key).or_default().add(r);
+        }
+        let keys: Vec<&Key> = deltas.keys().collect();
+        for part in keys.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO trace_sources (tenant, day, client_ip, doc) VALUES {} ON CONFLICT DO NOTHING",
+                placeholders(self.backend, part.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (tenant, day, ip) in part {
+                q = q.bind(tenant).bind(*day).bind(ip).bind("");
+            }
+            q.execute(&mut **tx).await?;
+        }
+        let mut merged: Vec<(&Key, String)> = Vec::with_capacity(keys.len());
+        for part in keys.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT tenant, day, client_ip, doc FROM trace_sources WHERE (tenant, day, client_ip) IN (VALUES {}) ORDER BY tenant, day, client_ip{}",
+                placeholders(self.backend, part.len(), 3),
+                match self.backend {
+                    Backend::Postgres => " FOR UPDATE",
+                    Backend::Sqlite => "",
+                }
+            );
+            let mut q = sqlx::query_as::<_, (String, i64, String, String)>(AssertSqlSafe(sql));
+            for (tenant, day, ip) in part {
+                q = q.bind(tenant).bind(*day).bind(ip);
+            }
+            let stored: BTreeMap<Key, String> = q
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(|(t, d, ip, doc)| ((t, d, ip), doc))
+                .collect();
+            for key in part {
+                let mut agg = match stored.get(*key).map(String::as_str) {
+                    Some(doc) if !doc.is_empty() => {
+                        crate::from_json::<SourceAgg>("source rollup", doc)?
+                    }
+                    _ => SourceAgg::default(),
+                };
+                agg.merge(deltas[*key].clone());
+                merged.push((*key, crate::to_json(&agg)));
+            }
+        }
+        for part in merged.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO trace_sources (tenant, day, client_ip, doc) VALUES {} \
+                 ON CONFLICT (tenant, day, client_ip) DO UPDATE SET doc = excluded.doc",
+                placeholders(self.backend, part.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for ((tenant, day, ip), doc) in part {
+                q = q.bind(tenant).bind(*day).bind(ip).bind(doc);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// A tenant's rollups from `from_day` (UTC days since the epoch) on: `(day, client_ip, agg)`.
+    pub async fn source_rollups(
+        &self,
+        tenant: &str,
+        from_day: i64,
+    ) -> Result<Vec<(i64, String, SourceAgg)>> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT day, client_ip, doc FROM trace_sources WHERE tenant = $1 AND day >= $2 AND doc <> ''",
+        )
+        .bind(tenant)
+        .bind(from_day)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(day, ip, doc)| Ok((day, ip, crate::from_json("source rollup", &doc)?)))
+            .collect()
+    }
+
+    /// Builds the rollups of the records stored before they existed (once, at the first start of
+    /// a version that has them, under the migration lock).
+    pub(crate) async fn build_source_rollups(&self) -> Result<u64> {
+        let mut after: (String, String) = (String::new(), String::new());
+        let mut counted = 0u64;
+        loop {
+            let page: Vec<crate::trace::TraceRow> = sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {} FROM trace t WHERE t.direct_send = 1 AND (t.tenant > $1 OR (t.tenant = $1 AND t.trace_id > $2))
+                 ORDER BY t.tenant, t.trace_id LIMIT 2000",
+                crate::trace::TRACE_COLUMNS
+            )))
+            .bind(&after.0)
+            .bind(&after.1)
+            .fetch_all(&self.pool)
+            .await?;
+            let records: Vec<TraceRecord> = page
+                .into_iter()
+                .map(crate::trace::decode)
+                .collect::<Result<_>>()?;
+            let Some(last) = records.last() else {
+                return Ok(counted);
+            };
+            after = (last.tenant.clone(), last.trace_id.clone());
+            let refs: Vec<&TraceRecord> = records.iter().collect();
+            let mut tx = self.begin_write().await?;
+            self.roll_up_sources(&mut tx, &refs).await?;
+            tx.commit().await?;
+            counted += records.len() as u64;
+        }
+    }
+}
