@@ -30,8 +30,9 @@ while (($#)); do
     esac
 done
 (cd "$ROOT" && cargo build --release -p portcullis && cargo build --release -p portcullis-store --example trace_fill) >&2
-BIN=$ROOT/target/release/portcullis
-FILL=$ROOT/target/release/examples/trace_fill
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release/portcullis
+FILL=$TARGET_DIR/release/examples/trace_fill
 PG_BASE=${PORTCULLIS_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
 PG_DB=portcullis_scale_$$
 TMP=$(mktemp -d)

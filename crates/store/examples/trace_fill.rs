@@ -52,7 +52,10 @@ fn record(rng: &mut Rng, n: u64, now_us: i64, days: i64, tenants: u64) -> TraceR
         ),
         6..=8 => (
             format!("198.51.{}.{}", rng.below(60), 1 + rng.below(250)),
-            format!("{}@{domain}", ["ceo", "payroll", "it"][rng.below(3) as usize]),
+            format!(
+                "{}@{domain}",
+                ["ceo", "payroll", "it"][rng.below(3) as usize]
+            ),
             true,
         ),
         _ => (
@@ -84,7 +87,7 @@ fn record(rng: &mut Rng, n: u64, now_us: i64, days: i64, tenants: u64) -> TraceR
             },
         })
         .collect();
-    let pass = |p: u64| if rng.below(100) < p { "pass" } else { "fail" };
+    let pass = |rng: &mut Rng, p: u64| if rng.below(100) < p { "pass" } else { "fail" };
     TraceRecord {
         trace_id: id.clone(),
         tenant: t,
@@ -107,9 +110,9 @@ fn record(rng: &mut Rng, n: u64, now_us: i64, days: i64, tenants: u64) -> TraceR
             TraceAuth::default()
         } else {
             TraceAuth {
-                spf: Some(pass(if direct { 30 } else { 95 }).into()),
-                dkim: Some(pass(if direct { 10 } else { 90 }).into()),
-                dmarc: Some(pass(if direct { 10 } else { 90 }).into()),
+                spf: Some(pass(rng, if direct { 30 } else { 95 }).into()),
+                dkim: Some(pass(rng, if direct { 10 } else { 90 }).into()),
+                dmarc: Some(pass(rng, if direct { 10 } else { 90 }).into()),
                 arc: Some("none".into()),
                 ..Default::default()
             }
@@ -161,6 +164,9 @@ async fn main() {
     let days: i64 = args.get(3).map_or(90, |s| s.parse().expect(usage));
     let tenants: u64 = args.get(4).map_or(100, |s| s.parse().expect(usage));
     let store = Store::connect(url).await.expect("connect");
+    // The trace writer's own connection (SQLite synchronous = NORMAL, PostgreSQL
+    // synchronous_commit = off).
+    let store = store.background_writer().await.expect("writer connection");
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -182,10 +188,7 @@ async fn main() {
             batch.push(r);
             n += 1;
             if n % 1_000_000 == 0 {
-                eprintln!(
-                    "# {n} records, {:.0} s",
-                    started.elapsed().as_secs_f64()
-                );
+                eprintln!("# {n} records, {:.0} s", started.elapsed().as_secs_f64());
             }
         }
         store.upsert_traces(&batch).await.expect("write");

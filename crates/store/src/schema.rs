@@ -195,6 +195,42 @@ const MIGRATIONS: &[(i64, &str)] = &[
             PRIMARY KEY (tenant, day, client_ip)
         )",
     ),
+    // Each trace filter its own index, newest first within it (the listing's order), so the
+    // first page and a cursor's next page read about a page of rows at any trace size.
+    (
+        26,
+        "CREATE INDEX trace_by_sender ON trace (tenant, mail_from, received_at)",
+    ),
+    (
+        27,
+        "CREATE INDEX trace_by_client_ip ON trace (tenant, client_ip, received_at)",
+    ),
+    (
+        28,
+        "CREATE INDEX trace_by_message_id ON trace (tenant, message_id) WHERE message_id IS NOT NULL",
+    ),
+    (
+        29,
+        "CREATE INDEX trace_by_status ON trace (tenant, status, received_at)",
+    ),
+    (
+        30,
+        "CREATE INDEX trace_by_rcpt ON trace (tenant, rcpt, received_at) WHERE rcpt IS NOT NULL",
+    ),
+    (
+        31,
+        "ALTER TABLE trace_recipients ADD COLUMN received_at BIGINT",
+    ),
+    (
+        32,
+        "UPDATE trace_recipients SET received_at = (SELECT t.received_at FROM trace t
+            WHERE t.tenant = trace_recipients.tenant AND t.trace_id = trace_recipients.trace_id)",
+    ),
+    (
+        33,
+        "CREATE INDEX trace_recipients_by_address_time ON trace_recipients (tenant, address, received_at)",
+    ),
+    (34, "DROP INDEX trace_recipients_by_address"),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.

@@ -29,36 +29,94 @@ pub type Counts = BTreeMap<String, u64>;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceAgg {
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub helo: BTreeSet<String>,
     /// Distinct HELO names, counted past [`KEPT`].
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub helo_count: Kmv,
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub p1: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub p2: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub spf: Counts,
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub dkim: Counts,
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub dmarc: Counts,
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub arc: Counts,
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub sealers: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub tls: u64,
     /// Messages that presented a client certificate, and its names.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub certified: u64,
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub cert_names: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub messages: u64,
     /// Distinct recipients (lower case).
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub recipients: Kmv,
     /// Days (UTC, days since the epoch) with traffic.
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub days: BTreeSet<i64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub first_us: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub last_us: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub delivered: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub audited: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub refused: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub would_refuse: u64,
     /// Messages passing SPF or aligned DKIM / with a passing ARC chain (and neither).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub passing: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub arc_pass: u64,
     /// The earliest records, `(received_at_us, trace_id)`.
+    #[serde(default, skip_serializing_if = "IsEmpty::is_empty")]
     pub samples: Vec<(i64, String)>,
+}
+
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
+}
+
+/// What a field that is left out when empty (the stored documents are one per source and day,
+/// most holding one message: empty fields would be most of them).
+trait IsEmpty {
+    fn is_empty(&self) -> bool;
+}
+
+impl<T> IsEmpty for BTreeSet<T> {
+    fn is_empty(&self) -> bool {
+        BTreeSet::is_empty(self)
+    }
+}
+
+impl<K, V> IsEmpty for BTreeMap<K, V> {
+    fn is_empty(&self) -> bool {
+        BTreeMap::is_empty(self)
+    }
+}
+
+impl<T> IsEmpty for Vec<T> {
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
+
+impl IsEmpty for Kmv {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// The domain of an address, lower case, without a closing `>`.

@@ -323,26 +323,28 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
             // Rows only for records with several recipients (one is in the `rcpt` column).
-            let rows: Vec<(&str, &str, &str)> = chunk
+            let rows: Vec<(&str, &str, &str, i64)> = chunk
                 .iter()
                 .zip(&addresses)
                 .filter(|(_, addresses)| addresses.len() > 1)
                 .flat_map(|(r, addresses)| {
+                    let at = receipt_us(r);
                     addresses
                         .iter()
-                        .map(|a| (r.tenant.as_str(), r.trace_id.as_str(), a.as_str()))
+                        .map(move |a| (r.tenant.as_str(), r.trace_id.as_str(), a.as_str(), at))
                 })
                 .collect();
             for part in rows.chunks(3 * CHUNK) {
                 // The recipient index holds every address a transaction ever had (a later
-                // state never removes one), so an update only adds rows.
+                // state never removes one), so an update only adds rows. The receipt time is
+                // there for the recipient filter's time range and order.
                 let sql = format!(
-                    "INSERT INTO trace_recipients (tenant, trace_id, address) VALUES {} ON CONFLICT DO NOTHING",
-                    placeholders(self.backend, part.len(), 3)
+                    "INSERT INTO trace_recipients (tenant, trace_id, address, received_at) VALUES {} ON CONFLICT DO NOTHING",
+                    placeholders(self.backend, part.len(), 4)
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
-                for (t, id, a) in part {
-                    q = q.bind(*t).bind(*id).bind(*a);
+                for (t, id, a, at) in part {
+                    q = q.bind(*t).bind(*id).bind(*a).bind(*at);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -370,10 +372,20 @@ impl Store {
             );
         }
         if let Some(r) = &q.recipient {
-            // The single recipient in its column, several (and rows of earlier versions) in
-            // trace_recipients.
+            // The single recipient in its column, several in trace_recipients: each found by
+            // its own index on (tenant, address, time), within the time range.
+            let mut range = String::new();
+            if let Some(s) = q.start_us {
+                range.push_str(&format!(" AND received_at >= {s}"));
+            }
+            if let Some(e) = q.end_us {
+                range.push_str(&format!(" AND received_at < {e}"));
+            }
             push(
-                " AND (t.rcpt = $? OR EXISTS (SELECT 1 FROM trace_recipients r WHERE r.tenant = t.tenant AND r.trace_id = t.trace_id AND r.address = $?))",
+                &format!(
+                    " AND t.trace_id IN (SELECT trace_id FROM trace WHERE tenant = $1 AND rcpt = $?{range} \
+                     UNION SELECT trace_id FROM trace_recipients WHERE tenant = $1 AND address = $?{range})"
+                ),
                 Bind::Text(r.to_lowercase()),
                 &mut sql,
             );
@@ -398,8 +410,9 @@ impl Store {
             let a = binds.len();
             binds.push(Bind::Text(id.clone()));
             let b = binds.len();
+            // The first condition lets an index on (…, received_at) seek to the cursor.
             sql.push_str(&format!(
-                " AND (t.received_at < ${a} OR (t.received_at = ${a} AND t.trace_id < ${b}))"
+                " AND t.received_at <= ${a} AND (t.received_at < ${a} OR (t.received_at = ${a} AND t.trace_id < ${b}))"
             ));
         }
         // The caller's limit as given (the API bounds it): no silent cap here.
