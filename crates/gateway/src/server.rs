@@ -663,6 +663,10 @@ fn spawn_retention(store: Store, retention: Duration) -> tokio::task::JoinHandle
                 Ok(n) => tracing::info!(messages = n, "purged expired quarantined messages"),
                 Err(e) => tracing::warn!("quarantine expiry purge failed: {e}"),
             }
+            // The planner's statistics follow the trace's growth (each filter's index chosen).
+            if let Err(e) = store.refresh_statistics().await {
+                tracing::warn!("refreshing the database statistics failed: {e}");
+            }
         }
     })
 }

@@ -175,6 +175,20 @@ impl Store {
         })
     }
 
+    /// Refreshes the query planner's statistics (SQLite: `ANALYZE` over a bounded sample, a few
+    /// ms at any size). Without them SQLite walks the time index of a tenant's whole trace for a
+    /// rare message-id or recipient instead of using that filter's own index (0.9 s against
+    /// 0.1 ms at a million records). PostgreSQL's autovacuum keeps its own.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            use sqlx::Executor;
+            let mut conn = self.pool.acquire().await?;
+            conn.execute("PRAGMA analysis_limit = 1000").await?;
+            conn.execute("ANALYZE").await?;
+        }
+        Ok(())
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

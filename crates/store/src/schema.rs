@@ -254,6 +254,9 @@ pub(crate) async fn migrate(store: &Store) -> Result<()> {
     if result.is_ok() {
         result = build_rollups_once(store).await;
     }
+    if result.is_ok() {
+        result = store.refresh_statistics().await;
+    }
     if store.backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK)

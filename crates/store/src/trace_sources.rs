@@ -124,22 +124,39 @@ impl Store {
         Ok(())
     }
 
-    /// A tenant's rollups from `from_day` (UTC days since the epoch) on: `(day, client_ip, agg)`.
+    /// Calls `f` with each of a tenant's rollups from `from_day` (UTC days since the epoch) on:
+    /// `(day, client_ip, agg)`, streamed (a long period of a busy tenant is many rows).
+    pub async fn each_source_rollup(
+        &self,
+        tenant: &str,
+        from_day: i64,
+        mut f: impl FnMut(i64, &str, SourceAgg),
+    ) -> Result<()> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT day, client_ip, doc FROM trace_sources WHERE tenant = $1 AND day >= $2 AND doc <> ''",
+        )
+        .bind(tenant)
+        .bind(from_day)
+        .fetch(&self.pool);
+        while let Some((day, ip, doc)) = rows.try_next().await? {
+            f(day, &ip, crate::from_json("source rollup", &doc)?);
+        }
+        Ok(())
+    }
+
+    /// A tenant's rollups from `from_day` on, collected (tests compare them with a scan).
     pub async fn source_rollups(
         &self,
         tenant: &str,
         from_day: i64,
     ) -> Result<Vec<(i64, String, SourceAgg)>> {
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT day, client_ip, doc FROM trace_sources WHERE tenant = $1 AND day >= $2 AND doc <> ''",
-        )
-        .bind(tenant)
-        .bind(from_day)
-        .fetch_all(&self.pool)
+        let mut out = Vec::new();
+        self.each_source_rollup(tenant, from_day, |day, ip, agg| {
+            out.push((day, ip.to_string(), agg))
+        })
         .await?;
-        rows.into_iter()
-            .map(|(day, ip, doc)| Ok((day, ip, crate::from_json("source rollup", &doc)?)))
-            .collect()
+        Ok(out)
     }
 
     /// Builds the rollups of the records stored before they existed (once, at the first start of

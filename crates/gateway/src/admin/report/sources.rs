@@ -197,21 +197,28 @@ pub(super) async fn traffic(
             .or_default() += 1;
     })
     .await?;
-    for (day, ip, traffic) in store.source_rollups(tenant, first_day + 1).await? {
-        let Ok(ip) = ip.parse::<IpAddr>() else {
-            continue;
-        };
+    let mut days: BTreeMap<i64, u64> = BTreeMap::new();
+    store
+        .each_source_rollup(tenant, first_day + 1, |day, ip, traffic| {
+            let Ok(ip) = ip.parse::<IpAddr>() else {
+                return;
+            };
+            *days.entry(day).or_default() += traffic.messages;
+            match per_ip.entry(ip) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    e.get_mut().merge(Agg::of(ip, traffic))
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Agg::of(ip, traffic));
+                }
+            }
+        })
+        .await?;
+    for (day, messages) in days {
         let day_start = UNIX_EPOCH + Duration::from_micros((day * DAY_US) as u64);
         *daily
             .entry(rfc3339(day_start)[..10].to_string())
-            .or_default() += traffic.messages;
-        let agg = Agg::of(ip, traffic);
-        match per_ip.entry(ip) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(agg),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(agg);
-            }
-        }
+            .or_default() += messages;
     }
     Ok((per_ip, daily))
 }
