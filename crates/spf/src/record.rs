@@ -158,25 +158,11 @@ impl Record {
             }
             "ptr" => Mechanism::Ptr(optional_domain(args)?),
             "ip4" => {
-                let network = args.strip_prefix(':').ok_or("ip4 needs an address")?;
-                let (address, prefix) = match network.split_once('/') {
-                    Some((a, p)) => (a, cidr(p, 32)?),
-                    None => (network, 32),
-                };
-                let address: Ipv4Addr = address
-                    .parse()
-                    .map_err(|_| format!("invalid IPv4 address \"{address}\""))?;
+                let (address, prefix) = network(args, 32, "IPv4")?;
                 Mechanism::Ip4(address, prefix)
             }
             "ip6" => {
-                let network = args.strip_prefix(':').ok_or("ip6 needs an address")?;
-                let (address, prefix) = match network.split_once('/') {
-                    Some((a, p)) => (a, cidr(p, 128)?),
-                    None => (network, 128),
-                };
-                let address: Ipv6Addr = address
-                    .parse()
-                    .map_err(|_| format!("invalid IPv6 address \"{address}\""))?;
+                let (address, prefix) = network(args, 128, "IPv6")?;
                 Mechanism::Ip6(address, prefix)
             }
             _ => return Err("unknown mechanism".into()),
@@ -187,6 +173,21 @@ impl Record {
         });
         Ok(())
     }
+}
+
+/// `":" ip-network [ "/" prefix ]` of `ip4` and `ip6`.
+fn network<A: std::str::FromStr>(args: &str, max: u8, family: &str) -> Result<(A, u8), String> {
+    let network = args
+        .strip_prefix(':')
+        .ok_or_else(|| format!("an {family} address is required"))?;
+    let (address, prefix) = match network.split_once('/') {
+        Some((a, p)) => (a, cidr(p, max)?),
+        None => (network, max),
+    };
+    let address = address
+        .parse()
+        .map_err(|_| format!("invalid {family} address \"{address}\""))?;
+    Ok((address, prefix))
 }
 
 /// `":" domain-spec`, required.

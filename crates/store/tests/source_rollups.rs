@@ -4,6 +4,8 @@
 //! records stored before the rollups existed, and after a retention purge. SQLite file and, where
 //! reachable, the local PostgreSQL server.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use portcullis_store::{
@@ -192,32 +194,10 @@ async fn rollups_equal_a_full_scan_on_sqlite() {
 
 #[tokio::test]
 async fn rollups_equal_a_full_scan_on_postgres() {
-    let base = std::env::var("PORTCULLIS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let admin = match Store::connect(&base).await {
-        Ok(s) => s,
-        Err(e) if std::env::var("PORTCULLIS_REQUIRE_POSTGRES").is_ok() => {
-            panic!("PostgreSQL required but unreachable at {base}: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: PostgreSQL unreachable at {base}: {e}");
-            return;
-        }
+    let Some((admin, url)) = common::scratch_postgres("rollups").await else {
+        return;
     };
-    let name = format!("portcullis_rollups{}", std::process::id());
-    admin
-        .execute_admin(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
-    admin
-        .execute_admin(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
     let store = Store::connect(&url).await.unwrap();
     scenario(&url, store).await;
-    admin
-        .execute_admin(&format!("DROP DATABASE {name}"))
-        .await
-        .unwrap();
+    common::drop_postgres(&admin, &url).await;
 }

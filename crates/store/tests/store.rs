@@ -2,6 +2,8 @@
 //! (`PORTCULLIS_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`); each PostgreSQL
 //! run gets a database of its own.
 
+mod common;
+
 use portcullis_policy::{
     AcceptedDomain, Connector, DomainType, OrgSettings, RejectDirectSend, Tenant,
 };
@@ -561,38 +563,13 @@ async fn sqlite_file() {
 
 #[tokio::test]
 async fn postgres_server() {
-    let base = std::env::var("PORTCULLIS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let admin = match Store::connect(&base).await {
-        Ok(s) => s,
-        Err(e) if std::env::var("PORTCULLIS_REQUIRE_POSTGRES").is_ok() => {
-            panic!("PostgreSQL required but unreachable at {base}: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: PostgreSQL unreachable at {base}: {e}");
-            return;
-        }
-    };
-    let name = format!("portcullis_t{}", std::process::id());
-    admin
-        .execute_admin(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
-    admin
-        .execute_admin(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = match base.rsplit_once('/') {
-        Some((prefix, _)) => format!("{prefix}/{name}"),
-        None => unreachable!(),
+    let Some((admin, url)) = common::scratch_postgres("t").await else {
+        return;
     };
     let store = Store::connect(&url).await.unwrap();
     scenario(&store).await;
     store.close().await;
-    admin
-        .execute_admin(&format!("DROP DATABASE {name}"))
-        .await
-        .unwrap();
+    common::drop_postgres(&admin, &url).await;
 }
 
 /// Directory writes racing the trace batcher: every write must wait for the lock, never fail with
