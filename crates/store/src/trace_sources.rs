@@ -3,7 +3,7 @@
 //! records (a record counts once: when it is first stored as direct send), read by the Direct
 //! Send report, dropped with the days the retention purge empties.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::AssertSqlSafe;
 
@@ -46,7 +46,7 @@ impl Store {
         for r in &candidates {
             by_tenant.entry(&r.tenant).or_default().push(&r.trace_id);
         }
-        let mut counted: HashSet<(String, String)> = HashSet::new();
+        let mut counted: HashMap<&str, HashSet<String>> = HashMap::new();
         for (tenant, ids) in by_tenant {
             for part in ids.chunks(CHUNK) {
                 // SQLite, without statistics yet, prefers the covering direct-send index and
@@ -64,14 +64,20 @@ impl Store {
                 for id in part {
                     q = q.bind(*id);
                 }
-                for (id,) in q.bind(tenant).fetch_all(&mut **tx).await? {
-                    counted.insert((tenant.to_string(), id));
-                }
+                let found = q.bind(tenant).fetch_all(&mut **tx).await?;
+                counted
+                    .entry(tenant)
+                    .or_default()
+                    .extend(found.into_iter().map(|(id,)| id));
             }
         }
         Ok(candidates
             .into_iter()
-            .filter(|r| !counted.contains(&(r.tenant.clone(), r.trace_id.clone())))
+            .filter(|r| {
+                !counted
+                    .get(r.tenant.as_str())
+                    .is_some_and(|ids| ids.contains(&r.trace_id))
+            })
             .collect())
     }
 
