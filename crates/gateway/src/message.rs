@@ -61,8 +61,14 @@ fn is_ours(line: &[u8], hostname: &str) -> bool {
     if line.len() >= PREFIX.len() && line[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
         return true;
     }
-    if line.len() >= AR.len() && line[..AR.len()].eq_ignore_ascii_case(AR) {
-        let value = String::from_utf8_lossy(&line[AR.len()..]);
+    // RFC 5322 §4.5.8 (obsolete syntax, still read by parsers): white space may stand between
+    // the field name and its colon, `Authentication-Results :` names the same field.
+    let Some(colon) = line.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    let name = line[..colon].trim_ascii_end();
+    if name.eq_ignore_ascii_case(&AR[..AR.len() - 1]) {
+        let value = String::from_utf8_lossy(&line[colon + 1..]);
         let authserv_id = value
             .trim()
             .split([';', ' ', '\t', '\r'])
@@ -279,6 +285,16 @@ mod tests {
         assert_eq!(got[1], None);
         assert_eq!(got[2], Some("2001:db8::7".parse().unwrap()));
         assert_eq!(got[3], Some("198.51.100.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn strips_a_forged_authentication_results_with_space_before_the_colon() {
+        // The fuzz target `message_headers` found it (fuzz/artifacts, CI smoke run).
+        let m = b"Authentication-Results :mx.test.example; spf=pass\r\nSubject: x\r\n\r\nbody\r\n";
+        let out = strip_own_headers(m, "mx.test.example");
+        assert_eq!(&out[..], b"Subject: x\r\n\r\nbody\r\n");
+        let other = b"Authentication-Results :other.example; spf=pass\r\n\r\n";
+        assert_eq!(&strip_own_headers(other, "mx.test.example")[..], &other[..]);
     }
 
     #[test]
