@@ -5,6 +5,7 @@
 //! Every query that touches tenant data is scoped by tenant (tenant isolation invariant).
 
 mod admin;
+mod console_sessions;
 mod directory;
 mod quarantine;
 mod queue;
@@ -17,6 +18,7 @@ mod trace_sources;
 mod trace_words;
 
 pub use admin::{AuditEntry, TokenRecord};
+pub use console_sessions::ConsoleSession;
 pub use quarantine::{QuarantineEntry, QuarantineQuery};
 pub use queue::QueueIndexRow;
 pub use recipients::RecipientChange;

@@ -231,6 +231,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "CREATE INDEX trace_recipients_by_address_time ON trace_recipients (tenant, address, received_at)",
     ),
     (34, "DROP INDEX trace_recipients_by_address"),
+    (
+        35,
+        "CREATE TABLE console_sessions (
+            id_hash TEXT PRIMARY KEY,
+            principal TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+    ),
+    (
+        36,
+        "CREATE INDEX console_sessions_by_principal ON console_sessions (principal)",
+    ),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.

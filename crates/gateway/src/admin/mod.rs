@@ -5,6 +5,7 @@ mod audit;
 mod authorize;
 mod config;
 mod connectors;
+mod console;
 pub mod extract;
 mod health;
 mod openapi;

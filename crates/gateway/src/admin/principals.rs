@@ -258,11 +258,7 @@ impl Tokens {
         Argon2::default()
             .verify_password(presented.as_bytes(), &hash)
             .ok()?;
-        let p = Principal {
-            name: format!("token:{} ({})", rec.name, rec.id),
-            role: Role::parse(&rec.role)?,
-            tenant: rec.tenant.clone(),
-        };
+        let p = principal_of(&rec)?;
         let mut cache = self.cache.lock().expect("not poisoned");
         // Bounded: a flood of distinct valid tokens cannot grow it without end.
         if cache.len() >= CACHE_ENTRIES {
@@ -270,6 +266,38 @@ impl Tokens {
         }
         cache.insert(presented.to_string(), (p.clone(), rec.hash));
         Some(p)
+    }
+
+    /// What a console session made with this (authenticated) token stands for: `token:<id>`,
+    /// or `bootstrap:<hash>` for the bootstrap token (a changed token file ends its sessions).
+    pub fn session_key(&self, presented: &str) -> String {
+        match presented
+            .strip_prefix("pc_")
+            .and_then(|rest| rest.split_once('_'))
+        {
+            Some((id, _)) => format!("token:{id}"),
+            None => format!("bootstrap:{}", sha256_hex(self.bootstrap.as_bytes())),
+        }
+    }
+
+    /// The principal of a console session's key ([`Tokens::session_key`]), read afresh: a token
+    /// revoked or expired since the login — on any node — gives none.
+    pub async fn session_principal(&self, key: &str) -> Option<Principal> {
+        if let Some(hash) = key.strip_prefix("bootstrap:") {
+            let ours = sha256_hex(self.bootstrap.as_bytes());
+            return constant_time_eq(hash.as_bytes(), ours.as_bytes()).then(|| Principal {
+                name: self.bootstrap_name.clone(),
+                role: Role::Operator,
+                tenant: None,
+            });
+        }
+        let id = key.strip_prefix("token:")?;
+        let rec = self.store.get_token(id).await.ok()??;
+        let now = crate::sys::clock::now_unix();
+        if rec.revoked || rec.expires_at.is_some_and(|e| e <= now) {
+            return None;
+        }
+        principal_of(&rec)
     }
 
     /// Creates a token; returns its record and the token itself (shown once).
@@ -309,10 +337,33 @@ impl Tokens {
     pub async fn revoke(&self, id: &str) -> portcullis_store::Result<()> {
         self.store.revoke_token(id).await?;
         self.cache.lock().expect("not poisoned").clear();
+        // Its console sessions would be refused anyway (checked on every request); removed
+        // so that nothing stays behind.
+        self.store
+            .remove_console_sessions_of(&format!("token:{id}"))
+            .await?;
         Ok(())
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn principal_of(rec: &TokenRecord) -> Option<Principal> {
+    Some(Principal {
+        name: format!("token:{} ({})", rec.name, rec.id),
+        role: Role::parse(&rec.role)?,
+        tenant: rec.tenant.clone(),
+    })
+}
+
+/// Lower-case hex SHA-256: what is stored of secrets that need no slow hash (console session
+/// ids are 256 random bits).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

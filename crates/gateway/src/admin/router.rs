@@ -29,6 +29,8 @@ pub fn router(state: State) -> Router {
     let api = api
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state.clone());
+    // The web console calls these routes in process (the same role table and audit).
+    let console = super::console::router(state.clone(), api.clone());
     let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -37,7 +39,7 @@ pub fn router(state: State) -> Router {
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
         .with_state(state);
-    api.merge(probes)
+    api.merge(probes).merge(console)
 }
 
 /// Request bodies: 1 MiB, but a recipient list import (100,000 addresses, all or nothing).

@@ -1,0 +1,90 @@
+//! The web console at the admin listener's `/`: server-rendered pages (maud) over the admin API,
+//! called in process as the logged-in principal ([`api`]), so every page and every action passes
+//! the API's role table, tenant check and audit log. Progressive enhancement only: htmx boosts
+//! links and forms, uPlot draws the charts; everything but the charts works without JavaScript.
+//! Security: sessions in the store ([`session`]), a CSRF token on every change, a
+//! Content-Security-Policy without inline script or style, output escaped by maud.
+
+mod api;
+mod assets;
+mod layout;
+mod login;
+mod quarantine;
+mod session;
+mod trace;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use super::state::State;
+
+/// What the console's handlers share.
+#[derive(Clone)]
+pub(super) struct Console {
+    state: State,
+    /// The admin API's router (bearer routes), called in process.
+    api: Router,
+    limiter: Arc<session::LoginLimiter>,
+    /// Served over TLS: cookies are `Secure`.
+    secure: bool,
+}
+
+/// The console's routes, for the admin listener.
+pub(super) fn router(state: State, api: Router) -> Router {
+    let secure = state.config.admin_tls.is_some();
+    let console = Console {
+        state,
+        api,
+        limiter: Arc::default(),
+        secure,
+    };
+    Router::new()
+        .route("/", get(login::home))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/switch", get(login::switch))
+        .route("/assets/{file}", get(assets::serve))
+        .route("/t/{t}/trace", get(trace::list))
+        .route("/t/{t}/trace/{id}", get(trace::show))
+        .route("/t/{t}/quarantine", get(quarantine::list))
+        .route("/t/{t}/quarantine/{id}", get(quarantine::show))
+        .route("/t/{t}/quarantine/{id}/release", post(quarantine::release))
+        .route("/t/{t}/quarantine/{id}/delete", post(quarantine::delete))
+        .layer(middleware::from_fn(session::csrf_guard))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(console)
+}
+
+/// Scripts, styles and images only from the console itself (no inline script or style, so an
+/// injected `<script>` or `onerror=` would not run even if escaping failed), no framing, no
+/// referrer; pages are not cached (they show tenants' data), the versioned assets are.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
