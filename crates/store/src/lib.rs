@@ -14,6 +14,7 @@ pub use directory::{Audited, DirectoryData, DirectoryListener};
 mod schema;
 mod source_rollup;
 mod trace;
+mod trace_daily;
 mod trace_sources;
 mod trace_words;
 
@@ -25,6 +26,7 @@ pub use recipients::RecipientChange;
 pub use source_rollup::{Kmv, SourceAgg};
 pub use trace::{TraceAuth, TraceEvent, TraceQuery, TraceRecipient, TraceRecord, TraceTls};
 pub use trace::{TraceScan, fuzz_trace_doc};
+pub use trace_daily::DailyCount;
 pub use trace_words::{
     DirectSendOutcome, EventKind, RecipientStatus, TraceAttribution, TraceStatus,
 };

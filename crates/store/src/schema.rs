@@ -244,6 +244,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
         36,
         "CREATE INDEX console_sessions_by_principal ON console_sessions (principal)",
     ),
+    // Filled by `upsert_traces`; the records of earlier versions are counted by
+    // `build_daily_counts` once (meta `trace_daily_built`).
+    (
+        37,
+        "CREATE TABLE trace_daily (
+            tenant TEXT NOT NULL,
+            day BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            messages BIGINT NOT NULL,
+            PRIMARY KEY (tenant, day, status, outcome)
+        )",
+    ),
 ];
 
 /// Key of the PostgreSQL advisory lock that serializes migrations of nodes starting together.
@@ -291,6 +304,16 @@ async fn build_rollups_once(store: &Store) -> Result<()> {
         let records = store.build_source_rollups().await?;
         sqlx::query("INSERT INTO meta (key, value) VALUES ('trace_sources_built', $1)")
             .bind(records as i64)
+            .execute(&store.pool)
+            .await?;
+    }
+    let done: Option<(i64,)> =
+        sqlx::query_as("SELECT value FROM meta WHERE key = 'trace_daily_built'")
+            .fetch_optional(&store.pool)
+            .await?;
+    if done.is_none() {
+        store.build_daily_counts().await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('trace_daily_built', 1)")
             .execute(&store.pool)
             .await?;
     }

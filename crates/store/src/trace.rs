@@ -272,9 +272,30 @@ impl Store {
         let latest = latest_states(records);
         let mut tx = self.begin_write().await?;
         let mut to_roll_up: Vec<&TraceRecord> = Vec::new();
+        let mut daily = crate::trace_daily::Deltas::new();
         for chunk in latest.chunks(CHUNK) {
-            // Before the chunk is written: which direct-send records count for the first time.
-            to_roll_up.extend(self.direct_send_not_yet_counted(&mut tx, chunk).await?);
+            // Before the chunk is written: what its records were counted as. A direct-send record
+            // enters the source rollups once, when first stored as direct send; the daily counts
+            // move a record from its old status to its new one.
+            let stored = self.stored_states(&mut tx, chunk).await?;
+            for r in chunk {
+                let new = crate::trace_daily::Counted::of(r);
+                let old = stored.get(&(r.tenant.clone(), r.trace_id.clone()));
+                if r.direct_send && !old.is_some_and(|o| o.direct_send) {
+                    to_roll_up.push(r);
+                }
+                if old == Some(&new) {
+                    continue;
+                }
+                if let Some(o) = old {
+                    *daily
+                        .entry((r.tenant.clone(), o.day, o.status.clone(), o.outcome.clone()))
+                        .or_default() -= 1;
+                }
+                *daily
+                    .entry((r.tenant.clone(), new.day, new.status, new.outcome))
+                    .or_default() += 1;
+            }
             // Each record's recipients, lower case, once each.
             let addresses: Vec<Vec<String>> = chunk
                 .iter()
@@ -352,6 +373,7 @@ impl Store {
         if !to_roll_up.is_empty() {
             self.roll_up_sources(&mut tx, &to_roll_up).await?;
         }
+        self.count_daily(&mut tx, &daily).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -457,10 +479,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         // Rollups go by whole days: a day's row goes when the purge has taken all of the day.
-        sqlx::query("DELETE FROM trace_sources WHERE day < $1")
-            .bind(crate::SourceAgg::day_of(before_us))
-            .execute(&mut *tx)
-            .await?;
+        for table in ["trace_sources", "trace_daily"] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE day < $1")))
+                .bind(crate::SourceAgg::day_of(before_us))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(r.rows_affected())
     }

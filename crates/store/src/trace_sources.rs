@@ -3,7 +3,7 @@
 //! records (a record counts once: when it is first stored as direct send), read by the Direct
 //! Send report, dropped with the days the retention purge empties.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use sqlx::AssertSqlSafe;
 
@@ -19,66 +19,11 @@ const CHUNK: usize = 100;
 
 impl Store {
     /// The placeholder after `n` others: `?` (SQLite binds by position) or `$n+1`.
-    fn next_param(&self, n: usize) -> String {
+    pub(crate) fn next_param(&self, n: usize) -> String {
         match self.backend {
             Backend::Sqlite => "?".into(),
             Backend::Postgres => format!("${}", n + 1),
         }
-    }
-
-    /// Of these records (about to be written), the direct-send ones not yet stored as direct send:
-    /// those whose rollup contribution is still to be added. Run in the writing transaction,
-    /// before the records are written.
-    pub(crate) async fn direct_send_not_yet_counted<'r>(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        records: &[&'r TraceRecord],
-    ) -> Result<Vec<&'r TraceRecord>> {
-        let candidates: Vec<&TraceRecord> =
-            records.iter().copied().filter(|r| r.direct_send).collect();
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Per tenant, `trace_id IN (…)`: an index lookup per id on both backends (a row-value
-        // `(tenant, trace_id) IN (VALUES …)` made SQLite scan the whole index, growing with the
-        // trace: 42 ms a chunk at 400,000 records).
-        let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for r in &candidates {
-            by_tenant.entry(&r.tenant).or_default().push(&r.trace_id);
-        }
-        let mut counted: HashMap<&str, HashSet<String>> = HashMap::new();
-        for (tenant, ids) in by_tenant {
-            for part in ids.chunks(CHUNK) {
-                // SQLite, without statistics yet, prefers the covering direct-send index and
-                // reads all of the tenant's entries: the primary key is named.
-                let sql = format!(
-                    "SELECT trace_id FROM trace{} WHERE trace_id IN {} AND tenant = {} AND direct_send = 1",
-                    match self.backend {
-                        Backend::Sqlite => " INDEXED BY sqlite_autoindex_trace_1",
-                        Backend::Postgres => "",
-                    },
-                    placeholders(self.backend, 1, part.len()),
-                    self.next_param(part.len())
-                );
-                let mut q = sqlx::query_as::<_, (String,)>(AssertSqlSafe(sql));
-                for id in part {
-                    q = q.bind(*id);
-                }
-                let found = q.bind(tenant).fetch_all(&mut **tx).await?;
-                counted
-                    .entry(tenant)
-                    .or_default()
-                    .extend(found.into_iter().map(|(id,)| id));
-            }
-        }
-        Ok(candidates
-            .into_iter()
-            .filter(|r| {
-                !counted
-                    .get(r.tenant.as_str())
-                    .is_some_and(|ids| ids.contains(&r.trace_id))
-            })
-            .collect())
     }
 
     /// Adds records to the rollups, in the writing transaction. Rows are locked in key order

@@ -1,4 +1,5 @@
-//! The Direct Send report's rollups (`trace_sources`) equal what a full scan of the records gives,
+//! The rollups (`trace_sources` of the Direct Send report, `trace_daily` of the console's overview)
+//! equal what a full scan of the records gives,
 //! on random traffic written the way the trace writer writes it (batches of any size, later
 //! states of the same records, a record twice in one batch), after the one-time build from
 //! records stored before the rollups existed, and after a retention purge. SQLite file and, where
@@ -122,8 +123,54 @@ async fn rolled_up(store: &Store, tenant: &str) -> BTreeMap<(i64, String), Sourc
         .collect()
 }
 
+/// `(day, status, outcome)` → records, counted from every stored record.
+async fn scanned_daily(store: &Store, tenant: &str) -> BTreeMap<(i64, String, String), i64> {
+    let mut out = BTreeMap::new();
+    let scan = TraceScan {
+        tenant: tenant.into(),
+        since_us: 0,
+        until_us: None,
+        direct_send_only: false,
+    };
+    let mut after = None;
+    loop {
+        let page = store.scan_traces(&scan, after.clone(), 100).await.unwrap();
+        for r in &page {
+            let outcome = match (r.direct_send, &r.direct_send_outcome) {
+                (true, Some(o)) => o.as_str().to_string(),
+                (true, None) => "allowed".into(),
+                (false, _) => String::new(),
+            };
+            *out.entry((
+                SourceAgg::day_of(r.received_at_us),
+                r.status.as_str().to_string(),
+                outcome,
+            ))
+            .or_default() += 1;
+        }
+        match page.last() {
+            Some(last) if page.len() == 100 => {
+                after = Some((last.received_at_us, last.trace_id.clone()))
+            }
+            _ => return out,
+        }
+    }
+}
+
 async fn assert_equal(store: &Store, when: &str) {
     for tenant in ["contoso", "fabrikam", "tailspin"] {
+        let daily: BTreeMap<(i64, String, String), i64> = store
+            .daily_counts(tenant, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| ((c.day, c.status, c.outcome), c.messages))
+            .collect();
+        assert_eq!(
+            daily,
+            scanned_daily(store, tenant).await,
+            "{when}: {tenant}: daily counts"
+        );
         let (want, got) = (scanned(store, tenant).await, rolled_up(store, tenant).await);
         assert!(!want.is_empty(), "{when}: {tenant} has direct-send traffic");
         assert_eq!(got.len(), want.len(), "{when}: {tenant}: sources per day");
@@ -152,9 +199,15 @@ async fn scenario(url: &str, store: Store) {
             batch.push(again);
         }
         batch.extend(pending.drain(..));
-        for r in batch.iter().filter(|_| rng.below(3) == 0) {
+        for r in &batch {
+            if rng.below(3) != 0 {
+                continue;
+            }
             let mut later = r.clone();
-            later.status = "deferred".into();
+            // Delivery's outcomes (the daily counts move the record to its new status).
+            later.status = rng
+                .pick(&["deferred", "delivered", "failed", "quarantined"])
+                .into();
             pending.push(later);
         }
         store.upsert_traces(&batch).await.unwrap();
@@ -169,6 +222,11 @@ async fn scenario(url: &str, store: Store) {
         .unwrap();
     store
         .execute_admin("DELETE FROM meta WHERE key = 'trace_sources_built'")
+        .await
+        .unwrap();
+    store.execute_admin("DELETE FROM trace_daily").await.unwrap();
+    store
+        .execute_admin("DELETE FROM meta WHERE key = 'trace_daily_built'")
         .await
         .unwrap();
     store.close().await;

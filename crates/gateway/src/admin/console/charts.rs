@@ -1,0 +1,66 @@
+//! Numbers as cards and daily series as charts: the chart is drawn by uPlot from a data
+//! attribute (no inline script), and the same numbers stand in a table beneath it, so they read
+//! without JavaScript and to a screen reader.
+
+use maud::{Markup, html};
+
+use super::assets;
+
+/// A number with its label.
+pub(super) fn card(label: &str, n: u64) -> Markup {
+    html! { div class="card" { div class="n" { (n) } div class="l" { (label) } } }
+}
+
+/// Series over the same UTC days: `(label, [(YYYY-MM-DD, count)])`, oldest first; every series
+/// must cover the days of the first.
+pub(super) fn daily(series: &[(&str, &Vec<(String, u64)>)]) -> Markup {
+    let Some((_, first)) = series.first() else {
+        return html! {};
+    };
+    let days: Vec<&str> = first.iter().map(|(d, _)| d.as_str()).collect();
+    let x: Vec<i64> = days.iter().map(|d| day_seconds(d)).collect();
+    let value = |s: &Vec<(String, u64)>, day: &str| {
+        s.iter()
+            .find(|(d, _)| d == day)
+            .map_or(0, |(_, n)| *n)
+    };
+    let spec = serde_json::json!({
+        "x": x,
+        "series": series.iter().map(|(label, s)| serde_json::json!({
+            "label": label,
+            "values": days.iter().map(|d| value(s, d)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    html! {
+        link rel="stylesheet" href=(assets::url("uPlot.min.css"));
+        script src=(assets::url("uPlot.min.js")) defer {}
+        div class="chart" role="img" aria-label="Chart of the table below" data-series=(spec.to_string()) {}
+        details {
+            summary { "The numbers per day" }
+            div class="scroll" {
+                table {
+                    thead { tr {
+                        th scope="col" { "Day (UTC)" }
+                        @for (label, _) in series { th scope="col" class="num" { (label) } }
+                    } }
+                    tbody {
+                        @for d in days.iter().rev() {
+                            tr {
+                                td { (d) }
+                                @for (_, s) in series { td class="num" { (value(s, d)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Unix seconds of a UTC day's start (`YYYY-MM-DD`); 0 for anything else.
+fn day_seconds(day: &str) -> i64 {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(0, |t| t.and_utc().timestamp())
+}
