@@ -857,6 +857,38 @@ pub struct ReportSummary {
     pub daily: Vec<(String, u64)>,
 }
 
+/// `GET /tenants/{t}/reports/daily`: the tenant's messages per UTC day, by trace status and by
+/// direct-send outcome (from the `trace_daily` rollup: any period answers at once).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DailyReport {
+    pub tenant: String,
+    /// The first and last day (`YYYY-MM-DD`, UTC) of the period.
+    pub since: String,
+    pub until: String,
+    /// Every day of the period, oldest first (days without mail included, with empty counts).
+    pub days: Vec<DailyRow>,
+    /// The period's sums.
+    pub totals: DailyTotals,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DailyRow {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    /// Records by their current status (`delivered`, `quarantined`, `rejected`, `deferred`,
+    /// `pending`, `failed`).
+    pub statuses: Counts,
+    /// Direct-send records by what the rule did: `allowed` (mode off), `exempted`, `audited`,
+    /// `refused`.
+    pub direct_send: Counts,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DailyTotals {
+    pub statuses: Counts,
+    pub direct_send: Counts,
+}
+
 /// `portcullis report direct-send --format json`: the documented schema (README).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DirectSendReport {

@@ -120,6 +120,11 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ),
     (
         "GET",
+        "/api/v1/tenants/{t}/reports/daily",
+        Need::Tenant(ANY),
+    ),
+    (
+        "GET",
         "/api/v1/tenants/{t}/reports/unknown-recipients",
         Need::Tenant(ANY),
     ),

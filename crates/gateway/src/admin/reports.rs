@@ -53,6 +53,57 @@ pub(super) async fn direct_send_report(
     Ok(Json(report_for(&state, &t, p.since.as_deref()).await?.0))
 }
 
+/// Messages per day by status and direct-send outcome, over `since` (default 30d, at most 400d).
+#[utoipa::path(get, path = "/api/v1/tenants/{t}/reports/daily", params(("t" = String, Path, description = "Tenant name"), ReportParams), responses((status = 200, body = DailyReport)))]
+pub(super) async fn daily_report(
+    Extract(state): Extract<State>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ReportParams>,
+) -> Res<Json<DailyReport>> {
+    tenant(&state, &t)?;
+    let (start, _) = crate::admin::report::scan::since(p.since.as_deref(), "30d").map_err(bad)?;
+    let day = |t: std::time::SystemTime| portcullis_store::SourceAgg::day_of(crate::sys::clock::micros(t));
+    let now = std::time::SystemTime::now();
+    let (first, last) = (day(start), day(now));
+    if last - first > 400 {
+        return Err(bad(format!(
+            "since {:?}: at most 400 days (the trace keeps 90 by default)",
+            p.since.unwrap_or_default()
+        )));
+    }
+    let date = |d: i64| {
+        chrono::DateTime::from_timestamp(d * 86_400, 0)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default()
+    };
+    let mut days: Vec<DailyRow> = (first..=last)
+        .map(|d| DailyRow {
+            date: date(d),
+            ..Default::default()
+        })
+        .collect();
+    let mut totals = DailyTotals::default();
+    for c in state.store.daily_counts(&t, first).await? {
+        let Some(row) = days.get_mut((c.day - first) as usize) else {
+            continue;
+        };
+        let n = c.messages.max(0) as u64;
+        *row.statuses.entry(c.status.clone()).or_default() += n;
+        *totals.statuses.entry(c.status).or_default() += n;
+        if !c.outcome.is_empty() {
+            *row.direct_send.entry(c.outcome.clone()).or_default() += n;
+            *totals.direct_send.entry(c.outcome).or_default() += n;
+        }
+    }
+    Ok(Json(DailyReport {
+        tenant: t,
+        since: date(first),
+        until: date(last),
+        days,
+        totals,
+    }))
+}
+
 #[utoipa::path(get, path = "/api/v1/tenants/{t}/readiness", params(("t" = String, Path, description = "Tenant name"), ReportParams), responses((status = 200, body = Readiness)))]
 pub(super) async fn readiness(
     Extract(state): Extract<State>,

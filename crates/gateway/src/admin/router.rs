@@ -90,6 +90,7 @@ fn small_routes() -> OpenApiRouter<State> {
         .routes(routes!(reports::simulate))
         .routes(routes!(reports::replay))
         .routes(routes!(reports::direct_send_report))
+        .routes(routes!(reports::daily_report))
         .routes(routes!(unknown_recipients::unknown_recipients_report))
         .routes(routes!(reports::suggest_connectors))
         .routes(routes!(reports::readiness))

@@ -4,7 +4,6 @@
 
 use maud::{Markup, html};
 
-use super::assets;
 
 /// A number with its label.
 pub(super) fn card(label: &str, n: u64) -> Markup {
@@ -32,8 +31,6 @@ pub(super) fn daily(series: &[(&str, &Vec<(String, u64)>)]) -> Markup {
         })).collect::<Vec<_>>(),
     });
     html! {
-        link rel="stylesheet" href=(assets::url("uPlot.min.css"));
-        script src=(assets::url("uPlot.min.js")) defer {}
         div class="chart" role="img" aria-label="Chart of the table below" data-series=(spec.to_string()) {}
         details {
             summary { "The numbers per day" }

@@ -46,13 +46,13 @@ pub(super) async fn report(
 ) -> Response {
     let since = p.since();
     let base = format!("/api/v1/tenants/{}", encode(&t));
+    let (report_path, readiness_path) = (
+        format!("{base}/reports/direct-send?since={since}"),
+        format!("{base}/readiness?since={since}"),
+    );
     let (report, readiness) = tokio::join!(
-        session
-            .api
-            .get::<DirectSendReport>(&format!("{base}/reports/direct-send?since={since}")),
-        session
-            .api
-            .get::<Readiness>(&format!("{base}/readiness?since={since}")),
+        session.api.get::<DirectSendReport>(&report_path),
+        session.api.get::<Readiness>(&readiness_path),
     );
     let report = match report {
         Ok(r) => r,

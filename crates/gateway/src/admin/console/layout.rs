@@ -99,6 +99,9 @@ pub(super) fn page(ctx: &Ctx, title: &str, content: Markup) -> Markup {
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0,"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}"#;
                 title { (title) " · Portcullis" }
                 link rel="stylesheet" href=(assets::url("console.css"));
+                link rel="stylesheet" href=(assets::url("uPlot.min.css"));
+                // On every page (cached for a year): htmx does not run scripts of swapped pages.
+                script src=(assets::url("uPlot.min.js")) defer {}
                 script src=(assets::url("htmx.min.js")) defer {}
                 script src=(assets::url("console.js")) defer {}
             }

@@ -7,8 +7,11 @@
 
 mod api;
 mod assets;
+mod charts;
+mod direct_send;
 mod layout;
 mod login;
+mod overview;
 mod quarantine;
 mod session;
 mod trace;
@@ -50,6 +53,12 @@ pub(super) fn router(state: State, api: Router) -> Router {
         .route("/logout", post(login::logout))
         .route("/switch", get(login::switch))
         .route("/assets/{file}", get(assets::serve))
+        .route("/t/{t}/overview", get(overview::show))
+        .route("/t/{t}/direct-send", get(direct_send::report))
+        .route(
+            "/t/{t}/direct-send/connector",
+            get(direct_send::confirm).post(direct_send::create),
+        )
         .route("/t/{t}/trace", get(trace::list))
         .route("/t/{t}/trace/{id}", get(trace::show))
         .route("/t/{t}/quarantine", get(quarantine::list))
