@@ -224,7 +224,10 @@ async fn scenario(url: &str, store: Store) {
         .execute_admin("DELETE FROM meta WHERE key = 'trace_sources_built'")
         .await
         .unwrap();
-    store.execute_admin("DELETE FROM trace_daily").await.unwrap();
+    store
+        .execute_admin("DELETE FROM trace_daily")
+        .await
+        .unwrap();
     store
         .execute_admin("DELETE FROM meta WHERE key = 'trace_daily_built'")
         .await

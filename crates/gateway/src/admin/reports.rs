@@ -62,7 +62,9 @@ pub(super) async fn daily_report(
 ) -> Res<Json<DailyReport>> {
     tenant(&state, &t)?;
     let (start, _) = crate::admin::report::scan::since(p.since.as_deref(), "30d").map_err(bad)?;
-    let day = |t: std::time::SystemTime| portcullis_store::SourceAgg::day_of(crate::sys::clock::micros(t));
+    let day = |t: std::time::SystemTime| {
+        portcullis_store::SourceAgg::day_of(crate::sys::clock::micros(t))
+    };
     let now = std::time::SystemTime::now();
     let (first, last) = (day(start), day(now));
     if last - first > 400 {

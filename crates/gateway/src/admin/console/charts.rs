@@ -4,7 +4,6 @@
 
 use maud::{Markup, html};
 
-
 /// A number with its label.
 pub(super) fn card(label: &str, n: u64) -> Markup {
     html! { div class="card" { div class="n" { (n) } div class="l" { (label) } } }
@@ -18,11 +17,8 @@ pub(super) fn daily(series: &[(&str, &Vec<(String, u64)>)]) -> Markup {
     };
     let days: Vec<&str> = first.iter().map(|(d, _)| d.as_str()).collect();
     let x: Vec<i64> = days.iter().map(|d| day_seconds(d)).collect();
-    let value = |s: &Vec<(String, u64)>, day: &str| {
-        s.iter()
-            .find(|(d, _)| d == day)
-            .map_or(0, |(_, n)| *n)
-    };
+    let value =
+        |s: &Vec<(String, u64)>, day: &str| s.iter().find(|(d, _)| d == day).map_or(0, |(_, n)| *n);
     let spec = serde_json::json!({
         "x": x,
         "series": series.iter().map(|(label, s)| serde_json::json!({
@@ -52,6 +48,28 @@ pub(super) fn daily(series: &[(&str, &Vec<(String, u64)>)]) -> Markup {
             }
         }
     }
+}
+
+/// `series` with a zero for every day from `since` to `until` (RFC 3339 or `YYYY-MM-DD`) it
+/// lacks: a chart's time axis spans the period, not only the days with mail.
+pub(super) fn every_day(since: &str, until: &str, series: &[(String, u64)]) -> Vec<(String, u64)> {
+    let day =
+        |s: &str| chrono::NaiveDate::parse_from_str(s.get(..10).unwrap_or(""), "%Y-%m-%d").ok();
+    let (Some(mut d), Some(last)) = (day(since), day(until)) else {
+        return series.to_vec();
+    };
+    let mut out = Vec::new();
+    while d <= last && out.len() <= 400 {
+        let date = d.format("%Y-%m-%d").to_string();
+        let n = series
+            .iter()
+            .find(|(x, _)| *x == date)
+            .map_or(0, |(_, n)| *n);
+        out.push((date, n));
+        let Some(next) = d.succ_opt() else { break };
+        d = next;
+    }
+    out
 }
 
 /// Unix seconds of a UTC day's start (`YYYY-MM-DD`); 0 for anything else.

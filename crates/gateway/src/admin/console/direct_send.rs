@@ -93,7 +93,7 @@ pub(super) async fn report(
         } @else {
             section {
                 h2 { "Per day (UTC)" }
-                (charts::daily(&[("Direct-send messages", &s.daily)]))
+                (charts::daily(&[("Direct-send messages", &charts::every_day(&report.since, &report.until, &s.daily))]))
             }
         }
         @if let Ok(r) = &readiness {
@@ -192,10 +192,7 @@ pub(super) async fn confirm(
         source: Some(q.source.clone()),
         ..Default::default()
     };
-    let path = format!(
-        "/api/v1/tenants/{}/reports/direct-send/suggest",
-        encode(&t)
-    );
+    let path = format!("/api/v1/tenants/{}/reports/direct-send/suggest", encode(&t));
     let plan = match session
         .api
         .send(Method::POST, &path, serde_json::to_value(&req).ok())
@@ -287,7 +284,9 @@ pub(super) async fn create(
         .send(Method::POST, &path, serde_json::to_value(&patch).ok())
         .await
     {
-        Ok(_) => Redirect::to(&format!("/t/{}/direct-send?done=created", encode(&t))).into_response(),
+        Ok(_) => {
+            Redirect::to(&format!("/t/{}/direct-send?done=created", encode(&t))).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

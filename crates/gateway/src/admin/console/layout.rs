@@ -98,6 +98,8 @@ pub(super) fn page(ctx: &Ctx, title: &str, content: Markup) -> Markup {
                 // answers swapped in like the server-rendered page they are.
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0,"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}"#;
                 title { (title) " · Portcullis" }
+                // No favicon request (a 404 in every page's console).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::url("console.css"));
                 link rel="stylesheet" href=(assets::url("uPlot.min.css"));
                 // On every page (cached for a year): htmx does not run scripts of swapped pages.
@@ -225,6 +227,7 @@ pub(super) fn bare(title: &str, content: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Portcullis" }
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(assets::url("console.css"));
             }
             body class="bare" {

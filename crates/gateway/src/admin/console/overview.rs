@@ -58,7 +58,12 @@ pub(super) async fn show(
     let ctx = Ctx::tenant(&session, &t, "overview").await;
     let series = |counts: fn(&crate::api_types::DailyRow) -> &Counts, keys: &[&'static str]| {
         keys.iter()
-            .filter(|k| daily.days.iter().any(|d| counts(d).get(**k).is_some_and(|n| *n > 0)))
+            .filter(|k| {
+                daily
+                    .days
+                    .iter()
+                    .any(|d| counts(d).get(**k).is_some_and(|n| *n > 0))
+            })
             .map(|k| {
                 let values: Vec<(String, u64)> = daily
                     .days
