@@ -8,12 +8,16 @@
 mod api;
 mod assets;
 mod charts;
+mod connectors;
 mod direct_send;
+mod domains;
+mod forms;
 mod layout;
 mod login;
 mod overview;
 mod quarantine;
 mod session;
+mod settings;
 mod trace;
 
 use std::sync::Arc;
@@ -59,6 +63,19 @@ pub(super) fn router(state: State, api: Router) -> Router {
             "/t/{t}/direct-send/connector",
             get(direct_send::confirm).post(direct_send::create),
         )
+        .route("/t/{t}/settings", get(settings::show).post(settings::save))
+        .route(
+            "/t/{t}/connectors",
+            get(connectors::list).post(connectors::create),
+        )
+        .route(
+            "/t/{t}/connectors/{c}",
+            get(connectors::edit).post(connectors::save),
+        )
+        .route("/t/{t}/connectors/{c}/remove", post(connectors::remove))
+        .route("/t/{t}/domains", get(domains::list).post(domains::add))
+        .route("/t/{t}/domains/{d}/verify", post(domains::verify))
+        .route("/t/{t}/domains/{d}/remove", post(domains::remove))
         .route("/t/{t}/trace", get(trace::list))
         .route("/t/{t}/trace/{id}", get(trace::show))
         .route("/t/{t}/quarantine", get(quarantine::list))
