@@ -11,7 +11,7 @@ use portcullis_policy::Connector;
 use crate::api_types::{ConnectorPatch, encode};
 
 use super::api::Failure;
-use super::forms::{self, checkbox, error_for, lines, select, text};
+use super::forms::{self, checkbox, error_beside, lines, select, text};
 use super::layout::{Ctx, badge, csrf, notice, page};
 use super::session::Session;
 
@@ -157,19 +157,19 @@ fn form(
         form method="post" class="stack" action=(action) {
             (csrf(session))
             @if existing.is_none() {
-                (text("name", "Name", &name, Some("Letters, digits, '-' and '_'; unique within the tenant."), error_for(error, "name")))
+                (text("name", "Name", &name, Some("Letters, digits, '-' and '_'; unique within the tenant."), error_beside(error, "name", std::slice::from_ref(&name))))
             }
             (select("type", "Type", &[("partner", "partner"), ("on-premises", "on-premises (your own servers)")], &kind, None))
-            (lines("sender_ips", "Sender IPs", &ips, Some("Addresses or networks (CIDR), one per line."), error_for(error, "sender_ips")))
-            (lines("tls_cert_names", "TLS certificate names", &names, Some("Names of a trusted client certificate (CN or DNS name), one per line."), error_for(error, "tls_cert_names")))
-            (lines("sender_domains", "Sender domains", &domains, Some("The sender domains it vouches for: * for all, *.example.com with subdomains."), error_for(error, "sender_domains")))
+            (lines("sender_ips", "Sender IPs", &ips, Some("Addresses or networks (CIDR), one per line."), error_beside(error, "sender_ips", &ips)))
+            (lines("tls_cert_names", "TLS certificate names", &names, Some("Names of a trusted client certificate (CN or DNS name), one per line."), error_beside(error, "tls_cert_names", &names)))
+            (lines("sender_domains", "Sender domains", &domains, Some("The sender domains it vouches for: * for all, *.example.com with subdomains."), error_beside(error, "sender_domains", &domains)))
             (checkbox("require_tls", "Require TLS", flag(typed.map(|f| &f.require_tls), existing.is_some_and(|c| c.require_tls)), None))
             (checkbox("restrict_domains_to_ip", "Its sender domains only from its IPs", flag(typed.map(|f| &f.restrict_domains_to_ip), existing.is_some_and(|c| c.restrict_domains_to_ip)), None))
             (checkbox("restrict_domains_to_cert", "Its sender domains only with its certificate", flag(typed.map(|f| &f.restrict_domains_to_cert), existing.is_some_and(|c| c.restrict_domains_to_cert)), None))
             (checkbox("enabled", "Enabled", flag(typed.map(|f| &f.enabled), existing.is_none_or(|c| c.enabled)), None))
             details {
                 summary { "A filtering service in front of the gateway" }
-                (lines("skip_ips", "Skip these hosts in the Received: chain", &skip, None, error_for(error, "skip_ips")))
+                (lines("skip_ips", "Skip these hosts in the Received: chain", &skip, None, error_beside(error, "skip_ips", &skip)))
                 (checkbox("skip_last_ip", "Skip only the last hop", flag(typed.map(|f| &f.skip_last_ip), existing.is_some_and(|c| c.skip_last_ip)), None))
             }
             (checkbox("allow_broad_range", "Allow a range broader than /16 (IPv4) or /32 (IPv6)", flag(typed.map(|f| &f.allow_broad_range), false), Some("Such a range vouches for a large part of the internet.")))

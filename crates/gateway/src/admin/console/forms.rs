@@ -20,6 +20,22 @@ pub(super) fn error_for<'e>(error: Option<&'e str>, field: &str) -> Option<&'e s
     .then_some(e)
 }
 
+/// [`error_for`], or the error when it quotes one of the values typed in the field (the API
+/// names a wrong value as `"10.1.2.300"`, not always its field).
+pub(super) fn error_beside<'e>(
+    error: Option<&'e str>,
+    field: &str,
+    values: &[String],
+) -> Option<&'e str> {
+    error_for(error, field).or_else(|| {
+        let e = error?;
+        values
+            .iter()
+            .any(|v| !v.is_empty() && e.contains(&format!("{v:?}")))
+            .then_some(e)
+    })
+}
+
 fn described(id: &str, help: Option<&str>, error: Option<&str>) -> String {
     let mut ids = Vec::new();
     if help.is_some() {

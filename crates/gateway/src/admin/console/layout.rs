@@ -94,9 +94,10 @@ pub(super) fn page(ctx: &Ctx, title: &str, content: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="csrf-token" content=(ctx.session.csrf);
-                // htmx without inline styles or eval (the CSP allows neither), and with error
-                // answers swapped in like the server-rendered page they are.
-                meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0,"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}"#;
+                // htmx without inline styles or eval (the CSP allows neither: not even the
+                // `style` attribute its settling copies between elements of the same id), and
+                // with error answers swapped in like the server-rendered page they are.
+                meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0,"attributesToSettle":["class","width","height"],"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}"#;
                 title { (title) " · Portcullis" }
                 // No favicon request (a 404 in every page's console).
                 link rel="icon" href="data:,";
@@ -160,6 +161,7 @@ pub(super) fn page(ctx: &Ctx, title: &str, content: Markup) -> Markup {
                         (nav_link("/operator/tenants".into(), "Tenants", "tenants"))
                         (nav_link("/operator/tokens".into(), "Tokens", "tokens"))
                         (nav_link("/operator/queue".into(), "Queue", "queue"))
+                        (nav_link("/operator/audit".into(), "All changes", "audit-all"))
                     }
                 }
                 main id="main" {

@@ -7,6 +7,7 @@
 
 mod api;
 mod assets;
+mod audit;
 mod charts;
 mod connectors;
 mod direct_send;
@@ -14,8 +15,10 @@ mod domains;
 mod forms;
 mod layout;
 mod login;
+mod operator;
 mod overview;
 mod quarantine;
+mod rules;
 mod session;
 mod settings;
 mod trace;
@@ -76,6 +79,29 @@ pub(super) fn router(state: State, api: Router) -> Router {
         .route("/t/{t}/domains", get(domains::list).post(domains::add))
         .route("/t/{t}/domains/{d}/verify", post(domains::verify))
         .route("/t/{t}/domains/{d}/remove", post(domains::remove))
+        .route("/t/{t}/rules", get(rules::list).post(rules::create))
+        .route("/t/{t}/rules/test", post(rules::test))
+        .route("/t/{t}/rules/{name}/enabled", post(rules::set_enabled))
+        .route("/t/{t}/rules/{name}/priority", post(rules::set_priority))
+        .route("/t/{t}/rules/{name}/remove", post(rules::remove))
+        .route("/t/{t}/audit", get(audit::tenant))
+        .route("/operator/audit", get(audit::all))
+        .route(
+            "/operator/tenants",
+            get(operator::tenants).post(operator::add_tenant),
+        )
+        .route(
+            "/operator/tenants/{t}/remove",
+            post(operator::remove_tenant),
+        )
+        .route(
+            "/operator/tokens",
+            get(operator::tokens).post(operator::create_token),
+        )
+        .route("/operator/tokens/{id}/revoke", post(operator::revoke_token))
+        .route("/operator/queue", get(operator::queue))
+        .route("/operator/queue/{id}/retry", post(operator::retry))
+        .route("/operator/queue/{id}/delete", post(operator::delete))
         .route("/t/{t}/trace", get(trace::list))
         .route("/t/{t}/trace/{id}", get(trace::show))
         .route("/t/{t}/quarantine", get(quarantine::list))
