@@ -346,6 +346,23 @@ with sync_playwright() as p:
     check(width <= 390, "the overview fits a phone's width (no sideways scrolling)", width)
     shot_ctx.close()
 
+    # Without JavaScript everything but the charts works: search, a record, a change.
+    nojs = browser.new_context(java_script_enabled=False, storage_state=ctx.storage_state())
+    n = nojs.new_page()
+    n.goto(f"{ADMIN}/t/{TENANT}/trace")
+    n.fill("#from_ip", "127.0.0.7")
+    n.click("form.search button[type=submit]")
+    n.wait_for_url(re.compile(r".*from_ip=127\.0\.0\.7.*"))
+    check(len(n.query_selector_all("#results tbody tr")) == 2, "without JavaScript the trace search works",
+          n.inner_text("#results"))
+    n.goto(f"{ADMIN}/t/{TENANT}/settings")
+    n.check('input[name=reject_direct_send][value=on]')
+    n.click("text=Save settings")
+    n.wait_for_selector(".notice.ok")
+    status, org = api(f"/api/v1/tenants/{TENANT}/org")
+    check(org["reject_direct_send"] == "on", "without JavaScript a form saves", org)
+    nojs.close()
+
     # A viewer sees and cannot change.
     vctx = browser.new_context(viewport={"width": 1280, "height": 900})
     v = vctx.new_page()

@@ -2,7 +2,7 @@
 //! beside the field it concerns), removal behind a confirmation.
 
 use axum::Form;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State as Extract};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -10,6 +10,7 @@ use portcullis_policy::Connector;
 
 use crate::api_types::{ConnectorPatch, encode};
 
+use super::Console;
 use super::api::Failure;
 use super::forms::{self, checkbox, error_beside, lines, select, text};
 use super::layout::{Ctx, badge, csrf, notice, page};
@@ -234,6 +235,7 @@ fn shown(status: StatusCode) -> bool {
 
 /// `POST /t/{t}/connectors`: a new connector.
 pub(super) async fn create(
+    Extract(console): Extract<Console>,
     session: Session,
     Path(t): Path<String>,
     Form(f): Form<ConnectorForm>,
@@ -246,6 +248,7 @@ pub(super) async fn create(
         .await
     {
         Ok(_) => {
+            console.reports.forget(&t);
             Redirect::to(&format!("/t/{}/connectors?done=created", encode(&t))).into_response()
         }
         Err(Failure { status, message }) if shown(status) => {
@@ -307,6 +310,7 @@ async fn render_edit(
 
 /// `POST /t/{t}/connectors/{c}`: saves the form (`PATCH`).
 pub(super) async fn save(
+    Extract(console): Extract<Console>,
     session: Session,
     Path((t, c)): Path<(String, String)>,
     Form(f): Form<ConnectorForm>,
@@ -321,7 +325,10 @@ pub(super) async fn save(
         )
         .await
     {
-        Ok(_) => Redirect::to(&format!("/t/{}/connectors?done=saved", encode(&t))).into_response(),
+        Ok(_) => {
+            console.reports.forget(&t);
+            Redirect::to(&format!("/t/{}/connectors?done=saved", encode(&t))).into_response()
+        }
         Err(Failure { status, message }) if shown(status) => {
             render_edit(&session, &t, &c, Some(&f), Some((false, message)), status).await
         }
@@ -337,6 +344,7 @@ pub(super) struct Confirm {
 
 /// `POST /t/{t}/connectors/{c}/remove` (confirmed).
 pub(super) async fn remove(
+    Extract(console): Extract<Console>,
     session: Session,
     Path((t, c)): Path<(String, String)>,
     Form(k): Form<Confirm>,
@@ -356,6 +364,7 @@ pub(super) async fn remove(
     let path = format!("/api/v1/tenants/{}/connectors/{}", encode(&t), encode(&c));
     match session.api.send(Method::DELETE, &path, None).await {
         Ok(_) => {
+            console.reports.forget(&t);
             Redirect::to(&format!("/t/{}/connectors?done=removed", encode(&t))).into_response()
         }
         Err(e) => e.into_response(),

@@ -3,16 +3,14 @@
 //! for this source" behind a confirmation that shows exactly what will be created.
 
 use axum::Form;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State as Extract};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
-use crate::api_types::{
-    ConnectorPatch, DirectSendReport, Readiness, ReportSource, SuggestRequest, SuggestResponse,
-    encode,
-};
+use crate::api_types::{ConnectorPatch, ReportSource, SuggestRequest, SuggestResponse, encode};
 
+use super::Console;
 use super::api::Failure;
 use super::charts;
 use super::layout::{Ctx, badge, csrf, notice, page, time};
@@ -27,6 +25,9 @@ pub(super) struct Period {
     since: Option<String>,
     #[serde(default)]
     done: Option<String>,
+    /// The page of the sources table, from 1.
+    #[serde(default)]
+    page: Option<usize>,
 }
 
 impl Period {
@@ -38,26 +39,30 @@ impl Period {
     }
 }
 
+/// Sources per page of the table.
+const SOURCES_PER_PAGE: usize = 50;
+
 /// `GET /t/{t}/direct-send`.
 pub(super) async fn report(
+    Extract(console): Extract<Console>,
     session: Session,
     Path(t): Path<String>,
     Query(p): Query<Period>,
 ) -> Response {
     let since = p.since();
-    let base = format!("/api/v1/tenants/{}", encode(&t));
-    let (report_path, readiness_path) = (
-        format!("{base}/reports/direct-send?since={since}"),
-        format!("{base}/readiness?since={since}"),
-    );
-    let (report, readiness) = tokio::join!(
-        session.api.get::<DirectSendReport>(&report_path),
-        session.api.get::<Readiness>(&readiness_path),
-    );
-    let report = match report {
-        Ok(r) => r,
+    let computed = match console.reports.get(&session.api, &t, since).await {
+        Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    let (report, readiness) = (&*computed.report, computed.readiness.as_deref());
+    let pages = report.sources.len().div_ceil(SOURCES_PER_PAGE).max(1);
+    let at_page = p.page.unwrap_or(1).clamp(1, pages);
+    let shown = report
+        .sources
+        .iter()
+        .skip((at_page - 1) * SOURCES_PER_PAGE)
+        .take(SOURCES_PER_PAGE);
+    let page_link = |n: usize| format!("/t/{}/direct-send?since={since}&page={n}", encode(&t));
     let ctx = Ctx::tenant(&session, &t, "direct-send").await;
     let may_create = ctx.may("POST", "/api/v1/tenants/{t}/reports/direct-send/suggest")
         && ctx.may("POST", "/api/v1/tenants/{t}/connectors");
@@ -76,6 +81,10 @@ pub(super) async fn report(
             }
             button type="submit" class="secondary" { "Show" }
             span class="help" { "Reject direct send is " (badge(&report.mode)) " for this tenant." }
+        }
+        p class="help" {
+            "Computed " (time(&crate::sys::clock::rfc3339(computed.at)))
+            "; recomputed in the background when older than a minute."
         }
         div class="cards" {
             (charts::card("Direct-send messages", s.messages))
@@ -96,7 +105,7 @@ pub(super) async fn report(
                 (charts::daily(&[("Direct-send messages", &charts::every_day(&report.since, &report.until, &s.daily))]))
             }
         }
-        @if let Ok(r) = &readiness {
+        @if let Some(r) = readiness {
             section {
                 h2 { "Readiness" }
                 p { (r.assessment) }
@@ -118,8 +127,16 @@ pub(super) async fn report(
                             @if may_create { th scope="col" { "Action" } }
                         } }
                         tbody {
-                            @for src in &report.sources { (source_row(&t, src, may_create)) }
+                            @for src in shown { (source_row(&t, src, may_create)) }
                         }
+                    }
+                }
+                @if pages > 1 {
+                    p class="more" {
+                        "Sources " ((at_page - 1) * SOURCES_PER_PAGE + 1) "–"
+                        ((at_page * SOURCES_PER_PAGE).min(report.sources.len())) " of " (report.sources.len()) ". "
+                        @if at_page > 1 { a rel="prev" href=(page_link(at_page - 1)) { "← Busier sources" } " " }
+                        @if at_page < pages { a rel="next" href=(page_link(at_page + 1)) { "Quieter sources →" } }
                     }
                 }
             }
@@ -267,6 +284,7 @@ fn words(s: &str) -> Option<Vec<String>> {
 
 /// `POST /t/{t}/direct-send/connector`: creates the connector the confirmation showed.
 pub(super) async fn create(
+    Extract(console): Extract<Console>,
     session: Session,
     Path(t): Path<String>,
     Form(f): Form<Create>,
@@ -285,6 +303,7 @@ pub(super) async fn create(
         .await
     {
         Ok(_) => {
+            console.reports.forget(&t);
             Redirect::to(&format!("/t/{}/direct-send?done=created", encode(&t))).into_response()
         }
         Err(e) => e.into_response(),

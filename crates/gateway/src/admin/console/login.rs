@@ -20,10 +20,17 @@ pub(super) struct Next {
     next: Option<String>,
 }
 
-/// Where to go after the login: a path of ours only (never another site).
+/// Where to go after the login: a path of ours only, never another site (`//host`, `/\\host`,
+/// or `/<tab>/host`, which browsers read as `//host` once they drop the tab).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.into()
+        }
         _ => "/".into(),
     }
 }
@@ -129,4 +136,28 @@ pub(super) async fn switch(_session: Session, Query(s): Query<Switch>) -> Respon
         return Redirect::to("/").into_response();
     }
     Redirect::to(&format!("/t/{}/overview", encode(&s.tenant))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn the_login_goes_on_to_our_own_paths_only() {
+        for (next, want) in [
+            (
+                Some("/t/contoso/trace?sender=a%40b.example"),
+                "/t/contoso/trace?sender=a%40b.example",
+            ),
+            (None, "/"),
+            (Some("https://evil.example/"), "/"),
+            (Some("//evil.example/"), "/"),
+            (Some("/\\evil.example/"), "/"),
+            (Some("/\t/evil.example/"), "/"),
+            (Some("/ /evil.example/"), "/"),
+            (Some(""), "/"),
+        ] {
+            assert_eq!(safe_next(next), want, "{next:?}");
+        }
+    }
 }

@@ -18,6 +18,7 @@ mod login;
 mod operator;
 mod overview;
 mod quarantine;
+mod report_cache;
 mod rules;
 mod session;
 mod settings;
@@ -41,6 +42,8 @@ pub(super) struct Console {
     /// The admin API's router (bearer routes), called in process.
     api: Router,
     limiter: Arc<session::LoginLimiter>,
+    /// The Direct Send reports shown recently.
+    reports: Arc<report_cache::ReportCache>,
     /// Served over TLS: cookies are `Secure`.
     secure: bool,
 }
@@ -52,6 +55,7 @@ pub(super) fn router(state: State, api: Router) -> Router {
         state,
         api,
         limiter: Arc::default(),
+        reports: Arc::default(),
         secure,
     };
     Router::new()

@@ -2,7 +2,7 @@
 //! its scope and exemptions, the spoof action, recipient validation — saved in one change.
 
 use axum::Form;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State as Extract};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
@@ -10,6 +10,7 @@ use portcullis_policy::OrgSettings;
 
 use crate::api_types::{OrgPatch, encode};
 
+use super::Console;
 use super::api::Failure;
 use super::forms::{self, checkbox, error_for, lines, radios, select};
 use super::layout::{Ctx, csrf, notice, page};
@@ -143,6 +144,7 @@ pub(super) struct SettingsForm {
 
 /// `POST /t/{t}/settings`: one `PATCH /org` with every field of the form.
 pub(super) async fn save(
+    Extract(console): Extract<Console>,
     session: Session,
     Path(t): Path<String>,
     Form(f): Form<SettingsForm>,
@@ -164,7 +166,10 @@ pub(super) async fn save(
         .send(Method::PATCH, &path, serde_json::to_value(&patch).ok())
         .await
     {
-        Ok(_) => Redirect::to(&format!("/t/{}/settings?done=saved", encode(&t))).into_response(),
+        Ok(_) => {
+            console.reports.forget(&t);
+            Redirect::to(&format!("/t/{}/settings?done=saved", encode(&t))).into_response()
+        }
         Err(Failure { status, message })
             if status.is_client_error() && status != StatusCode::FORBIDDEN =>
         {
