@@ -105,7 +105,8 @@ pages = [
     ("login form", "/login", 20, {}),
     ("overview, 30 days", "/t/t00/overview", 20, cookie),
     ("overview, 90 days", "/t/t00/overview?since=90d", 20, cookie),
-    ("Direct Send report, 30 days", "/t/t00/direct-send", 3, cookie),
+    ("Direct Send report, 30 days: first view (computed)", "/t/t00/direct-send", 1, cookie),
+    ("Direct Send report, 30 days: later views (kept)", "/t/t00/direct-send", 20, cookie),
     ("message trace, first page", "/t/t00/trace", 20, cookie),
     ("message trace, by sender", "/t/t00/trace?sender=" + urllib.parse.quote(sender), 20, cookie),
     ("message trace, record", f"/t/t00/trace/{ids[0]}", 20, cookie),
@@ -132,7 +133,8 @@ for name, path, n, headers in pages:
     first = len(data)
     for a in re.findall(r'(?:href|src)="(/assets/[^"]+)"', html):
         if a not in assets:
-            _, r, body = request("GET", a)
+            # As a browser fetches them: gzip accepted; the bytes on the wire are counted.
+            _, r, body = request("GET", a, headers={"Accept-Encoding": "gzip"})
             assets[a] = len(body)
         first += assets[a]
     times.sort()
@@ -153,10 +155,12 @@ if [[ -n $WRITE ]]; then
         echo "\`bench/console.sh -n $N --backend $BACKEND\` on $(date -u +%Y-%m-%d), $(nproc) cores ($CPU), release build."
         echo "Records written by \`trace_fill\` through \`Store::upsert_traces\` (90 days, 100 tenants, t00 holding 30 %):"
         echo "$FILL_OUT."
-        echo "Server time as a logged-in browser sees it (one kept-alive connection; p50/p95 of 20 requests, 3 for the"
-        echo "Direct Send report). *First visit* is the page with its stylesheets and scripts, uncompressed (they are"
-        echo "then cached for a year under versioned names, so later pages transfer their HTML only). Targets: every"
-        echo "page under 200 KB transferred and served in under 50 ms."
+        echo "Server time as a logged-in browser sees it (one kept-alive connection; p50/p95 of 20 requests). The"
+        echo "Direct Send page computes the report through the API on its first view and keeps it a minute"
+        echo "(recomputed in the background after that), so its first view is measured apart. *First visit* is the"
+        echo "page (not compressed: it carries the CSRF token) with its stylesheets and scripts as transferred"
+        echo "(gzip; then cached for a year under versioned names, so later pages transfer their HTML only)."
+        echo "Targets: every page under 200 KB transferred and served in under 50 ms."
         echo
         echo "| page (tenant t00) | p50 ms | p95 ms | HTML KB | first visit KB |"
         echo "|---|---:|---:|---:|---:|"

@@ -306,6 +306,36 @@ fn an_operator_changes_settings_through_the_api_and_the_audit_log_says_so() {
     assert!(bad.body.contains("id=\"sender_ips-error\""), "{}", bad.body);
     assert!(bad.body.contains("10.1.2.300"));
 
+    // Static files are versioned, cached for a year and gzipped for a browser that accepts it;
+    // pages are not compressed (they carry the CSRF token).
+    let page = b.get("/t/contoso/overview");
+    let at = page.body.find("/assets/htmx.min-").unwrap();
+    let url = &page.body[at..at + page.body[at..].find('"').unwrap()];
+    let plain = b.get(url);
+    assert_eq!(plain.status, 200);
+    assert_eq!(
+        plain.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert!(plain.body.contains("htmx"));
+    let zipped = b.request("GET", url, &[], &[("Accept-Encoding", "gzip, deflate")]);
+    assert_eq!(zipped.header("content-encoding"), "gzip");
+    let length = |p: &Page| p.header("content-length").parse::<usize>().unwrap();
+    assert_eq!(length(&plain), plain.body.len());
+    assert!(
+        length(&zipped) < length(&plain) / 2,
+        "{} of {}",
+        length(&zipped),
+        length(&plain)
+    );
+    let compressed_page = b.request(
+        "GET",
+        "/t/contoso/overview",
+        &[],
+        &[("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(compressed_page.header("content-encoding"), "");
+
     // Logging out ends the session.
     let out = b.post("/logout", &[("csrf", &csrf)]);
     assert_eq!(out.status, 303);

@@ -48,8 +48,11 @@ impl Counted {
     }
 }
 
-/// `(tenant, day, status, outcome)` → change of the count.
-pub(crate) type Deltas = BTreeMap<(String, i64, String, String), i64>;
+/// `(tenant, day, status, outcome)`: one cell of the rollup.
+pub(crate) type Cell = (String, i64, String, String);
+
+/// Cell → change of its count.
+pub(crate) type Deltas = BTreeMap<Cell, i64>;
 
 /// Rows read or written per statement.
 const CHUNK: usize = 100;
@@ -116,8 +119,7 @@ impl Store {
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         deltas: &Deltas,
     ) -> Result<()> {
-        let changes: Vec<(&(String, i64, String, String), &i64)> =
-            deltas.iter().filter(|(_, n)| **n != 0).collect();
+        let changes: Vec<(&Cell, &i64)> = deltas.iter().filter(|(_, n)| **n != 0).collect();
         for part in changes.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO trace_daily (tenant, day, status, outcome, messages) VALUES {} \

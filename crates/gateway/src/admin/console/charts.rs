@@ -4,6 +4,22 @@
 
 use maud::{Markup, html};
 
+/// The period chooser of a page of charts (`?since=`), with a note beside it.
+pub(super) fn period(periods: &[&str], since: &str, note: Markup) -> Markup {
+    html! {
+        form method="get" class="actions" {
+            label for="since" { "Period" }
+            select id="since" name="since" {
+                @for d in periods {
+                    option value=(d) selected[*d == since] { "last " (d) }
+                }
+            }
+            button type="submit" class="secondary" { "Show" }
+            span class="help" { (note) }
+        }
+    }
+}
+
 /// A number with its label.
 pub(super) fn card(label: &str, n: u64) -> Markup {
     html! { div class="card" { div class="n" { (n) } div class="l" { (label) } } }

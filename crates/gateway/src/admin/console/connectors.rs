@@ -12,15 +12,11 @@ use crate::api_types::{ConnectorPatch, encode};
 
 use super::Console;
 use super::api::Failure;
-use super::forms::{self, checkbox, error_beside, lines, select, text};
-use super::layout::{Ctx, badge, csrf, notice, page};
+use super::forms::{
+    self, Confirm, Done, checkbox, error_beside, form_refusal, lines, select, text,
+};
+use super::layout::{Ctx, badge, csrf, notice, page, word};
 use super::session::Session;
-
-#[derive(serde::Deserialize, Default)]
-pub(super) struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
 
 fn done_text(done: Option<&str>) -> Option<(bool, String)> {
     let text = match done? {
@@ -108,13 +104,6 @@ async fn render_list(
         }
     };
     (status, page(&ctx, "Connectors", body)).into_response()
-}
-
-fn word(v: &impl serde::Serialize) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// The form of a new connector (`existing` none) or of an existing one, filled with what was
@@ -228,11 +217,6 @@ impl ConnectorForm {
     }
 }
 
-/// A refusal the form can show (bad value, conflict); anything else is an error page.
-fn shown(status: StatusCode) -> bool {
-    status.is_client_error() && status != StatusCode::FORBIDDEN && status != StatusCode::NOT_FOUND
-}
-
 /// `POST /t/{t}/connectors`: a new connector.
 pub(super) async fn create(
     Extract(console): Extract<Console>,
@@ -251,7 +235,7 @@ pub(super) async fn create(
             console.reports.forget(&t);
             Redirect::to(&format!("/t/{}/connectors?done=created", encode(&t))).into_response()
         }
-        Err(Failure { status, message }) if shown(status) => {
+        Err(Failure { status, message }) if form_refusal(status) => {
             render_list(&session, &t, Some(&f), Some((false, message)), status).await
         }
         Err(e) => e.into_response(),
@@ -329,17 +313,11 @@ pub(super) async fn save(
             console.reports.forget(&t);
             Redirect::to(&format!("/t/{}/connectors?done=saved", encode(&t))).into_response()
         }
-        Err(Failure { status, message }) if shown(status) => {
+        Err(Failure { status, message }) if form_refusal(status) => {
             render_edit(&session, &t, &c, Some(&f), Some((false, message)), status).await
         }
         Err(e) => e.into_response(),
     }
-}
-
-#[derive(serde::Deserialize)]
-pub(super) struct Confirm {
-    #[serde(default)]
-    confirm: Option<String>,
 }
 
 /// `POST /t/{t}/connectors/{c}/remove` (confirmed).
@@ -349,7 +327,7 @@ pub(super) async fn remove(
     Path((t, c)): Path<(String, String)>,
     Form(k): Form<Confirm>,
 ) -> Response {
-    if k.confirm.as_deref() != Some("yes") {
+    if !k.given() {
         let msg = "Tick the box to confirm the removal.".to_string();
         return render_edit(
             &session,

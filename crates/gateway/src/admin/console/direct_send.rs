@@ -40,7 +40,7 @@ impl Period {
 }
 
 /// Sources per page of the table.
-const SOURCES_PER_PAGE: usize = 50;
+const SOURCES_PER_PAGE: usize = 25;
 
 /// `GET /t/{t}/direct-send`.
 pub(super) async fn report(
@@ -71,17 +71,7 @@ pub(super) async fn report(
         @if p.done.as_deref() == Some("created") {
             (notice(true, "The connector was created: mail from that source is now attributed to it."))
         }
-        form method="get" class="actions" {
-            label for="since" { "Period" }
-            select id="since" name="since" {
-                @for d in PERIODS {
-                    @if *d == since { option value=(d) selected { "last " (d) } }
-                    @else { option value=(d) { "last " (d) } }
-                }
-            }
-            button type="submit" class="secondary" { "Show" }
-            span class="help" { "Reject direct send is " (badge(&report.mode)) " for this tenant." }
-        }
+        (charts::period(PERIODS, since, html! { "Reject direct send is " (badge(&report.mode)) " for this tenant." }))
         p class="help" {
             "Computed " (time(&crate::sys::clock::rfc3339(computed.at)))
             "; recomputed in the background when older than a minute."
@@ -278,8 +268,7 @@ pub(super) struct Create {
 }
 
 fn words(s: &str) -> Option<Vec<String>> {
-    let v: Vec<String> = s.split_whitespace().map(str::to_string).collect();
-    (!v.is_empty()).then_some(v)
+    Some(super::forms::items(s)).filter(|v| !v.is_empty())
 }
 
 /// `POST /t/{t}/direct-send/connector`: creates the connector the confirmation showed.

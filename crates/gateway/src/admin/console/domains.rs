@@ -11,15 +11,9 @@ use portcullis_policy::AcceptedDomain;
 use crate::api_types::{NewDomain, encode};
 
 use super::api::Failure;
-use super::forms::{self, checkbox, error_for, select, text};
-use super::layout::{Ctx, badge, csrf, notice, page};
+use super::forms::{self, Confirm, Done, checkbox, error_for, form_refusal, select, text};
+use super::layout::{Ctx, badge, csrf, notice, page, word};
 use super::session::Session;
-
-#[derive(serde::Deserialize, Default)]
-pub(super) struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
 
 /// `GET /t/{t}/domains`.
 pub(super) async fn list(
@@ -80,7 +74,7 @@ async fn render(
                         @for d in &domains {
                             tr {
                                 td class="addr" { (d.domain) }
-                                td { (serde_json::to_value(d.domain_type).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }
+                                td { (word(&d.domain_type)) }
                                 td { @if d.match_subdomains { "yes" } @else { "no" } }
                                 td {
                                     @match &d.verification {
@@ -161,11 +155,7 @@ pub(super) async fn add(
         .await
     {
         Ok(_) => Redirect::to(&format!("/t/{}/domains?done=added", encode(&t))).into_response(),
-        Err(Failure { status, message })
-            if status.is_client_error()
-                && status != StatusCode::FORBIDDEN
-                && status != StatusCode::NOT_FOUND =>
-        {
+        Err(Failure { status, message }) if form_refusal(status) => {
             render(&session, &t, Some(&f), Some((false, message)), status).await
         }
         Err(e) => e.into_response(),
@@ -190,19 +180,13 @@ pub(super) async fn verify(session: Session, Path((t, d)): Path<(String, String)
     }
 }
 
-#[derive(serde::Deserialize)]
-pub(super) struct Confirm {
-    #[serde(default)]
-    confirm: Option<String>,
-}
-
 /// `POST /t/{t}/domains/{d}/remove` (confirmed).
 pub(super) async fn remove(
     session: Session,
     Path((t, d)): Path<(String, String)>,
     Form(k): Form<Confirm>,
 ) -> Response {
-    if k.confirm.as_deref() != Some("yes") {
+    if !k.given() {
         let msg = "Tick the box to confirm the removal.".to_string();
         return render(
             &session,

@@ -1,6 +1,7 @@
 //! Labelled form fields, each with its help text and, when the API refused the form naming the
 //! field, the error beside it (`aria-invalid`, `aria-describedby`: read out with the field).
 
+use axum::http::StatusCode;
 use maud::{Markup, html};
 
 /// The API's error text when it concerns `field` (the API names the field, its flag or its
@@ -157,4 +158,31 @@ pub(super) fn items(s: &str) -> Vec<String> {
 /// A checkbox's value: present (`true`) or absent.
 pub(super) fn checked(v: &Option<String>) -> bool {
     v.as_deref() == Some("true")
+}
+
+/// The confirmation box of a destructive form (`confirm=yes`).
+#[derive(serde::Deserialize)]
+pub(super) struct Confirm {
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+impl Confirm {
+    pub(super) fn given(&self) -> bool {
+        self.confirm.as_deref() == Some("yes")
+    }
+}
+
+/// `?done=WORD` after a change: what it did, said by the page in its own words (the URL never
+/// carries text to show).
+#[derive(serde::Deserialize, Default)]
+pub(super) struct Done {
+    #[serde(default)]
+    pub(super) done: Option<String>,
+}
+
+/// An API refusal the form shows above and beside its fields (a bad value, a conflict); a 403 or
+/// 404 is a page of its own.
+pub(super) fn form_refusal(status: StatusCode) -> bool {
+    status.is_client_error() && status != StatusCode::FORBIDDEN && status != StatusCode::NOT_FOUND
 }

@@ -190,6 +190,15 @@ pub(super) fn utc_text(rfc3339: &str) -> String {
     format!("{} UTC", s.trim_end_matches('Z'))
 }
 
+/// The wire word of a setting's value (`off`, `envelope-and-header`, `partner`): its serde
+/// name.
+pub(super) fn word(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// A status word as a badge (`delivered`, `rejected`, …); the word itself says it, the class
 /// only colours it.
 pub(super) fn badge(word: &str) -> Markup {

@@ -12,8 +12,8 @@ use portcullis_store::TokenRecord;
 use crate::api_types::{QueueItem, encode};
 
 use super::api::Failure;
-use super::forms::{error_for, select, text};
-use super::layout::{Ctx, badge, csrf, notice, page, time};
+use super::forms::{Confirm, error_for, form_refusal, select, text};
+use super::layout::{Ctx, badge, csrf, notice, page, time, word};
 use super::session::Session;
 
 #[derive(serde::Deserialize, Default)]
@@ -22,10 +22,6 @@ pub(super) struct Done {
     done: Option<String>,
     #[serde(default)]
     cursor: Option<String>,
-}
-
-fn shown(status: StatusCode) -> bool {
-    status.is_client_error() && status != StatusCode::FORBIDDEN && status != StatusCode::NOT_FOUND
 }
 
 /// `GET /operator/tenants`.
@@ -71,7 +67,7 @@ async fn render_tenants(
                     @for t in &tenants {
                         tr {
                             td { a href=(format!("/t/{}/overview", encode(&t.name))) { (t.name) } }
-                            td { (badge(&serde_json::to_value(t.settings.reject_direct_send).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())) }
+                            td { (badge(&word(&t.settings.reject_direct_send))) }
                             td {
                                 form method="post" action=(format!("/operator/tenants/{}/remove", encode(&t.name))) class="actions danger" {
                                     (csrf(session))
@@ -110,17 +106,11 @@ pub(super) async fn add_tenant(session: Session, Form(f): Form<NewTenant>) -> Re
         .await
     {
         Ok(_) => Redirect::to("/operator/tenants?done=added").into_response(),
-        Err(Failure { status, message }) if shown(status) => {
+        Err(Failure { status, message }) if form_refusal(status) => {
             render_tenants(&session, Some(&f.name), Some((false, message)), status).await
         }
         Err(e) => e.into_response(),
     }
-}
-
-#[derive(serde::Deserialize)]
-pub(super) struct Confirm {
-    #[serde(default)]
-    confirm: Option<String>,
 }
 
 /// `POST /operator/tenants/{t}/remove` (confirmed).
@@ -129,7 +119,7 @@ pub(super) async fn remove_tenant(
     Path(t): Path<String>,
     Form(k): Form<Confirm>,
 ) -> Response {
-    if k.confirm.as_deref() != Some("yes") {
+    if !k.given() {
         let m = "Tick the box to confirm the removal.".to_string();
         return render_tenants(&session, None, Some((false, m)), StatusCode::BAD_REQUEST).await;
     }
@@ -268,7 +258,7 @@ pub(super) async fn create_token(session: Session, Form(f): Form<NewToken>) -> R
             let created: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
             render_tokens(&session, Some(&created), None, None, StatusCode::CREATED).await
         }
-        Err(Failure { status, message }) if shown(status) => {
+        Err(Failure { status, message }) if form_refusal(status) => {
             render_tokens(&session, None, Some(&f), Some((false, message)), status).await
         }
         Err(e) => e.into_response(),
@@ -281,7 +271,7 @@ pub(super) async fn revoke_token(
     Path(id): Path<String>,
     Form(k): Form<Confirm>,
 ) -> Response {
-    if k.confirm.as_deref() != Some("yes") {
+    if !k.given() {
         let m = "Tick the box to confirm the revocation.".to_string();
         return render_tokens(
             &session,
@@ -400,7 +390,7 @@ pub(super) async fn delete(
     Path(id): Path<String>,
     Form(k): Form<Confirm>,
 ) -> Response {
-    if k.confirm.as_deref() != Some("yes") {
+    if !k.given() {
         return Failure::new(
             StatusCode::BAD_REQUEST,
             "Tick the box to confirm the deletion.",

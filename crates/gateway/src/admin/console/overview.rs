@@ -9,7 +9,7 @@ use portcullis_policy::OrgSettings;
 use crate::api_types::{Counts, DailyReport, encode};
 
 use super::charts;
-use super::layout::{Ctx, badge, page};
+use super::layout::{Ctx, badge, page, word};
 use super::session::Session;
 
 const PERIODS: &[&str] = &["7d", "30d", "90d"];
@@ -79,17 +79,7 @@ pub(super) async fn show(
     let total = |c: &Counts, k: &str| c.get(k).copied().unwrap_or(0);
     let all: u64 = daily.totals.statuses.values().sum();
     let body = html! {
-        form method="get" class="actions" {
-            label for="since" { "Period" }
-            select id="since" name="since" {
-                @for d in PERIODS {
-                    @if *d == since { option value=(d) selected { "last " (d) } }
-                    @else { option value=(d) { "last " (d) } }
-                }
-            }
-            button type="submit" class="secondary" { "Show" }
-            span class="help" { (daily.since) " to " (daily.until) ", UTC days" }
-        }
+        (charts::period(PERIODS, since, html! { (daily.since) " to " (daily.until) ", UTC days" }))
         (direct_send_state(&t, &org, &daily.totals.direct_send))
         div class="cards" id="totals" {
             (charts::card("Messages", all))
@@ -126,10 +116,7 @@ pub(super) async fn show(
 /// Reject direct send's mode and, in words, what it did or would do with this period's traffic.
 fn direct_send_state(t: &str, org: &OrgSettings, ds: &Counts) -> Markup {
     let n = |k: &str| ds.get(k).copied().unwrap_or(0);
-    let mode = serde_json::to_value(org.reject_direct_send)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let mode = word(&org.reject_direct_send);
     let report = format!("/t/{}/direct-send", encode(t));
     let settings = format!("/t/{}/settings", encode(t));
     html! {

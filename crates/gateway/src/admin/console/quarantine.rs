@@ -10,6 +10,7 @@ use portcullis_store::QuarantineEntry;
 use crate::api_types::{QuarantineDetail, QuarantineParams, encode, query_string};
 
 use super::api::Failure;
+use super::forms::Confirm;
 use super::layout::{Ctx, csrf, notice, page, pre, time};
 use super::session::Session;
 
@@ -211,19 +212,13 @@ pub(super) async fn release(session: Session, Path((t, id)): Path<(String, Strin
     }
 }
 
-#[derive(serde::Deserialize)]
-pub(super) struct Confirm {
-    #[serde(default)]
-    confirm: Option<String>,
-}
-
 /// `POST /t/{t}/quarantine/{id}/delete` (with the confirmation box ticked).
 pub(super) async fn delete(
     session: Session,
     Path((t, id)): Path<(String, String)>,
     axum::Form(c): axum::Form<Confirm>,
 ) -> Response {
-    if c.confirm.as_deref() != Some("yes") {
+    if !c.given() {
         return render(
             &session,
             &t,

@@ -12,15 +12,9 @@ use portcullis_policy::rules::{Predicates, Rule, RuleAction};
 use crate::api_types::{SimulateReport, SimulateRequest, encode, rule_version};
 
 use super::api::Failure;
-use super::forms::{self, checkbox, error_for, lines, select, text};
-use super::layout::{Ctx, badge, csrf, notice, page};
+use super::forms::{self, Confirm, Done, checkbox, error_for, form_refusal, lines, select, text};
+use super::layout::{Ctx, badge, csrf, notice, page, word};
 use super::session::Session;
-
-#[derive(serde::Deserialize, Default)]
-pub(super) struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
 
 /// `GET /t/{t}/rules`.
 pub(super) async fn list(
@@ -136,7 +130,7 @@ async fn render(session: &Session, t: &str, p: Page<'_>, status: StatusCode) -> 
                                      @if r.stop_processing { br; span class="help" { "then stop" } } }
                                 td {
                                     @if r.enabled { (badge("on")) } @else { (badge("off")) }
-                                    " " (serde_json::to_value(r.mode).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                                    " " (word(&r.mode))
                                 }
                                 @if may { td { (row_actions(session, &base, r)) } }
                             }
@@ -307,10 +301,6 @@ impl RuleForm {
     }
 }
 
-fn shown(status: StatusCode) -> bool {
-    status.is_client_error() && status != StatusCode::FORBIDDEN && status != StatusCode::NOT_FOUND
-}
-
 /// `POST /t/{t}/rules`.
 pub(super) async fn create(
     session: Session,
@@ -329,7 +319,7 @@ pub(super) async fn create(
     let path = format!("/api/v1/tenants/{}/rules", encode(&t));
     match session.api.send(Method::POST, &path, Some(rule)).await {
         Ok(_) => Redirect::to(&format!("/t/{}/rules?done=created", encode(&t))).into_response(),
-        Err(Failure { status, message }) if shown(status) => {
+        Err(Failure { status, message }) if form_refusal(status) => {
             render(&session, &t, refused(message), status).await
         }
         Err(e) => e.into_response(),
@@ -358,7 +348,7 @@ async fn change(
 async fn after_change(session: &Session, t: &str, result: Result<(), Failure>) -> Response {
     match result {
         Ok(()) => Redirect::to(&format!("/t/{}/rules?done=saved", encode(t))).into_response(),
-        Err(Failure { status, message }) if shown(status) => {
+        Err(Failure { status, message }) if form_refusal(status) => {
             let p = Page {
                 message: Some((false, message)),
                 ..Default::default()
@@ -409,19 +399,13 @@ pub(super) async fn set_priority(
     after_change(&session, &t, result).await
 }
 
-#[derive(serde::Deserialize)]
-pub(super) struct Confirm {
-    #[serde(default)]
-    confirm: Option<String>,
-}
-
 /// `POST /t/{t}/rules/{name}/remove` (confirmed).
 pub(super) async fn remove(
     session: Session,
     Path((t, name)): Path<(String, String)>,
     Form(k): Form<Confirm>,
 ) -> Response {
-    let result = if k.confirm.as_deref() == Some("yes") {
+    let result = if k.given() {
         let path = format!("/api/v1/tenants/{}/rules/{}", encode(&t), encode(&name));
         session
             .api
@@ -515,7 +499,7 @@ pub(super) async fn test(
         });
     let (status, result) = match result {
         Ok(r) => (StatusCode::OK, Ok(r)),
-        Err(Failure { status, message }) if shown(status) => (status, Err(message)),
+        Err(Failure { status, message }) if form_refusal(status) => (status, Err(message)),
         Err(e) => return e.into_response(),
     };
     let p = Page {

@@ -84,7 +84,7 @@ impl FromRequestParts<Console> for Session {
         };
         let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0);
         Ok(Session {
-            csrf: csrf_of(&id),
+            csrf: csrf_of(id),
             api: Api {
                 router: console.api.clone(),
                 principal: principal.clone(),

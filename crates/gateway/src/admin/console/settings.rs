@@ -12,15 +12,9 @@ use crate::api_types::{OrgPatch, encode};
 
 use super::Console;
 use super::api::Failure;
-use super::forms::{self, checkbox, error_for, lines, radios, select};
-use super::layout::{Ctx, csrf, notice, page};
+use super::forms::{self, Done, checkbox, error_for, form_refusal, lines, radios, select};
+use super::layout::{Ctx, csrf, notice, page, word};
 use super::session::Session;
-
-#[derive(serde::Deserialize, Default)]
-pub(super) struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
 
 /// `GET /t/{t}/settings`.
 pub(super) async fn show(
@@ -35,13 +29,6 @@ pub(super) async fn show(
         )
     });
     render(&session, &t, None, message, StatusCode::OK).await
-}
-
-fn word(v: &impl serde::Serialize) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 async fn render(
@@ -170,9 +157,7 @@ pub(super) async fn save(
             console.reports.forget(&t);
             Redirect::to(&format!("/t/{}/settings?done=saved", encode(&t))).into_response()
         }
-        Err(Failure { status, message })
-            if status.is_client_error() && status != StatusCode::FORBIDDEN =>
-        {
+        Err(Failure { status, message }) if form_refusal(status) => {
             render(&session, &t, Some(&f), Some((false, message)), status).await
         }
         Err(e) => e.into_response(),
