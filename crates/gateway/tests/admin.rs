@@ -358,7 +358,7 @@ fn openapi_describes_exactly_the_enforced_routes() {
         described.iter().map(|(m, p, _)| (m, p)).collect::<Vec<_>>(),
         "the description and the route table differ"
     );
-    assert_eq!(enforced.len(), 52);
+    assert_eq!(enforced.len(), 53);
     for ((method, path, roles), (_, _, op)) in enforced.iter().zip(&described) {
         let what = format!("{method} {path}");
         assert_eq!(op["security"], json!([{"bearer": []}]), "{what}");

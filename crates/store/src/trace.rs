@@ -272,30 +272,12 @@ impl Store {
         let latest = latest_states(records);
         let mut tx = self.begin_write().await?;
         let mut to_roll_up: Vec<&TraceRecord> = Vec::new();
-        let mut daily = crate::trace_daily::Deltas::new();
+        // Count changes of the daily rollup, `(tenant, day, status, outcome)` → n.
+        let mut daily = Default::default();
         for chunk in latest.chunks(CHUNK) {
-            // Before the chunk is written: what its records were counted as. A direct-send record
-            // enters the source rollups once, when first stored as direct send; the daily counts
-            // move a record from its old status to its new one.
-            let stored = self.stored_states(&mut tx, chunk).await?;
-            for r in chunk {
-                let new = crate::trace_daily::Counted::of(r);
-                let old = stored.get(&(r.tenant.clone(), r.trace_id.clone()));
-                if r.direct_send && !old.is_some_and(|o| o.direct_send) {
-                    to_roll_up.push(r);
-                }
-                if old == Some(&new) {
-                    continue;
-                }
-                if let Some(o) = old {
-                    *daily
-                        .entry((r.tenant.clone(), o.day, o.status.clone(), o.outcome.clone()))
-                        .or_default() -= 1;
-                }
-                *daily
-                    .entry((r.tenant.clone(), new.day, new.status, new.outcome))
-                    .or_default() += 1;
-            }
+            // Before the chunk is written: what its records were counted as (a direct-send
+            // record enters the source rollups once; the daily counts follow its status).
+            to_roll_up.extend(self.count_chunk(&mut tx, chunk, &mut daily).await?);
             // Each record's recipients, lower case, once each.
             let addresses: Vec<Vec<String>> = chunk
                 .iter()

@@ -61,7 +61,7 @@ impl Store {
     /// What these records (about to be written) are stored as now, by `(tenant, trace_id)`;
     /// absent: not stored yet. Run in the writing transaction, before the write; on PostgreSQL the
     /// rows are locked, so two nodes writing states of one record count it once.
-    pub(crate) async fn stored_states(
+    async fn stored_states(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         records: &[&TraceRecord],
@@ -71,12 +71,15 @@ impl Store {
             by_tenant.entry(&r.tenant).or_default().push(&r.trace_id);
         }
         let mut out = HashMap::new();
-        for (tenant, ids) in by_tenant {
+        for (tenant, mut ids) in by_tenant {
+            // Locked in one order (tenant, then id) by every writer: two nodes writing states
+            // of the same records wait for each other instead of deadlocking.
+            ids.sort_unstable();
             for part in ids.chunks(CHUNK) {
                 // Per tenant, `trace_id IN (…)`: a primary-key lookup per id (SQLite, without
                 // statistics, would prefer another index and read all of the tenant's entries).
                 let sql = format!(
-                    "SELECT {TRACE_COLUMNS} FROM trace t{} WHERE t.trace_id IN {} AND t.tenant = {}{}",
+                    "SELECT {TRACE_COLUMNS} FROM trace t{} WHERE t.trace_id IN {} AND t.tenant = {} ORDER BY t.trace_id{}",
                     match self.backend {
                         Backend::Sqlite => " INDEXED BY sqlite_autoindex_trace_1",
                         Backend::Postgres => "",
@@ -110,6 +113,39 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Before a chunk of records is written: reads what they are stored as now, adds their
+    /// changes of the daily counts to `daily` (a record moves from its old status and outcome to
+    /// its new ones), and returns the direct-send records not yet stored as direct send — those
+    /// whose contribution to the source rollups is still to be added.
+    pub(crate) async fn count_chunk<'r>(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        chunk: &[&'r TraceRecord],
+        daily: &mut Deltas,
+    ) -> Result<Vec<&'r TraceRecord>> {
+        let stored = self.stored_states(tx, chunk).await?;
+        let mut first_direct_send = Vec::new();
+        for r in chunk {
+            let new = Counted::of(r);
+            let old = stored.get(&(r.tenant.clone(), r.trace_id.clone()));
+            if r.direct_send && !old.is_some_and(|o| o.direct_send) {
+                first_direct_send.push(*r);
+            }
+            if old == Some(&new) {
+                continue;
+            }
+            if let Some(o) = old {
+                *daily
+                    .entry((r.tenant.clone(), o.day, o.status.clone(), o.outcome.clone()))
+                    .or_default() -= 1;
+            }
+            *daily
+                .entry((r.tenant.clone(), new.day, new.status, new.outcome))
+                .or_default() += 1;
+        }
+        Ok(first_direct_send)
     }
 
     /// Adds the changes of counts, in the writing transaction (`messages = messages + n`: no

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::admin::authorize::InProcess;
 use crate::admin::extract::Peer;
-use crate::admin::principals::Principal;
+use crate::admin::principals::{self, Principal};
 
 /// The API as the logged-in principal calls it.
 #[derive(Clone)]
@@ -39,6 +39,16 @@ impl Failure {
 }
 
 impl Api {
+    /// May the principal call `method template` for `tenant`, by the API's role table (what
+    /// `authorize` will decide)? Pages leave out the forms it may not use.
+    pub(super) fn may(&self, method: &str, template: &str, tenant: Option<&str>) -> bool {
+        let Ok(method) = method.parse::<Method>() else {
+            return false;
+        };
+        principals::need(&method, template)
+            .is_some_and(|n| principals::allows(&self.principal, n, tenant))
+    }
+
     /// `GET path` (with its query), the body decoded as `T`.
     pub(super) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         let (_, body) = self.call(Method::GET, path, None).await?;

@@ -10,13 +10,13 @@ use portcullis_policy::Connector;
 
 use crate::api_types::{ConnectorPatch, encode};
 
-use super::Console;
 use super::api::Failure;
 use super::forms::{
     self, Confirm, Done, checkbox, error_beside, form_refusal, lines, select, text,
 };
 use super::layout::{Ctx, badge, csrf, notice, page, word};
 use super::session::Session;
+use super::state::Console;
 
 fn done_text(done: Option<&str>) -> Option<(bool, String)> {
     let text = match done? {

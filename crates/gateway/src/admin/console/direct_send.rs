@@ -10,11 +10,11 @@ use maud::{Markup, html};
 
 use crate::api_types::{ConnectorPatch, ReportSource, SuggestRequest, SuggestResponse, encode};
 
-use super::Console;
 use super::api::Failure;
 use super::charts;
 use super::layout::{Ctx, badge, csrf, notice, page, time};
 use super::session::Session;
+use super::state::Console;
 
 /// The periods offered (the API takes any humantime duration).
 const PERIODS: &[&str] = &["1d", "7d", "30d", "90d"];

@@ -2,11 +2,10 @@
 //! small pieces every page uses: times, status words, notices, error pages. maud escapes every
 //! value it renders: subjects, names, headers and rule texts are attacker-controlled.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use crate::admin::principals::{self, Principal};
 use crate::api_types::encode;
 
 use super::api::Failure;
@@ -52,15 +51,8 @@ impl<'a> Ctx<'a> {
     /// May the principal call `method template` (the API's role table) for this page's tenant?
     /// Forms for what it may not do are not shown (the API refuses them anyway).
     pub(super) fn may(&self, method: &str, template: &str) -> bool {
-        may(&self.session.principal, method, template, self.tenant)
+        self.session.api.may(method, template, self.tenant)
     }
-}
-
-pub(super) fn may(p: &Principal, method: &str, template: &str, tenant: Option<&str>) -> bool {
-    let Ok(method) = method.parse::<Method>() else {
-        return false;
-    };
-    principals::need(&method, template).is_some_and(|n| principals::allows(p, n, tenant))
 }
 
 async fn operator_tenants(session: &Session) -> Vec<String> {

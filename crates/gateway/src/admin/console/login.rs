@@ -9,10 +9,10 @@ use maud::html;
 use crate::admin::extract::Peer;
 use crate::api_types::encode;
 
-use super::Console;
 use super::api::Failure;
 use super::layout::{bare, notice};
 use super::session::{self, Session};
+use super::state::Console;
 
 #[derive(serde::Deserialize, Default)]
 pub(super) struct Next {

@@ -2,10 +2,8 @@
 //! state-changing request (CSRF token, origin). A session stands for the token it was opened
 //! with, re-read on every request: revoking the token (on any node) ends it at once.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -17,8 +15,8 @@ use portcullis_store::ConsoleSession;
 use crate::admin::extract::Peer;
 use crate::admin::principals::{Principal, constant_time_eq, sha256_hex};
 
-use super::Console;
 use super::api::{Api, Failure};
+use super::state::Console;
 
 /// The session cookie: a random id, never an API token (the API reads only `Authorization`).
 pub(super) const SESSION_COOKIE: &str = "portcullis_session";
@@ -26,9 +24,6 @@ pub(super) const SESSION_COOKIE: &str = "portcullis_session";
 const LOGIN_COOKIE: &str = "portcullis_login";
 /// A session ends this long after the login (or earlier, with its token).
 pub(super) const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
-/// Failed logins allowed per client address in [`LOGIN_WINDOW`].
-const LOGIN_FAILURES: u32 = 10;
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The logged-in principal of a request, with its CSRF token and its way to the API.
 pub(super) struct Session {
@@ -197,35 +192,6 @@ pub(super) async fn log_out(console: &Console, session: &Session) -> HeaderValue
         tracing::error!("console logout: {e}");
     }
     set_cookie(console, SESSION_COOKIE, "", "/", 0)
-}
-
-/// Failed logins per client address, in a window: past [`LOGIN_FAILURES`], the address waits
-/// for the window to end (per node: each node counts its own).
-#[derive(Default)]
-pub(super) struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-}
-
-impl LoginLimiter {
-    fn blocked(&self, address: IpAddr) -> Option<Duration> {
-        let map = self.failures.lock().expect("not poisoned");
-        let (n, since) = map.get(&address)?;
-        let left = LOGIN_WINDOW.checked_sub(since.elapsed())?;
-        (*n >= LOGIN_FAILURES).then_some(left)
-    }
-
-    fn failed(&self, address: IpAddr) {
-        let mut map = self.failures.lock().expect("not poisoned");
-        // Bounded: old windows are forgotten when the table grows.
-        if map.len() >= 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
-        }
-        let entry = map.entry(address).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= LOGIN_WINDOW {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
 }
 
 /// Every request that is not a GET must come from our own pages: from this origin (when the

@@ -10,11 +10,11 @@ use portcullis_policy::OrgSettings;
 
 use crate::api_types::{OrgPatch, encode};
 
-use super::Console;
 use super::api::Failure;
 use super::forms::{self, Done, checkbox, error_for, form_refusal, lines, radios, select};
 use super::layout::{Ctx, csrf, notice, page, word};
 use super::session::Session;
+use super::state::Console;
 
 /// `GET /t/{t}/settings`.
 pub(super) async fn show(
