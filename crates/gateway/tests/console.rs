@@ -261,6 +261,13 @@ fn a_session_is_opened_by_a_token_checked_on_every_change_and_ended_by_revocatio
     let after = b.get("/t/contoso/trace");
     assert_eq!(after.status, 303);
     assert!(after.header("location").starts_with("/login"));
+    // An htmx request is told to navigate (a 303 would be followed inside the page).
+    let boosted = b.request("GET", "/t/contoso/trace", &[], &[("HX-Request", "true")]);
+    assert_eq!(boosted.status, 200);
+    assert_eq!(
+        boosted.header("hx-redirect"),
+        "/login?next=%2Ft%2Fcontoso%2Ftrace"
+    );
 }
 
 #[test]

@@ -44,12 +44,13 @@ impl FromRequestParts<Console> for Session {
                 .map_or("/", |p| p.as_str())
                 .to_string();
             let to = format!("/login?next={}", crate::api_types::encode(&next));
-            // htmx follows a redirect inside the page; `HX-Redirect` makes it a navigation.
-            let mut resp = Redirect::to(&to).into_response();
-            if let Ok(v) = HeaderValue::from_str(&to) {
-                resp.headers_mut().insert("hx-redirect", v);
+            // A boosted link or form (htmx) would follow a 303 inside the page and swap the
+            // login form into it; `HX-Redirect` on a 200 makes htmx navigate to it instead.
+            let htmx = parts.headers.get("hx-request").is_some_and(|v| v == "true");
+            if htmx && let Ok(v) = HeaderValue::from_str(&to) {
+                return ([("hx-redirect", v)], "").into_response();
             }
-            resp
+            Redirect::to(&to).into_response()
         };
         let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(login());
